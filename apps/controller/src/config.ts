@@ -1,0 +1,67 @@
+import os from 'node:os';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseEndpoints } from '@berth/store';
+
+/** Everything a controller replica is configured with (flags, or BERTH_* env vars). */
+export interface ControllerConfig {
+  etcd: string[];
+  port: number;
+  host: string;
+  id: string;
+  /** URL other processes use to reach this replica's API. */
+  advertiseUrl: string;
+  leaseTtl: number;
+  policy: SchedulingPolicy;
+  logLevel: string;
+}
+
+/** Cluster-wide default scheduling policy (SPEC.md section 7). */
+export const POLICIES = ['first-fit', 'best-fit', 'worst-fit', 'spread', 'binpack'] as const;
+export type SchedulingPolicy = (typeof POLICIES)[number];
+
+function intIn(name: string, min: number, max: number) {
+  return (raw: string): number => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}]`);
+    return n;
+  };
+}
+
+/** Parses the command line; exits with a usage message on bad flags. */
+export function parseConfig(argv: string[]): ControllerConfig {
+  const cmd = new Command('berth-controller')
+    .description('Berth controller replica: REST API and dashboard on every replica; the elected leader schedules.')
+    .addOption(new Option('--etcd <urls>', 'etcd endpoints, comma-separated').env('BERTH_ETCD').default('http://127.0.0.1:2379'))
+    .addOption(new Option('--port <n>', 'API port').env('BERTH_PORT').default(8080).argParser(intIn('--port', 0, 65535)))
+    .addOption(new Option('--host <h>', 'address to listen on').env('BERTH_HOST').default('127.0.0.1'))
+    .addOption(new Option('--id <name>', 'replica id (default: <hostname>-<port>)').env('BERTH_ID'))
+    .addOption(new Option('--advertise-url <url>', 'URL other processes use to reach this replica').env('BERTH_ADVERTISE_URL'))
+    .addOption(
+      new Option('--lease-ttl <seconds>', 'leader election lease TTL').env('BERTH_LEASE_TTL').default(2).argParser(intIn('--lease-ttl', 2, 60)),
+    )
+    .addOption(new Option('--policy <name>', 'default scheduling policy').env('BERTH_POLICY').choices(POLICIES).default('spread'))
+    .addOption(new Option('--log-level <level>', 'pino log level').env('BERTH_LOG_LEVEL').default('info'))
+    .showHelpAfterError();
+  cmd.parse(argv);
+  const o = cmd.opts<{
+    etcd: string;
+    port: number;
+    host: string;
+    id?: string;
+    advertiseUrl?: string;
+    leaseTtl: number;
+    policy: SchedulingPolicy;
+    logLevel: string;
+  }>();
+  const reachableHost = o.host === '0.0.0.0' || o.host === '::' ? os.hostname() : o.host;
+  return {
+    etcd: parseEndpoints(o.etcd),
+    port: o.port,
+    host: o.host,
+    id: o.id ?? `${os.hostname()}-${o.port}`,
+    advertiseUrl: o.advertiseUrl ?? `http://${reachableHost}:${o.port}`,
+    leaseTtl: o.leaseTtl,
+    policy: o.policy,
+    logLevel: o.logLevel,
+  };
+}

@@ -1,0 +1,111 @@
+import type { Etcd3 } from 'etcd3';
+import type { FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { leaderRecordKey, prefixes, type LeaderRecord, type LeaderView, type ReplicaInfo, type ReplicaView } from '@berth/core';
+import { createEtcdClient, EventRecorder, Informer, LeaderElector } from '@berth/store';
+import type { ControllerConfig } from './config.js';
+import { EtcdHealth } from './etcd-health.js';
+import { Metrics } from './metrics.js';
+import { buildServer } from './server.js';
+
+/**
+ * One controller replica: watch caches of the cluster state, an etcd health
+ * probe, the leader elector, and the REST API. Every replica serves reads
+ * from its caches; only the elected leader runs leader loops.
+ */
+export class Controller {
+  readonly log: Logger;
+  readonly client: Etcd3;
+  readonly events: EventRecorder;
+  readonly elector: LeaderElector;
+  readonly health: EtcdHealth;
+  readonly metrics: Metrics;
+  /** Election keys: one per campaigning replica; the oldest leads. */
+  readonly replicas: Informer<ReplicaInfo>;
+  /** The leader record (`/berth/leader`). */
+  readonly leaderRecord: Informer<LeaderRecord>;
+  readonly info: ReplicaInfo;
+  private server: FastifyInstance | undefined;
+
+  constructor(readonly config: ControllerConfig, log?: Logger) {
+    this.log = log ?? pino({ level: config.logLevel, base: { replica: config.id } });
+    this.client = createEtcdClient(config.etcd);
+    this.info = { id: config.id, address: config.advertiseUrl, pid: process.pid, startedAt: new Date().toISOString() };
+    this.events = new EventRecorder(this.client, config.id, this.log.child({ component: 'events' }));
+    this.health = new EtcdHealth(this.client, config.etcd, this.log.child({ component: 'etcd-health' }));
+    this.replicas = new Informer<ReplicaInfo>(this.client, prefixes.election, this.log.child({ component: 'informer' }));
+    this.leaderRecord = new Informer<LeaderRecord>(this.client, leaderRecordKey, this.log.child({ component: 'informer' }));
+    this.elector = new LeaderElector({
+      client: this.client,
+      replica: this.info,
+      ttlSeconds: config.leaseTtl,
+      log: this.log.child({ component: 'election' }),
+      events: this.events,
+    });
+    this.metrics = new Metrics({
+      isLeader: () => this.elector.isLeader,
+      term: () => this.elector.fence?.term ?? 0,
+      fencedRejections: () => this.elector.fencedRejections,
+      terms: () => this.elector.terms,
+      cacheRevision: () => this.cacheRevision,
+    });
+    this.elector.on('elected', (fence) => this.log.info({ term: fence.term }, 'leadership acquired: starting leader loops'));
+    this.elector.on('deposed', (reason) => this.log.warn({ reason }, 'leadership lost: leader loops stopped'));
+  }
+
+  /** Every watch cache; `/readyz` requires all of them synced. */
+  get informers(): Informer<unknown>[] {
+    return [this.replicas, this.leaderRecord] as Informer<unknown>[];
+  }
+
+  /** Highest revision applied across the caches. */
+  get cacheRevision(): number {
+    return Math.max(0, ...this.informers.map((i) => i.revision));
+  }
+
+  /** The leader as etcd says: the oldest election key, with the record it wrote once in office. */
+  leaderView(): LeaderView {
+    const leader = this.replicaViews().find((r) => r.leader);
+    if (leader === undefined) return { leaderId: null, address: null, term: null, since: null };
+    const record = this.leaderRecord.list()[0]?.value;
+    return {
+      leaderId: leader.id,
+      address: leader.address,
+      term: leader.createRevision,
+      since: record?.term === leader.createRevision ? record.since : null,
+    };
+  }
+
+  /** Every campaigning replica, oldest (the leader) first. */
+  replicaViews(): ReplicaView[] {
+    const keys = this.replicas.list().sort((a, b) => a.createRevision - b.createRevision);
+    return keys.map((kv, i) => ({
+      id: kv.value.id,
+      address: kv.value.address,
+      pid: kv.value.pid,
+      startedAt: kv.value.startedAt,
+      leader: i === 0,
+      electionKey: kv.key,
+      createRevision: kv.createRevision,
+    }));
+  }
+
+  /** Starts caches, the health probe and the API, then campaigns. */
+  async start(): Promise<void> {
+    this.health.start();
+    for (const informer of this.informers) void informer.start();
+    this.server = await buildServer(this);
+    await this.server.listen({ port: this.config.port, host: this.config.host });
+    this.log.info({ address: this.config.advertiseUrl, docs: `${this.config.advertiseUrl}/docs` }, 'controller API listening');
+    this.elector.start();
+  }
+
+  /** Resigns first (so another replica takes over at once), then closes the API and etcd. */
+  async stop(): Promise<void> {
+    await this.elector.stop();
+    await this.server?.close();
+    this.health.stop();
+    await Promise.all(this.informers.map((i) => i.stop()));
+    this.client.close();
+  }
+}

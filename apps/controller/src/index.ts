@@ -1,0 +1,2 @@
+export { Controller } from './controller.js';
+export { parseConfig, type ControllerConfig } from './config.js';

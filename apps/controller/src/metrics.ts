@@ -1,0 +1,68 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FastifyInstance } from 'fastify';
+
+/** The controller's Prometheus metrics, served at `/metrics`. */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly httpDuration = new Histogram({
+    name: 'berth_http_request_duration_seconds',
+    help: 'REST API request duration by route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  constructor(sources: { isLeader: () => boolean; term: () => number; fencedRejections: () => number; terms: () => number; cacheRevision: () => number }) {
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'berth_leader',
+      help: '1 while this replica leads, else 0',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.isLeader() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'berth_leader_term',
+      help: "term (election key create revision) of this replica's leadership, 0 when following",
+      registers: [this.registry],
+      collect() {
+        this.set(sources.term());
+      },
+    });
+    new Counter({
+      name: 'berth_fenced_write_rejections_total',
+      help: 'leader-only writes etcd rejected because the fence no longer held',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(sources.fencedRejections());
+      },
+    });
+    new Counter({
+      name: 'berth_leader_terms_total',
+      help: 'times this replica took office',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(sources.terms());
+      },
+    });
+    new Gauge({
+      name: 'berth_cache_revision',
+      help: "highest etcd revision applied to this replica's watch caches",
+      registers: [this.registry],
+      collect() {
+        this.set(sources.cacheRevision());
+      },
+    });
+  }
+
+  /** Times every request by its route pattern (not its URL, to keep label cardinality bounded). */
+  instrument(app: FastifyInstance): void {
+    app.addHook('onResponse', async (req, reply) => {
+      const route = req.routeOptions.url ?? 'unknown';
+      this.httpDuration.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    });
+  }
+}

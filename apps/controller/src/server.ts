@@ -1,0 +1,45 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { ClusterView, ErrorResponse, HealthView, LeaderView, ReplicaView } from '@berth/core';
+import type { Controller } from './controller.js';
+import { installErrorHandling } from './errors.js';
+import { systemRoutes } from './routes/system.js';
+import { leaderRoutes } from './routes/leader.js';
+
+/** The Fastify app of one replica: OpenAPI at /openapi.json, Swagger UI at /docs, every route schema-validated. */
+export async function buildServer(controller: Controller): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: controller.log.child({ component: 'api' }) as FastifyBaseLogger,
+    // Per-request logs would drown the leadership story; /metrics times every route instead.
+    logController: new LogController({ disableRequestLogging: true }),
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+  });
+
+  for (const schema of [ErrorResponse, LeaderView, ReplicaView, ClusterView, HealthView]) app.addSchema(schema);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Berth API',
+        version: '1',
+        description: 'Highly-available container orchestrator. Every replica serves this API; the elected leader schedules.',
+      },
+      servers: [{ url: controller.config.advertiseUrl }],
+      tags: [
+        { name: 'system', description: 'health, readiness, metrics' },
+        { name: 'cluster', description: 'leader election and replicas' },
+      ],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  installErrorHandling(app);
+  controller.metrics.instrument(app);
+  await app.register(systemRoutes(controller));
+  await app.register(leaderRoutes(controller), { prefix: '/v1' });
+  return app;
+}

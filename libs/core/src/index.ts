@@ -1,0 +1,5 @@
+export * from './keys.js';
+export * from './errors.js';
+export * from './types.js';
+export * from './ids.js';
+export * from './schemas.js';

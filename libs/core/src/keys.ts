@@ -1,0 +1,48 @@
+/**
+ * Every etcd key Berth reads or writes is built here (SPEC.md section 3), so
+ * the layout an operator sees with etcdctl is defined in exactly one place.
+ */
+
+/** Root of everything Berth stores. */
+export const ROOT = '/berth/';
+
+/** Prefixes of each collection; each ends with a slash so a prefix never matches a sibling. */
+export const prefixes = {
+  election: `${ROOT}election/controller/`,
+  nodes: `${ROOT}nodes/`,
+  heartbeats: `${ROOT}heartbeats/`,
+  pods: `${ROOT}pods/`,
+  services: `${ROOT}services/`,
+  jobs: `${ROOT}jobs/`,
+  events: `${ROOT}events/`,
+} as const;
+
+/** Kinds of collection with a key per entity. */
+export type Collection = keyof typeof prefixes;
+
+/** The etcd election name; etcd3's Election puts its keys under `<namespace>election/<name>/`. */
+export const ELECTION_NAME = 'controller';
+
+/** The record the current leader writes (fenced) when it takes office: who, which term, since when. */
+export const leaderRecordKey = `${ROOT}leader`;
+
+/** Key of one entity in a collection. */
+export function keyOf(collection: Collection, id: string): string {
+  if (id.length === 0 || id.includes('/')) {
+    throw new RangeError(`invalid ${collection} id ${JSON.stringify(id)}: must be non-empty and contain no "/"`);
+  }
+  return prefixes[collection] + id;
+}
+
+/** The id part of a key in a collection, or undefined when the key is not directly inside it. */
+export function idOf(collection: Collection, key: string): string | undefined {
+  const prefix = prefixes[collection];
+  if (!key.startsWith(prefix)) return undefined;
+  const id = key.slice(prefix.length);
+  return id.length > 0 && !id.includes('/') ? id : undefined;
+}
+
+/** Events are keyed by ISO time then id, so `etcdctl get --prefix /berth/events/` lists them in order. */
+export function eventKey(at: Date, id: string): string {
+  return `${prefixes.events}${at.toISOString()}-${id}`;
+}

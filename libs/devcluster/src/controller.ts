@@ -1,0 +1,95 @@
+import path from 'node:path';
+import type { ClusterView, LeaderView } from '@berth/core';
+import { freePort } from './ports.js';
+import { ManagedProcess, repoRoot } from './process.js';
+import { waitFor } from './wait.js';
+
+/** Options of a controller replica process. */
+export interface ControllerProcessOptions {
+  id: string;
+  etcd: string;
+  logDir: string;
+  port?: number;
+  leaseTtl?: number;
+  extraArgs?: string[];
+  env?: Record<string, string>;
+}
+
+/** A real `berth-controller` process, with helpers to query its API. */
+export class ControllerProcess {
+  readonly process: ManagedProcess;
+
+  private constructor(
+    readonly id: string,
+    readonly port: number,
+    opts: ControllerProcessOptions,
+  ) {
+    this.process = new ManagedProcess(
+      id,
+      process.execPath,
+      [
+        path.join(repoRoot, 'apps/controller/dist/main.js'),
+        '--etcd', opts.etcd,
+        '--port', String(port),
+        '--id', id,
+        '--lease-ttl', String(opts.leaseTtl ?? 2),
+        ...(opts.extraArgs ?? []),
+      ],
+      { logFile: path.join(opts.logDir, `${id}.log`), env: { BERTH_LOG_LEVEL: 'info', ...opts.env } },
+    );
+  }
+
+  /** Starts a replica and waits until its API answers. */
+  static async start(opts: ControllerProcessOptions): Promise<ControllerProcess> {
+    const c = new ControllerProcess(opts.id, opts.port ?? (await freePort()), opts);
+    await c.start();
+    return c;
+  }
+
+  /** Base URL of the replica's API. */
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** (Re)starts the process and waits for `/healthz`. */
+  async start(): Promise<void> {
+    this.process.start();
+    await waitFor(
+      async () => {
+        if (!this.process.running) throw new Error(`${this.id} exited: ${this.process.recentOutput(20)}`);
+        return (await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(1000) })).ok;
+      },
+      { what: `${this.id} to answer /healthz` },
+    );
+  }
+
+  /** GET a JSON path; throws on a non-2xx status. */
+  async getJson<T>(p: string, timeoutMs = 1000): Promise<T> {
+    const res = await fetch(`${this.url}${p}`, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) throw new Error(`${this.id} GET ${p}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  }
+
+  leader(): Promise<LeaderView> {
+    return this.getJson<LeaderView>('/v1/leader');
+  }
+
+  cluster(): Promise<ClusterView> {
+    return this.getJson<ClusterView>('/v1/cluster');
+  }
+
+  /** Waits until this replica's `/readyz` answers 200. */
+  async waitReady(timeoutMs = 15_000): Promise<void> {
+    await waitFor(async () => (await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(1000) })).ok, {
+      what: `${this.id} to be ready`,
+      timeoutMs,
+    });
+  }
+
+  /** Reads one metric value from `/metrics` (first sample of that name). */
+  async metric(name: string): Promise<number | undefined> {
+    const res = await fetch(`${this.url}/metrics`, { signal: AbortSignal.timeout(1000) });
+    const line = (await res.text()).split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+    return line === undefined ? undefined : Number(line.split(' ').pop());
+  }
+}

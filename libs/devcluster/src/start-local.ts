@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+/**
+ * `npm start`: a local HA cluster in the foreground: its own etcd (data under
+ * .berth/, git-ignored) and three controller replicas. A replica that dies
+ * (say, `kill -9` in a failover demo) is restarted and rejoins as a follower.
+ * Leader changes are printed as they happen. Ctrl-C stops everything.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import pino from 'pino';
+import { prefixes, type ReplicaInfo } from '@berth/core';
+import { createEtcdClient, Informer } from '@berth/store';
+import { ControllerProcess } from './controller.js';
+import { EtcdServer } from './etcd.js';
+import { freePort } from './ports.js';
+import { repoRoot } from './process.js';
+import { delay } from './wait.js';
+
+const tty = process.stdout.isTTY && !process.env.NO_COLOR;
+const bold = (s: string) => (tty ? `\x1b[1m${s}\x1b[0m` : s);
+const green = (s: string) => (tty ? `\x1b[32m${s}\x1b[0m` : s);
+const yellow = (s: string) => (tty ? `\x1b[33m${s}\x1b[0m` : s);
+const stamp = () => new Date().toISOString().slice(11, 23);
+
+/** `preferred` if nothing listens there, else a free port. */
+async function portNear(preferred: number): Promise<number> {
+  const free = await new Promise<boolean>((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(preferred, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+  return free ? preferred : freePort();
+}
+
+async function main(): Promise<void> {
+  const home = path.join(repoRoot, '.berth');
+  const logDir = path.join(home, 'logs');
+  fs.mkdirSync(logDir, { recursive: true });
+  const leaseTtl = Number(process.env.BERTH_LEASE_TTL ?? 2);
+
+  const etcd = await EtcdServer.start({ dataDir: path.join(home, 'etcd'), logDir, clientPort: await portNear(2379) });
+  const ports = [await portNear(8081), await portNear(8082), await portNear(8083)];
+  const controllers = await Promise.all(
+    ports.map((port, i) => ControllerProcess.start({ id: `c${i + 1}`, etcd: etcd.endpoint, port, logDir, leaseTtl })),
+  );
+
+  let stopping = false;
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${stamp()} stopping controllers (they resign) and etcd...`);
+    await Promise.all(controllers.map((c) => c.process.stop('SIGTERM')));
+    await etcd.stop();
+    console.log(`${stamp()} stopped. State is kept in ${path.relative(process.cwd(), home) || home}/etcd; delete it for a clean slate.`);
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown());
+  process.on('SIGTERM', () => void shutdown());
+
+  // Supervise: a replica killed for a demo comes back and rejoins as a follower.
+  for (const c of controllers) {
+    void (async () => {
+      for (;;) {
+        await c.process.waitExit();
+        if (stopping) return;
+        const status = c.process.exitStatus;
+        const pid = c.process.pid;
+        console.log(yellow(`${stamp()} ${c.id} (pid ${pid}) exited: ${status?.signal ?? `code ${status?.code}`}; restarting in 2 s`));
+        await delay(2000);
+        if (stopping) return;
+        await c.start().catch((err: unknown) => console.log(`${stamp()} ${c.id} failed to restart: ${String(err)}`));
+        console.log(`${stamp()} ${c.id} restarted (pid ${c.process.pid})`);
+      }
+    })();
+  }
+
+  const first = controllers[0]!;
+  console.log(`
+${bold('Berth local HA cluster')}
+  etcd        ${etcd.endpoint}   data: ${path.relative(process.cwd(), etcd.dataDir)}
+${controllers.map((c) => `  ${c.id}          ${c.url}   pid ${c.process.pid}`).join('\n')}
+  API docs    ${first.url}/docs
+  OpenAPI     ${first.url}/openapi.json
+  logs        ${path.relative(process.cwd(), logDir)}/
+
+Try:
+  curl -s ${first.url}/v1/leader
+  curl -s ${first.url}/v1/cluster
+  etcdctl --endpoints ${etcd.endpoint} get --prefix /berth/election/ --write-out=fields
+  kill -9 <leader pid>        # failover demo: another replica takes over within the lease TTL (${leaseTtl} s)
+
+Ctrl-C stops everything.
+`);
+
+  // Print leadership as etcd sees it: the oldest election key leads.
+  const client = createEtcdClient(etcd.endpoint);
+  const elections = new Informer<ReplicaInfo>(client, prefixes.election, pino({ level: 'silent' }));
+  let shown = '';
+  const show = () => {
+    const leader = elections.list().sort((a, b) => a.createRevision - b.createRevision)[0];
+    const line = leader ? `${leader.value.id} (term ${leader.createRevision}, pid ${leader.value.pid})` : 'none';
+    if (line === shown || stopping) return;
+    shown = line;
+    console.log(`${stamp()} leader: ${leader ? green(line) : yellow('none (election in progress)')}`);
+  };
+  elections.on('change', show);
+  await elections.start();
+  show();
+}
+
+main().catch((err: unknown) => {
+  console.error(`npm start failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

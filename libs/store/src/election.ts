@@ -1,0 +1,281 @@
+import { EventEmitter } from 'node:events';
+import type { Campaign, Etcd3, Lease } from 'etcd3';
+import type { Logger } from 'pino';
+import { ELECTION_NAME, ROOT, isBerthError, leaderRecordKey, type LeaderRecord, type ReplicaInfo } from '@berth/core';
+import { commitFenced, putJson, type Fence } from './txn.js';
+import type { EventRecorder } from './events.js';
+
+/** Options of a replica's leader elector. */
+export interface ElectorOptions {
+  client: Etcd3;
+  /** This replica; the value of its election key. */
+  replica: ReplicaInfo;
+  /** Lease TTL in seconds (etcd's minimum of about 2 s is fine). */
+  ttlSeconds: number;
+  log: Logger;
+  events: EventRecorder;
+  /**
+   * Stop leading when this much of the TTL is left since the last keepalive
+   * etcd acknowledged (Kubernetes' renewDeadline idea). Default: a quarter of
+   * the TTL, at least 250 ms.
+   */
+  renewMarginMs?: number;
+}
+
+/** Events of the elector; `elected` and `deposed` alternate strictly. */
+export interface ElectorEvents {
+  /** This replica leads; start leader loops, and write only through `fence`. */
+  elected: [Fence];
+  /** This replica stopped leading (reason given); leader loops must stop now. */
+  deposed: [string];
+  /** A leader-only write was rejected by etcd (the fence did its job). */
+  fencedRejection: [string];
+}
+
+/** etcd3 keeps a campaign's lease private; the renew deadline needs its keepalive events and resigning needs retries. */
+function leaseOf(campaign: Campaign): Lease {
+  return (campaign as unknown as { lease: Lease }).lease;
+}
+
+const CAMPAIGN_RETRY_MIN_MS = 100;
+const CAMPAIGN_RETRY_MAX_MS = 2000;
+
+/**
+ * Campaigns for leadership with etcd3's `Election` (keys
+ * `/berth/election/controller/<lease>`), and decides when this replica may act
+ * as leader. etcd3 only reports a lost lease after about 2 x TTL, so the
+ * elector also steps down when TTL minus a margin has passed since the send
+ * time of the last keepalive etcd acknowledged. The leader's term is its
+ * election key's create revision; every leader write is fenced on it.
+ */
+export class LeaderElector extends EventEmitter<ElectorEvents> {
+  private campaign: Campaign | undefined;
+  private current: Fence | undefined;
+  private leaderSince: Date | undefined;
+  private lastRenewSentAt = 0;
+  private inflightKeepalives: number[] = [];
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryMs = CAMPAIGN_RETRY_MIN_MS;
+  private stopped = false;
+  private readonly marginMs: number;
+  /** Leader-only writes etcd rejected because the fence no longer held. */
+  fencedRejections = 0;
+  /** Times this replica took office. */
+  terms = 0;
+
+  constructor(private readonly opts: ElectorOptions) {
+    super();
+    this.marginMs = opts.renewMarginMs ?? Math.max(250, (opts.ttlSeconds * 1000) / 4);
+  }
+
+  /** The fencing token while this replica leads. */
+  get fence(): Fence | undefined {
+    return this.current;
+  }
+
+  /** True while this replica may act as leader. */
+  get isLeader(): boolean {
+    return this.current !== undefined;
+  }
+
+  /** When this replica took office, while it leads. */
+  get since(): Date | undefined {
+    return this.leaderSince;
+  }
+
+  /** Starts campaigning. */
+  start(): void {
+    this.runCampaign();
+  }
+
+  /**
+   * Runs `fn` with the current fence; a LEADERSHIP_LOST from it means the
+   * fence failed in etcd, so the elector steps down at once.
+   */
+  async withFence<R>(fn: (fence: Fence) => Promise<R>): Promise<R | undefined> {
+    const fence = this.current;
+    if (fence === undefined) return undefined;
+    try {
+      return await fn(fence);
+    } catch (err) {
+      if (isBerthError(err, 'LEADERSHIP_LOST')) this.noteRejection(err.message, fence);
+      throw err;
+    }
+  }
+
+  /** Resigns (deleting the election key so another replica takes over at once) and stops campaigning. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    await this.stepDown('replica shutting down', 'LeaderResigned');
+    const campaign = this.campaign;
+    this.campaign = undefined;
+    if (campaign) await campaign.resign().catch((err: unknown) => this.opts.log.warn({ err }, 'resign failed; the lease will expire'));
+  }
+
+  private runCampaign(): void {
+    if (this.stopped) return;
+    const { client, replica, ttlSeconds, log } = this.opts;
+    const campaignStartedAt = Date.now();
+    const campaign = client.namespace(ROOT).election(ELECTION_NAME, ttlSeconds).campaign(JSON.stringify(replica));
+    this.campaign = campaign;
+    const lease = leaseOf(campaign);
+    this.lastRenewSentAt = campaignStartedAt;
+    this.inflightKeepalives = [];
+    lease.on('keepaliveEstablished', () => {
+      if (this.campaign === campaign) this.inflightKeepalives = [];
+    });
+    lease.on('keepaliveFired', () => {
+      if (this.campaign === campaign) this.inflightKeepalives.push(Date.now());
+    });
+    lease.on('keepaliveSucceeded', () => {
+      if (this.campaign !== campaign) return;
+      const sentAt = this.inflightKeepalives.shift();
+      if (sentAt !== undefined) this.lastRenewSentAt = sentAt;
+      this.armDeadline();
+    });
+    lease.on('keepaliveFailed', (err: unknown) => {
+      if (this.campaign === campaign) log.warn({ err: String(err) }, 'election lease keepalive failed');
+    });
+    campaign.on('error', (err: Error) => {
+      if (this.campaign !== campaign) return;
+      log.warn({ err: err.message }, 'campaign failed');
+      void this.abandon(campaign, `campaign failed: ${err.message}`);
+    });
+    campaign.on('elected', () => {
+      if (this.campaign === campaign) void this.takeOffice(campaign);
+    });
+    log.debug('campaigning for leadership');
+  }
+
+  private async takeOffice(campaign: Campaign): Promise<void> {
+    const { client, replica, log } = this.opts;
+    try {
+      const electionKey = await campaign.getCampaignKey();
+      const kv = (await client.get(electionKey).exec()).kvs[0];
+      if (this.campaign !== campaign) return;
+      if (kv === undefined) throw new Error(`election key ${electionKey} vanished before taking office`);
+      if (this.deadlinePassed()) throw new Error('lease renewal is overdue at election time');
+      const fence: Fence = { electionKey, term: Number(kv.create_revision) };
+      const since = new Date();
+      const record: LeaderRecord = { leaderId: replica.id, address: replica.address, term: fence.term, since: since.toISOString() };
+      // The first fenced write: if it fails, this replica never acted as leader.
+      await commitFenced(client, fence, [], [putJson(leaderRecordKey, record)]);
+      if (this.campaign !== campaign || this.stopped) return;
+      this.current = fence;
+      this.leaderSince = since;
+      this.terms += 1;
+      this.retryMs = CAMPAIGN_RETRY_MIN_MS;
+      this.armDeadline();
+      log.info({ term: fence.term, electionKey }, 'elected leader');
+      this.emit('elected', fence);
+      this.opts.events
+        .recordFenced(fence, {
+          type: 'Normal',
+          reason: 'LeaderElected',
+          message: `${replica.id} leads with term ${fence.term}`,
+          involved: { kind: 'controller', id: replica.id },
+        })
+        .catch((err: unknown) => this.onLeaderWriteError(err, fence));
+    } catch (err) {
+      if (isBerthError(err, 'LEADERSHIP_LOST')) this.fencedRejections += 1;
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not take office');
+      await this.abandon(campaign, 'could not take office');
+    }
+  }
+
+  private onLeaderWriteError(err: unknown, fence: Fence): void {
+    if (isBerthError(err, 'LEADERSHIP_LOST')) {
+      this.noteRejection(err.message, fence);
+    } else {
+      this.opts.log.warn({ err }, 'leader write failed');
+    }
+  }
+
+  private noteRejection(message: string, fence: Fence): void {
+    this.fencedRejections += 1;
+    this.opts.log.warn({ term: fence.term }, message);
+    this.emit('fencedRejection', message);
+    if (this.current === fence && this.campaign) void this.abandon(this.campaign, 'a fenced write was rejected by etcd');
+  }
+
+  /** Stops leading (if leading), drops the campaign and campaigns again after a backoff. */
+  private async abandon(campaign: Campaign, reason: string): Promise<void> {
+    if (this.campaign !== campaign) return;
+    this.campaign = undefined;
+    await this.stepDown(reason, 'LeaderSteppedDown');
+    campaign.removeAllListeners('elected');
+    campaign.on('error', () => undefined);
+    this.revokeUntilGone(campaign);
+    if (this.stopped) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.runCampaign(), this.retryMs);
+    this.retryMs = Math.min(this.retryMs * 2, CAMPAIGN_RETRY_MAX_MS);
+  }
+
+  /**
+   * Deletes an abandoned campaign's key by revoking its lease, retrying while
+   * etcd is away: a key left behind would keep every other replica waiting
+   * for its lease to expire (and etcd extends leases when it restarts).
+   */
+  private revokeUntilGone(campaign: Campaign): void {
+    const lease = leaseOf(campaign);
+    const giveUpAt = Date.now() + 20 * this.opts.ttlSeconds * 1000;
+    const attempt = (): void => {
+      lease.revoke().catch((err: unknown) => {
+        if (Date.now() > giveUpAt) return this.opts.log.warn({ err: String(err) }, 'could not revoke an abandoned election lease');
+        setTimeout(attempt, 250).unref();
+      });
+    };
+    campaign.resign().catch(() => setTimeout(attempt, 250).unref());
+  }
+
+  /**
+   * Leader loops stop synchronously (the `deposed` event) before anything is
+   * awaited. Then the elector records the step-down through the fence: etcd
+   * accepts it only if this replica still held office, so a paused leader's
+   * attempt is rejected, which is exactly what fencing is for.
+   */
+  private async stepDown(reason: string, eventReason: 'LeaderSteppedDown' | 'LeaderResigned'): Promise<void> {
+    const fence = this.current;
+    clearTimeout(this.deadlineTimer);
+    if (fence === undefined) return;
+    const { replica, log, events } = this.opts;
+    this.current = undefined;
+    this.leaderSince = undefined;
+    log.warn({ term: fence.term, reason }, 'no longer leader');
+    this.emit('deposed', reason);
+    try {
+      await events.recordFenced(fence, {
+        type: eventReason === 'LeaderResigned' ? 'Normal' : 'Warning',
+        reason: eventReason,
+        message: `${replica.id} stopped leading term ${fence.term}: ${reason}`,
+        involved: { kind: 'controller', id: replica.id },
+      });
+    } catch (err) {
+      if (isBerthError(err, 'LEADERSHIP_LOST')) {
+        this.fencedRejections += 1;
+        log.warn({ term: fence.term }, err.message);
+        this.emit('fencedRejection', err.message);
+      } else {
+        log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not record step-down');
+      }
+    }
+  }
+
+  private deadlinePassed(): boolean {
+    return Date.now() >= this.lastRenewSentAt + this.opts.ttlSeconds * 1000 - this.marginMs;
+  }
+
+  private armDeadline(): void {
+    clearTimeout(this.deadlineTimer);
+    if (this.current === undefined) return;
+    const wait = this.lastRenewSentAt + this.opts.ttlSeconds * 1000 - this.marginMs - Date.now();
+    this.deadlineTimer = setTimeout(() => {
+      if (this.current === undefined || !this.campaign) return;
+      if (!this.deadlinePassed()) return this.armDeadline();
+      void this.abandon(this.campaign, `no lease renewal acknowledged for ${Date.now() - this.lastRenewSentAt} ms`);
+    }, Math.max(0, wait));
+  }
+}

@@ -1,0 +1,67 @@
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import { eventKey, newId, type BerthEvent } from '@berth/core';
+import { toBerthError } from './client.js';
+import { commit, commitFenced, putJson, type Fence } from './txn.js';
+
+/** What a caller says about an event; id, time and source are filled in. */
+export type EventInput = Omit<BerthEvent, 'id' | 'time' | 'source' | 'term'>;
+
+/**
+ * Records audit events at `/berth/events/<time>-<id>` on a shared TTL lease,
+ * so etcd stays small without a cleanup loop. A lease is reused for a sixth
+ * of the TTL, so an event lives between 5/6 TTL and TTL.
+ */
+export class EventRecorder {
+  private lease: { id: string; until: number } | undefined;
+  private granting: Promise<string> | undefined;
+
+  constructor(
+    private readonly client: Etcd3,
+    /** Who records: a replica or node id. */
+    private readonly source: string,
+    private readonly log: Logger,
+    private readonly ttlSeconds = 3600,
+  ) {}
+
+  /** Builds the event and its put; the lease is granted lazily. */
+  private async prepare(input: EventInput, term?: number) {
+    const now = new Date();
+    const event: BerthEvent = { id: newId(), time: now.toISOString(), source: this.source, ...input, ...(term === undefined ? {} : { term }) };
+    const lease = await this.leaseId();
+    return { event, op: putJson(eventKey(now, event.id), event, lease) };
+  }
+
+  /** Records an event unconditionally (user intent, agent reports). */
+  async record(input: EventInput): Promise<BerthEvent> {
+    const { event, op } = await this.prepare(input);
+    await commit(this.client, [], [op]);
+    return event;
+  }
+
+  /** Records an event only while `fence` holds (the leader's own actions); throws LEADERSHIP_LOST otherwise. */
+  async recordFenced(fence: Fence, input: EventInput): Promise<BerthEvent> {
+    const { event, op } = await this.prepare(input, fence.term);
+    await commitFenced(this.client, fence, [], [op]);
+    return event;
+  }
+
+  private async leaseId(): Promise<string> {
+    if (this.lease && Date.now() < this.lease.until) return this.lease.id;
+    this.granting ??= (async () => {
+      try {
+        const lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: false });
+        lease.on('lost', () => undefined);
+        const id = await lease.grant();
+        this.lease = { id, until: Date.now() + (this.ttlSeconds * 1000) / 6 };
+        this.log.debug({ lease: id }, 'granted event lease');
+        return id;
+      } catch (err) {
+        throw toBerthError(err);
+      } finally {
+        this.granting = undefined;
+      }
+    })();
+    return this.granting;
+  }
+}

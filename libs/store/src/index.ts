@@ -1,0 +1,6 @@
+export * from './client.js';
+export * from './txn.js';
+export * from './informer.js';
+export * from './repository.js';
+export * from './events.js';
+export * from './election.js';

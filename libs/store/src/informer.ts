@@ -1,0 +1,227 @@
+import { EventEmitter } from 'node:events';
+import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+import { decodeJson, listPrefix, type Versioned } from './txn.js';
+
+/** A change seen by an informer, in etcd revision order. */
+export interface InformerChange<T> {
+  type: 'put' | 'delete';
+  key: string;
+  /** The new value (put). */
+  item?: Versioned<T>;
+  /** The value the cache held before (update or delete). */
+  prev?: Versioned<T>;
+}
+
+/** Events an informer emits. */
+export interface InformerEvents<T> {
+  /** One key changed. Handlers must not mutate the items. */
+  change: [InformerChange<T>];
+  /** A (re)list finished: the cache equals etcd at `revision`. */
+  synced: [number];
+}
+
+/** Backoff for relists and re-watches while etcd is away. */
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 1000;
+
+/**
+ * A watch cache of one key prefix (the informer of client-go): it lists the
+ * prefix at a revision, then watches from revision + 1, so no event is missed
+ * or applied twice. When the watch stream drops it re-watches from the last
+ * revision it applied (etcd3's own resume point can skip events that were
+ * still being replayed); when etcd cancels the watch (e.g. that revision was
+ * compacted) it relists and emits the difference as changes.
+ *
+ * Items handed out are shared with the cache: treat them as read-only.
+ */
+export class Informer<T> extends EventEmitter<InformerEvents<T>> {
+  private readonly items = new Map<string, Versioned<T>>();
+  private watcher: Watcher | undefined;
+  private rev = 0;
+  private synced = false;
+  private stopped = false;
+  private retryMs = RETRY_MIN_MS;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private firstSync: Promise<void>;
+  private resolveFirstSync!: () => void;
+  private readonly revisionWaiters: Array<{ rev: number; resolve: () => void }> = [];
+  /** How many times the informer had to relist after its first sync (compaction, cancel). */
+  relists = 0;
+
+  constructor(
+    private readonly client: Etcd3,
+    /** The key prefix this cache mirrors, e.g. `/berth/nodes/`. */
+    readonly prefix: string,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.firstSync = new Promise((resolve) => (this.resolveFirstSync = resolve));
+  }
+
+  /** True once the cache has listed etcd at least once and its watch is (re)established or pending. */
+  get ready(): boolean {
+    return this.synced;
+  }
+
+  /** The highest etcd revision whose changes under the prefix are applied to the cache. */
+  get revision(): number {
+    return this.rev;
+  }
+
+  /** Starts listing and watching; resolves after the first list. */
+  start(): Promise<void> {
+    void this.relist();
+    return this.firstSync;
+  }
+
+  /** Resolves once the cache has applied every change up to `rev` (read-your-writes for the API). */
+  waitForRevision(rev: number): Promise<void> {
+    if (this.rev >= rev) return Promise.resolve();
+    return new Promise((resolve) => this.revisionWaiters.push({ rev, resolve }));
+  }
+
+  /** The cached item at `key`. */
+  get(key: string): Versioned<T> | undefined {
+    return this.items.get(key);
+  }
+
+  /** Every cached item, in key order. */
+  list(): Versioned<T>[] {
+    return [...this.items.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  /** Number of cached items. */
+  get size(): number {
+    return this.items.size;
+  }
+
+  /** Stops watching; the cache keeps its last content. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    await this.dropWatcher();
+  }
+
+  private async relist(): Promise<void> {
+    if (this.stopped) return;
+    await this.dropWatcher();
+    let snapshot;
+    try {
+      snapshot = await listPrefix(this.client, this.prefix);
+    } catch (err) {
+      this.log.warn({ err, prefix: this.prefix }, 'informer list failed, retrying');
+      this.retry(() => this.relist());
+      return;
+    }
+    if (this.stopped) return;
+    const seen = new Set<string>();
+    for (const kv of snapshot.kvs) {
+      const item = this.decode(kv);
+      if (item === undefined) continue;
+      seen.add(item.key);
+      const prev = this.items.get(item.key);
+      if (prev?.modRevision === item.modRevision) continue;
+      this.items.set(item.key, item);
+      this.emit('change', { type: 'put', key: item.key, item, ...(prev ? { prev } : {}) });
+    }
+    for (const [key, prev] of this.items) {
+      if (seen.has(key)) continue;
+      this.items.delete(key);
+      this.emit('change', { type: 'delete', key, prev });
+    }
+    if (this.synced) this.relists += 1;
+    this.synced = true;
+    this.retryMs = RETRY_MIN_MS;
+    this.advance(snapshot.revision);
+    this.log.debug({ prefix: this.prefix, revision: snapshot.revision, count: this.items.size }, 'informer listed');
+    this.emit('synced', snapshot.revision);
+    this.resolveFirstSync();
+    this.watchFrom(snapshot.revision + 1);
+  }
+
+  private watchFrom(startRevision: number): void {
+    if (this.stopped) return;
+    const watcher = this.client.watch().prefix(this.prefix).startRevision(String(startRevision)).watcher();
+    this.watcher = watcher;
+    watcher.on('data', (res: IWatchResponse) => {
+      if (this.watcher !== watcher) return;
+      this.apply(res);
+    });
+    watcher.on('connected', () => {
+      this.retryMs = RETRY_MIN_MS;
+    });
+    watcher.on('disconnected', (err: Error) => {
+      if (this.watcher !== watcher) return;
+      // Resume from what we applied, not from etcd3's own resume point.
+      this.log.warn({ prefix: this.prefix, revision: this.rev, err: err.message }, 'informer watch disconnected, re-watching');
+      void this.dropWatcher();
+      this.retry(() => this.watchFrom(this.rev + 1));
+    });
+    watcher.on('error', (err: Error) => {
+      if (this.watcher !== watcher) return;
+      // etcd cancelled the watch, typically because the revision was compacted: relist.
+      this.log.warn({ prefix: this.prefix, revision: this.rev, err: err.message }, 'informer watch cancelled, relisting');
+      void this.dropWatcher();
+      this.retry(() => this.relist(), 0);
+    });
+  }
+
+  private apply(res: IWatchResponse): void {
+    const before = this.rev;
+    let highest = before;
+    for (const ev of res.events) {
+      const modRevision = Number(ev.kv.mod_revision);
+      // A replay can only repeat what we already applied; never apply it twice.
+      if (modRevision <= before) continue;
+      highest = Math.max(highest, modRevision);
+      const key = ev.kv.key.toString('utf8');
+      const prev = this.items.get(key);
+      if (ev.type === 'Delete') {
+        if (prev === undefined) continue;
+        this.items.delete(key);
+        this.emit('change', { type: 'delete', key, prev });
+        continue;
+      }
+      const item = this.decode(ev.kv);
+      if (item === undefined) continue;
+      this.items.set(key, item);
+      this.emit('change', { type: 'put', key, item, ...(prev ? { prev } : {}) });
+    }
+    this.advance(highest);
+  }
+
+  private advance(rev: number): void {
+    if (rev <= this.rev) return;
+    this.rev = rev;
+    for (let i = this.revisionWaiters.length - 1; i >= 0; i--) {
+      const w = this.revisionWaiters[i]!;
+      if (w.rev <= rev) {
+        this.revisionWaiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  private decode(kv: IKeyValue): Versioned<T> | undefined {
+    const item = decodeJson<T>(kv);
+    if (item === undefined) this.log.warn({ key: kv.key.toString() }, 'ignoring a value that is not JSON');
+    return item;
+  }
+
+  private retry(fn: () => void, delayMs = this.retryMs): void {
+    if (this.stopped) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(fn, delayMs);
+    this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+  }
+
+  private async dropWatcher(): Promise<void> {
+    const watcher = this.watcher;
+    this.watcher = undefined;
+    if (watcher === undefined) return;
+    watcher.removeAllListeners();
+    watcher.on('error', () => undefined);
+    await watcher.cancel().catch(() => undefined);
+  }
+}

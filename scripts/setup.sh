@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Prepares a fresh Debian machine for Berth: etcd, npm dependencies, build.
+# Sourced by scripts/start.sh and scripts/test.sh; safe to run again.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf '\033[1m[berth setup]\033[0m %s\n' "$*" >&2; }
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  say "Node.js >= 20 is required (found $(node --version))."; exit 1
+fi
+
+apt_updated=0
+apt_install() {
+  if [ "$(id -u)" != "0" ]; then
+    say "missing: $* — install it with: sudo apt-get update && sudo apt-get install -y $*"; exit 1
+  fi
+  if [ "$apt_updated" = 0 ]; then
+    say "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    apt_updated=1
+  fi
+  say "apt-get install -y $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+  apt_install etcd-server etcd-client
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+say "building (tsc -b)"
+npx --no-install tsc -b

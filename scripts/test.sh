@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `npm test`: set up whatever is missing, build, run the whole tap suite, and
+# print the plain "N passed, N failed" line CI reads.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh || exit 1
+
+mkdir -p test-artifacts
+out=test-artifacts/tap-output.txt
+npx --no-install tap "$@" 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+
+# tap ends with "# { total: N, pass: N, fail: N, ... }"; fail is omitted when 0.
+summary=$(grep -E '^# \{ total: [0-9]+' "$out" | tail -n 1)
+pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")
+fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")
+skip=$(sed -nE 's/.*skip: ([0-9]+).*/\1/p' <<<"$summary")
+pass=${pass:-0}; fail=${fail:-0}
+if [ "$status" -ne 0 ] && [ "$fail" = 0 ]; then fail=1; fi # e.g. a crash or a coverage threshold
+echo
+if [ -n "${skip:-}" ]; then echo "$pass passed, $fail failed, $skip skipped"; else echo "$pass passed, $fail failed"; fi
+exit "$status"

@@ -1,0 +1,50 @@
+import t from 'tap';
+import { waitFor } from '@berth/devcluster';
+import { clusterFor } from './helpers/fixtures.js';
+
+t.test('etcd stops and comes back: 503 with a message, then recovery without restarts', async (t) => {
+  const cluster = await clusterFor(t);
+  const before = await cluster.waitForAgreedLeader();
+  for (const c of cluster.controllers) await c.waitReady();
+
+  // 1. etcd goes away.
+  await cluster.etcd.stop();
+  for (const c of cluster.controllers) {
+    const res = await waitFor(
+      async () => {
+        const r = await fetch(`${c.url}/readyz`, { signal: AbortSignal.timeout(2000) });
+        return r.status === 503 ? r : undefined;
+      },
+      { what: `${c.id} /readyz to answer 503` },
+    );
+    const body = (await res.json()) as { error: string; message: string };
+    t.equal(body.error, 'ETCD_UNAVAILABLE', `${c.id} says etcd is unavailable`);
+    t.match(body.message, /etcd is unreachable at http:\/\/127\.0\.0\.1:\d+/, `${c.id} names the endpoint`);
+    const health = await fetch(`${c.url}/healthz`, { signal: AbortSignal.timeout(2000) });
+    t.equal(health.status, 200, `${c.id} /healthz stays up`);
+  }
+  // No replica may go on believing it leads once its lease cannot be renewed.
+  await waitFor(
+    async () => {
+      const roles = await Promise.all(cluster.controllers.map(async (c) => (await c.cluster()).self.role));
+      return roles.every((r) => r === 'follower');
+    },
+    { what: 'every replica to stop leading while etcd is away', timeoutMs: 5000 },
+  );
+
+  // 2. etcd comes back on the same data: everything recovers by itself.
+  await cluster.etcd.start();
+  for (const c of cluster.controllers) await c.waitReady(20_000);
+  const after = await cluster.waitForAgreedLeader({ timeoutMs: 20_000 });
+  t.ok(after, `a leader (${after.id}) after recovery (was ${before.id})`);
+  const view = await waitFor(
+    async () => {
+      const v = await after.cluster();
+      return new Set(v.replicas.map((r) => r.id)).size === 3 && v.replicas.length === 3 ? v : undefined;
+    },
+    { what: 'each replica to campaign again with exactly one key' },
+  );
+  t.equal(view.replicas[0]?.id, after.id, 'the leader holds the oldest key');
+  const roles = await Promise.all(cluster.controllers.map(async (c) => (await c.cluster()).self.role));
+  t.equal(roles.filter((r) => r === 'leader').length, 1, 'exactly one leader after recovery');
+});

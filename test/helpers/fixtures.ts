@@ -1,0 +1,50 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Test } from 'tap';
+import pino from 'pino';
+import { createEtcdClient } from '@berth/store';
+import { EtcdServer, LocalCluster, killChildrenOnSignals, type LocalClusterOptions } from '@berth/devcluster';
+
+killChildrenOnSignals();
+
+/** A temp dir removed when the test ends (kept when it fails, for the logs). */
+export function tempDir(t: Test, prefix = 'berth-test-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.teardown(() => {
+    if (t.passing()) fs.rmSync(dir, { recursive: true, force: true });
+    else t.comment(`logs kept in ${dir}`);
+  });
+  return dir;
+}
+
+/** A real etcd for this test, destroyed at teardown. */
+export async function etcdFor(t: Test): Promise<EtcdServer> {
+  const dir = tempDir(t, 'berth-etcd-');
+  const etcd = await EtcdServer.start({ dataDir: path.join(dir, 'data'), logDir: dir });
+  t.teardown(() => etcd.destroy());
+  return etcd;
+}
+
+/** An etcd3 client for the test process, closed at teardown. */
+export function clientFor(t: Test, endpoint: string) {
+  const client = createEtcdClient(endpoint);
+  t.teardown(() => client.close());
+  return client;
+}
+
+/** A silent logger for in-process store objects (warnings only when BERTH_TEST_LOG is set). */
+export const testLog = pino({ level: process.env.BERTH_TEST_LOG ?? 'silent' });
+
+/** etcd + 3 controller processes, stopped at teardown; logs in a temp dir kept on failure. */
+export async function clusterFor(t: Test, opts: LocalClusterOptions = {}): Promise<LocalCluster> {
+  const dir = tempDir(t, 'berth-cluster-');
+  const cluster = await LocalCluster.start({ dir, ...opts });
+  t.teardown(async () => {
+    if (!t.passing()) {
+      for (const c of cluster.controllers) t.comment(`--- ${c.id} ---\n${c.process.recentOutput(30)}`);
+    }
+    await cluster.stop(true);
+  });
+  return cluster;
+}
