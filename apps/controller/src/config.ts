@@ -1,4 +1,5 @@
 import os from 'node:os';
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseEndpoints } from '@berth/store';
 
@@ -12,6 +13,14 @@ export interface ControllerConfig {
   advertiseUrl: string;
   leaseTtl: number;
   policy: SchedulingPolicy;
+  /** How long a node stays NotReady before it is declared Dead. */
+  nodeGraceMs: number;
+  /** Image provisioned node containers run. */
+  image: string;
+  /** Where provisioned agent processes log. */
+  dataDir: string;
+  /** How long `POST /v1/nodes` waits for the new agent to register. */
+  provisionTimeoutMs: number;
   logLevel: string;
 }
 
@@ -40,8 +49,16 @@ export function parseConfig(argv: string[]): ControllerConfig {
       new Option('--lease-ttl <seconds>', 'leader election lease TTL').env('BERTH_LEASE_TTL').default(2).argParser(intIn('--lease-ttl', 2, 60)),
     )
     .addOption(new Option('--policy <name>', 'default scheduling policy').env('BERTH_POLICY').choices(POLICIES).default('spread'))
+    .addOption(
+      new Option('--node-grace <seconds>', 'NotReady -> Dead after this long without a heartbeat').env('BERTH_NODE_GRACE').default(5).argParser(intIn('--node-grace', 1, 3600)),
+    )
+    .addOption(new Option('--image <tag>', 'image for provisioned node containers').env('BERTH_IMAGE').default('berth:local'))
+    .addOption(
+      new Option('--provision-timeout <seconds>', 'POST /v1/nodes answers 504 (and removes what it started) after this long').env('BERTH_PROVISION_TIMEOUT').default(30).argParser(intIn('--provision-timeout', 1, 600)),
+    )
+    .addOption(new Option('--data-dir <dir>', 'where provisioned agent processes log').env('BERTH_DATA_DIR'))
     .addOption(new Option('--log-level <level>', 'pino log level').env('BERTH_LOG_LEVEL').default('info'))
-    .showHelpAfterError();
+    .showHelpAfterError('(run with --help for usage)');
   cmd.parse(argv);
   const o = cmd.opts<{
     etcd: string;
@@ -51,6 +68,10 @@ export function parseConfig(argv: string[]): ControllerConfig {
     advertiseUrl?: string;
     leaseTtl: number;
     policy: SchedulingPolicy;
+    nodeGrace: number;
+    image: string;
+    dataDir?: string;
+    provisionTimeout: number;
     logLevel: string;
   }>();
   const reachableHost = o.host === '0.0.0.0' || o.host === '::' ? os.hostname() : o.host;
@@ -62,6 +83,10 @@ export function parseConfig(argv: string[]): ControllerConfig {
     advertiseUrl: o.advertiseUrl ?? `http://${reachableHost}:${o.port}`,
     leaseTtl: o.leaseTtl,
     policy: o.policy,
+    nodeGraceMs: o.nodeGrace * 1000,
+    image: o.image,
+    dataDir: o.dataDir ?? path.join(os.tmpdir(), `berth-controller-${o.id ?? o.port}`),
+    provisionTimeoutMs: o.provisionTimeout * 1000,
     logLevel: o.logLevel,
   };
 }

@@ -7,6 +7,10 @@ import type { ControllerConfig } from './config.js';
 import { EtcdHealth } from './etcd-health.js';
 import { Metrics } from './metrics.js';
 import { buildServer } from './server.js';
+import { ClusterState } from './cluster-state.js';
+import { NodeLifecycle } from './nodes/lifecycle.js';
+import { NodeProvisioner } from './nodes/provisioner.js';
+import { NodeService } from './nodes/service.js';
 
 /**
  * One controller replica: watch caches of the cluster state, an etcd health
@@ -25,6 +29,10 @@ export class Controller {
   /** The leader record (`/berth/leader`). */
   readonly leaderRecord: Informer<LeaderRecord>;
   readonly info: ReplicaInfo;
+  /** Watch caches of nodes, heartbeats and pods. */
+  readonly state: ClusterState;
+  readonly nodeLifecycle: NodeLifecycle;
+  readonly nodeService: NodeService;
   private server: FastifyInstance | undefined;
 
   constructor(readonly config: ControllerConfig, log?: Logger) {
@@ -49,13 +57,35 @@ export class Controller {
       terms: () => this.elector.terms,
       cacheRevision: () => this.cacheRevision,
     });
-    this.elector.on('elected', (fence) => this.log.info({ term: fence.term }, 'leadership acquired: starting leader loops'));
-    this.elector.on('deposed', (reason) => this.log.warn({ reason }, 'leadership lost: leader loops stopped'));
+    this.state = new ClusterState(this.client, this.log);
+    this.nodeLifecycle = new NodeLifecycle(this.client, this.state, this.elector, this.events, config.nodeGraceMs, this.log.child({ component: 'node-lifecycle' }));
+    const provisioner = new NodeProvisioner(config.id, config.image, config.dataDir, this.log.child({ component: 'provisioner' }));
+    this.nodeService = new NodeService(
+      this.client,
+      this.state,
+      provisioner,
+      this.events,
+      config.etcd,
+      this.log.child({ component: 'nodes' }),
+      config.provisionTimeoutMs,
+      () => this.leaderView().leaderId !== null,
+    );
+    this.elector.on('elected', (fence) => {
+      this.log.info({ term: fence.term }, 'leadership acquired: starting leader loops');
+      // Leader loops act on caches: never before they are synced, or a missing heartbeat could look like a dead node.
+      void Promise.all(this.informers.map((i) => i.whenSynced())).then(() => {
+        if (this.elector.fence === fence) this.nodeLifecycle.start(fence);
+      });
+    });
+    this.elector.on('deposed', (reason) => {
+      this.nodeLifecycle.stop();
+      this.log.warn({ reason }, 'leadership lost: leader loops stopped');
+    });
   }
 
   /** Every watch cache; `/readyz` requires all of them synced. */
   get informers(): Informer<unknown>[] {
-    return [this.replicas, this.leaderRecord] as Informer<unknown>[];
+    return [this.replicas, this.leaderRecord, ...this.state.informers] as Informer<unknown>[];
   }
 
   /** Highest revision applied across the caches. */

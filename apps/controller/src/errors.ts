@@ -2,6 +2,16 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import { BerthError } from '@berth/core';
 import { toBerthError } from '@berth/store';
 
+/** Ajv says "body must NOT have additional properties"; name the field instead. */
+function validationMessage(err: FastifyError): string {
+  const first = err.validation?.[0];
+  const extra = first?.params?.additionalProperty;
+  if (first?.keyword === 'additionalProperties' && typeof extra === 'string') {
+    return `${err.validationContext ?? 'body'}${first.instancePath}/${extra} is not a known field`;
+  }
+  return err.message;
+}
+
 /**
  * Turns every error into SPEC.md's shape `{ error, message, details? }`.
  * Validation errors name the field (`body/cpu must be > 0`); etcd being away
@@ -14,7 +24,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     let body: { error: string; message: string; details?: unknown };
     if ('validation' in err && err.validation) {
       status = 400;
-      body = { error: 'VALIDATION_FAILED', message: err.message, details: err.validation };
+      body = { error: 'VALIDATION_FAILED', message: validationMessage(err), details: err.validation };
     } else if (err instanceof BerthError) {
       status = err.statusCode;
       body = { error: err.code, message: err.message, ...(err.details === undefined ? {} : { details: err.details }) };

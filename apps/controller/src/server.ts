@@ -1,11 +1,12 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { ClusterView, ErrorResponse, HealthView, LeaderView, ReplicaView } from '@berth/core';
+import { ClusterView, ErrorResponse, HealthView, LeaderView, NodeList, NodeView, ReplicaView } from '@berth/core';
 import type { Controller } from './controller.js';
 import { installErrorHandling } from './errors.js';
 import { systemRoutes } from './routes/system.js';
 import { leaderRoutes } from './routes/leader.js';
+import { nodeRoutes } from './routes/nodes.js';
 
 /** The Fastify app of one replica: OpenAPI at /openapi.json, Swagger UI at /docs, every route schema-validated. */
 export async function buildServer(controller: Controller): Promise<FastifyInstance> {
@@ -16,7 +17,7 @@ export async function buildServer(controller: Controller): Promise<FastifyInstan
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   });
 
-  for (const schema of [ErrorResponse, LeaderView, ReplicaView, ClusterView, HealthView]) app.addSchema(schema);
+  for (const schema of [ErrorResponse, LeaderView, ReplicaView, ClusterView, HealthView, NodeView, NodeList]) app.addSchema(schema);
 
   await app.register(swagger, {
     openapi: {
@@ -30,6 +31,7 @@ export async function buildServer(controller: Controller): Promise<FastifyInstan
       tags: [
         { name: 'system', description: 'health, readiness, metrics' },
         { name: 'cluster', description: 'leader election and replicas' },
+        { name: 'nodes', description: 'nodes: agents that heartbeat through etcd leases' },
       ],
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
@@ -41,5 +43,6 @@ export async function buildServer(controller: Controller): Promise<FastifyInstan
   controller.metrics.instrument(app);
   await app.register(systemRoutes(controller));
   await app.register(leaderRoutes(controller), { prefix: '/v1' });
+  await app.register(nodeRoutes(controller), { prefix: '/v1' });
   return app;
 }

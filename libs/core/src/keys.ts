@@ -15,6 +15,8 @@ export const prefixes = {
   services: `${ROOT}services/`,
   jobs: `${ROOT}jobs/`,
   events: `${ROOT}events/`,
+  /** Unique-name index: `/berth/names/<collection>/<name>` -> id, so a name is claimed atomically. */
+  names: `${ROOT}names/`,
 } as const;
 
 /** Kinds of collection with a key per entity. */
@@ -46,3 +48,11 @@ export function idOf(collection: Collection, key: string): string | undefined {
 export function eventKey(at: Date, id: string): string {
   return `${prefixes.events}${at.toISOString()}-${id}`;
 }
+
+/** Key claiming a unique name in a collection (value: the id, as a JSON string). */
+export function nameKey(collection: 'nodes' | 'pods' | 'services', name: string): string {
+  return `${prefixes.names}${collection}/${name}`;
+}
+
+/** DNS-1123 label: what node and pod names must be. */
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;

@@ -69,3 +69,56 @@ export const HealthView = Type.Object(
   { status: Type.String(), checks: Type.Optional(Type.Record(Type.String(), Type.String())) },
   { $id: 'HealthView' },
 );
+
+const Resources = Type.Object({ cpu: Type.Number({ description: 'cores' }), memoryMiB: Type.Number() });
+
+/** `GET /v1/nodes/:id`. */
+export const NodeView = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    labels: Type.Record(Type.String(), Type.String()),
+    runtime: Type.String({ enum: ['docker', 'process', 'simulated'] }),
+    address: Type.String({ description: "agent API base URL" }),
+    status: Type.String({ enum: ['Ready', 'NotReady', 'Dead'] }),
+    reason: Type.String({ description: 'why the status is what it is, e.g. HeartbeatLost' }),
+    statusChangedAt: Type.String({ format: 'date-time' }),
+    cordoned: Type.Boolean(),
+    draining: Type.Boolean(),
+    registeredAt: Type.String({ format: 'date-time' }),
+    deregisteredAt: Type.Optional(Type.String({ format: 'date-time' })),
+    capacity: Resources,
+    allocated: Resources,
+    usage: Type.Union([Type.Object({ cpuPercent: Type.Number(), memoryMiB: Type.Number(), load1: Type.Number() }), Type.Null()]),
+    lastHeartbeat: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: "agent's last usage report; null without a heartbeat" }),
+    pods: Type.Array(Type.String(), { description: 'ids of pods bound to the node' }),
+    agent: Type.Object({ hostname: Type.String(), pid: Type.Integer(), startedAt: Type.String(), version: Type.String() }),
+    provisioner: Type.Optional(
+      Type.Object({
+        kind: Type.String({ enum: ['docker', 'process'] }),
+        by: Type.String(),
+        host: Type.String(),
+        containerId: Type.Optional(Type.String()),
+        pid: Type.Optional(Type.Integer()),
+        logFile: Type.Optional(Type.String()),
+      }),
+    ),
+  },
+  { $id: 'Node' },
+);
+
+/** `POST /v1/nodes`: provision a node (a container, or a process where no Docker engine is reachable). */
+export const ProvisionNodeRequest = Type.Object(
+  {
+    name: Type.Optional(Type.String({ pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$', description: 'DNS-1123 label; generated when omitted' })),
+    cpu: Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: 'CPU cores (decimal)' }),
+    memoryMiB: Type.Optional(Type.Integer({ minimum: 16, maximum: 4194304, description: 'memory in MiB (default 512)' })),
+    runtime: Type.Optional(Type.String({ enum: ['docker', 'process', 'simulated'], description: 'how the node runs pods (default process)' })),
+    labels: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][-A-Za-z0-9_./]{0,62}$' }), Type.String({ maxLength: 63 }))),
+  },
+  { $id: 'ProvisionNodeRequest', additionalProperties: false },
+);
+export type ProvisionNodeRequest = Static<typeof ProvisionNodeRequest>;
+
+/** A list answer: `{ items: [...] }`. */
+export const NodeList = Type.Object({ items: Type.Array(Type.Ref('Node')) }, { $id: 'NodeList' });

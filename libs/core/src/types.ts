@@ -39,3 +39,87 @@ export interface BerthEvent {
   /** Term of the leader that recorded it, for leader-only (fenced) events. */
   term?: number;
 }
+
+/** Where pods run on a node (SPEC.md section 6). */
+export const RUNTIMES = ['docker', 'process', 'simulated'] as const;
+export type RuntimeKind = (typeof RUNTIMES)[number];
+
+/** CPU in cores (decimal) and memory in MiB. */
+export interface Resources {
+  cpu: number;
+  memoryMiB: number;
+}
+
+/** Node liveness as decided by the leader (SPEC.md section 4). */
+export type NodeStatus = 'Ready' | 'NotReady' | 'Dead';
+
+/** What an agent measured on its node (seeds/004: /proc/stat, /proc/meminfo, /proc/loadavg). */
+export interface NodeUsage {
+  cpuPercent: number;
+  memoryMiB: number;
+  load1: number;
+}
+
+/** How a node was provisioned through `POST /v1/nodes`, so any replica can remove it. */
+export interface Provisioner {
+  kind: 'docker' | 'process';
+  /** Replica that started it. */
+  by: string;
+  /** Host the agent runs on (process kind: pids only mean something there). */
+  host: string;
+  containerId?: string;
+  pid?: number;
+  logFile?: string;
+}
+
+/**
+ * `/berth/nodes/<id>`: the node's spec as its agent registered it, its
+ * status as the leader decided it, and the operator's flags. Three writers,
+ * all compare-and-swap on mod_revision.
+ */
+export interface NodeRecord {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  runtime: RuntimeKind;
+  /** Base URL of the agent's API (logs, node info). */
+  address: string;
+  capacity: Resources;
+  /** Written by the leader only. */
+  status: NodeStatus;
+  /** Why the status is what it is (e.g. HeartbeatLost). */
+  reason: string;
+  /** When the status last changed (ISO). */
+  statusChangedAt: string;
+  cordoned: boolean;
+  draining: boolean;
+  registeredAt: string;
+  /** Set when the agent shut down cleanly (SIGTERM); its pods are then treated as on a drained node. */
+  deregisteredAt?: string;
+  agent: { hostname: string; pid: number; startedAt: string; version: string };
+  provisioner?: Provisioner;
+}
+
+/** `/berth/heartbeats/<id>`: bound to the agent's lease, so it vanishes when the agent stops renewing. */
+export interface HeartbeatRecord {
+  nodeId: string;
+  /** When the agent last wrote a report (ISO); keepalives between reports do not change it. */
+  reportedAt: string;
+  usage: NodeUsage;
+  /** Pod ids the node's runtime holds (the seeds' per-node pod array). */
+  pods: string[];
+  /** Identifies one agent process, so two agents never share a node unnoticed. */
+  instance: string;
+}
+
+/** Pod lifecycle phase (SPEC.md section 4). */
+export type PodPhase = 'Pending' | 'Scheduled' | 'Starting' | 'Running' | 'Paused' | 'Stopping' | 'Stopped' | 'Succeeded' | 'Failed';
+
+/** The part of a pod record the node views need (the pods issue owns the rest). */
+export interface PodRecord {
+  id: string;
+  name: string;
+  spec: { cpu: number; memoryMiB: number; [k: string]: unknown };
+  status: { phase: PodPhase; nodeId?: string | null; [k: string]: unknown };
+  [k: string]: unknown;
+}

@@ -15,6 +15,10 @@ export interface LocalClusterOptions {
   ports?: number[];
   /** Use this etcd instead of starting one. */
   etcd?: EtcdServer;
+  /** Extra controller flags, e.g. ['--node-grace', '3']. */
+  controllerArgs?: string[];
+  /** Extra controller environment. */
+  controllerEnv?: Record<string, string>;
 }
 
 /** etcd plus N controller replicas as real processes: used by `npm start`, the tests and the benchmarks. */
@@ -37,6 +41,8 @@ export class LocalCluster {
           etcd: etcd.endpoint,
           logDir: dir,
           leaseTtl: opts.leaseTtl ?? 2,
+          ...(opts.controllerArgs ? { extraArgs: opts.controllerArgs } : {}),
+          ...(opts.controllerEnv ? { env: opts.controllerEnv } : {}),
           ...(opts.ports?.[i] === undefined ? {} : { port: opts.ports[i] }),
         }),
       ),

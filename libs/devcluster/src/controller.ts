@@ -33,6 +33,7 @@ export class ControllerProcess {
         '--port', String(port),
         '--id', id,
         '--lease-ttl', String(opts.leaseTtl ?? 2),
+        '--data-dir', path.join(opts.logDir, `${id}-data`),
         ...(opts.extraArgs ?? []),
       ],
       { logFile: path.join(opts.logDir, `${id}.log`), env: { BERTH_LOG_LEVEL: 'info', ...opts.env } },

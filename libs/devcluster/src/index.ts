@@ -5,3 +5,4 @@ export * from './etcd.js';
 export * from './controller.js';
 export * from './cluster.js';
 export * from './proxy.js';
+export * from './agent.js';

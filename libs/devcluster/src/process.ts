@@ -67,6 +67,7 @@ export class ManagedProcess {
     });
     this.child = child;
     this.exitStatus = undefined;
+    this.tail = [];
     live.add(this);
     const collect = (chunk: Buffer) => {
       log.write(chunk);

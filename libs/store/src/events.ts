@@ -2,7 +2,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { eventKey, newId, type BerthEvent } from '@berth/core';
 import { toBerthError } from './client.js';
-import { commit, commitFenced, putJson, type Fence } from './txn.js';
+import { commit, commitFenced, putJson, type Fence, type Op } from './txn.js';
 
 /** What a caller says about an event; id, time and source are filled in. */
 export type EventInput = Omit<BerthEvent, 'id' | 'time' | 'source' | 'term'>;
@@ -24,8 +24,8 @@ export class EventRecorder {
     private readonly ttlSeconds = 3600,
   ) {}
 
-  /** Builds the event and its put; the lease is granted lazily. */
-  private async prepare(input: EventInput, term?: number) {
+  /** Builds an event and the put that stores it, to commit inside a larger transaction. */
+  async prepare(input: EventInput, term?: number): Promise<{ event: BerthEvent; op: Op }> {
     const now = new Date();
     const event: BerthEvent = { id: newId(), time: now.toISOString(), source: this.source, ...input, ...(term === undefined ? {} : { term }) };
     const lease = await this.leaseId();

@@ -4,3 +4,4 @@ export * from './informer.js';
 export * from './repository.js';
 export * from './events.js';
 export * from './election.js';
+export * from './lease-keeper.js';

@@ -75,6 +75,11 @@ export class Informer<T> extends EventEmitter<InformerEvents<T>> {
     return this.firstSync;
   }
 
+  /** Resolves after the first list (without starting anything). */
+  whenSynced(): Promise<void> {
+    return this.firstSync;
+  }
+
   /** Resolves once the cache has applied every change up to `rev` (read-your-writes for the API). */
   waitForRevision(rev: number): Promise<void> {
     if (this.rev >= rev) return Promise.resolve();

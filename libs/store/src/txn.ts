@@ -11,7 +11,7 @@ export type Op =
 /** One guard of a transaction: `target(key) cmp value`, e.g. `Mod(/berth/pods/x) == 42`. */
 export interface Compare {
   key: string;
-  target: 'Mod' | 'Create' | 'Version' | 'Value';
+  target: 'Mod' | 'Create' | 'Version' | 'Value' | 'Lease';
   cmp: '==' | '!=' | '>' | '<';
   value: number | string;
 }

@@ -1,0 +1,98 @@
+import os from 'node:os';
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { DNS_LABEL, RUNTIMES, type RuntimeKind } from '@berth/core';
+import { parseEndpoints } from '@berth/store';
+import { UsageSampler } from './usage.js';
+
+/** Everything an agent is configured with (flags, or BERTH_* env vars). */
+export interface AgentConfig {
+  etcd: string[];
+  name: string;
+  cpu: number;
+  memoryMiB: number;
+  runtime: RuntimeKind;
+  labels: Record<string, string>;
+  host: string;
+  port: number;
+  advertiseHost: string;
+  simulate: number;
+  heartbeatIntervalMs: number;
+  heartbeatTtlSeconds: number;
+  reportIntervalMs: number;
+  /** Where the process runtime keeps pod output. */
+  dataDir: string;
+  logLevel: string;
+}
+
+function positive(name: string, integer: boolean) {
+  return (raw: string): number => {
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+      throw new InvalidArgumentError(`${name} must be a positive ${integer ? 'integer' : 'number'}`);
+    }
+    return n;
+  };
+}
+
+function labels(raw: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of raw.split(',').filter((p) => p.length > 0)) {
+    const [k, v, ...rest] = pair.split('=');
+    if (!k || v === undefined || rest.length > 0) throw new InvalidArgumentError(`--labels: expected k=v[,k=v...], got ${JSON.stringify(pair)}`);
+    out[k] = v;
+  }
+  return out;
+}
+
+/** Parses the command line; exits with a usage message on bad flags. */
+export function parseConfig(argv: string[]): AgentConfig {
+  const cmd = new Command('berth-agent')
+    .description('Berth node agent: registers its node, heartbeats through an etcd lease, runs the pods bound to it.')
+    .addOption(new Option('--etcd <urls>', 'etcd endpoints, comma-separated').env('BERTH_ETCD').default('http://127.0.0.1:2379'))
+    .addOption(new Option('--name <name>', 'node name (DNS-1123 label); restarting with the same name re-joins the same node').env('BERTH_NODE_NAME').default(os.hostname().toLowerCase()))
+    .addOption(new Option('--cpu <cores>', 'CPU capacity in cores (default: detected)').env('BERTH_CPU').argParser(positive('--cpu', false)))
+    .addOption(new Option('--memory-mib <n>', 'memory capacity in MiB (default: detected from /proc/meminfo)').env('BERTH_MEMORY_MIB').argParser(positive('--memory-mib', true)))
+    .addOption(new Option('--runtime <kind>', 'how pods run').env('BERTH_RUNTIME').choices(RUNTIMES).default('process'))
+    .addOption(new Option('--labels <k=v,...>', 'node labels for nodeSelector').env('BERTH_LABELS').argParser(labels).default({}))
+    .addOption(new Option('--host <h>', 'address the agent API listens on').env('BERTH_AGENT_HOST').default('127.0.0.1'))
+    .addOption(new Option('--port <n>', 'agent API port (0: any free port)').env('BERTH_AGENT_PORT').default(0).argParser((v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('--port must be an integer in [0, 65535]');
+      return n;
+    }))
+    .addOption(new Option('--advertise-host <h>', 'host controllers use to reach the agent API').env('BERTH_ADVERTISE_HOST'))
+    .addOption(new Option('--simulate <count>', 'run COUNT simulated nodes named <name>-<i> in this process (scale runs)').env('BERTH_SIMULATE').argParser(positive('--simulate', true)))
+    .addOption(new Option('--heartbeat-interval <ms>', 'lease keepalive period').env('BERTH_HEARTBEAT_INTERVAL_MS').default(1000).argParser(positive('--heartbeat-interval', true)))
+    .addOption(new Option('--heartbeat-ttl <seconds>', 'heartbeat lease TTL: the node is NotReady this long after its agent stops').env('BERTH_HEARTBEAT_TTL').default(3).argParser(positive('--heartbeat-ttl', true)))
+    .addOption(new Option('--report-interval <ms>', 'usage report period').env('BERTH_REPORT_INTERVAL_MS').default(5000).argParser(positive('--report-interval', true)))
+    .addOption(new Option('--data-dir <dir>', 'where pod output is kept (default: <tmp>/berth-agent-<name>)').env('BERTH_AGENT_DATA_DIR'))
+    .addOption(new Option('--log-level <level>', 'pino log level').env('BERTH_LOG_LEVEL').default('info'))
+    .showHelpAfterError('(run with --help for usage)');
+  cmd.parse(argv);
+  const o = cmd.opts<{
+    etcd: string; name: string; cpu?: number; memoryMib?: number; runtime: RuntimeKind; labels: Record<string, string>;
+    host: string; port: number; advertiseHost?: string; simulate?: number; heartbeatInterval: number; heartbeatTtl: number;
+    reportInterval: number; dataDir?: string; logLevel: string;
+  }>();
+  if (!DNS_LABEL.test(o.name)) cmd.error(`error: --name ${JSON.stringify(o.name)} must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)`);
+  if (o.heartbeatInterval >= o.heartbeatTtl * 1000) cmd.error('error: --heartbeat-interval must be shorter than --heartbeat-ttl');
+  if (o.simulate !== undefined && o.runtime !== 'simulated') cmd.error('error: --simulate needs --runtime simulated');
+  return {
+    etcd: parseEndpoints(o.etcd),
+    name: o.name,
+    cpu: o.cpu ?? os.cpus().length,
+    memoryMiB: o.memoryMib ?? UsageSampler.totalMemoryMiB(),
+    runtime: o.runtime,
+    labels: o.labels,
+    host: o.host,
+    port: o.port,
+    advertiseHost: o.advertiseHost ?? (o.host === '0.0.0.0' || o.host === '::' ? os.hostname() : o.host),
+    simulate: o.simulate ?? 0,
+    heartbeatIntervalMs: o.heartbeatInterval,
+    heartbeatTtlSeconds: o.heartbeatTtl,
+    reportIntervalMs: o.reportInterval,
+    dataDir: o.dataDir ?? path.join(os.tmpdir(), `berth-agent-${o.name}`),
+    logLevel: o.logLevel,
+  };
+}

@@ -1,0 +1,269 @@
+import os from 'node:os';
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import {
+  isBerthError,
+  keyOf,
+  nameKey,
+  newId,
+  type HeartbeatRecord,
+  type NodeRecord,
+  type NodeUsage,
+  type Resources,
+} from '@berth/core';
+import { absent, commit, decodeJson, LeaseKeeper, putJson, Repository, type Versioned } from '@berth/store';
+import type { OwnKeyWatcher } from './own-keys.js';
+import type { Runtime } from './runtime.js';
+
+/** Agent software version reported in node records. */
+export const AGENT_VERSION = '0.1.0';
+
+/** What one node of an agent is configured with. */
+export interface NodeAgentOptions {
+  name: string;
+  capacity: Resources;
+  labels: Record<string, string>;
+  runtime: Runtime;
+  /** URL of the agent's API. */
+  address: string;
+  heartbeatTtlSeconds: number;
+  reportIntervalMs: number;
+  /** Measures usage (the host's, or the simulated runtime's). */
+  usage: () => NodeUsage;
+}
+
+/** Shared by every node of one agent process. */
+export interface NodeAgentDeps {
+  client: Etcd3;
+  keeper: LeaseKeeper;
+  ownKeys: OwnKeyWatcher;
+  log: Logger;
+  /** Called when the node must stop: deleted from the cluster, or taken over by another agent. */
+  onFatal: (nodeName: string, reason: string) => void;
+}
+
+/**
+ * One node as its agent sees it: registers `/berth/nodes/<id>` (re-joining the
+ * same id when the name exists), holds a lease of its own and keeps
+ * `/berth/heartbeats/<id>` on it, and rewrites the heartbeat with usage every
+ * report interval. It never writes the node's status: the leader does.
+ */
+export class NodeAgent {
+  /** Identifies this process's hold on the node. */
+  readonly instance = newId();
+  private readonly nodes: Repository<NodeRecord>;
+  private nodeId: string | undefined;
+  private leaseId: string | undefined;
+  private reportTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private reheartbeating: Promise<void> | undefined;
+  /** Heartbeat reports written, for benchmarks. */
+  reports = 0;
+
+  constructor(
+    private readonly deps: NodeAgentDeps,
+    readonly opts: NodeAgentOptions,
+  ) {
+    this.nodes = new Repository<NodeRecord>(deps.client, 'nodes', 'node');
+  }
+
+  /** The node id, once registered. */
+  get id(): string {
+    if (this.nodeId === undefined) throw new Error(`node ${this.opts.name} is not registered yet`);
+    return this.nodeId;
+  }
+
+  private get log(): Logger {
+    return this.deps.log;
+  }
+
+  /** Registers (or re-joins), starts heartbeating and reporting. */
+  async start(): Promise<void> {
+    const node = await this.register();
+    this.nodeId = node.value.id;
+    this.deps.ownKeys.subscribe(keyOf('nodes', this.id), (type) => {
+      if (type === 'delete' && !this.stopped) this.deps.onFatal(this.opts.name, 'its node record was deleted from the cluster');
+    });
+    this.deps.ownKeys.subscribe(keyOf('heartbeats', this.id), (type, kv) => {
+      if (this.stopped) return;
+      if (type === 'delete') return void this.reheartbeat('heartbeat key deleted');
+      const hb = decodeJson<HeartbeatRecord>(kv);
+      if (hb !== undefined && hb.value.instance !== this.instance) {
+        this.deps.onFatal(this.opts.name, `another agent (instance ${hb.value.instance}) took over node ${this.id}`);
+      }
+    });
+    await this.heartbeat();
+    // Spread reports of many simulated nodes over the interval instead of bursts.
+    const offset = Math.floor(Math.random() * this.opts.reportIntervalMs);
+    this.reportTimer = setTimeout(() => {
+      void this.report();
+      this.reportTimer = setInterval(() => void this.report(), this.opts.reportIntervalMs);
+    }, offset);
+  }
+
+  /** The node record as etcd has it. */
+  record(): Promise<Versioned<NodeRecord> | undefined> {
+    return this.nodes.get(this.id);
+  }
+
+  /**
+   * Stops heartbeating. With `deregister`, first marks the node deregistered
+   * (its pods are then treated as on a drained node) and revokes the lease so
+   * the leader sees the heartbeat vanish at once.
+   */
+  async stop(deregister: boolean): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.reportTimer);
+    clearInterval(this.reportTimer);
+    const leaseId = this.leaseId;
+    if (!deregister || this.nodeId === undefined) {
+      if (leaseId) this.deps.keeper.forget(leaseId);
+      return;
+    }
+    await this.updateRecord((n) => ({ ...n, deregisteredAt: new Date().toISOString() }));
+    if (leaseId) await this.deps.keeper.revoke(leaseId);
+    this.log.info({ node: this.opts.name, id: this.nodeId }, 'node deregistered');
+  }
+
+  /** Re-reads the node's own keys after a watch reconnect, which may have skipped their changes. */
+  async verify(): Promise<void> {
+    if (this.stopped || this.nodeId === undefined) return;
+    if ((await this.nodes.get(this.id)) === undefined) return this.deps.onFatal(this.opts.name, 'its node record was deleted from the cluster');
+    const kv = (await this.deps.client.get(keyOf('heartbeats', this.id)).exec()).kvs[0];
+    const hb = kv === undefined ? undefined : decodeJson<HeartbeatRecord>(kv);
+    if (hb === undefined) return this.reheartbeat('heartbeat key missing after a reconnect');
+    if (hb.value.instance !== this.instance) this.deps.onFatal(this.opts.name, `another agent (instance ${hb.value.instance}) took over node ${this.id}`);
+  }
+
+  /** Called by the lease keeper when etcd lost this node's lease. */
+  onLeaseLost(leaseId: string): void {
+    if (leaseId === this.leaseId && !this.stopped) void this.reheartbeat('lease lost');
+  }
+
+  /** The node's lease, while it holds one. */
+  get lease(): string | undefined {
+    return this.leaseId;
+  }
+
+  private async register(): Promise<Versioned<NodeRecord>> {
+    const { name } = this.opts;
+    const indexKey = nameKey('nodes', name);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const claimed = await this.deps.client.get(indexKey).string();
+      if (claimed !== null) {
+        const id = JSON.parse(claimed) as string;
+        const existing = await this.nodes.get(id);
+        if (existing === undefined) {
+          // A name claimed for a node that no longer exists: release it, then retry.
+          await commit(this.deps.client, [{ key: indexKey, target: 'Value', cmp: '==', value: claimed }], [{ type: 'delete', key: indexKey }]);
+          continue;
+        }
+        const spec = this.specFields();
+        const { deregisteredAt: _gone, ...rest } = existing.value;
+        const rejoined: NodeRecord = { ...rest, ...spec };
+        try {
+          const rev = await this.nodes.update(id, rejoined, existing.modRevision);
+          this.log.info({ node: name, id }, 'node re-joined the cluster');
+          return { ...existing, value: rejoined, modRevision: rev };
+        } catch (err) {
+          if (isBerthError(err, 'CONFLICT')) continue;
+          throw err;
+        }
+      }
+      const now = new Date().toISOString();
+      const id = newId();
+      const record: NodeRecord = {
+        id,
+        ...this.specFields(),
+        status: 'NotReady',
+        reason: 'Registering',
+        statusChangedAt: now,
+        cordoned: false,
+        draining: false,
+        registeredAt: now,
+      };
+      const nodeKey = keyOf('nodes', id);
+      const res = await commit(this.deps.client, [absent(indexKey), absent(nodeKey)], [putJson(indexKey, id), putJson(nodeKey, record)]);
+      if (res.succeeded) {
+        this.log.info({ node: name, id }, 'node registered');
+        return { key: nodeKey, value: record, createRevision: res.revision, modRevision: res.revision, version: 1, lease: '0' };
+      }
+    }
+    throw new Error(`could not register node ${name}: too much contention on its name`);
+  }
+
+  private specFields(): Pick<NodeRecord, 'name' | 'labels' | 'runtime' | 'address' | 'capacity' | 'agent'> {
+    return {
+      name: this.opts.name,
+      labels: this.opts.labels,
+      runtime: this.opts.runtime.kind,
+      address: this.opts.address,
+      capacity: this.opts.capacity,
+      agent: { hostname: os.hostname(), pid: process.pid, startedAt: new Date().toISOString(), version: AGENT_VERSION },
+    };
+  }
+
+  private async heartbeatValue(): Promise<HeartbeatRecord> {
+    const pods = (await this.opts.runtime.list()).map((p) => p.id);
+    return { nodeId: this.id, reportedAt: new Date().toISOString(), usage: this.opts.usage(), pods, instance: this.instance };
+  }
+
+  /** Takes a fresh lease and (re)writes the heartbeat key on it. */
+  private async heartbeat(): Promise<void> {
+    const key = keyOf('heartbeats', this.id);
+    const kv = (await this.deps.client.get(key).exec()).kvs[0];
+    const previous = kv === undefined ? undefined : decodeJson<HeartbeatRecord>(kv);
+    if (previous && previous.value.instance !== this.instance) {
+      this.log.warn({ node: this.opts.name, previous: previous.value.instance }, 'taking over the heartbeat of a previous agent instance');
+    }
+    const lease = await this.deps.keeper.grant(this.opts.heartbeatTtlSeconds);
+    const old = this.leaseId;
+    this.leaseId = lease;
+    if (old) this.deps.keeper.forget(old);
+    await commit(this.deps.client, [], [putJson(key, await this.heartbeatValue(), lease)]);
+  }
+
+  /** Re-establishes the heartbeat after its lease or key vanished, once at a time, retrying while etcd is away. */
+  private reheartbeat(why: string): Promise<void> {
+    this.reheartbeating ??= (async () => {
+      this.log.warn({ node: this.opts.name, why }, 're-establishing heartbeat');
+      for (let delay = 100; !this.stopped; delay = Math.min(delay * 2, 2000)) {
+        try {
+          await this.heartbeat();
+          return;
+        } catch (err) {
+          this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'heartbeat failed; retrying');
+          await new Promise((r) => setTimeout(r, delay));
+        }
+      }
+    })().finally(() => (this.reheartbeating = undefined));
+    return this.reheartbeating;
+  }
+
+  /** Rewrites the heartbeat with fresh usage, only while it is still on this node's lease. */
+  private async report(): Promise<void> {
+    const lease = this.leaseId;
+    if (this.stopped || lease === undefined || this.reheartbeating) return;
+    const key = keyOf('heartbeats', this.id);
+    try {
+      const res = await commit(this.deps.client, [{ key, target: 'Lease', cmp: '==', value: lease }], [putJson(key, await this.heartbeatValue(), lease)]);
+      if (res.succeeded) this.reports += 1;
+      else void this.reheartbeat('heartbeat key is not on our lease');
+    } catch (err) {
+      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'usage report failed');
+    }
+  }
+
+  private async updateRecord(change: (n: NodeRecord) => NodeRecord): Promise<void> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const cur = await this.nodes.get(this.id);
+      if (cur === undefined) return;
+      try {
+        await this.nodes.update(this.id, change(cur.value), cur.modRevision);
+        return;
+      } catch (err) {
+        if (!isBerthError(err, 'CONFLICT')) throw err;
+      }
+    }
+  }
+}

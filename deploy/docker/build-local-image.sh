@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Builds Berth's image locally, with no base image: there is no registry to pull
+# one from. The image is one layer holding
+#   /usr/bin/node             the host's node binary, and the shared libraries and
+#                             dynamic loader it links (copied from ldd's list)
+#   /bin/busybox, /bin/<applet>  Debian's static busybox: a shell for debugging and
+#                             small tools (sh, sleep, nc, httpd, ...) for test pods
+#   /etc/passwd, /etc/group   a non-root user `berth` (10001); glibc's defaults
+#                             need no nsswitch.conf to read /etc/hosts, which
+#                             docker mounts in, as do resolv.conf and hostname
+#   /app                      the built workspaces (apps/*/dist, libs/*/dist, their
+#                             package.json) and production node_modules
+# Entrypoint `node`, workdir /app, user berth, default command the controller:
+#   docker run --rm --network host berth:local /app/apps/controller/dist/main.js --help
+#
+# Usage: deploy/docker/build-local-image.sh [TAG]   (default $BERTH_IMAGE, else berth:local)
+# Talks to the engine in DOCKER_HOST (see scripts/dockerd.sh env). Skips the build
+# when TAG exists with the label berth.build-hash equal to the hash of the inputs,
+# so calling it before every test run costs about a second.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+tag=${1:-${BERTH_IMAGE:-berth:local}}
+script=deploy/docker/build-local-image.sh
+
+say() { printf '\033[1m[berth image]\033[0m %s\n' "$*" >&2; }
+
+if [ ! -d apps/controller/dist ]; then
+  say "apps/controller/dist does not exist: build Berth first with: npx tsc -b"
+  exit 1
+fi
+if ! timeout 10 docker info >/dev/null 2>&1; then
+  say "no Docker engine answers at ${DOCKER_HOST:-the default socket}; start the private one with:"
+  say '  bash scripts/dockerd.sh start && eval "$(bash scripts/dockerd.sh env)"'
+  exit 1
+fi
+# The static build: the dynamic `busybox` package would need its libraries copied too.
+if ! dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'; then
+  if [ "$(id -u)" != 0 ]; then
+    say "busybox-static is missing: install it with: sudo apt-get update && sudo apt-get install -y busybox-static"
+    exit 1
+  fi
+  say "apt-get update && apt-get install -y busybox-static"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+fi
+
+node=$(readlink -f "$(command -v node)")
+busybox=/bin/busybox
+# The app files that go into the image, and therefore into the hash.
+mapfile -t app_files < <(
+  ls package.json package-lock.json apps/*/package.json libs/*/package.json
+  find apps/*/dist libs/*/dist -type f ! -name '*.tsbuildinfo' 2>/dev/null
+)
+
+hash=$(sha256sum "$script" "$node" "$busybox" "${app_files[@]}" | sha256sum | cut -d' ' -f1)
+if [ "$(docker image inspect --format '{{index .Config.Labels "berth.build-hash"}}' "$tag" 2>/dev/null)" = "$hash" ]; then
+  say "$tag is up to date"
+  echo "$tag"
+  exit 0
+fi
+
+started=$SECONDS
+staging=$(mktemp -d)
+trap 'rm -rf "$staging"' EXIT
+root=$staging/rootfs
+mkdir -p "$root/usr/bin" "$root/bin" "$root/etc" "$root/app"
+install -d -m 1777 "$root/tmp"
+
+# node and everything the loader maps for it, each at the path ldd names, so the
+# loader's built-in search path (/lib/x86_64-linux-gnu, ...) finds them.
+cp "$node" "$root/usr/bin/node"
+for lib in $(ldd "$node" | grep -oE '/[^ ]+'); do
+  mkdir -p "$root$(dirname "$lib")"
+  cp -L "$lib" "$root$lib"
+done
+
+cp "$busybox" "$root/bin/busybox"
+for applet in $("$busybox" --list); do
+  [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+done
+
+cat >"$root/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/bin/sh
+berth:x:10001:10001:berth:/tmp:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+EOF
+cat >"$root/etc/group" <<'EOF'
+root:x:0:
+berth:x:10001:
+nogroup:x:65534:
+EOF
+
+cp --parents "${app_files[@]}" "$root/app/"
+# Production dependencies from the lockfile, as a Dockerfile would install them;
+# --prefer-offline takes them from the npm cache that `npm ci` filled, and the
+# workspace links (node_modules/@berth/* -> ../../apps|libs/*) point into /app.
+say "npm ci --omit=dev"
+(cd "$root/app" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+
+old_id=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
+say "importing $tag"
+tar -C "$root" --numeric-owner --owner=0 --group=0 -c . | docker import \
+  --change 'ENTRYPOINT ["node"]' \
+  --change 'CMD ["/app/apps/controller/dist/main.js"]' \
+  --change 'WORKDIR /app' \
+  --change 'USER 10001:10001' \
+  --change 'ENV PATH=/usr/bin:/bin NODE_ENV=production' \
+  --change "LABEL berth.build-hash=$hash" \
+  - "$tag" >/dev/null
+# The image this one replaced is now untagged; drop it unless a container uses it.
+if [ -n "$old_id" ]; then docker rmi "$old_id" >/dev/null 2>&1 || true; fi
+
+size=$(docker image inspect --format '{{.Size}}' "$tag")
+say "built $tag ($((size / 1024 / 1024)) MiB) in $((SECONDS - started))s"
+echo "$tag"

@@ -1,0 +1,196 @@
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { prefixes, type BerthEvent } from '@berth/core';
+import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster';
+import { clientFor, clusterFor, tempDir } from './helpers/fixtures.js';
+
+const HEARTBEAT_TTL = 3;
+const GRACE = 3;
+
+interface NodeView {
+  id: string;
+  name: string;
+  status: string;
+  reason: string;
+  capacity: { cpu: number; memoryMiB: number };
+  usage: { cpuPercent: number; memoryMiB: number; load1: number } | null;
+  lastHeartbeat: string | null;
+  cordoned: boolean;
+  draining: boolean;
+  deregisteredAt?: string;
+  provisioner?: { kind: string; pid?: number; containerId?: string };
+}
+
+async function api(c: ControllerProcess, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${c.url}${path}`, {
+    method,
+    signal: AbortSignal.timeout(60_000),
+    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+const node = async (c: ControllerProcess, name: string) => (await api(c, 'GET', `/v1/nodes/${name}`)).body as NodeView;
+const pidAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+t.test('nodes: agents, heartbeats through leases, lifecycle, provisioning', async (t) => {
+  const cluster = await clusterFor(t, { controllerArgs: ['--node-grace', String(GRACE), '--provision-timeout', '20'] });
+  const client = clientFor(t, cluster.etcd.endpoint);
+  const logDir = tempDir(t, 'berth-agents-');
+  const agentArgs = ['--heartbeat-ttl', String(HEARTBEAT_TTL), '--heartbeat-interval', '500', '--report-interval', '500'];
+  const agents = ['n1', 'n2'].map((name) => new AgentProcess({ name, etcd: cluster.etcd.endpoint, logDir, cpu: 2, memoryMiB: 1024, extraArgs: agentArgs }));
+  t.teardown(() => Promise.all(agents.map((a) => a.process.stop('SIGKILL'))));
+  await Promise.all(agents.map((a) => a.start()));
+  const [n1, n2] = agents as [AgentProcess, AgentProcess];
+  await cluster.waitForAgreedLeader();
+  const c = cluster.controllers[1]!; // any replica answers
+
+  t.test('agents register: listed Ready with capacity and usage', async (t) => {
+    const items = await waitFor(
+      async () => {
+        const list = (await api(c, 'GET', '/v1/nodes')).body.items as NodeView[];
+        return list.length === 2 && list.every((n) => n.status === 'Ready' && n.usage !== null) ? list : undefined;
+      },
+      { what: 'both nodes Ready with usage' },
+    );
+    for (const n of items) {
+      t.same(n.capacity, { cpu: 2, memoryMiB: 1024 }, `${n.name} capacity`);
+      t.ok(n.usage!.memoryMiB > 0 && n.usage!.cpuPercent >= 0 && n.usage!.load1 >= 0, `${n.name} reports usage from /proc`);
+      t.ok(n.lastHeartbeat, `${n.name} has a last heartbeat`);
+      t.match(n.id, /^[0-9a-z]{12}$/);
+    }
+    const ready = await api(c, 'GET', '/v1/nodes?status=Ready');
+    t.equal(ready.body.items.length, 2, 'filter by status');
+    const byId = await node(c, items[0]!.id);
+    t.equal(byId.name, items[0]!.name, 'a node can be fetched by id or by name');
+  });
+
+  t.test('SIGKILL an agent: NotReady within TTL + 1 s, Dead after the grace, Ready again on restart with the same id', async (t) => {
+    const before = await node(c, 'n1');
+    const killedAt = Date.now();
+    n1.process.signal('SIGKILL');
+    await n1.process.waitExit();
+    const notReady = await waitFor(async () => ((await node(c, 'n1')).status === 'NotReady' ? Date.now() : undefined), {
+      what: 'n1 NotReady',
+      timeoutMs: (HEARTBEAT_TTL + 1) * 1000,
+    });
+    t.comment(`NotReady ${notReady - killedAt} ms after SIGKILL`);
+    t.equal((await node(c, 'n1')).reason, 'HeartbeatLost');
+    await waitFor(async () => (await node(c, 'n1')).status === 'Dead', { what: 'n1 Dead', timeoutMs: (GRACE + 2) * 1000 });
+    t.ok(Date.now() - notReady >= GRACE * 1000 - 200, 'Dead only after the grace period');
+    await n1.start();
+    const back = await waitFor(async () => {
+      const n = await node(c, 'n1');
+      return n.status === 'Ready' ? n : undefined;
+    }, { what: 'n1 Ready again' });
+    t.equal(back.id, before.id, 'same node id after restart');
+    t.equal((await api(c, 'GET', '/v1/nodes')).body.items.length, 2, 'no duplicate node');
+  });
+
+  t.test('SIGTERM an agent: it deregisters cleanly and re-joins on restart', async (t) => {
+    n2.process.signal('SIGTERM');
+    t.equal(await n2.process.waitExit(), 0, 'the agent exits cleanly');
+    const gone = await waitFor(async () => {
+      const n = await node(c, 'n2');
+      return n.status === 'NotReady' ? n : undefined;
+    }, { what: 'n2 NotReady at once', timeoutMs: 2000 });
+    t.equal(gone.reason, 'AgentDeregistered');
+    t.ok(gone.deregisteredAt, 'marked deregistered: its pods are treated as on a drained node');
+    await n2.start();
+    const back = await waitFor(async () => {
+      const n = await node(c, 'n2');
+      return n.status === 'Ready' ? n : undefined;
+    }, { what: 'n2 Ready again' });
+    t.equal(back.deregisteredAt, undefined, 're-joining clears the deregistration');
+  });
+
+  t.test('leader killed while agents heartbeat: no false NotReady or Dead', async (t) => {
+    const since = new Date().toISOString();
+    const leader = await cluster.waitForAgreedLeader();
+    leader.process.signal('SIGKILL');
+    await leader.process.waitExit();
+    const next = await cluster.waitForAgreedLeader({ excluding: leader.id });
+    // Give the new leader a full grace period to misjudge, if it would.
+    await waitFor(async () => Date.now() - Date.parse(since) > (GRACE + 1) * 1000, { what: 'a grace period', timeoutMs: (GRACE + 3) * 1000 });
+    const nodes = (await api(next, 'GET', '/v1/nodes')).body.items as NodeView[];
+    t.same(nodes.map((n) => n.status), ['Ready', 'Ready']);
+    const res = await client.getAll().prefix(prefixes.events).exec();
+    const bad = res.kvs
+      .map((kv) => JSON.parse(kv.value.toString()) as BerthEvent)
+      .filter((e) => e.time > since && (e.reason === 'NodeNotReady' || e.reason === 'NodeDead'));
+    t.same(bad, [], 'no node status change during the failover');
+    await leader.start();
+  });
+
+  t.test('cordon, uncordon, drain', async (t) => {
+    t.equal((await api(c, 'POST', '/v1/nodes/n1/cordon')).body.cordoned, true);
+    const drained = (await api(c, 'POST', '/v1/nodes/n1/drain')).body as NodeView;
+    t.ok(drained.cordoned && drained.draining);
+    const un = (await api(c, 'POST', '/v1/nodes/n1/uncordon')).body as NodeView;
+    t.ok(!un.cordoned && !un.draining);
+  });
+
+  t.test('bad input is refused naming the field, and nothing is written', async (t) => {
+    const keysBefore = execFileSync('etcdctl', ['--endpoints', cluster.etcd.endpoint, 'get', '--prefix', '/berth/nodes/', '--keys-only']).toString();
+    const cases: Array<[string, string, unknown, number, RegExp]> = [
+      ['POST', '/v1/nodes', { cpu: 0 }, 400, /body\/cpu must be > 0/],
+      ['POST', '/v1/nodes', { cpu: -1 }, 400, /body\/cpu/],
+      ['POST', '/v1/nodes', { cpu: 1, runtime: 'kvm' }, 400, /body\/runtime must be equal to one of the allowed values/],
+      ['POST', '/v1/nodes', { cpu: 1, name: 'Bad_Name' }, 400, /body\/name must match pattern/],
+      ['POST', '/v1/nodes', { cpu: 1, memoryMiB: 1.5 }, 400, /body\/memoryMiB must be integer/],
+      ['POST', '/v1/nodes', { cpu: 1, colour: 'red' }, 400, /body\/colour is not a known field/],
+      ['POST', '/v1/nodes', { name: 'n1', cpu: 1 }, 409, /a node named "n1" already exists/],
+      ['GET', '/v1/nodes/no-such-node', undefined, 404, /node "no-such-node" not found/],
+      ['POST', '/v1/nodes/no-such-node/cordon', undefined, 404, /node "no-such-node" not found/],
+      ['DELETE', '/v1/nodes/no-such-node', undefined, 404, /node "no-such-node" not found/],
+      ['GET', '/v1/nodes?status=Sleepy', undefined, 400, /querystring\/status/],
+    ];
+    for (const [method, path, body, status, message] of cases) {
+      const res = await api(c, method, path, body);
+      t.equal(res.status, status, `${method} ${path} ${JSON.stringify(body ?? '')} -> ${status}`);
+      t.match(res.body.message, message);
+      t.type(res.body.error, 'string');
+    }
+    const keysAfter = execFileSync('etcdctl', ['--endpoints', cluster.etcd.endpoint, 'get', '--prefix', '/berth/nodes/', '--keys-only']).toString();
+    t.equal(keysAfter, keysBefore, 'no node was written');
+  });
+
+  t.test('POST /v1/nodes without a Docker engine starts an agent process; DELETE stops it', async (t) => {
+    const created = await api(c, 'POST', '/v1/nodes', { name: 'prov-1', cpu: 1, memoryMiB: 256, runtime: 'simulated', labels: { zone: 'a' } });
+    t.equal(created.status, 201, JSON.stringify(created.body).slice(0, 300));
+    const n = created.body as NodeView;
+    t.equal(n.status, 'Ready', 'answered once registered and Ready');
+    t.equal(n.provisioner?.kind, 'process');
+    const pid = n.provisioner?.pid ?? 0;
+    t.ok(pidAlive(pid), `agent process ${pid} runs`);
+    t.same(n.capacity, { cpu: 1, memoryMiB: 256 });
+    const other = cluster.controllers.find((x) => x !== c && x.process.running)!;
+    const deleted = await api(other, 'DELETE', '/v1/nodes/prov-1');
+    t.equal(deleted.status, 200, 'any replica can delete it');
+    await waitFor(() => !pidAlive(pid), { what: 'the agent process to exit' });
+    t.equal((await api(c, 'GET', '/v1/nodes/prov-1')).status, 404, 'the node is gone');
+    const again = await api(c, 'POST', '/v1/nodes', { name: 'prov-1', cpu: 1, runtime: 'simulated' });
+    t.equal(again.status, 201, 'the name is free again');
+    await api(c, 'DELETE', '/v1/nodes/prov-1');
+  });
+
+  t.test('an agent that cannot register: 504 after the timeout, and nothing is left behind', async (t) => {
+    // A replica whose environment breaks every agent it starts (a bad BERTH_LABELS).
+    const broken = await clusterFor(t, { etcd: cluster.etcd, controllers: 1, controllerArgs: ['--provision-timeout', '2'], controllerEnv: { BERTH_LABELS: 'not-a-label' } });
+    const b = broken.controllers[0]!;
+    const res = await api(b, 'POST', '/v1/nodes', { name: 'doomed', cpu: 1 });
+    t.equal(res.status, 504);
+    t.equal(res.body.error, 'TIMEOUT');
+    t.match(res.body.message, /did not register within 2 s; removed its process/);
+    t.match(res.body.message, /--labels: expected k=v/, 'the agent\'s own error is shown');
+    t.equal((await api(c, 'GET', '/v1/nodes/doomed')).status, 404, 'no node record left');
+    t.equal(await client.get('/berth/names/nodes/doomed').string(), null, 'the name is released');
+  });
+});
