@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `npm start`: a local HA cluster in the foreground: its own etcd (data under
- * .berth/, git-ignored) and three controller replicas. A replica that dies
+ * .berth/, git-ignored), three controller replicas and two node agents. A replica that dies
  * (say, `kill -9` in a failover demo) is restarted and rejoins as a follower.
  * Leader changes are printed as they happen. Ctrl-C stops everything.
  */
@@ -9,8 +9,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import pino from 'pino';
-import { prefixes, type ReplicaInfo } from '@berth/core';
+import { prefixes, type NodeRecord, type ReplicaInfo } from '@berth/core';
 import { createEtcdClient, Informer } from '@berth/store';
+import { AgentProcess } from './agent.js';
 import { ControllerProcess } from './controller.js';
 import { EtcdServer } from './etcd.js';
 import { freePort } from './ports.js';
@@ -45,11 +46,18 @@ async function main(): Promise<void> {
     ports.map((port, i) => ControllerProcess.start({ id: `c${i + 1}`, etcd: etcd.endpoint, port, logDir, leaseTtl })),
   );
 
+  const agents = await Promise.all(
+    ['node-1', 'node-2'].map((name) =>
+      new AgentProcess({ name, etcd: etcd.endpoint, logDir, runtime: 'process', cpu: 2, memoryMiB: 2048 }).start(),
+    ),
+  );
+
   let stopping = false;
   const shutdown = async () => {
     if (stopping) return;
     stopping = true;
-    console.log(`\n${stamp()} stopping controllers (they resign) and etcd...`);
+    console.log(`\n${stamp()} stopping agents (they deregister), controllers (they resign) and etcd...`);
+    await Promise.all(agents.map((a) => a.process.stop('SIGTERM')));
     await Promise.all(controllers.map((c) => c.process.stop('SIGTERM')));
     await etcd.stop();
     console.log(`${stamp()} stopped. State is kept in ${path.relative(process.cwd(), home) || home}/etcd; delete it for a clean slate.`);
@@ -80,6 +88,7 @@ async function main(): Promise<void> {
 ${bold('Berth local HA cluster')}
   etcd        ${etcd.endpoint}   data: ${path.relative(process.cwd(), etcd.dataDir)}
 ${controllers.map((c) => `  ${c.id}          ${c.url}   pid ${c.process.pid}`).join('\n')}
+${agents.map((a) => `  ${a.name}      agent, runtime process, pid ${a.process.pid}`).join('\n')}
   API docs    ${first.url}/docs
   OpenAPI     ${first.url}/openapi.json
   logs        ${path.relative(process.cwd(), logDir)}/
@@ -87,8 +96,11 @@ ${controllers.map((c) => `  ${c.id}          ${c.url}   pid ${c.process.pid}`).j
 Try:
   curl -s ${first.url}/v1/leader
   curl -s ${first.url}/v1/cluster
+  curl -s ${first.url}/v1/nodes
+  curl -s -XPOST ${first.url}/v1/nodes -H 'content-type: application/json' -d '{"cpu": 1, "memoryMiB": 512}'
   etcdctl --endpoints ${etcd.endpoint} get --prefix /berth/election/ --write-out=fields
   kill -9 <leader pid>        # failover demo: another replica takes over within the lease TTL (${leaseTtl} s)
+  kill -9 <agent pid>         # node failure: NotReady within the heartbeat TTL, then Dead after the grace
 
 Ctrl-C stops everything.
 `);
@@ -107,6 +119,17 @@ Ctrl-C stops everything.
   elections.on('change', show);
   await elections.start();
   show();
+
+  // And node status changes, as the leader writes them.
+  const nodes = new Informer<NodeRecord>(client, prefixes.nodes, pino({ level: 'silent' }));
+  nodes.on('change', ({ item, prev }) => {
+    if (stopping || item === undefined) return;
+    const n = item.value;
+    if (prev?.value.status === n.status) return;
+    const colour = n.status === 'Ready' ? green : yellow;
+    console.log(`${stamp()} node ${n.name}: ${prev ? `${prev.value.status} -> ` : ''}${colour(n.status)} (${n.reason})`);
+  });
+  await nodes.start();
 }
 
 main().catch((err: unknown) => {
