@@ -23,6 +23,18 @@ t.test('etcd stops and comes back: 503 with a message, then recovery without res
     const health = await fetch(`${c.url}/healthz`, { signal: AbortSignal.timeout(2000) });
     t.equal(health.status, 200, `${c.id} /healthz stays up`);
   }
+  // A write while etcd is away: a clear 503, and nothing half-written afterwards.
+  const write = await fetch(`${cluster.controllers[0]!.url}/v1/nodes`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'during-outage', cpu: 1 }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  t.equal(write.status, 503, 'a write during the outage answers 503');
+  const writeBody = (await write.json()) as { error: string; message: string };
+  t.equal(writeBody.error, 'ETCD_UNAVAILABLE');
+  t.match(writeBody.message, /etcd is unavailable/);
+
   // No replica may go on believing it leads once its lease cannot be renewed.
   await waitFor(
     async () => {
@@ -47,4 +59,6 @@ t.test('etcd stops and comes back: 503 with a message, then recovery without res
   t.equal(view.replicas[0]?.id, after.id, 'the leader holds the oldest key');
   const roles = await Promise.all(cluster.controllers.map(async (c) => (await c.cluster()).self.role));
   t.equal(roles.filter((r) => r === 'leader').length, 1, 'exactly one leader after recovery');
+  const lookup = await fetch(`${after.url}/v1/nodes/during-outage`);
+  t.equal(lookup.status, 404, 'the refused write left nothing behind');
 });
