@@ -52,11 +52,22 @@ async function main(): Promise<void> {
     ),
   );
 
+  const client = createEtcdClient(etcd.endpoint);
+  const nodes = new Informer<NodeRecord>(client, prefixes.nodes, pino({ level: 'silent' }));
+
   let stopping = false;
   const shutdown = async () => {
     if (stopping) return;
     stopping = true;
     console.log(`\n${stamp()} stopping agents (they deregister), controllers (they resign) and etcd...`);
+    // Nodes added with POST /v1/nodes run outside this launcher: remove them through the API so nothing is orphaned.
+    const provisioned = nodes.list().filter((n) => n.value.provisioner !== undefined);
+    for (const n of provisioned) {
+      const live = controllers.find((c) => c.process.running);
+      if (live === undefined) break;
+      const res = await fetch(`${live.url}/v1/nodes/${n.value.id}`, { method: 'DELETE', signal: AbortSignal.timeout(15_000) }).catch(() => undefined);
+      console.log(`${stamp()} removed provisioned node ${n.value.name}${res?.ok ? '' : ' (failed: remove it with DELETE /v1/nodes/' + n.value.id + ')'}`);
+    }
     await Promise.all(agents.map((a) => a.process.stop('SIGTERM')));
     await Promise.all(controllers.map((c) => c.process.stop('SIGTERM')));
     await etcd.stop();
@@ -106,7 +117,6 @@ Ctrl-C stops everything.
 `);
 
   // Print leadership as etcd sees it: the oldest election key leads.
-  const client = createEtcdClient(etcd.endpoint);
   const elections = new Informer<ReplicaInfo>(client, prefixes.election, pino({ level: 'silent' }));
   let shown = '';
   const show = () => {
@@ -121,7 +131,6 @@ Ctrl-C stops everything.
   show();
 
   // And node status changes, as the leader writes them.
-  const nodes = new Informer<NodeRecord>(client, prefixes.nodes, pino({ level: 'silent' }));
   nodes.on('change', ({ item, prev }) => {
     if (stopping || item === undefined) return;
     const n = item.value;
