@@ -1,0 +1,402 @@
+import {
+  REASON_INSUFFICIENT_CPU,
+  REASON_INSUFFICIENT_MEMORY,
+  REASON_SELECTOR,
+  nodeReadyReason,
+  nodeSchedulableReason,
+  selectorMatches,
+} from './filters.js';
+import { MILLI, capacityMiB, capacityMillicores, freeUnits, invalidRequest, requestMiB, requestMillicores } from './quantity.js';
+import { binpackScore, bestFitScore, displayScore, MAX_SCORE, seedState, spreadScore, tieBreak, utilisation, worstFitScore } from './score.js';
+import { POLICIES, type Decision, type NodeInfo, type Policy, type PodRequest } from './types.js';
+
+/** Selector masks kept per snapshot before the cache is reset (each is one byte per node). */
+const MASK_CACHE_LIMIT = 256;
+/** Default memory the shape indexes of one snapshot may hold (up to 32 bytes per node each). */
+const INDEX_BUDGET_BYTES = 32 * 2 ** 20;
+/** Shapes remembered as seen once, before that memory is reset. */
+const SEEN_LIMIT = 65_536;
+
+/**
+ * A shape is (policy, exact request, selector): pods of one shape rank nodes
+ * identically, and a node's keys change only when a binding lands on it. The
+ * index keeps each node's ranking keys and a tournament tree over them whose
+ * root is the node the policy picks; a binding is replayed into it in
+ * O(log n), so a batch of similar pods costs O(log n) each instead of a scan.
+ */
+interface ShapeIndex {
+  policy: Policy;
+  cpu: number;
+  mem: number;
+  mask: Uint8Array;
+  /** Primary key per node, higher wins; -Infinity where the node is infeasible. */
+  k1: Float64Array;
+  /** Secondary key (best-fit and worst-fit only). */
+  k2: Float64Array | undefined;
+  /** tree[1] is the winner; leaves are tree[leaves + i] = i, padding -1. */
+  tree: Int32Array;
+  leaves: number;
+  /** Position in the snapshot's change log up to which bindings are applied. */
+  logPos: number;
+}
+
+/** Tuning of a ClusterSnapshot. */
+export interface SnapshotOptions {
+  /** Memory its shape indexes may hold (default 32 MiB); at least 4 are kept, least recently used go first. */
+  indexBudgetBytes?: number;
+}
+
+/**
+ * The scheduler's working copy of a cluster snapshot, compiled once into flat
+ * typed arrays (integer millicores and MiB): placing a pod is one pass with
+ * no sort and no node-sized allocation, or, for a ranked shape seen before, a
+ * tree lookup. Each
+ * binding grows the copy's allocation, so a batch never overcommits; the
+ * NodeInfo objects it was built from are never written.
+ *
+ * Ranking (first-fit: the first feasible node by name, then id; the others
+ * by keys, higher wins, then the seeded tie-break, then id):
+ *   best-fit   -(free cpu after placement), then -(free memory after)
+ *   worst-fit  +(free cpu after placement), then +(free memory after)
+ *   spread     spreadScore(cpu, memory utilisation after placement)
+ *   binpack    binpackScore(cpu, memory utilisation after placement)
+ */
+export class ClusterSnapshot {
+  /** Number of nodes. */
+  readonly size: number;
+  private readonly ids: string[];
+  private readonly names: string[];
+  private readonly labels: Record<string, string>[];
+  /** Node-state rejection (NotReady, cordoned, ...) per node; it cannot change within a snapshot. */
+  private readonly stateReason: (string | undefined)[];
+  private readonly stateOk: Uint8Array;
+  private readonly capCpu: Float64Array;
+  private readonly capMem: Float64Array;
+  private readonly freeCpu: Float64Array;
+  private readonly freeMem: Float64Array;
+  private readonly rank: Uint32Array;
+  private readonly masks = new Map<string, Uint8Array>();
+  /** Node index of every binding so far, in order: what shape indexes replay. */
+  private readonly changed: number[] = [];
+  private readonly indexes = new Map<string, ShapeIndex>();
+  private readonly maxIndexes: number;
+  private readonly seen = new Set<string>();
+  private firstFitOrder: Int32Array | undefined;
+  private byId: Map<string, number> | undefined;
+
+  /** Compiles `nodes` under `seed`, which orders ties (see tieBreak) so a placement can be replayed. */
+  constructor(nodes: readonly NodeInfo[], seed: string, opts: SnapshotOptions = {}) {
+    const n = nodes.length;
+    this.size = n;
+    this.ids = new Array<string>(n);
+    this.names = new Array<string>(n);
+    this.labels = new Array<Record<string, string>>(n);
+    this.stateReason = new Array<string | undefined>(n);
+    this.stateOk = new Uint8Array(n);
+    this.capCpu = new Float64Array(n);
+    this.capMem = new Float64Array(n);
+    this.freeCpu = new Float64Array(n);
+    this.freeMem = new Float64Array(n);
+    this.rank = new Uint32Array(n);
+    this.maxIndexes = Math.max(4, Math.floor((opts.indexBudgetBytes ?? INDEX_BUDGET_BYTES) / (32 * Math.max(1, n))));
+    const state = seedState(seed);
+    for (let i = 0; i < n; i++) {
+      const node = nodes[i]!;
+      this.ids[i] = node.id;
+      this.names[i] = node.name;
+      this.labels[i] = node.labels ?? {};
+      const reason = nodeReadyReason(node) ?? nodeSchedulableReason(node);
+      this.stateReason[i] = reason;
+      this.stateOk[i] = reason === undefined ? 1 : 0;
+      this.capCpu[i] = capacityMillicores(node.capacity.cpu);
+      this.capMem[i] = capacityMiB(node.capacity.memoryMiB);
+      this.freeCpu[i] = freeUnits(node.capacity.cpu, node.allocated.cpu, MILLI);
+      this.freeMem[i] = freeUnits(node.capacity.memoryMiB, node.allocated.memoryMiB, 1);
+      this.rank[i] = tieBreak(state, node.id);
+    }
+  }
+
+  /** Free millicores and MiB left on node `id` in this working copy, or undefined for an unknown node. */
+  remaining(id: string): { cpuMillicores: number; memoryMiB: number } | undefined {
+    if (!this.byId) {
+      this.byId = new Map();
+      for (let i = 0; i < this.size; i++) if (!this.byId.has(this.ids[i]!)) this.byId.set(this.ids[i]!, i);
+    }
+    const i = this.byId.get(id);
+    return i === undefined ? undefined : { cpuMillicores: this.freeCpu[i]!, memoryMiB: this.freeMem[i]! };
+  }
+
+  /**
+   * Places one pod under `policy` and, when it is bound, charges its request
+   * to the chosen node in this copy. Stages, in order: validate, filter
+   * (node state + selector, cached as a mask; then cpu and memory), rank and
+   * select in the same pass, explain (only when nothing fits, so the common
+   * path never builds reason counts).
+   */
+  schedule(pod: PodRequest, policy: Policy): Decision {
+    const invalid = invalidRequest(pod.cpu, pod.memoryMiB) ?? (POLICIES.includes(policy) ? undefined : `invalid request: unknown policy ${String(policy)}`);
+    if (invalid !== undefined) return { kind: 'unschedulable', podId: pod.id, reasons: {}, message: invalid };
+    const cpu = requestMillicores(pod.cpu);
+    const mem = requestMiB(pod.memoryMiB);
+    const [selectorKey, mask] = this.mask(pod.nodeSelector ?? {});
+    const picked = this.select(policy, cpu, mem, mask, selectorKey);
+    if (picked < 0) return this.explain(pod.id, cpu, mem, mask);
+    const score = this.scoreOf(policy, picked, cpu, mem);
+    this.freeCpu[picked] = this.freeCpu[picked]! - cpu;
+    this.freeMem[picked] = this.freeMem[picked]! - mem;
+    this.changed.push(picked);
+    return { kind: 'bound', podId: pod.id, nodeId: this.ids[picked]!, score: displayScore(score) };
+  }
+
+  /** The canonical selector key and which nodes pass the state and selector filters for it; most pods share the empty one. */
+  private mask(selector: Record<string, string>): [string, Uint8Array] {
+    const keys = Object.keys(selector);
+    if (keys.length === 0) return ['', this.stateOk];
+    keys.sort();
+    const key = JSON.stringify(keys.map((k) => [k, selector[k]]));
+    let mask = this.masks.get(key);
+    if (!mask) {
+      if (this.masks.size >= MASK_CACHE_LIMIT) this.masks.clear();
+      mask = new Uint8Array(this.size);
+      for (let i = 0; i < this.size; i++) mask[i] = this.stateOk[i] === 1 && selectorMatches(selector, this.labels[i]!) ? 1 : 0;
+      this.masks.set(key, mask);
+    }
+    return [key, mask];
+  }
+
+  /**
+   * Index of the node the policy picks, or -1. first-fit always scans: it
+   * stops at the first feasible node, which beats any index in practice.
+   * Otherwise a shape's first pod scans (scheduleOne never pays for an
+   * index), its second builds the shape index, and later ones replay only
+   * the bindings made since.
+   */
+  private select(policy: Policy, cpu: number, mem: number, mask: Uint8Array, selectorKey: string): number {
+    if (policy === 'first-fit') return this.scan(policy, cpu, mem, mask);
+    const shape = `${policy}\u0000${cpu}\u0000${mem}\u0000${selectorKey}`;
+    const index = this.indexes.get(shape);
+    if (index) {
+      this.indexes.delete(shape); // least recently used goes first when the budget is reached
+      this.indexes.set(shape, index);
+      return this.refresh(index);
+    }
+    if (!this.seen.has(shape)) {
+      if (this.seen.size >= SEEN_LIMIT) this.seen.clear();
+      this.seen.add(shape);
+      return this.scan(policy, cpu, mem, mask);
+    }
+    if (this.indexes.size >= this.maxIndexes) this.indexes.delete(this.indexes.keys().next().value!);
+    const built = this.build(policy, cpu, mem, mask);
+    this.indexes.set(shape, built);
+    return this.winner(built);
+  }
+
+  /** True when node i passes every filter for a (cpu, mem) request in the current working copy. */
+  private feasible(mask: Uint8Array, i: number, cpu: number, mem: number): boolean {
+    return mask[i] === 1 && cpu <= this.freeCpu[i]! && mem <= this.freeMem[i]!;
+  }
+
+  /** Primary ranking key of node i (higher wins) for the ranked policies; see the class comment. */
+  private key1(policy: Policy, i: number, cpu: number, mem: number): number {
+    switch (policy) {
+      case 'best-fit':
+        return cpu - this.freeCpu[i]!;
+      case 'worst-fit':
+        return this.freeCpu[i]! - cpu;
+      default:
+        return this.scoreOf(policy, i, cpu, mem);
+    }
+  }
+
+  /** Secondary ranking key of node i: free memory after placement, for the fit policies only. */
+  private key2(policy: Policy, i: number, mem: number): number {
+    if (policy === 'best-fit') return mem - this.freeMem[i]!;
+    if (policy === 'worst-fit') return this.freeMem[i]! - mem;
+    return 0;
+  }
+
+  /** True when node a (keys a1, a2) ranks before node b (keys b1, b2): keys, then seeded tie-break, then id, then index. */
+  private beats(a: number, a1: number, a2: number, b: number, b1: number, b2: number): boolean {
+    if (a1 !== b1) return a1 > b1;
+    if (a2 !== b2) return a2 > b2;
+    const ra = this.rank[a]!;
+    const rb = this.rank[b]!;
+    if (ra !== rb) return ra < rb;
+    const ia = this.ids[a]!;
+    const ib = this.ids[b]!;
+    return ia !== ib ? ia < ib : a < b;
+  }
+
+  /** One pass over every node, no allocation: the reference the shape indexes must agree with. */
+  private scan(policy: Policy, cpu: number, mem: number, mask: Uint8Array): number {
+    const size = this.size;
+    if (policy === 'first-fit') {
+      // The first feasible node in the stable order is the pick; stop there.
+      const order = this.order();
+      for (let k = 0; k < size; k++) {
+        const i = order[k]!;
+        if (this.feasible(mask, i, cpu, mem)) return i;
+      }
+      return -1;
+    }
+    let best = -1;
+    let b1 = 0;
+    let b2 = 0;
+    for (let i = 0; i < size; i++) {
+      if (!this.feasible(mask, i, cpu, mem)) continue;
+      const k1 = this.key1(policy, i, cpu, mem);
+      const k2 = this.key2(policy, i, mem);
+      if (best < 0 || this.beats(i, k1, k2, best, b1, b2)) {
+        best = i;
+        b1 = k1;
+        b2 = k2;
+      }
+    }
+    return best;
+  }
+
+  /** Builds a shape index from scratch: every node's keys, then the tree bottom-up. */
+  private build(policy: Policy, cpu: number, mem: number, mask: Uint8Array): ShapeIndex {
+    let leaves = 1;
+    while (leaves < this.size) leaves *= 2;
+    const index: ShapeIndex = {
+      policy,
+      cpu,
+      mem,
+      mask,
+      k1: new Float64Array(this.size),
+      k2: policy === 'best-fit' || policy === 'worst-fit' ? new Float64Array(this.size) : undefined,
+      tree: new Int32Array(2 * leaves).fill(-1),
+      leaves,
+      logPos: 0,
+    };
+    this.rebuild(index);
+    return index;
+  }
+
+  /** Recomputes every key and every match of the tree, and marks the whole change log applied. */
+  private rebuild(index: ShapeIndex): void {
+    const { tree, leaves } = index;
+    for (let i = 0; i < this.size; i++) {
+      this.rekey(index, i);
+      tree[leaves + i] = i;
+    }
+    for (let k = leaves - 1; k >= 1; k--) tree[k] = this.match(index, tree[2 * k]!, tree[2 * k + 1]!);
+    index.logPos = this.changed.length;
+  }
+
+  /** Recomputes node i's keys in a shape index. */
+  private rekey(index: ShapeIndex, i: number): void {
+    const { policy, cpu, mem, mask } = index;
+    if (!this.feasible(mask, i, cpu, mem)) {
+      index.k1[i] = -Infinity;
+      return;
+    }
+    index.k1[i] = this.key1(policy, i, cpu, mem);
+    if (index.k2) index.k2[i] = this.key2(policy, i, mem);
+  }
+
+  /** The better of two tree entries (-1 is an empty slot). */
+  private match(index: ShapeIndex, a: number, b: number): number {
+    if (a < 0) return b;
+    if (b < 0) return a;
+    const { k1, k2 } = index;
+    return this.beats(a, k1[a]!, k2 ? k2[a]! : 0, b, k1[b]!, k2 ? k2[b]! : 0) ? a : b;
+  }
+
+  /** Replays the bindings made since the index last looked (each O(log n)), or rebuilds when that would be dearer. */
+  private refresh(index: ShapeIndex): number {
+    const { tree, leaves } = index;
+    const end = this.changed.length;
+    if ((end - index.logPos) * Math.log2(leaves + 1) > this.size) {
+      this.rebuild(index);
+      return this.winner(index);
+    }
+    for (let j = index.logPos; j < end; j++) {
+      const i = this.changed[j]!;
+      this.rekey(index, i);
+      for (let k = (leaves + i) >> 1; k >= 1; k >>= 1) tree[k] = this.match(index, tree[2 * k]!, tree[2 * k + 1]!);
+    }
+    index.logPos = end;
+    return this.winner(index);
+  }
+
+  /** The tree's root if it is feasible, else -1. */
+  private winner(index: ShapeIndex): number {
+    const root = index.tree[1]!;
+    return root >= 0 && index.k1[root]! !== -Infinity ? root : -1;
+  }
+
+  /** The policy's 0-100 score of placing (cpu, mem) on node i, computed from the allocation after placement. */
+  private scoreOf(policy: Policy, i: number, cpu: number, mem: number): number {
+    switch (policy) {
+      case 'first-fit':
+        return MAX_SCORE;
+      case 'best-fit':
+        return bestFitScore(this.freeCpu[i]! - cpu);
+      case 'worst-fit':
+        return worstFitScore(this.freeCpu[i]! - cpu);
+      default: {
+        const capCpu = this.capCpu[i]!;
+        const capMem = this.capMem[i]!;
+        const uc = utilisation(capCpu - this.freeCpu[i]! + cpu, capCpu);
+        const um = utilisation(capMem - this.freeMem[i]! + mem, capMem);
+        return policy === 'spread' ? spreadScore(uc, um) : binpackScore(uc, um);
+      }
+    }
+  }
+
+  /** Stable first-fit order (name, then id), sorted once per snapshot, not per pod. */
+  private order(): Int32Array {
+    if (!this.firstFitOrder) {
+      const { names, ids } = this;
+      const order = Int32Array.from({ length: this.size }, (_, i) => i);
+      order.sort((a, b) => {
+        const na = names[a]!;
+        const nb = names[b]!;
+        if (na !== nb) return na < nb ? -1 : 1;
+        const ia = ids[a]!;
+        const ib = ids[b]!;
+        return ia !== ib ? (ia < ib ? -1 : 1) : a - b;
+      });
+      this.firstFitOrder = order;
+    }
+    return this.firstFitOrder;
+  }
+
+  /** The slow path: count each node under the first filter that rejects it. */
+  private explain(podId: string, cpu: number, mem: number, mask: Uint8Array): Decision {
+    const counts = new Map<string, number>();
+    for (let i = 0; i < this.size; i++) {
+      const reason =
+        this.stateReason[i] ??
+        (mask[i] !== 1 ? REASON_SELECTOR : cpu > this.freeCpu[i]! ? REASON_INSUFFICIENT_CPU : mem > this.freeMem[i]! ? REASON_INSUFFICIENT_MEMORY : undefined);
+      /* c8 ignore next -- select() found no node, so every node has a reason */
+      if (reason === undefined) continue;
+      counts.set(reason, (counts.get(reason) ?? 0) + 1);
+    }
+    // Keys in message order, so equal decisions serialise equally whatever the node order was.
+    const reasons: Record<string, number> = {};
+    for (const [reason, count] of [...counts].sort(byCountThenName)) reasons[reason] = count;
+    return { kind: 'unschedulable', podId, reasons, message: formatUnschedulable(this.size, reasons) };
+  }
+}
+
+/** Count descending, then reason name (code-unit order, not locale, so it never varies by host). */
+function byCountThenName([ra, ca]: [string, number], [rb, cb]: [string, number]): number {
+  if (ca !== cb) return cb - ca;
+  return ra < rb ? -1 : ra > rb ? 1 : 0;
+}
+
+/**
+ * The Pending reason an operator reads, "0/5 nodes: 3 insufficient cpu, 2
+ * NotReady": reasons by count descending, then by name, so the same
+ * rejections always print the same message.
+ */
+export function formatUnschedulable(total: number, reasons: Record<string, number>): string {
+  if (total === 0) return '0/0 nodes: no nodes in the cluster';
+  const parts = Object.entries(reasons)
+    .sort(byCountThenName)
+    .map(([reason, count]) => `${count} ${reason}`);
+  return `0/${total} nodes: ${parts.join(', ')}`;
+}

@@ -1,0 +1,580 @@
+import t from 'tap';
+import fc from 'fast-check';
+import {
+  ClusterSnapshot,
+  FILTERS,
+  POLICIES,
+  REASON_CORDONED,
+  REASON_DEAD,
+  REASON_DEREGISTERED,
+  REASON_DRAINING,
+  REASON_INSUFFICIENT_CPU,
+  REASON_INSUFFICIENT_MEMORY,
+  REASON_NOT_READY,
+  REASON_SELECTOR,
+  binpackScore,
+  capacityMillicores,
+  chooseVictims,
+  comparePods,
+  findPreemption,
+  fits,
+  formatUnschedulable,
+  requestMillicores,
+  scheduleBatch,
+  scheduleOne,
+  spreadScore,
+  tieBreakHash,
+  type Decision,
+  type NodeInfo,
+  type Policy,
+  type PodRequest,
+  type RunningPod,
+} from '@berth/scheduler';
+
+// Fixtures: a 4-core, 4 GiB, Ready, empty node and a 1-core, 256 MiB pod, overridden per case.
+const node = (name: string, o: Partial<NodeInfo> = {}): NodeInfo => ({
+  id: `id-${name}`,
+  name,
+  labels: {},
+  status: 'Ready',
+  cordoned: false,
+  draining: false,
+  deregistered: false,
+  capacity: { cpu: 4, memoryMiB: 4096 },
+  allocated: { cpu: 0, memoryMiB: 0 },
+  ...o,
+});
+/** A node with `cpu` cores of which `allocCpu` are taken (memory 4096 MiB unless given). */
+const sized = (name: string, cpu: number, allocCpu: number, mem = 4096, allocMem = 0): NodeInfo =>
+  node(name, { capacity: { cpu, memoryMiB: mem }, allocated: { cpu: allocCpu, memoryMiB: allocMem } });
+const pod = (name: string, o: Partial<PodRequest> = {}): PodRequest => ({ id: `p-${name}`, name, cpu: 1, memoryMiB: 256, priority: 0, nodeSelector: {}, ...o });
+const running = (id: string, nodeName: string, cpu: number, priority: number, memoryMiB = 0): RunningPod => ({ id, nodeId: `id-${nodeName}`, cpu, memoryMiB, priority });
+const SEED = 'eval-1';
+
+const boundTo = (d: Decision) => (d.kind === 'bound' ? d.nodeId : `unschedulable: ${d.message}`);
+
+t.test('filters: each rejects with its reason constant', async (t) => {
+  const cases: { name: string; pod: PodRequest; node: NodeInfo; want: string | undefined }[] = [
+    { name: 'a Ready empty node fits', pod: pod('p'), node: node('n'), want: undefined },
+    { name: 'NotReady', pod: pod('p'), node: node('n', { status: 'NotReady' }), want: REASON_NOT_READY },
+    { name: 'Dead', pod: pod('p'), node: node('n', { status: 'Dead' }), want: REASON_DEAD },
+    { name: 'cordoned', pod: pod('p'), node: node('n', { cordoned: true }), want: REASON_CORDONED },
+    { name: 'draining', pod: pod('p'), node: node('n', { draining: true, cordoned: true }), want: REASON_DRAINING },
+    { name: 'deregistered', pod: pod('p'), node: node('n', { deregistered: true, draining: true }), want: REASON_DEREGISTERED },
+    { name: 'selector key missing', pod: pod('p', { nodeSelector: { disk: 'ssd' } }), node: node('n'), want: REASON_SELECTOR },
+    { name: 'selector value differs', pod: pod('p', { nodeSelector: { disk: 'ssd' } }), node: node('n', { labels: { disk: 'hdd' } }), want: REASON_SELECTOR },
+    { name: 'selector is a subset of the labels', pod: pod('p', { nodeSelector: { disk: 'ssd' } }), node: node('n', { labels: { disk: 'ssd', zone: 'a' } }), want: undefined },
+    { name: 'inherited keys are not labels', pod: pod('p', { nodeSelector: { toString: 'x' } }), node: node('n'), want: REASON_SELECTOR },
+    { name: 'cpu short by a millicore', pod: pod('p', { cpu: 1.001 }), node: sized('n', 4, 3), want: REASON_INSUFFICIENT_CPU },
+    { name: 'cpu exactly what is free', pod: pod('p', { cpu: 1 }), node: sized('n', 4, 3), want: undefined },
+    { name: 'memory short', pod: pod('p', { memoryMiB: 1025 }), node: sized('n', 4, 0, 4096, 3072), want: REASON_INSUFFICIENT_MEMORY },
+    { name: 'memory exactly what is free', pod: pod('p', { memoryMiB: 1024 }), node: sized('n', 4, 0, 4096, 3072), want: undefined },
+    { name: '0.1 + 0.2 allocated leaves exactly 0.7 of 1 core', pod: pod('p', { cpu: 0.7 }), node: sized('n', 1, 0.1 + 0.2), want: undefined },
+    { name: '0.71 does not fit in 0.7', pod: pod('p', { cpu: 0.71 }), node: sized('n', 1, 0.1 + 0.2), want: REASON_INSUFFICIENT_CPU },
+    { name: '0.3 fits in 1 - 0.7 (0.30000000000000004 free in floats)', pod: pod('p', { cpu: 0.1 + 0.2 }), node: sized('n', 1, 0.7), want: undefined },
+    { name: 'a negative request never fits', pod: pod('p', { cpu: -1 }), node: node('n'), want: REASON_INSUFFICIENT_CPU },
+    { name: 'a NaN capacity has no room', pod: pod('p', { cpu: 0 }), node: sized('n', Number.NaN, 0), want: REASON_INSUFFICIENT_CPU },
+    { name: 'state is checked before resources', pod: pod('p', { cpu: 99 }), node: node('n', { status: 'NotReady', cordoned: true }), want: REASON_NOT_READY },
+    { name: 'selector is checked before resources', pod: pod('p', { cpu: 99, nodeSelector: { a: 'b' } }), node: node('n'), want: REASON_SELECTOR },
+  ];
+  for (const c of cases) t.equal(fits(c.pod, c.node), c.want, c.name);
+  t.same(
+    FILTERS.map((f) => f.name),
+    ['NodeReady', 'NodeSchedulable', 'NodeSelector', 'CpuFit', 'MemoryFit'],
+    'filters run in the documented order',
+  );
+  t.equal(requestMillicores(0.0001), 1, 'a sub-millicore request costs a whole millicore');
+  t.equal(capacityMillicores(0.0019), 1, 'a sub-millicore capacity is not credited');
+  t.equal(requestMillicores(0.1 + 0.2), 300, 'float noise is not rounded up into an extra millicore');
+});
+
+t.test('policies: which node each picks, and why not the others', async (t) => {
+  // a: 1 core free of 4, b: 6 of 8, c: 2 of 2; d and e are not schedulable.
+  const cluster = [sized('a', 4, 3), sized('b', 8, 2), sized('c', 2, 0), node('d', { status: 'NotReady' }), node('e', { cordoned: true })];
+  const why = { d: REASON_NOT_READY, e: REASON_CORDONED };
+  const cases: { name: string; policy: Policy; pod: PodRequest; nodes: NodeInfo[]; want: string; score?: number; why?: Record<string, string> }[] = [
+    { name: 'first-fit: first by name', policy: 'first-fit', pod: pod('p'), nodes: cluster, want: 'a', score: 100, why },
+    { name: 'best-fit: tightest (0 cores left)', policy: 'best-fit', pod: pod('p'), nodes: cluster, want: 'a', score: 100, why },
+    { name: 'worst-fit: roomiest (5 cores left)', policy: 'worst-fit', pod: pod('p'), nodes: cluster, want: 'b', score: 83.33, why },
+    { name: 'spread: least utilised after placement (3/8)', policy: 'spread', pod: pod('p'), nodes: cluster, want: 'b', score: 91.52, why },
+    { name: 'binpack: most utilised after placement (4/4)', policy: 'binpack', pod: pod('p'), nodes: cluster, want: 'a', why },
+    { name: 'first-fit skips a node that is too small', policy: 'first-fit', pod: pod('p', { cpu: 1.5 }), nodes: cluster, want: 'b', why: { a: REASON_INSUFFICIENT_CPU } },
+    { name: 'best-fit: 0.5 left on c beats 4.5 on b', policy: 'best-fit', pod: pod('p', { cpu: 1.5 }), nodes: cluster, want: 'c', score: 66.67 },
+    { name: 'worst-fit: 7 cores left on x beats 1 on y', policy: 'worst-fit', pod: pod('p'), nodes: [sized('x', 16, 8), sized('y', 2, 0)], want: 'x' },
+    { name: 'spread is relative: 1/2 on y beats 9/16 on x', policy: 'spread', pod: pod('p'), nodes: [sized('x', 16, 8), sized('y', 2, 0)], want: 'y' },
+    { name: 'best-fit is absolute: 1 core left on y beats 2 on x', policy: 'best-fit', pod: pod('p'), nodes: [sized('x', 16, 13), sized('y', 2, 0)], want: 'y' },
+    { name: 'binpack is relative: 14/16 on x beats 1/2 on y', policy: 'binpack', pod: pod('p'), nodes: [sized('x', 16, 13), sized('y', 2, 0)], want: 'x' },
+    { name: 'spread counts memory', policy: 'spread', pod: pod('p'), nodes: [sized('x', 4, 0, 4096, 3000), sized('y', 4, 0)], want: 'y' },
+    { name: 'binpack counts memory', policy: 'binpack', pod: pod('p'), nodes: [sized('x', 4, 0, 4096, 3000), sized('y', 4, 0)], want: 'x' },
+    { name: 'best-fit breaks a cpu tie on memory left', policy: 'best-fit', pod: pod('p'), nodes: [sized('x', 4, 0, 4096, 3000), sized('y', 4, 0)], want: 'x' },
+    { name: 'worst-fit breaks a cpu tie on memory left', policy: 'worst-fit', pod: pod('p'), nodes: [sized('x', 4, 0, 4096, 3000), sized('y', 4, 0)], want: 'y' },
+    { name: 'first-fit orders by name, not input order', policy: 'first-fit', pod: pod('p'), nodes: [node('zeta'), node('alpha')], want: 'alpha' },
+    {
+      name: 'first-fit orders equal names by id',
+      policy: 'first-fit',
+      pod: pod('p'),
+      nodes: [node('same', { id: 'id-b' }), node('same', { id: 'id-a' })],
+      want: 'a',
+    },
+    {
+      name: 'nodeSelector narrows the candidates',
+      policy: 'worst-fit',
+      pod: pod('p', { nodeSelector: { disk: 'ssd' } }),
+      nodes: [node('a', { labels: { disk: 'hdd' }, capacity: { cpu: 64, memoryMiB: 4096 } }), node('b', { labels: { disk: 'ssd', zone: '1' } })],
+      want: 'b',
+      why: { a: REASON_SELECTOR },
+    },
+    { name: 'a pod policy overrides the cluster policy', policy: 'best-fit', pod: pod('p', { policy: 'worst-fit' }), nodes: cluster, want: 'b' },
+    { name: 'exact decimal arithmetic: 0.7 into 1 - (0.1 + 0.2)', policy: 'best-fit', pod: pod('p', { cpu: 0.7 }), nodes: [sized('a', 1, 0.1 + 0.2), sized('b', 4, 0)], want: 'a', score: 100 },
+    { name: 'zero capacity memory counts as full for spread', policy: 'spread', pod: pod('p', { memoryMiB: 0 }), nodes: [sized('a', 4, 0, 0), sized('b', 4, 0)], want: 'b' },
+  ];
+  for (const c of cases) {
+    const d = scheduleOne(c.pod, c.nodes, { policy: c.policy, seed: SEED });
+    t.equal(boundTo(d), `id-${c.want}`, c.name);
+    if (c.score !== undefined && d.kind === 'bound') t.equal(d.score, c.score, `${c.name}: score`);
+    for (const [name, reason] of Object.entries(c.why ?? {})) {
+      t.equal(fits(c.pod, c.nodes.find((n) => n.name === name)!), reason, `${c.name}: ${name} rejected for ${reason}`);
+    }
+  }
+});
+
+t.test('scores: the documented formulas, bounded 0-100', async (t) => {
+  const one = (policy: Policy) => scheduleOne(pod('p', { memoryMiB: 1024 }), [node('a')], { policy, seed: SEED });
+  // One core and 1 GiB of 4 and 4 GiB: utilisation 0.25 in both dimensions, 3 cores left.
+  t.match(one('spread'), { kind: 'bound', score: 91.35 }, 'spread = 100 * (20 - 2 * 10^0.25) / 18');
+  t.match(one('binpack'), { kind: 'bound', score: 48.63 }, 'binpack = 100 * (20 - 2 * 10^0.75) / 18');
+  t.match(one('best-fit'), { kind: 'bound', score: 25 }, 'best-fit = 100 * 1000 / (1000 + 3000)');
+  t.match(one('worst-fit'), { kind: 'bound', score: 75 }, 'worst-fit = 100 * 3000 / (1000 + 3000)');
+  t.match(one('first-fit'), { kind: 'bound', score: 100 });
+  t.equal(spreadScore(0, 0), 100, 'spread: empty node');
+  t.equal(spreadScore(1, 1), 0, 'spread: full node');
+  t.equal(binpackScore(1, 1), 100, 'binpack: full node');
+  t.equal(binpackScore(0, 0), 0, 'binpack: empty node');
+  t.ok(spreadScore(0.5, 0.5) > spreadScore(0.9, 0.1), 'spread prefers balanced load at the same total');
+  t.ok(binpackScore(0.5, 0.5) > binpackScore(0.9, 0.1), 'binpack prefers balanced fills at the same total');
+});
+
+t.test('ties go to the seeded hash, so a placement can be replayed', async (t) => {
+  const twins = ['n1', 'n2', 'n3', 'n4'].map((n) => node(n));
+  const winners = new Set<string>();
+  for (let i = 0; i < 32; i++) {
+    const seed = `eval-${i}`;
+    const expected = twins.map((n) => n.id).sort((a, b) => tieBreakHash(seed, a) - tieBreakHash(seed, b))[0];
+    for (const policy of ['best-fit', 'worst-fit', 'spread', 'binpack'] as const) {
+      const d = scheduleOne(pod('p'), twins, { policy, seed });
+      if (boundTo(d) !== expected) t.fail(`${policy} under ${seed} picked ${boundTo(d)}, not ${expected}`);
+      winners.add(boundTo(d));
+    }
+    t.same(scheduleOne(pod('p'), twins, { policy: 'spread', seed }), scheduleOne(pod('p'), [...twins].reverse(), { policy: 'spread', seed }));
+  }
+  t.ok(winners.size > 1, 'different seeds spread ties over different nodes');
+  t.equal(tieBreakHash('s', 'a'), tieBreakHash('s', 'a'));
+  t.not(tieBreakHash('s', 'a'), tieBreakHash('t', 'a'));
+});
+
+t.test('unschedulable: counts per reason and the operator message', async (t) => {
+  const full = (name: string) => sized(name, 4, 4);
+  const cases: { name: string; pod: PodRequest; nodes: NodeInfo[]; want: string; reasons?: Record<string, number> }[] = [
+    {
+      name: 'the SPEC example',
+      pod: pod('p'),
+      nodes: [full('a'), node('b', { status: 'NotReady' }), full('c'), node('d', { status: 'NotReady' }), full('e')],
+      want: '0/5 nodes: 3 insufficient cpu, 2 NotReady',
+      reasons: { [REASON_INSUFFICIENT_CPU]: 3, [REASON_NOT_READY]: 2 },
+    },
+    {
+      name: 'equal counts sort by reason',
+      pod: pod('p', { nodeSelector: { gpu: 'yes' } }),
+      nodes: [node('a', { cordoned: true }), node('b', { draining: true }), node('c', { status: 'Dead' }), node('d', { deregistered: true }), node('e'), node('f')],
+      want: '0/6 nodes: 2 node selector mismatch, 1 Dead, 1 cordoned, 1 deregistered, 1 draining',
+    },
+    { name: 'memory', pod: pod('p', { memoryMiB: 5000 }), nodes: [node('a')], want: '0/1 nodes: 1 insufficient memory' },
+    {
+      name: 'a node counts under its first failing filter only',
+      pod: pod('p', { cpu: 99, memoryMiB: 99999, nodeSelector: { x: 'y' } }),
+      nodes: [node('a', { status: 'NotReady', cordoned: true }), node('b')],
+      want: '0/2 nodes: 1 NotReady, 1 node selector mismatch',
+    },
+    { name: 'no nodes', pod: pod('p'), nodes: [], want: '0/0 nodes: no nodes in the cluster', reasons: {} },
+    { name: 'NaN cpu', pod: pod('p', { cpu: Number.NaN }), nodes: [node('a')], want: 'invalid request: cpu must be a finite number >= 0, got NaN', reasons: {} },
+    { name: 'negative memory', pod: pod('p', { memoryMiB: -1 }), nodes: [node('a')], want: 'invalid request: memoryMiB must be a finite number >= 0, got -1' },
+    { name: 'unknown policy', pod: pod('p', { policy: 'random' as Policy }), nodes: [node('a')], want: 'invalid request: unknown policy random' },
+  ];
+  for (const c of cases) {
+    const d = scheduleOne(c.pod, c.nodes, { policy: 'spread', seed: SEED });
+    if (d.kind !== 'unschedulable') {
+      t.fail(`${c.name}: bound to ${d.nodeId}`);
+      continue;
+    }
+    t.equal(d.message, c.want, c.name);
+    t.equal(d.podId, c.pod.id);
+    if (c.reasons) t.same(d.reasons, c.reasons, `${c.name}: reasons`);
+  }
+  t.equal(formatUnschedulable(3, { b: 1, a: 1, c: 1 }), '0/3 nodes: 1 a, 1 b, 1 c');
+});
+
+t.test('batches: priority order, no overcommit, inputs untouched', async (t) => {
+  t.test('higher priority takes the capacity first', async (t) => {
+    const pods = [pod('low', { cpu: 2, priority: 0 }), pod('high', { cpu: 2, priority: 10 })];
+    const got = scheduleBatch(pods, [sized('n', 2, 0)], { policy: 'first-fit', seed: SEED });
+    t.same(got, [
+      { kind: 'bound', podId: 'p-high', nodeId: 'id-n', score: 100 },
+      { kind: 'unschedulable', podId: 'p-low', reasons: { [REASON_INSUFFICIENT_CPU]: 1 }, message: '0/1 nodes: 1 insufficient cpu' },
+    ]);
+  });
+
+  t.test('equal priorities go by id', async (t) => {
+    const pods = [pod('c'), pod('a'), pod('b', { priority: -1 }), pod('d', { priority: 1 })];
+    const got = scheduleBatch(pods, [node('n')], { policy: 'spread', seed: SEED });
+    t.same(
+      got.map((d) => d.podId),
+      ['p-d', 'p-a', 'p-c', 'p-b'],
+    );
+  });
+
+  t.test('each binding shrinks the working copy, exactly', async (t) => {
+    const pods = ['a', 'b', 'c', 'd'].map((n) => pod(n, { cpu: 0.1, memoryMiB: 1 }));
+    const got = scheduleBatch(pods, [sized('n', 0.3, 0)], { policy: 'binpack', seed: SEED });
+    t.same(
+      got.map((d) => d.kind),
+      ['bound', 'bound', 'bound', 'unschedulable'],
+      'three tenths of a core fit in 0.3, the fourth does not',
+    );
+    const spread = scheduleBatch(
+      ['a', 'b', 'c', 'd'].map((n) => pod(n)),
+      [node('x'), node('y')],
+      { policy: 'spread', seed: SEED },
+    );
+    const per = new Map<string, number>();
+    for (const d of spread) if (d.kind === 'bound') per.set(d.nodeId, (per.get(d.nodeId) ?? 0) + 1);
+    t.same([...per.values()], [2, 2], 'spread alternates as nodes fill');
+  });
+
+  t.test('a repeated pod id is scheduled once, at its highest priority', async (t) => {
+    const got = scheduleBatch([pod('a', { priority: 1 }), pod('a', { priority: 5, cpu: 2 })], [node('n')], { policy: 'first-fit', seed: SEED });
+    t.equal(got.length, 1);
+    const snap = new ClusterSnapshot([node('n')], SEED);
+    snap.schedule(pod('a', { cpu: 2 }), 'first-fit');
+    t.same(snap.remaining('id-n'), { cpuMillicores: 2000, memoryMiB: 3840 });
+    t.equal(snap.remaining('nope'), undefined);
+  });
+
+  t.test('the snapshot objects are never written', async (t) => {
+    const nodes = [sized('a', 2, 1), sized('b', 4, 0)];
+    const pods = [pod('x'), pod('y'), pod('z', { nodeSelector: { k: 'v' } })];
+    const before = structuredClone({ nodes, pods });
+    const deepFreeze = (o: object) => {
+      Object.freeze(o);
+      for (const v of Object.values(o)) if (typeof v === 'object' && v !== null) deepFreeze(v);
+    };
+    deepFreeze(nodes);
+    deepFreeze(pods);
+    for (const policy of POLICIES) scheduleBatch(pods, nodes, { policy, seed: SEED });
+    t.same({ nodes, pods }, before);
+  });
+});
+
+t.test('preemption', async (t) => {
+  const full = (name: string, cpu = 4, o: Partial<NodeInfo> = {}) => node(name, { capacity: { cpu, memoryMiB: 4096 }, allocated: { cpu, memoryMiB: 0 }, ...o });
+  const cases: { name: string; pod: PodRequest; nodes: NodeInfo[]; running: RunningPod[]; want: { nodeId: string; victims: string[] } | undefined }[] = [
+    {
+      name: 'only strictly lower priorities are victims',
+      pod: pod('p', { priority: 10 }),
+      nodes: [full('n1')],
+      running: [running('low', 'n1', 1, 5), running('high', 'n1', 3, 20)],
+      want: { nodeId: 'id-n1', victims: ['low'] },
+    },
+    { name: 'an equal priority is no victim', pod: pod('p', { priority: 10 }), nodes: [full('n1')], running: [running('eq', 'n1', 4, 10)], want: undefined },
+    {
+      name: 'one big victim rather than two small ones',
+      pod: pod('p', { cpu: 2, priority: 1 }),
+      nodes: [full('n1')],
+      running: [running('a', 'n1', 1, 0), running('b', 'n1', 1, 0), running('c', 'n1', 2, 0)],
+      want: { nodeId: 'id-n1', victims: ['c'] },
+    },
+    {
+      name: 'a victim the pod can do without is reprieved',
+      pod: pod('p', { cpu: 3, priority: 5 }),
+      nodes: [full('n1')],
+      running: [running('a', 'n1', 1, 0), running('b', 'n1', 3, 1)],
+      want: { nodeId: 'id-n1', victims: ['b'] },
+    },
+    {
+      name: 'lowest priorities first, even if that takes more victims',
+      pod: pod('p', { cpu: 2, priority: 10 }),
+      nodes: [full('n1', 2), full('n2', 2)],
+      running: [running('x', 'n1', 2, 5), running('y1', 'n2', 1, 1), running('y2', 'n2', 1, 1)],
+      want: { nodeId: 'id-n2', victims: ['y1', 'y2'] },
+    },
+    {
+      name: 'fewest victims at equal priority',
+      pod: pod('p', { cpu: 2, priority: 10 }),
+      nodes: [full('n1', 2), full('n2', 2)],
+      running: [running('a1', 'n1', 1, 1), running('a2', 'n1', 1, 1), running('b', 'n2', 2, 1)],
+      want: { nodeId: 'id-n2', victims: ['b'] },
+    },
+    {
+      name: 'lowest priority sum when counts and maxima tie',
+      pod: pod('p', { cpu: 2, priority: 10 }),
+      nodes: [full('n1', 2), full('n2', 2)],
+      running: [running('a1', 'n1', 1, 3), running('a2', 'n1', 1, 3), running('b1', 'n2', 1, 0), running('b2', 'n2', 1, 3)],
+      want: { nodeId: 'id-n2', victims: ['b1', 'b2'] },
+    },
+    {
+      name: 'a node where the pod already fits needs no victims',
+      pod: pod('p', { priority: 10 }),
+      nodes: [full('n1'), node('n2')],
+      running: [running('low', 'n1', 4, 0)],
+      want: { nodeId: 'id-n2', victims: [] },
+    },
+    {
+      name: 'other filters still apply',
+      pod: pod('p', { priority: 10, nodeSelector: { zone: 'a' } }),
+      nodes: [
+        full('n1', 4, { cordoned: true, labels: { zone: 'a' } }),
+        full('n2', 4, { status: 'NotReady', labels: { zone: 'a' } }),
+        full('n3'),
+        full('n4', 4, { labels: { zone: 'a' } }),
+      ],
+      running: [running('a', 'n1', 4, 0), running('b', 'n2', 4, 0), running('c', 'n3', 4, 0), running('d', 'n4', 4, 0)],
+      want: { nodeId: 'id-n4', victims: ['d'] },
+    },
+    {
+      name: 'none when evicting everything lower is not enough',
+      pod: pod('p', { cpu: 3, priority: 10 }),
+      nodes: [full('n1')],
+      running: [running('low', 'n1', 2, 0), running('high', 'n1', 2, 50)],
+      want: undefined,
+    },
+    { name: 'none when the pod is bigger than any node', pod: pod('p', { cpu: 8, priority: 10 }), nodes: [full('n1')], running: [running('a', 'n1', 4, 0)], want: undefined },
+    {
+      name: 'memory deficits pick memory holders',
+      pod: pod('p', { cpu: 1, memoryMiB: 512, priority: 10 }),
+      nodes: [node('n1', { capacity: { cpu: 4, memoryMiB: 1024 }, allocated: { cpu: 1, memoryMiB: 1024 } })],
+      running: [running('cpu-only', 'n1', 1, 0, 0), running('mem', 'n1', 0, 0, 1024)],
+      want: { nodeId: 'id-n1', victims: ['mem'] },
+    },
+    {
+      name: 'decimal victims free exact millicores',
+      pod: pod('p', { cpu: 0.3, priority: 10 }),
+      nodes: [sized('n1', 1, 0.1 + 0.2 + 0.4 + 0.3)],
+      running: [running('a', 'n1', 0.1, 0), running('b', 'n1', 0.2, 0), running('c', 'n1', 0.4, 5), running('d', 'n1', 0.3, 5)],
+      want: { nodeId: 'id-n1', victims: ['b', 'a'] },
+    },
+    { name: 'an invalid pod has no preemption', pod: pod('p', { cpu: Number.NaN, priority: 10 }), nodes: [full('n1')], running: [running('a', 'n1', 4, 0)], want: undefined },
+  ];
+  for (const c of cases) t.same(findPreemption(c.pod, c.nodes, c.running, { seed: SEED }), c.want, c.name);
+
+  const twins = [full('n1'), full('n2')];
+  const victims = [running('a', 'n1', 4, 0), running('b', 'n2', 4, 0)];
+  const expected = ['id-n1', 'id-n2'].sort((a, b) => tieBreakHash(SEED, a) - tieBreakHash(SEED, b))[0];
+  t.equal(findPreemption(pod('p', { priority: 1 }), twins, victims, { seed: SEED })?.nodeId, expected, 'ties between nodes go to the seeded hash');
+  t.equal(findPreemption(pod('p', { priority: 1 }), [...twins].reverse(), [...victims].reverse(), { seed: SEED })?.nodeId, expected, 'whatever the input order');
+  t.same(chooseVictims([{ cpu: 1, mem: 0 }], 0, 0), [], 'no deficit, no victims');
+});
+
+/** Reference for scheduleBatch: a fresh snapshot per pod (always a full scan), the allocation grown in cores as the leader would. */
+function oneByOne(pods: PodRequest[], nodes: NodeInfo[], opts: { policy: Policy; seed: string }): Decision[] {
+  const current = nodes.map((n) => ({ ...n, allocated: { ...n.allocated } }));
+  return [...pods].sort(comparePods).map((p) => {
+    const d = scheduleOne(p, current, opts);
+    if (d.kind === 'bound') {
+      const n = current.find((c) => c.id === d.nodeId)!;
+      n.allocated.cpu += p.cpu;
+      n.allocated.memoryMiB += p.memoryMiB;
+    }
+    return d;
+  });
+}
+
+t.test('determinism: same seed, same decisions, whatever the input order', async (t) => {
+  const nodes = Array.from({ length: 300 }, (_, i) => sized(`n${i}`, 2 + (i % 5), (i % 3) * 0.5, 2048 + 512 * (i % 4), 256 * (i % 3)));
+  const pods = Array.from({ length: 400 }, (_, i) => pod(`p${i}`, { cpu: 0.25 * (1 + (i % 4)), memoryMiB: 128 * (i % 5), priority: i % 3 }));
+  for (const policy of POLICIES) {
+    const a = scheduleBatch(pods, nodes, { policy, seed: SEED });
+    t.same(scheduleBatch(pods, nodes, { policy, seed: SEED }), a, `${policy}: same seed, same result`);
+    t.same(scheduleBatch([...pods].reverse(), [...nodes].reverse(), { policy, seed: SEED }), a, `${policy}: reversed inputs, same result`);
+    t.same(a, oneByOne(pods, nodes, { policy, seed: SEED }), `${policy}: shape indexes agree with a full scan per pod`);
+    // A snapshot allowed almost no index memory keeps 4 shapes and evicts the rest: same decisions.
+    const tight = new ClusterSnapshot(nodes, SEED, { indexBudgetBytes: 0 });
+    t.same([...pods].sort(comparePods).map((p) => tight.schedule(p, policy)), a, `${policy}: evicting shape indexes changes nothing`);
+  }
+  t.same(
+    [pod('b', { priority: Number.NaN }), pod('a', { priority: -1 }), pod('c', { priority: 0 })].sort(comparePods).map((p) => p.id),
+    ['p-b', 'p-c', 'p-a'],
+    'a NaN priority counts as 0',
+  );
+  t.equal(comparePods(pod('a'), pod('a')), 0);
+  // A corrupt snapshot with a repeated node id still answers, deterministically: the first copy wins a full tie.
+  const twins = [sized('a', 4, 1), sized('a', 4, 1)];
+  for (const policy of POLICIES) t.equal(boundTo(scheduleOne(pod('p'), twins, { policy, seed: SEED })), 'id-a');
+  t.same(findPreemption(pod('p', { priority: 1 }), [sized('a', 1, 1), sized('a', 1, 1)], [running('r', 'a', 1, 0)], { seed: SEED }), { nodeId: 'id-a', victims: ['r'] });
+});
+
+// ---- Properties: random clusters and batches, checked against an integer model kept by the test itself.
+
+interface Gen {
+  nodes: { capM: number; allocParts: number[]; capMiB: number; allocMiB: number; status: NodeInfo['status']; cordoned: boolean; draining: boolean; deregistered: boolean; zone: string }[];
+  pods: { cpuM: number; mem: number; priority: number; zone: string | null }[];
+  policy: Policy;
+  seed: string;
+}
+
+const nodeArb: fc.Arbitrary<Gen['nodes'][number]> = fc.record({
+  capM: fc.integer({ min: 0, max: 8000 }),
+  allocParts: fc.array(fc.integer({ min: 0, max: 1500 }), { maxLength: 6 }),
+  capMiB: fc.integer({ min: 0, max: 8192 }),
+  allocMiB: fc.integer({ min: 0, max: 8192 }),
+  status: fc.constantFrom<NodeInfo['status']>('Ready', 'Ready', 'Ready', 'NotReady', 'Dead'),
+  cordoned: fc.boolean(),
+  draining: fc.constantFrom(false, false, false, true),
+  deregistered: fc.constantFrom(false, false, false, true),
+  zone: fc.constantFrom('a', 'b'),
+});
+
+const genArb: fc.Arbitrary<Gen> = fc.record({
+  nodes: fc.array(nodeArb, { maxLength: 12 }),
+  pods: fc.array(
+    fc.record({
+      cpuM: fc.integer({ min: 0, max: 3000 }),
+      mem: fc.integer({ min: 0, max: 2048 }),
+      priority: fc.integer({ min: 0, max: 3 }),
+      zone: fc.constantFrom(null, null, 'a', 'c'),
+    }),
+    { maxLength: 30 },
+  ),
+  policy: fc.constantFrom(...POLICIES),
+  seed: fc.string({ maxLength: 8 }),
+});
+
+/** Cores as the API would hold them: decimal sums of millicore quantities, float noise included. */
+const cores = (parts: number[]) => parts.reduce((s, m) => s + m / 1000, 0);
+
+function build(g: Gen) {
+  const nodes: NodeInfo[] = g.nodes.map((n, i) =>
+    node(`n${i}`, {
+      labels: { zone: n.zone },
+      status: n.status,
+      cordoned: n.cordoned,
+      draining: n.draining,
+      deregistered: n.deregistered,
+      capacity: { cpu: n.capM / 1000, memoryMiB: n.capMiB },
+      allocated: { cpu: cores(n.allocParts), memoryMiB: n.allocMiB },
+    }),
+  );
+  const pods: PodRequest[] = g.pods.map((p, i) =>
+    pod(`p${i}`, { cpu: p.cpuM / 1000, memoryMiB: p.mem, priority: p.priority, nodeSelector: p.zone ? { zone: p.zone } : {} }),
+  );
+  return { nodes, pods };
+}
+
+t.test('property: a batch never overcommits, never double-binds, never binds an infeasible node, and leaves Pending only what fits nowhere', async (t) => {
+  fc.assert(
+    fc.property(genArb, (g) => {
+      const { nodes, pods } = build(g);
+      const decisions = scheduleBatch(pods, nodes, { policy: g.policy, seed: g.seed });
+      const ids = decisions.map((d) => d.podId);
+      if (new Set(ids).size !== ids.length || ids.length !== pods.length) return false;
+      // Integer model: millicores and MiB used per node.
+      const usedM = g.nodes.map((n) => n.allocParts.reduce((s, m) => s + m, 0));
+      const usedMiB = g.nodes.map((n) => n.allocMiB);
+      const eligible = (i: number, p: Gen['pods'][number]) => {
+        const n = g.nodes[i]!;
+        return n.status === 'Ready' && !n.cordoned && !n.draining && !n.deregistered && (p.zone === null || p.zone === n.zone);
+      };
+      const fitsNow = (i: number, p: Gen['pods'][number]) => eligible(i, p) && usedM[i]! + p.cpuM <= g.nodes[i]!.capM && usedMiB[i]! + p.mem <= g.nodes[i]!.capMiB;
+      for (const d of decisions) {
+        const p = g.pods[Number(d.podId.slice(3))]!;
+        if (d.kind === 'bound') {
+          const i = Number(d.nodeId.slice(4));
+          if (!fitsNow(i, p)) return false; // infeasible or overcommitting
+          usedM[i]! += p.cpuM;
+          usedMiB[i]! += p.mem;
+        } else if (Object.values(d.reasons).reduce((s, c) => s + c, 0) !== nodes.length) return false;
+      }
+      // Capacity only shrinks during a batch, so a pod left Pending must fit nowhere at the end either.
+      for (const d of decisions) {
+        if (d.kind !== 'unschedulable') continue;
+        const p = g.pods[Number(d.podId.slice(3))]!;
+        if (g.nodes.some((_, i) => fitsNow(i, p))) return false;
+      }
+      // Replay: the same snapshot in another order gives the same decisions.
+      const again = scheduleBatch([...pods].reverse(), [...nodes].reverse(), { policy: g.policy, seed: g.seed });
+      return JSON.stringify(again) === JSON.stringify(decisions);
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('300 random clusters');
+});
+
+t.test('property: preemption evicts only lower priorities, on one feasible node, and the pod then fits', async (t) => {
+  const arb = fc.record({
+    nodes: fc.array(
+      fc.record({
+        capM: fc.integer({ min: 0, max: 4000 }),
+        capMiB: fc.integer({ min: 0, max: 4096 }),
+        cordoned: fc.constantFrom(false, false, true),
+        pods: fc.array(fc.record({ cpuM: fc.integer({ min: 0, max: 1500 }), mem: fc.integer({ min: 0, max: 1500 }), priority: fc.integer({ min: 0, max: 4 }) }), { maxLength: 5 }),
+      }),
+      { maxLength: 6 },
+    ),
+    pod: fc.record({ cpuM: fc.integer({ min: 0, max: 4000 }), mem: fc.integer({ min: 0, max: 4096 }), priority: fc.integer({ min: 0, max: 4 }) }),
+    seed: fc.string({ maxLength: 4 }),
+  });
+  fc.assert(
+    fc.property(arb, (g) => {
+      const nodes = g.nodes.map((n, i) =>
+        node(`n${i}`, {
+          cordoned: n.cordoned,
+          capacity: { cpu: n.capM / 1000, memoryMiB: n.capMiB },
+          allocated: { cpu: cores(n.pods.map((p) => p.cpuM)), memoryMiB: n.pods.reduce((s, p) => s + p.mem, 0) },
+        }),
+      );
+      const run = g.nodes.flatMap((n, i) => n.pods.map((p, j) => ({ id: `r${i}-${j}`, nodeId: `id-n${i}`, cpu: p.cpuM / 1000, memoryMiB: p.mem, priority: p.priority, m: p })));
+      const want = pod('p', { cpu: g.pod.cpuM / 1000, memoryMiB: g.pod.mem, priority: g.pod.priority });
+      // Fits on node i once `evicted` are gone (integer model).
+      const fitsAfter = (i: number, evicted: Set<string>) => {
+        const left = run.filter((r) => r.nodeId === `id-n${i}` && !evicted.has(r.id));
+        const n = g.nodes[i]!;
+        return !n.cordoned && left.reduce((s, r) => s + r.m.cpuM, 0) + g.pod.cpuM <= n.capM && left.reduce((s, r) => s + r.m.mem, 0) + g.pod.mem <= n.capMiB;
+      };
+      const got = findPreemption(want, nodes, run, { seed: g.seed });
+      if (!got) {
+        // Nowhere would evicting every lower-priority pod be enough.
+        return g.nodes.every((_, i) => !fitsAfter(i, new Set(run.filter((r) => r.priority < g.pod.priority).map((r) => r.id))));
+      }
+      const i = Number(got.nodeId.slice(4));
+      const victims = got.victims.map((id) => run.find((r) => r.id === id)!);
+      if (victims.some((v) => v.nodeId !== got.nodeId || v.priority >= g.pod.priority)) return false;
+      if (!fitsAfter(i, new Set(got.victims))) return false;
+      // Irreducible: sparing any one victim breaks the fit.
+      return got.victims.every((spared) => !fitsAfter(i, new Set(got.victims.filter((v) => v !== spared))));
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('300 random preemptions');
+});
+
+t.test('property: a batch picks exactly what one full scan per pod picks (shape indexes are only a speed-up)', async (t) => {
+  const shapes = [
+    { cpuM: 500, mem: 256, zone: null },
+    { cpuM: 1000, mem: 0, zone: null },
+    { cpuM: 250, mem: 1024, zone: 'a' },
+  ];
+  const arb = fc.record({
+    nodes: fc.array(nodeArb, { minLength: 1, maxLength: 40 }),
+    pods: fc.array(fc.record({ shape: fc.integer({ min: 0, max: shapes.length - 1 }), priority: fc.integer({ min: 0, max: 2 }) }), { minLength: 10, maxLength: 80 }),
+    policy: fc.constantFrom(...POLICIES),
+    seed: fc.string({ maxLength: 4 }),
+  });
+  fc.assert(
+    fc.property(arb, (a) => {
+      const g: Gen = { nodes: a.nodes, pods: a.pods.map((p) => ({ ...shapes[p.shape]!, priority: p.priority })), policy: a.policy, seed: a.seed };
+      const { nodes, pods } = build(g);
+      const opts = { policy: g.policy, seed: g.seed };
+      return JSON.stringify(scheduleBatch(pods, nodes, opts)) === JSON.stringify(oneByOne(pods, nodes, opts));
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('300 random batches of few shapes');
+});
