@@ -5,6 +5,13 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh || exit 1
 
+# A private Docker engine for the tests that provision node containers, and the
+# image they run (built locally: there is no registry to pull from).
+bash scripts/dockerd.sh start >/dev/null || exit 1
+trap 'bash scripts/dockerd.sh stop' EXIT
+eval "$(bash scripts/dockerd.sh env)"
+bash deploy/docker/build-local-image.sh >/dev/null || exit 1
+
 mkdir -p test-artifacts
 out=test-artifacts/tap-output.txt
 npx --no-install tap "$@" 2>&1 | tee "$out"

@@ -41,7 +41,9 @@ const pidAlive = (pid: number) => {
 };
 
 t.test('nodes: agents, heartbeats through leases, lifecycle, provisioning', async (t) => {
-  const cluster = await clusterFor(t, { controllerArgs: ['--node-grace', String(GRACE), '--provision-timeout', '20'] });
+  // No Docker engine for these replicas: provisioning falls back to agent processes (nodes-docker.test covers containers).
+  const noDocker = { DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
+  const cluster = await clusterFor(t, { controllerArgs: ['--node-grace', String(GRACE), '--provision-timeout', '20'], controllerEnv: noDocker });
   const client = clientFor(t, cluster.etcd.endpoint);
   const logDir = tempDir(t, 'berth-agents-');
   const agentArgs = ['--heartbeat-ttl', String(HEARTBEAT_TTL), '--heartbeat-interval', '500', '--report-interval', '500'];
@@ -183,7 +185,7 @@ t.test('nodes: agents, heartbeats through leases, lifecycle, provisioning', asyn
 
   t.test('an agent that cannot register: 504 after the timeout, and nothing is left behind', async (t) => {
     // A replica whose environment breaks every agent it starts (a bad BERTH_LABELS).
-    const broken = await clusterFor(t, { etcd: cluster.etcd, controllers: 1, controllerArgs: ['--provision-timeout', '2'], controllerEnv: { BERTH_LABELS: 'not-a-label' } });
+    const broken = await clusterFor(t, { etcd: cluster.etcd, controllers: 1, controllerArgs: ['--provision-timeout', '2'], controllerEnv: { ...noDocker, BERTH_LABELS: 'not-a-label' } });
     const b = broken.controllers[0]!;
     const res = await api(b, 'POST', '/v1/nodes', { name: 'doomed', cpu: 1 });
     t.equal(res.status, 504);

@@ -15,8 +15,11 @@
 #
 # Usage: deploy/docker/build-local-image.sh [TAG]   (default $BERTH_IMAGE, else berth:local)
 # Talks to the engine in DOCKER_HOST (see scripts/dockerd.sh env). Skips the build
-# when TAG exists with the label berth.build-hash equal to the hash of the inputs,
-# so calling it before every test run costs about a second.
+# when TAG exists with the label berth.build-hash equal to the hash of the inputs
+# (node, busybox, manifests, dist files, this script), so calling it before every
+# test run costs well under a second. Times here: 0.3 s up to date, 4 s after a
+# dist change, 14 s when the manifests changed (npm ci; its output is kept in
+# .berth/image-deps). The image is about 150 MB, two thirds of it the node binary.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -31,11 +34,12 @@ if [ ! -d apps/controller/dist ]; then
 fi
 if ! timeout 10 docker info >/dev/null 2>&1; then
   say "no Docker engine answers at ${DOCKER_HOST:-the default socket}; start the private one with:"
+  # shellcheck disable=SC2016 # a command for the user to run, not to expand
   say '  bash scripts/dockerd.sh start && eval "$(bash scripts/dockerd.sh env)"'
   exit 1
 fi
 # The static build: the dynamic `busybox` package would need its libraries copied too.
-if ! dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'; then
+if [ "$(dpkg-query -W -f '${Status}' busybox-static 2>/dev/null)" != "install ok installed" ]; then
   if [ "$(id -u)" != 0 ]; then
     say "busybox-static is missing: install it with: sudo apt-get update && sudo apt-get install -y busybox-static"
     exit 1
@@ -48,12 +52,10 @@ fi
 node=$(readlink -f "$(command -v node)")
 busybox=/bin/busybox
 # The app files that go into the image, and therefore into the hash.
-mapfile -t app_files < <(
-  ls package.json package-lock.json apps/*/package.json libs/*/package.json
-  find apps/*/dist libs/*/dist -type f ! -name '*.tsbuildinfo' 2>/dev/null
-)
+mapfile -t manifests < <(ls package.json package-lock.json apps/*/package.json libs/*/package.json)
+mapfile -t dist_files < <(find apps/*/dist libs/*/dist -type f ! -name '*.tsbuildinfo' 2>/dev/null | LC_ALL=C sort)
 
-hash=$(sha256sum "$script" "$node" "$busybox" "${app_files[@]}" | sha256sum | cut -d' ' -f1)
+hash=$(sha256sum "$script" "$node" "$busybox" "${manifests[@]}" "${dist_files[@]}" | sha256sum | cut -d' ' -f1)
 if [ "$(docker image inspect --format '{{index .Config.Labels "berth.build-hash"}}' "$tag" 2>/dev/null)" = "$hash" ]; then
   say "$tag is up to date"
   echo "$tag"
@@ -91,16 +93,29 @@ berth:x:10001:
 nogroup:x:65534:
 EOF
 
-cp --parents "${app_files[@]}" "$root/app/"
+cp --parents "${manifests[@]}" "${dist_files[@]}" "$root/app/"
+
 # Production dependencies from the lockfile, as a Dockerfile would install them;
-# --prefer-offline takes them from the npm cache that `npm ci` filled, and the
-# workspace links (node_modules/@berth/* -> ../../apps|libs/*) point into /app.
-say "npm ci --omit=dev"
-(cd "$root/app" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+# --prefer-offline takes them from the npm cache that `npm ci` filled. npm ci
+# writes thousands of small files (about 8 s here) and most rebuilds change only
+# dist, so the result is kept in .berth/ (git-ignored), keyed by the manifests.
+deps_dir=$PWD/.berth/image-deps
+deps=$deps_dir/$(sha256sum "${manifests[@]}" | sha256sum | cut -c1-16)
+if [ ! -d "$deps" ]; then
+  say "npm ci --omit=dev"
+  rm -rf "$deps_dir"
+  mkdir -p "$deps_dir/tmp"
+  cp --parents "${manifests[@]}" "$deps_dir/tmp/"
+  (cd "$deps_dir/tmp" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+  mv "$deps_dir/tmp" "$deps"
+fi
 
 old_id=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
 say "importing $tag"
-tar -C "$root" --numeric-owner --owner=0 --group=0 -c . | docker import \
+# node_modules joins the rootfs as /app/node_modules, where its workspace links
+# (node_modules/@berth/* -> ../../apps|libs/*) point at the copied workspaces.
+tar --numeric-owner --owner=0 --group=0 --transform 's,^\./node_modules,./app/node_modules,' \
+  -c -C "$root" . -C "$deps" ./node_modules | docker import \
   --change 'ENTRYPOINT ["node"]' \
   --change 'CMD ["/app/apps/controller/dist/main.js"]' \
   --change 'WORKDIR /app' \

@@ -21,7 +21,7 @@ export async function buildServer(controller: Controller): Promise<FastifyInstan
 
   await app.register(swagger, {
     openapi: {
-      openapi: '3.0.3',
+      openapi: '3.1.0',
       info: {
         title: 'Berth API',
         version: '1',

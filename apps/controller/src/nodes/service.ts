@@ -136,6 +136,7 @@ export class NodeService {
     const nodeKey = keyOf('nodes', id);
     const claim = await commit(this.client, [absent(indexKey)], [putJson(indexKey, id), putJson(nodeKey, placeholder)]);
     if (!claim.succeeded) throw errors.conflict(`a node named ${JSON.stringify(name)} already exists`, { field: 'body/name' });
+    await this.state.nodes.waitForRevision(claim.revision);
 
     let started;
     try {
