@@ -4,6 +4,7 @@ import {
   errors,
   keyOf,
   prefixes,
+  TERMINAL_PHASES,
   type HeartbeatRecord,
   type NodeRecord,
   type NodeUsage,
@@ -20,8 +21,6 @@ export type NodeView = NodeRecord & {
   pods: string[];
 };
 
-/** Phases whose pods hold resources on their node. */
-const TERMINAL = new Set(['Succeeded', 'Failed', 'Stopped']);
 
 /**
  * The watch caches every replica keeps of the cluster (nodes, heartbeats,
@@ -82,7 +81,7 @@ export class ClusterState {
     const out: PodRecord[] = [];
     for (const id of ids) {
       const pod = this.pods.get(keyOf('pods', id))?.value;
-      if (pod && !TERMINAL.has(pod.status.phase)) out.push(pod);
+      if (pod && !TERMINAL_PHASES.has(pod.status.phase)) out.push(pod);
     }
     return out;
   }

@@ -3,3 +3,4 @@ export * from './errors.js';
 export * from './types.js';
 export * from './ids.js';
 export * from './schemas.js';
+export * from './pod-state.js';

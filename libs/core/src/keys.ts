@@ -15,6 +15,8 @@ export const prefixes = {
   services: `${ROOT}services/`,
   jobs: `${ROOT}jobs/`,
   events: `${ROOT}events/`,
+  /** Leader-only reservations per node (see AllocationRecord). */
+  allocations: `${ROOT}allocations/`,
   /** Unique-name index: `/berth/names/<collection>/<name>` -> id, so a name is claimed atomically. */
   names: `${ROOT}names/`,
 } as const;

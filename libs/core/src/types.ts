@@ -115,11 +115,88 @@ export interface HeartbeatRecord {
 /** Pod lifecycle phase (SPEC.md section 4). */
 export type PodPhase = 'Pending' | 'Scheduled' | 'Starting' | 'Running' | 'Paused' | 'Stopping' | 'Stopped' | 'Succeeded' | 'Failed';
 
-/** The part of a pod record the node views need (the pods issue owns the rest). */
+/** What a user wants a pod to be; agents converge to it. */
+export type DesiredState = 'running' | 'paused' | 'stopped';
+
+/** When a pod's container is started again after it exits (Kubernetes' semantics). */
+export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
+
+/** An HTTP health check the agent runs against the pod; failing `failureThreshold` times in a row restarts it. */
+export interface HealthCheck {
+  path: string;
+  /** Port to probe; default the pod's allocated PORT. */
+  port?: number;
+  intervalSeconds: number;
+  timeoutSeconds: number;
+  failureThreshold: number;
+}
+
+/** What a pod runs and needs (SPEC.md section 5). */
+export interface PodSpec {
+  /** Container image (docker runtime). */
+  image?: string;
+  /** argv; what runs for the process runtime. */
+  command?: string[];
+  env: Record<string, string>;
+  /** Cores (decimal). */
+  cpu: number;
+  memoryMiB: number;
+  /** Ports the pod listens on; the agent allocates a host port for the first and passes it as PORT. */
+  ports: number[];
+  healthCheck?: HealthCheck;
+  restartPolicy: RestartPolicy;
+  priority: number;
+  nodeSelector: Record<string, string>;
+  /** Scheduling policy for this pod (else the cluster's). */
+  policy?: 'first-fit' | 'best-fit' | 'worst-fit' | 'spread' | 'binpack';
+}
+
+/** Where a pod is and how it got there. */
+export interface PodStatus {
+  phase: PodPhase;
+  /** Bound node; null while Pending. */
+  nodeId: string | null;
+  /** Short CamelCase cause of the current phase (Unschedulable, NodeDead, Completed, ...). */
+  reason: string;
+  /** Human detail, e.g. "0/5 nodes: 3 insufficient cpu, 2 NotReady". */
+  message: string;
+  restarts: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  exitCode?: number;
+  /** Host port the agent allocated (PORT), with host networking. */
+  hostPort?: number;
+}
+
+/**
+ * `/berth/pods/<id>`. Users write `desired`, `deletionRequested` and
+ * `restartRequestedAt`; the leader writes the binding (`status.nodeId`,
+ * Pending <-> Scheduled); the node's agent writes the rest of `status`.
+ * Every write is compare-and-swap and follows POD_TRANSITIONS.
+ */
 export interface PodRecord {
   id: string;
   name: string;
-  spec: { cpu: number; memoryMiB: number; [k: string]: unknown };
-  status: { phase: PodPhase; nodeId?: string | null; [k: string]: unknown };
-  [k: string]: unknown;
+  /** The service that owns this pod, if any. */
+  service?: string;
+  spec: PodSpec;
+  desired: DesiredState;
+  status: PodStatus;
+  createdAt: string;
+  /** Set by DELETE; the agent removes the container, then the record. */
+  deletionRequested?: string;
+  /** Set by POST .../restart; the agent restarts when it differs from what it last applied. */
+  restartRequestedAt?: string;
+}
+
+/**
+ * `/berth/allocations/<nodeId>`: what the leader has reserved on a node. A
+ * binding updates it in the same fenced transaction, guarded on its
+ * mod_revision, so no race can reserve more than the node's capacity.
+ * Reservations are released only after their pod is gone or terminal.
+ */
+export interface AllocationRecord {
+  nodeId: string;
+  /** podId -> reserved millicores and MiB. */
+  pods: Record<string, { cpuMillis: number; memoryMiB: number }>;
 }
