@@ -8,6 +8,7 @@ import {
   type HeartbeatRecord,
   type NodeRecord,
   type NodeUsage,
+  type AllocationRecord,
   type PodRecord,
   type Resources,
 } from '@berth/core';
@@ -31,7 +32,10 @@ export class ClusterState {
   readonly nodes: Informer<NodeRecord>;
   readonly heartbeats: Informer<HeartbeatRecord>;
   readonly pods: Informer<PodRecord>;
+  /** The leader's reservations per node. */
+  readonly allocations: Informer<AllocationRecord>;
   private readonly nodeNames = new Map<string, string>();
+  private readonly podNames = new Map<string, string>();
   private readonly podsByNode = new Map<string, Set<string>>();
 
   constructor(client: Etcd3, log: Logger) {
@@ -39,11 +43,14 @@ export class ClusterState {
     this.nodes = new Informer<NodeRecord>(client, prefixes.nodes, l);
     this.heartbeats = new Informer<HeartbeatRecord>(client, prefixes.heartbeats, l);
     this.pods = new Informer<PodRecord>(client, prefixes.pods, l);
+    this.allocations = new Informer<AllocationRecord>(client, prefixes.allocations, l);
     this.nodes.on('change', ({ item, prev }) => {
       if (prev && this.nodeNames.get(prev.value.name) === prev.value.id) this.nodeNames.delete(prev.value.name);
       if (item) this.nodeNames.set(item.value.name, item.value.id);
     });
     this.pods.on('change', ({ item, prev }) => {
+      if (prev && this.podNames.get(prev.value.name) === prev.value.id) this.podNames.delete(prev.value.name);
+      if (item) this.podNames.set(item.value.name, item.value.id);
       const before = prev?.value.status.nodeId;
       if (before) this.podsByNode.get(before)?.delete(prev.value.id);
       const after = item?.value.status.nodeId;
@@ -57,15 +64,26 @@ export class ClusterState {
 
   /** The caches, for readiness. */
   get informers(): Informer<unknown>[] {
-    return [this.nodes, this.heartbeats, this.pods] as Informer<unknown>[];
+    return [this.nodes, this.heartbeats, this.pods, this.allocations] as Informer<unknown>[];
   }
 
   /** A node by id or unique name; NOT_FOUND otherwise. */
   node(idOrName: string): Versioned<NodeRecord> {
     const byId = idOrName.includes('/') ? undefined : this.nodes.get(keyOf('nodes', idOrName));
-    const id = byId ? idOrName : this.nodeNames.get(idOrName);
+    if (byId) return byId;
+    const id = this.nodeNames.get(idOrName);
     const found = id === undefined ? undefined : this.nodes.get(keyOf('nodes', id));
     if (found === undefined) throw errors.notFound('node', idOrName);
+    return found;
+  }
+
+  /** A pod by id or unique name; NOT_FOUND otherwise. */
+  pod(idOrName: string): Versioned<PodRecord> {
+    const byId = idOrName.includes('/') ? undefined : this.pods.get(keyOf('pods', idOrName));
+    if (byId) return byId;
+    const id = this.podNames.get(idOrName);
+    const found = id === undefined ? undefined : this.pods.get(keyOf('pods', id));
+    if (found === undefined) throw errors.notFound('pod', idOrName);
     return found;
   }
 
@@ -90,8 +108,14 @@ export class ClusterState {
   nodeView(node: NodeRecord): NodeView {
     const hb = this.heartbeat(node.id)?.value;
     const pods = this.activePods(node.id);
-    const allocated = pods.reduce<Resources>((a, p) => ({ cpu: a.cpu + p.spec.cpu, memoryMiB: a.memoryMiB + p.spec.memoryMiB }), { cpu: 0, memoryMiB: 0 });
-    allocated.cpu = Math.round(allocated.cpu * 1000) / 1000;
+    // What the leader reserved (the scheduler's view), not a sum that may lag a binding.
+    let cpuMillis = 0;
+    let memoryMiB = 0;
+    for (const r of Object.values(this.allocations.get(keyOf('allocations', node.id))?.value.pods ?? {})) {
+      cpuMillis += r.cpuMillis;
+      memoryMiB += r.memoryMiB;
+    }
+    const allocated: Resources = { cpu: cpuMillis / 1000, memoryMiB };
     return { ...node, lastHeartbeat: hb?.reportedAt ?? null, usage: hb?.usage ?? null, allocated, pods: pods.map((p) => p.id) };
   }
 }

@@ -11,6 +11,8 @@ import { ClusterState } from './cluster-state.js';
 import { NodeLifecycle } from './nodes/lifecycle.js';
 import { NodeProvisioner } from './nodes/provisioner.js';
 import { NodeService } from './nodes/service.js';
+import { PodScheduler } from './pods/scheduler.js';
+import { PodService } from './pods/service.js';
 
 /**
  * One controller replica: watch caches of the cluster state, an etcd health
@@ -33,6 +35,8 @@ export class Controller {
   readonly state: ClusterState;
   readonly nodeLifecycle: NodeLifecycle;
   readonly nodeService: NodeService;
+  readonly podService: PodService;
+  readonly scheduler: PodScheduler;
   private server: FastifyInstance | undefined;
 
   constructor(readonly config: ControllerConfig, log?: Logger) {
@@ -70,15 +74,20 @@ export class Controller {
       config.provisionTimeoutMs,
       () => this.leaderView().leaderId !== null,
     );
+    this.podService = new PodService(this.client, this.state, this.events, this.log.child({ component: 'pods' }));
+    this.scheduler = new PodScheduler(this.client, this.state, this.elector, this.events, config.policy, this.log.child({ component: 'scheduler' }));
     this.elector.on('elected', (fence) => {
       this.log.info({ term: fence.term }, 'leadership acquired: starting leader loops');
       // Leader loops act on caches: never before they are synced, or a missing heartbeat could look like a dead node.
       void Promise.all(this.informers.map((i) => i.whenSynced())).then(() => {
-        if (this.elector.fence === fence) this.nodeLifecycle.start(fence);
+        if (this.elector.fence !== fence) return;
+        this.nodeLifecycle.start(fence);
+        this.scheduler.start(fence);
       });
     });
     this.elector.on('deposed', (reason) => {
       this.nodeLifecycle.stop();
+      this.scheduler.stop();
       this.log.warn({ reason }, 'leadership lost: leader loops stopped');
     });
   }

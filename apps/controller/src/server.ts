@@ -1,12 +1,13 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { ClusterView, ErrorResponse, HealthView, LeaderView, NodeList, NodeView, ReplicaView } from '@berth/core';
+import { ClusterView, ErrorResponse, HealthView, LeaderView, NodeList, NodeView, PodList, PodView, ReplicaView } from '@berth/core';
 import type { Controller } from './controller.js';
 import { installErrorHandling } from './errors.js';
 import { systemRoutes } from './routes/system.js';
 import { leaderRoutes } from './routes/leader.js';
 import { nodeRoutes } from './routes/nodes.js';
+import { podRoutes } from './routes/pods.js';
 
 /** The Fastify app of one replica: OpenAPI at /openapi.json, Swagger UI at /docs, every route schema-validated. */
 export async function buildServer(controller: Controller): Promise<FastifyInstance> {
@@ -17,7 +18,7 @@ export async function buildServer(controller: Controller): Promise<FastifyInstan
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   });
 
-  for (const schema of [ErrorResponse, LeaderView, ReplicaView, ClusterView, HealthView, NodeView, NodeList]) app.addSchema(schema);
+  for (const schema of [ErrorResponse, LeaderView, ReplicaView, ClusterView, HealthView, NodeView, NodeList, PodView, PodList]) app.addSchema(schema);
 
   await app.register(swagger, {
     openapi: {
@@ -32,6 +33,7 @@ export async function buildServer(controller: Controller): Promise<FastifyInstan
         { name: 'system', description: 'health, readiness, metrics' },
         { name: 'cluster', description: 'leader election and replicas' },
         { name: 'nodes', description: 'nodes: agents that heartbeat through etcd leases' },
+        { name: 'pods', description: 'pods: scheduled by the leader, run by node agents' },
       ],
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
@@ -44,5 +46,6 @@ export async function buildServer(controller: Controller): Promise<FastifyInstan
   await app.register(systemRoutes(controller));
   await app.register(leaderRoutes(controller), { prefix: '/v1' });
   await app.register(nodeRoutes(controller), { prefix: '/v1' });
+  await app.register(podRoutes(controller), { prefix: '/v1' });
   return app;
 }

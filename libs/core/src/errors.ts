@@ -24,6 +24,8 @@ export const ERROR_STATUS = {
   ETCD_UNAVAILABLE: 503,
   /** This replica's caches are not synced with etcd yet. */
   NOT_READY: 503,
+  /** A node agent the controller proxies to did not answer. */
+  AGENT_UNREACHABLE: 502,
   /** Something waited for a condition that did not arrive in time. */
   TIMEOUT: 504,
   /** A bug: an invariant did not hold. */

@@ -122,3 +122,67 @@ export type ProvisionNodeRequest = Static<typeof ProvisionNodeRequest>;
 
 /** A list answer: `{ items: [...] }`. */
 export const NodeList = Type.Object({ items: Type.Array(Type.Ref('Node')) }, { $id: 'NodeList' });
+
+const DnsLabel = Type.String({ pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$', minLength: 1, maxLength: 63 });
+const Labels = Type.Record(Type.String({ pattern: '^[A-Za-z0-9][-A-Za-z0-9_./]{0,62}$' }), Type.String({ maxLength: 63 }));
+const PolicyName = Type.String({ enum: ['first-fit', 'best-fit', 'worst-fit', 'spread', 'binpack'] });
+const HealthCheckSchema = Type.Object(
+  {
+    path: Type.String({ pattern: '^/', maxLength: 1024 }),
+    port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    intervalSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 3600 })),
+    timeoutSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 600 })),
+    failureThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+  },
+  { additionalProperties: false },
+);
+
+/** `POST /v1/pods`. */
+export const CreatePodRequest = Type.Object(
+  {
+    name: DnsLabel,
+    image: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'container image (docker runtime)' })),
+    command: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 256, description: 'argv (what runs for the process runtime)' })),
+    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String({ maxLength: 32768 }))),
+    cpu: Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: 'CPU cores (decimal, e.g. 0.5)' }),
+    memoryMiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 4194304, description: 'memory in MiB (default 128)' })),
+    ports: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 16 })),
+    healthCheck: Type.Optional(HealthCheckSchema),
+    restartPolicy: Type.Optional(Type.String({ enum: ['Always', 'OnFailure', 'Never'] })),
+    priority: Type.Optional(Type.Integer({ minimum: -1000000, maximum: 1000000 })),
+    nodeSelector: Type.Optional(Labels),
+    policy: Type.Optional(PolicyName),
+  },
+  { $id: 'CreatePodRequest', additionalProperties: false },
+);
+export type CreatePodRequest = Static<typeof CreatePodRequest>;
+
+/** A pod as the API shows it. */
+export const PodView = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    service: Type.Optional(Type.String()),
+    spec: Type.Object({}, { additionalProperties: true }),
+    desired: Type.String({ enum: ['running', 'paused', 'stopped'] }),
+    status: Type.Object(
+      {
+        phase: Type.String(),
+        nodeId: Type.Union([Type.String(), Type.Null()]),
+        reason: Type.String(),
+        message: Type.String(),
+        restarts: Type.Integer(),
+        startedAt: Type.Union([Type.String(), Type.Null()]),
+        finishedAt: Type.Union([Type.String(), Type.Null()]),
+      },
+      { additionalProperties: true },
+    ),
+    createdAt: Type.String({ format: 'date-time' }),
+    deletionRequested: Type.Optional(Type.String()),
+    restartRequestedAt: Type.Optional(Type.String()),
+  },
+  { $id: 'Pod' },
+);
+
+/** `GET /v1/pods`. */
+export const PodList = Type.Object({ items: Type.Array(Type.Ref('Pod')) }, { $id: 'PodList' });

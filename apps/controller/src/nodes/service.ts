@@ -79,6 +79,8 @@ export class NodeService {
    */
   async remove(idOrName: string): Promise<NodeView> {
     const drained = await this.drain(idOrName);
+    // With a leader, its scheduler moves the pods off; wait for that before the node vanishes.
+    if (this.hasLeader()) await this.waitEmpty(drained.id, this.provisionTimeoutMs);
     const cur = this.state.node(drained.id);
     if (cur.value.provisioner) await this.provisioner.remove(cur.value.provisioner);
     const nodeKey = keyOf('nodes', drained.id);
@@ -153,6 +155,23 @@ export class NodeService {
       }
       throw err;
     }
+  }
+
+  /** Resolves once no active pod is bound to the node, or after `timeoutMs` (the leader then unbinds what is left). */
+  private waitEmpty(nodeId: string, timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.state.activePods(nodeId).length === 0) done();
+      };
+      const timer = setTimeout(() => done(), timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.state.pods.off('change', check);
+        resolve();
+      };
+      this.state.pods.on('change', check);
+      check();
+    });
   }
 
   /**
