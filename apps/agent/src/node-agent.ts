@@ -2,6 +2,7 @@ import os from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import {
+  errors,
   isBerthError,
   keyOf,
   nameKey,
@@ -11,7 +12,7 @@ import {
   type NodeUsage,
   type Resources,
 } from '@berth/core';
-import { absent, commit, decodeJson, LeaseKeeper, putJson, Repository, type Versioned } from '@berth/store';
+import { absent, commit, decodeJson, LeaseKeeper, modifiedAt, putJson, Repository, toBerthError, type Versioned } from '@berth/store';
 import type { OwnKeyWatcher } from './own-keys.js';
 import type { Runtime } from './runtime.js';
 
@@ -51,6 +52,8 @@ export interface NodeAgentDeps {
 export class NodeAgent {
   /** Identifies this process's hold on the node. */
   readonly instance = newId();
+  /** Revision of this agent's latest heartbeat write: only a newer foreign write is a takeover. */
+  private ownPutRevision = 0;
   private readonly nodes: Repository<NodeRecord>;
   private nodeId: string | undefined;
   private leaseId: string | undefined;
@@ -82,17 +85,17 @@ export class NodeAgent {
     const node = await this.register();
     this.nodeId = node.value.id;
     this.deps.ownKeys.subscribe(keyOf('nodes', this.id), (type) => {
-      if (type === 'delete' && !this.stopped) this.deps.onFatal(this.opts.name, 'its node record was deleted from the cluster');
+      if (type === 'delete' && !this.stopped) this.fatal('its node record was deleted from the cluster');
     });
     this.deps.ownKeys.subscribe(keyOf('heartbeats', this.id), (type, kv) => {
       if (this.stopped) return;
       if (type === 'delete') return void this.reheartbeat('heartbeat key deleted');
       const hb = decodeJson<HeartbeatRecord>(kv);
-      if (hb !== undefined && hb.value.instance !== this.instance) {
-        this.deps.onFatal(this.opts.name, `another agent (instance ${hb.value.instance}) took over node ${this.id}`);
+      if (hb !== undefined && hb.value.instance !== this.instance && hb.modRevision > this.ownPutRevision) {
+        this.fatal(`another agent (instance ${hb.value.instance}) took over node ${this.id}`);
       }
     });
-    await this.heartbeat();
+    await this.heartbeat(true);
     // Spread reports of many simulated nodes over the interval instead of bursts.
     const offset = Math.floor(Math.random() * this.opts.reportIntervalMs);
     this.reportTimer = setTimeout(() => {
@@ -120,19 +123,27 @@ export class NodeAgent {
       if (leaseId) this.deps.keeper.forget(leaseId);
       return;
     }
-    await this.updateRecord((n) => ({ ...n, deregisteredAt: new Date().toISOString() }));
+    // Only the agent that holds the node may deregister it (a newer agent may have taken it over).
+    const hb = await this.readHeartbeat().catch(() => undefined);
+    if (hb?.value.instance === this.instance) await this.updateRecord((n) => ({ ...n, deregisteredAt: new Date().toISOString() }));
     if (leaseId) await this.deps.keeper.revoke(leaseId);
     this.log.info({ node: this.opts.name, id: this.nodeId }, 'node deregistered');
+  }
+
+  /** Stops this node for good (it was deleted, or another agent holds it) and tells the process. */
+  private fatal(reason: string): void {
+    if (this.stopped) return;
+    void this.stop(false);
+    this.deps.onFatal(this.opts.name, reason);
   }
 
   /** Re-reads the node's own keys after a watch reconnect, which may have skipped their changes. */
   async verify(): Promise<void> {
     if (this.stopped || this.nodeId === undefined) return;
-    if ((await this.nodes.get(this.id)) === undefined) return this.deps.onFatal(this.opts.name, 'its node record was deleted from the cluster');
-    const kv = (await this.deps.client.get(keyOf('heartbeats', this.id)).exec()).kvs[0];
-    const hb = kv === undefined ? undefined : decodeJson<HeartbeatRecord>(kv);
+    if ((await this.nodes.get(this.id)) === undefined) return this.fatal('its node record was deleted from the cluster');
+    const hb = await this.readHeartbeat();
     if (hb === undefined) return this.reheartbeat('heartbeat key missing after a reconnect');
-    if (hb.value.instance !== this.instance) this.deps.onFatal(this.opts.name, `another agent (instance ${hb.value.instance}) took over node ${this.id}`);
+    if (hb.value.instance !== this.instance && hb.modRevision > this.ownPutRevision) this.fatal(`another agent (instance ${hb.value.instance}) took over node ${this.id}`);
   }
 
   /** Called by the lease keeper when etcd lost this node's lease. */
@@ -149,7 +160,9 @@ export class NodeAgent {
     const { name } = this.opts;
     const indexKey = nameKey('nodes', name);
     for (let attempt = 0; attempt < 20; attempt++) {
-      const claimed = await this.deps.client.get(indexKey).string();
+      const claimed = await this.deps.client.get(indexKey).string().catch((err: unknown) => {
+        throw toBerthError(err);
+      });
       if (claimed !== null) {
         const id = JSON.parse(claimed) as string;
         const existing = await this.nodes.get(id);
@@ -208,19 +221,37 @@ export class NodeAgent {
     return { nodeId: this.id, reportedAt: new Date().toISOString(), usage: this.opts.usage(), pods, instance: this.instance };
   }
 
-  /** Takes a fresh lease and (re)writes the heartbeat key on it. */
-  private async heartbeat(): Promise<void> {
+  private async readHeartbeat(): Promise<Versioned<HeartbeatRecord> | undefined> {
+    try {
+      const kv = (await this.deps.client.get(keyOf('heartbeats', this.id)).exec()).kvs[0];
+      return kv === undefined ? undefined : decodeJson<HeartbeatRecord>(kv);
+    } catch (err) {
+      throw toBerthError(err);
+    }
+  }
+
+  /**
+   * Takes a fresh lease and (re)writes the heartbeat key on it. At start the
+   * agent takes the node over from a previous instance (a restart after a
+   * crash); later it only re-establishes its own heartbeat, and yields if
+   * another instance holds the key.
+   */
+  private async heartbeat(takeOver: boolean): Promise<void> {
     const key = keyOf('heartbeats', this.id);
-    const kv = (await this.deps.client.get(key).exec()).kvs[0];
-    const previous = kv === undefined ? undefined : decodeJson<HeartbeatRecord>(kv);
+    const previous = await this.readHeartbeat();
     if (previous && previous.value.instance !== this.instance) {
+      if (!takeOver) return this.fatal(`another agent (instance ${previous.value.instance}) holds node ${this.id}`);
       this.log.warn({ node: this.opts.name, previous: previous.value.instance }, 'taking over the heartbeat of a previous agent instance');
     }
     const lease = await this.deps.keeper.grant(this.opts.heartbeatTtlSeconds);
     const old = this.leaseId;
     this.leaseId = lease;
     if (old) this.deps.keeper.forget(old);
-    await commit(this.deps.client, [], [putJson(key, await this.heartbeatValue(), lease)]);
+    // Guarded on what was just read, so two agents never both believe they wrote last.
+    const guard = previous === undefined ? absent(key) : modifiedAt(key, previous.modRevision);
+    const res = await commit(this.deps.client, [guard], [putJson(key, await this.heartbeatValue(), lease)]);
+    if (!res.succeeded) throw errors.conflict(`heartbeat of node ${this.id} changed while taking it; retrying`);
+    this.ownPutRevision = res.revision;
   }
 
   /** Re-establishes the heartbeat after its lease or key vanished, once at a time, retrying while etcd is away. */
@@ -229,7 +260,7 @@ export class NodeAgent {
       this.log.warn({ node: this.opts.name, why }, 're-establishing heartbeat');
       for (let delay = 100; !this.stopped; delay = Math.min(delay * 2, 2000)) {
         try {
-          await this.heartbeat();
+          await this.heartbeat(false);
           return;
         } catch (err) {
           this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'heartbeat failed; retrying');
@@ -247,7 +278,10 @@ export class NodeAgent {
     const key = keyOf('heartbeats', this.id);
     try {
       const res = await commit(this.deps.client, [{ key, target: 'Lease', cmp: '==', value: lease }], [putJson(key, await this.heartbeatValue(), lease)]);
-      if (res.succeeded) this.reports += 1;
+      if (res.succeeded) {
+        this.reports += 1;
+        this.ownPutRevision = res.revision;
+      }
       else void this.reheartbeat('heartbeat key is not on our lease');
     } catch (err) {
       this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'usage report failed');

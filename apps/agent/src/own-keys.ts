@@ -47,7 +47,13 @@ export class OwnKeyWatcher {
       this.onResync();
     });
     watcher.on('error', (err: Error) => {
-      this.log.warn({ err: err.message }, 'own-key watch cancelled; re-reading keys');
+      // etcd3 has discarded a cancelled watcher: open a new one on the same range, then re-read.
+      this.log.warn({ err: err.message }, 'own-key watch cancelled; re-watching and re-reading keys');
+      const i = this.watchers.indexOf(watcher);
+      if (i >= 0) this.watchers.splice(i, 1);
+      const req = (watcher as unknown as { request: { key: Buffer; range_end?: Buffer } }).request;
+      const builder = this.client.watch();
+      this.attach(req.range_end && req.range_end.length > 0 ? builder.inRange({ start: req.key, end: req.range_end }).watcher() : builder.key(req.key).watcher());
       this.onResync();
     });
   }

@@ -40,7 +40,14 @@ export function createEtcdClient(endpoints: string[] | string, opts: EtcdClientO
     hosts,
     dialTimeout: 1000,
     // Lists of thousands of pods exceed gRPC's default 4 MiB message limit.
-    grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024 },
+    grpcOptions: {
+      'grpc.max_receive_message_length': 256 * 1024 * 1024,
+      // Detect half-open connections (black-holed network, a host that vanished) in seconds, not TCP's minutes.
+      // etcd's default --grpc-keepalive-min-time is 5 s; pinging less often than that is allowed.
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    },
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
     faultHandling: {
       host: () =>

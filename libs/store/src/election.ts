@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Campaign, Etcd3, Lease } from 'etcd3';
+import type { Campaign, Election, Etcd3, Lease } from 'etcd3';
 import type { Logger } from 'pino';
 import { ELECTION_NAME, ROOT, isBerthError, leaderRecordKey, type LeaderRecord, type ReplicaInfo } from '@berth/core';
 import { commitFenced, putJson, type Fence } from './txn.js';
@@ -49,6 +49,8 @@ const CAMPAIGN_RETRY_MAX_MS = 2000;
  * election key's create revision; every leader write is fenced on it.
  */
 export class LeaderElector extends EventEmitter<ElectorEvents> {
+  /** One Election (one namespace, one watch manager) for every campaign of this replica. */
+  private election: Election | undefined;
   private campaign: Campaign | undefined;
   private current: Fence | undefined;
   private leaderSince: Date | undefined;
@@ -118,7 +120,8 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
     if (this.stopped) return;
     const { client, replica, ttlSeconds, log } = this.opts;
     const campaignStartedAt = Date.now();
-    const campaign = client.namespace(ROOT).election(ELECTION_NAME, ttlSeconds).campaign(JSON.stringify(replica));
+    this.election ??= client.namespace(ROOT).election(ELECTION_NAME, ttlSeconds);
+    const campaign = this.election.campaign(JSON.stringify(replica));
     this.campaign = campaign;
     const lease = leaseOf(campaign);
     this.lastRenewSentAt = campaignStartedAt;
@@ -204,6 +207,8 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
   private async abandon(campaign: Campaign, reason: string): Promise<void> {
     if (this.campaign !== campaign) return;
     this.campaign = undefined;
+    // Stop renewing at once: the key must not outlive this decision by more than its TTL.
+    leaseOf(campaign).release();
     await this.stepDown(reason, 'LeaderSteppedDown');
     campaign.removeAllListeners('elected');
     campaign.on('error', () => undefined);
@@ -228,7 +233,9 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
         setTimeout(attempt, 250).unref();
       });
     };
-    campaign.resign().catch(() => setTimeout(attempt, 250).unref());
+    // etcd3 may have resigned the campaign itself (then resign() does nothing): always revoke the lease directly.
+    campaign.resign().catch(() => undefined);
+    attempt();
   }
 
   /**

@@ -29,6 +29,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   private connecting = false;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** When the current stream last delivered anything; a silent stream is presumed dead. */
+  private lastDataAt = 0;
   /** Keepalive messages sent, for benchmarks. */
   sent = 0;
 
@@ -101,6 +103,15 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
         this.emit('lost', id);
       }
     }
+    if (this.stream !== undefined && this.leases.size > 0) {
+      // A half-open connection never errors: writes just buffer. Replace a stream silent for half the shortest TTL.
+      const minTtl = Math.min(...[...this.leases.values()].map((l) => l.ttlMs));
+      if (now - this.lastDataAt > Math.max(minTtl / 2, this.intervalMs * 2)) {
+        this.log.warn({ silentMs: now - this.lastDataAt }, 'lease keepalive stream went silent; reconnecting');
+        this.stream.cancel();
+        this.stream = undefined;
+      }
+    }
     if (this.stream === undefined) {
       void this.connect();
       return;
@@ -120,8 +131,12 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       const stream = await this.rpc.leaseKeepAlive();
       if (this.closed) return void stream.end();
       this.stream = stream;
+      this.lastDataAt = Date.now();
       for (const l of this.leases.values()) l.inflight = [];
-      stream.on('data', (res: ILeaseKeepAliveResponse) => this.onResponse(res));
+      stream.on('data', (res: ILeaseKeepAliveResponse) => {
+        if (this.stream === stream) this.lastDataAt = Date.now();
+        this.onResponse(res);
+      });
       const drop = (err?: Error) => {
         if (this.stream !== stream) return;
         this.stream = undefined;

@@ -25,6 +25,8 @@ export function decideNodeStatus(
   heartbeatPresent: boolean,
   graceMs: number,
   now: number,
+  /** When the deciding leader took office: each leader observes a full grace itself (clock skew, outages). */
+  termStart = 0,
 ): { transition?: NodeTransition; wakeAt?: number } {
   const nodeKey = keyOf('nodes', node.id);
   const hbKey = keyOf('heartbeats', node.id);
@@ -43,11 +45,11 @@ export function decideNodeStatus(
   if (heartbeatPresent) {
     return node.status === 'Ready' ? {} : { transition: to('Ready', node.reason === 'Registering' || node.reason === 'Provisioning' ? 'AgentRegistered' : 'HeartbeatResumed') };
   }
-  // A node being provisioned has no heartbeat yet; the provisioner's own timeout handles it.
-  if (node.reason === 'Provisioning') return {};
+  // A node being provisioned has no agent yet; the provisioner's own timeout handles it.
+  if (node.reason === 'Provisioning' && node.agent.pid === 0) return {};
   if (node.status === 'Ready') return { transition: to('NotReady', node.deregisteredAt ? 'AgentDeregistered' : 'HeartbeatLost') };
   if (node.status === 'NotReady') {
-    const deadAt = Date.parse(node.statusChangedAt) + graceMs;
+    const deadAt = Math.max(Date.parse(node.statusChangedAt), termStart) + graceMs;
     return now >= deadAt ? { transition: to('Dead', 'GracePeriodExpired') } : { wakeAt: deadAt };
   }
   return {};
@@ -65,7 +67,10 @@ const BATCH = 50;
  */
 export class NodeLifecycle {
   private fence: Fence | undefined;
+  private termStart = 0;
   private readonly queue = new Set<string>();
+  /** Nodes whose write failed; they return to the queue after a backoff, not at once. */
+  private readonly retryIds = new Set<string>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private draining = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -87,6 +92,7 @@ export class NodeLifecycle {
   /** Starts acting for a term: every node is reconsidered. */
   start(fence: Fence): void {
     this.fence = fence;
+    this.termStart = Date.now();
     for (const n of this.state.nodes.list()) this.queue.add(n.value.id);
     this.kick();
   }
@@ -95,6 +101,7 @@ export class NodeLifecycle {
   stop(): void {
     this.fence = undefined;
     this.queue.clear();
+    this.retryIds.clear();
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     clearTimeout(this.retryTimer);
@@ -127,12 +134,12 @@ export class NodeLifecycle {
         const item = this.state.nodes.get(keyOf('nodes', id));
         if (item === undefined) continue;
         const present = this.state.heartbeat(id) !== undefined;
-        const { transition, wakeAt } = decideNodeStatus(item.value, item.modRevision, present, this.graceMs, now);
+        const { transition, wakeAt } = decideNodeStatus(item.value, item.modRevision, present, this.graceMs, now, this.termStart);
         if (wakeAt !== undefined) this.wakeAt(id, wakeAt);
         if (transition) batch.push(transition);
         if (batch.length >= BATCH) break;
       }
-      if (batch.length > 0) await this.write(batch);
+      if (batch.length > 0 && !(await this.write(batch))) return;
     }
   }
 
@@ -160,7 +167,8 @@ export class NodeLifecycle {
     return [putJson(keyOf('nodes', t.nodeId), t.record), op];
   }
 
-  private async write(batch: NodeTransition[]): Promise<void> {
+  /** Writes a batch; false when it failed and the loop must back off. */
+  private async write(batch: NodeTransition[]): Promise<boolean> {
     try {
       await this.elector.withFence(async (fence) => {
         const ops = (await Promise.all(batch.map((t) => this.ops(t, fence.term)))).flat();
@@ -168,16 +176,23 @@ export class NodeLifecycle {
         if (res.succeeded) return this.applied(batch);
         // One stale guard fails the whole batch: write them one by one; the losers are re-enqueued by their watch events.
         for (const t of batch) {
+          if (this.fence !== fence) return; // deposed meanwhile: stop at once
           const one = await commitFenced(this.client, fence, t.guards, await this.ops(t, fence.term));
           if (one.succeeded) this.applied([t]);
         }
       });
+      return true;
     } catch (err) {
-      if (isBerthError(err, 'LEADERSHIP_LOST')) return; // the elector steps down
-      this.log.warn({ err: err instanceof Error ? err.message : String(err), nodes: batch.length }, 'node status write failed; retrying');
-      for (const t of batch) this.queue.add(t.nodeId);
+      if (isBerthError(err, 'LEADERSHIP_LOST')) return false; // the elector steps down
+      this.log.warn({ err: err instanceof Error ? err.message : String(err), nodes: batch.length }, 'node status write failed; retrying in 500 ms');
+      for (const t of batch) this.retryIds.add(t.nodeId);
       clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => this.kick(), 500);
+      this.retryTimer = setTimeout(() => {
+        for (const id of this.retryIds) this.queue.add(id);
+        this.retryIds.clear();
+        this.kick();
+      }, 500);
+      return false;
     }
   }
 
@@ -185,7 +200,7 @@ export class NodeLifecycle {
     this.written += batch.length;
     for (const t of batch) {
       this.log.info({ node: t.record.name, id: t.nodeId, status: t.to, reason: t.reason }, 'node status changed');
-      if (t.to === 'NotReady') this.wakeAt(t.nodeId, Date.parse(t.record.statusChangedAt) + this.graceMs);
+      if (t.to === 'NotReady') this.wakeAt(t.nodeId, Math.max(Date.parse(t.record.statusChangedAt), this.termStart) + this.graceMs);
     }
   }
 }
