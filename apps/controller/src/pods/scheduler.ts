@@ -101,9 +101,10 @@ export class PodScheduler {
 
   private async pass(fence: Fence): Promise<void> {
     this.passes += 1;
-    const pods = this.state.pods.list();
-    const nodes = new Map(this.state.nodes.list().map((n) => [n.value.id, n]));
-    const allocs = new Map(this.state.allocations.list().map((a) => [a.value.nodeId, a]));
+    // Unsorted snapshots: a pass may run many times a second over 10,000s of items.
+    const pods = [...this.state.pods.values()];
+    const nodes = new Map([...this.state.nodes.values()].map((n) => [n.value.id, n]));
+    const allocs = new Map([...this.state.allocations.values()].map((a) => [a.value.nodeId, a]));
     let wrote = false;
 
     // 1. Unbind pods whose node cannot run them any more.
