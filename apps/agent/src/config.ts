@@ -22,6 +22,10 @@ export interface AgentConfig {
   reportIntervalMs: number;
   /** Where the process runtime keeps pod output. */
   dataDir: string;
+  /** Grace between SIGTERM and SIGKILL when a pod is stopped (ms). */
+  stopTimeoutMs: number;
+  /** Cap of the exponential back-off between restarts of a crashing pod (ms). */
+  restartBackoffMaxMs: number;
   logLevel: string;
 }
 
@@ -67,13 +71,15 @@ export function parseConfig(argv: string[]): AgentConfig {
     .addOption(new Option('--heartbeat-ttl <seconds>', 'heartbeat lease TTL: the node is NotReady this long after its agent stops').env('BERTH_HEARTBEAT_TTL').default(3).argParser(positive('--heartbeat-ttl', true)))
     .addOption(new Option('--report-interval <ms>', 'usage report period').env('BERTH_REPORT_INTERVAL_MS').default(5000).argParser(positive('--report-interval', true)))
     .addOption(new Option('--data-dir <dir>', 'where pod output is kept (default: <tmp>/berth-agent-<name>)').env('BERTH_AGENT_DATA_DIR'))
+    .addOption(new Option('--stop-timeout <seconds>', 'grace between SIGTERM and SIGKILL when a pod is stopped').env('BERTH_STOP_TIMEOUT').default(10).argParser(positive('--stop-timeout', false)))
+    .addOption(new Option('--restart-backoff-max <ms>', 'cap of the exponential back-off (from 500 ms, doubling) between restarts of a crashing pod').env('BERTH_RESTART_BACKOFF_MAX_MS').default(30000).argParser(positive('--restart-backoff-max', true)))
     .addOption(new Option('--log-level <level>', 'pino log level').env('BERTH_LOG_LEVEL').default('info'))
     .showHelpAfterError('(run with --help for usage)');
   cmd.parse(argv);
   const o = cmd.opts<{
     etcd: string; name: string; cpu?: number; memoryMib?: number; runtime: RuntimeKind; labels: Record<string, string>;
     host: string; port: number; advertiseHost?: string; simulate?: number; heartbeatInterval: number; heartbeatTtl: number;
-    reportInterval: number; dataDir?: string; logLevel: string;
+    reportInterval: number; dataDir?: string; stopTimeout: number; restartBackoffMax: number; logLevel: string;
   }>();
   if (!DNS_LABEL.test(o.name)) cmd.error(`error: --name ${JSON.stringify(o.name)} must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)`);
   if (o.heartbeatInterval >= o.heartbeatTtl * 1000) cmd.error('error: --heartbeat-interval must be shorter than --heartbeat-ttl');
@@ -93,6 +99,8 @@ export function parseConfig(argv: string[]): AgentConfig {
     heartbeatTtlSeconds: o.heartbeatTtl,
     reportIntervalMs: o.reportInterval,
     dataDir: o.dataDir ?? path.join(os.tmpdir(), `berth-agent-${o.name}`),
+    stopTimeoutMs: Math.round(o.stopTimeout * 1000),
+    restartBackoffMaxMs: o.restartBackoffMax,
     logLevel: o.logLevel,
   };
 }

@@ -2,10 +2,11 @@
 import path from 'node:path';
 import pino from 'pino';
 import { isBerthError } from '@berth/core';
-import { createEtcdClient, LeaseKeeper } from '@berth/store';
+import { createEtcdClient, EventRecorder, LeaseKeeper } from '@berth/store';
 import { parseConfig } from './config.js';
 import { NodeAgent } from './node-agent.js';
 import { OwnKeyWatcher } from './own-keys.js';
+import { PodReconciler } from './pod-reconciler.js';
 import { ProcessRuntime } from './process-runtime.js';
 import { SimulatedRuntime, type Runtime } from './runtime.js';
 import { buildAgentServer } from './server.js';
@@ -17,13 +18,32 @@ const client = createEtcdClient(config.etcd);
 const keeper = new LeaseKeeper(client, config.heartbeatIntervalMs, log.child({ component: 'leases' }));
 const agents: NodeAgent[] = [];
 let stopping = false;
+// One reconciler (one pod watch cache) for every node of the process: thousands of simulated nodes share it.
+const reconciler = new PodReconciler({
+  client,
+  log: log.child({ component: 'pods' }),
+  stopTimeoutMs: config.stopTimeoutMs,
+  restartBackoffMaxMs: config.restartBackoffMaxMs,
+});
 
 async function shutdown(reason: string, deregister: boolean, code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
   log.info({ reason, deregister }, 'agent stopping');
-  const force = setTimeout(() => process.exit(code || 1), 5000);
+  const force = setTimeout(() => process.exit(code || 1), 10_000);
   force.unref();
+  await reconciler.stop().catch((err: unknown) => log.warn({ err }, 'pod reconciler did not stop cleanly'));
+  if (deregister) {
+    // The node leaves the cluster like a drained node: the leader moves its pods, so stop them here
+    // (gracefully, 3 s at most) rather than leave duplicates behind. A crash or a fatal error keeps
+    // them running for the next agent instance to take over.
+    await Promise.allSettled(
+      agents.map(async (a) => {
+        const pods = await a.opts.runtime.list();
+        await Promise.allSettled(pods.filter((p) => p.state === 'running' || p.state === 'paused').map((p) => a.opts.runtime.stop(p.id, 3000)));
+      }),
+    );
+  }
   await Promise.allSettled(agents.map((a) => a.stop(deregister)));
   keeper.close();
   client.close();
@@ -35,7 +55,7 @@ const ownKeys = new OwnKeyWatcher(client, config.simulate > 1 ? 'prefixes' : 'ke
 });
 keeper.on('lost', (leaseId) => agents.find((a) => a.lease === leaseId)?.onLeaseLost(leaseId));
 
-const server = buildAgentServer(() => agents, log.child({ component: 'api' }));
+const server = buildAgentServer(() => agents, log.child({ component: 'api' }), reconciler);
 await server.listen({ host: config.host, port: config.port });
 const port = (server.server.address() as { port: number }).port;
 const address = `http://${config.advertiseHost}:${port}`;
@@ -60,6 +80,9 @@ for (const name of names) {
         log: log.child({ node: name }),
         onFatal: (node, reason) => {
           log.error({ node, reason }, 'node cannot continue');
+          // Its pods are no longer this process's to run (another agent holds the node, or it was deleted).
+          const gone = agents.find((a) => a.opts.name === node);
+          if (gone !== undefined) reconciler.removeNode(gone.id);
           if (config.simulate === 0) void shutdown(reason, false, 3);
         },
       },
@@ -93,8 +116,15 @@ async function startWithRetry(a: NodeAgent): Promise<void> {
     }
   }
 }
+/** Registers a node, then hands it to the pod reconciler (after the pod cache's first list). */
+async function startNode(a: NodeAgent): Promise<void> {
+  await startWithRetry(a);
+  await reconciler.addNode({ id: a.id, name: a.opts.name, runtime: a.opts.runtime, events: new EventRecorder(client, a.opts.name, log.child({ node: a.opts.name })) });
+}
+// The pod cache lists while nodes register; addNode waits for it (its list retries while etcd is away).
+void reconciler.start();
 const BATCH = 200;
 for (let i = 0; i < agents.length; i += BATCH) {
-  await Promise.all(agents.slice(i, i + BATCH).map(startWithRetry));
+  await Promise.all(agents.slice(i, i + BATCH).map(startNode));
 }
 log.info({ nodes: agents.length, address, runtime: config.runtime }, 'agent running');

@@ -1,7 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { UnknownPodError, type PodSpecForRuntime, type Runtime, type RuntimePodState } from './runtime.js';
+import { StringDecoder } from 'node:string_decoder';
+import { errors } from '@berth/core';
+import { UnknownPodError, type ExitListener, type PodSpecForRuntime, type Runtime, type RuntimePodState } from './runtime.js';
 
 interface ProcPod {
   spec: PodSpecForRuntime;
@@ -13,15 +16,25 @@ interface ProcPod {
 }
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
+/** How long recover() waits for a killed leftover group to vanish, so its ports are free before the pod restarts. */
+const LEFTOVER_GONE_MS = 3000;
+/** Chunk size for reading a log backwards (tail). */
+const TAIL_CHUNK = 64 * 1024;
 
 /**
  * Pods as host processes (SPEC.md section 6): each in its own process group,
- * stdout and stderr appended to files under the agent's data dir, pause =
+ * stdout and stderr appended to `<dataDir>/pods/<id>/output.log`, pause =
  * SIGSTOP/SIGCONT of the group, stop = SIGTERM then SIGKILL after a timeout.
+ *
+ * The pid of each running group is also written to `<dataDir>/pods/<id>/pid`:
+ * the groups outlive the agent (an agent restart must not kill its pods'
+ * processes by accident), so a new agent instance finds what the previous one
+ * left behind there and ends it before running the pods again (`recover`).
  */
 export class ProcessRuntime implements Runtime {
   readonly kind = 'process' as const;
   private readonly pods = new Map<string, ProcPod>();
+  private readonly exitListeners: ExitListener[] = [];
 
   constructor(private readonly dataDir: string) {}
 
@@ -31,14 +44,25 @@ export class ProcessRuntime implements Runtime {
     return pod;
   }
 
-  private logFile(id: string): string {
-    return path.join(this.dataDir, 'pods', id, 'output.log');
+  private podDir(id: string): string {
+    return path.join(this.dataDir, 'pods', id);
+  }
+
+  /** Where a pod's output goes. */
+  logFile(id: string): string {
+    return path.join(this.podDir(id), 'output.log');
+  }
+
+  private pidFile(id: string): string {
+    return path.join(this.podDir(id), 'pid');
   }
 
   async create(spec: PodSpecForRuntime): Promise<void> {
     if (this.pods.has(spec.id)) return;
-    if (spec.command === undefined || spec.command.length === 0) throw new Error('the process runtime needs a command (argv array)');
-    fs.mkdirSync(path.dirname(this.logFile(spec.id)), { recursive: true });
+    if (spec.command === undefined || spec.command.length === 0) {
+      throw errors.validation(`pod ${spec.name}: the process runtime needs a command (argv array)`, { field: 'spec.command' });
+    }
+    fs.mkdirSync(this.podDir(spec.id), { recursive: true });
     this.pods.set(spec.id, { spec, state: 'created' });
   }
 
@@ -46,34 +70,51 @@ export class ProcessRuntime implements Runtime {
     const pod = this.get(id);
     if (pod.state === 'running' || pod.state === 'paused') return;
     const [cmd, ...args] = pod.spec.command ?? [];
+    fs.mkdirSync(this.podDir(id), { recursive: true });
     const out = fs.openSync(this.logFile(id), 'a');
-    const child = spawn(cmd!, args, {
-      detached: true,
-      stdio: ['ignore', out, out],
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...pod.spec.env },
-    });
-    fs.closeSync(out);
+    let child: ChildProcess;
+    try {
+      child = spawn(cmd!, args, {
+        detached: true, // setsid: its own process group, which outlives the agent
+        stdio: ['ignore', out, out],
+        // BERTH_POD_ID also lets a later agent instance recognise the group as this pod's (see recover).
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...pod.spec.env, BERTH_POD_ID: id, BERTH_POD_NAME: pod.spec.name },
+      });
+    } finally {
+      fs.closeSync(out);
+    }
     pod.child = child;
     pod.state = 'running';
     delete pod.exitCode;
+    delete pod.cpuSample;
+    if (child.pid !== undefined) fs.writeFileSync(this.pidFile(id), JSON.stringify({ pid: child.pid, startedAt: new Date().toISOString() }));
     pod.exited = new Promise((resolve) => {
+      let finished = false;
+      const done = (code: number) => {
+        // 'error' and 'exit' can both arrive for one child; a newer start owns the pod.
+        if (finished) return;
+        finished = true;
+        if (pod.child !== child) return resolve();
+        pod.state = 'exited';
+        pod.exitCode = code;
+        // Like a container whose init died: whatever the main process left in its group goes too.
+        if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
+        fs.rmSync(this.pidFile(id), { force: true });
+        resolve();
+        for (const l of this.exitListeners) l(id, code);
+      };
       child.once('error', (err) => {
         fs.appendFileSync(this.logFile(id), `berth: cannot start ${cmd}: ${err.message}\n`);
-        pod.state = 'exited';
-        pod.exitCode = 127;
-        resolve();
+        done(127);
       });
-      child.once('exit', (code, signal) => {
-        pod.state = 'exited';
-        pod.exitCode = code ?? 128 + (signal ? (osSignals[signal] ?? 9) : 9);
-        resolve();
-      });
+      child.once('exit', (code, signal) => done(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 9) : 9)));
     });
   }
 
   async stop(id: string, timeoutMs: number): Promise<{ forced: boolean }> {
     const pod = this.get(id);
     if (pod.state !== 'running' && pod.state !== 'paused') return { forced: false };
+    // A stopped (paused) group would not act on SIGTERM before it is continued.
     this.signalGroup(pod, 'SIGCONT');
     this.signalGroup(pod, 'SIGTERM');
     let timer: NodeJS.Timeout | undefined;
@@ -103,21 +144,62 @@ export class ProcessRuntime implements Runtime {
     pod.state = 'running';
   }
 
+  /** Kills the pod (at once) and deletes its directory with its logs; also for pods known only from disk. */
   async remove(id: string): Promise<void> {
     const pod = this.pods.get(id);
-    if (pod === undefined) return;
-    if (pod.state === 'running' || pod.state === 'paused') await this.stop(id, 0);
+    if (pod !== undefined && (pod.state === 'running' || pod.state === 'paused')) await this.stop(id, 0);
     this.pods.delete(id);
-    fs.rmSync(path.dirname(this.logFile(id)), { recursive: true, force: true });
+    fs.rmSync(this.podDir(id), { recursive: true, force: true });
   }
 
+  /** Logs survive the agent: a pod known only from its directory (e.g. Failed before a restart) still has them. */
   async logs(id: string, opts: { tail?: number }): Promise<string> {
-    this.get(id);
-    const text = fs.existsSync(this.logFile(id)) ? fs.readFileSync(this.logFile(id), 'utf8') : '';
-    if (opts.tail === undefined) return text;
-    const lines = text.split('\n');
-    if (lines.at(-1) === '') lines.pop();
-    return lines.slice(-opts.tail).join('\n') + (lines.length > 0 ? '\n' : '');
+    this.assertKnown(id);
+    return readTail(this.logFile(id), opts.tail);
+  }
+
+  async *followLogs(id: string, opts: { tail?: number }, signal: AbortSignal): AsyncIterable<string> {
+    this.assertKnown(id);
+    const file = this.logFile(id);
+    let offset = fileSize(file);
+    const first = await readTail(file, opts.tail, offset);
+    if (first.length > 0) yield first;
+    let wake: (() => void) | undefined;
+    const poke = () => wake?.();
+    // inotify on the pod's directory: appends, and the directory's removal, wake the follower.
+    let watcher: fs.FSWatcher | undefined;
+    try {
+      watcher = fs.watch(this.podDir(id), poke);
+      watcher.on('error', poke);
+    } catch {
+      return; // the directory is gone: the pod was removed
+    }
+    signal.addEventListener('abort', poke);
+    const decoder = new StringDecoder('utf8');
+    try {
+      while (!signal.aborted && (this.pods.has(id) || fs.existsSync(file))) {
+        const size = fileSize(file);
+        if (size < offset) offset = 0; // truncated or recreated
+        if (size > offset) {
+          const chunk = readRange(file, offset, size);
+          offset = size;
+          const text = decoder.write(chunk);
+          if (text.length > 0) yield text;
+          continue;
+        }
+        // The timer only bounds how long a missed inotify event could delay output (e.g. on overlay filesystems).
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 1000);
+          wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+      }
+    } finally {
+      watcher.close();
+      signal.removeEventListener('abort', poke);
+    }
   }
 
   async stats(id: string): Promise<{ cpuPercent: number; memoryMiB: number } | undefined> {
@@ -140,7 +222,48 @@ export class ProcessRuntime implements Runtime {
   }
 
   async list(): Promise<RuntimePodState[]> {
-    return [...this.pods.entries()].map(([id, p]) => ({ id, state: p.state, ...(p.exitCode === undefined ? {} : { exitCode: p.exitCode }) }));
+    return [...this.pods.keys()].map((id) => this.view(id));
+  }
+
+  async inspect(id: string): Promise<RuntimePodState | undefined> {
+    return this.pods.has(id) ? this.view(id) : undefined;
+  }
+
+  onExit(listener: ExitListener): void {
+    this.exitListeners.push(listener);
+  }
+
+  /**
+   * Kills every process group a previous agent instance left running (found
+   * through the pid files), waits until they are gone, and returns the ids of
+   * all pods with a directory here. A group is only killed when its leader's
+   * environment names the pod, so a recycled pid never hits a stranger.
+   */
+  async recover(): Promise<string[]> {
+    const root = path.join(this.dataDir, 'pods');
+    let ids: string[];
+    try {
+      ids = fs.readdirSync(root).filter((id) => !this.pods.has(id));
+    } catch {
+      return [];
+    }
+    const killed: number[] = [];
+    for (const id of ids) {
+      let pid: number;
+      try {
+        pid = (JSON.parse(fs.readFileSync(this.pidFile(id), 'utf8')) as { pid: number }).pid;
+      } catch {
+        continue; // no pid file: nothing was running
+      }
+      if (leftoverOf(pid, id)) {
+        killGroup(pid, 'SIGKILL');
+        killed.push(pid);
+      }
+      fs.rmSync(this.pidFile(id), { force: true });
+    }
+    const deadline = Date.now() + LEFTOVER_GONE_MS;
+    while (killed.some((pid) => groupRunning(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return ids;
   }
 
   /** Stops every pod (agent shutdown without deregistration leaves them running; this is for removal). */
@@ -148,15 +271,119 @@ export class ProcessRuntime implements Runtime {
     await Promise.all([...this.pods.keys()].map((id) => this.stop(id, timeoutMs)));
   }
 
+  private view(id: string): RuntimePodState {
+    const p = this.get(id);
+    const live = p.state === 'running' || p.state === 'paused';
+    return {
+      id,
+      state: p.state,
+      ...(p.exitCode === undefined ? {} : { exitCode: p.exitCode }),
+      ...(live && p.child?.pid !== undefined ? { pid: p.child.pid } : {}),
+    };
+  }
+
+  private assertKnown(id: string): void {
+    if (!this.pods.has(id) && !fs.existsSync(this.podDir(id))) throw new UnknownPodError(id);
+  }
+
   private signalGroup(pod: ProcPod, sig: NodeJS.Signals): void {
     const pid = pod.child?.pid;
-    if (pid === undefined) return;
-    try {
-      process.kill(-pid, sig);
-    } catch {
-      /* the group is gone */
-    }
+    if (pid !== undefined) killGroup(pid, sig);
   }
 }
 
-const osSignals: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+function killGroup(pgid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, sig);
+  } catch {
+    /* the group is gone */
+  }
+}
+
+function groupExists(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * True while a process of group `pgid` has not died yet. Zombies do not count:
+ * they hold no ports or files, and reaping orphans is up to whoever adopted them.
+ */
+function groupRunning(pgid: number): boolean {
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true;
+    } catch {
+      /* exited while we looked */
+    }
+  }
+  return false;
+}
+
+/**
+ * True when process group `pgid` is what pod `id` left behind. If a process
+ * with that pid exists it must carry BERTH_POD_ID=<id>. If none does, any
+ * group with that id can only be the pod's orphaned members: Linux does not
+ * hand out a pid that is still some group's id.
+ */
+function leftoverOf(pgid: number, id: string): boolean {
+  let environ: string;
+  try {
+    environ = fs.readFileSync(`/proc/${pgid}/environ`, 'utf8');
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' && groupExists(pgid);
+  }
+  return environ.split('\0').includes(`BERTH_POD_ID=${id}`);
+}
+
+function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+function readRange(file: string, start: number, end: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(end - start);
+    const n = fs.readSync(fd, buf, 0, buf.length, start);
+    return buf.subarray(0, n);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * The last `tail` lines of a file up to byte `end` (all of it without
+ * `tail`), read backwards in chunks so a large log is not loaded whole.
+ */
+async function readTail(file: string, tail: number | undefined, end = fileSize(file)): Promise<string> {
+  if (end === 0 || tail === 0) return '';
+  if (tail === undefined) return readRange(file, 0, end).toString('utf8');
+  let start = end;
+  let newlines = 0;
+  const chunks: Buffer[] = [];
+  // A trailing newline ends the last line; it does not start another.
+  const wanted = tail + 1;
+  while (start > 0 && newlines < wanted) {
+    const from = Math.max(0, start - TAIL_CHUNK);
+    const chunk = readRange(file, from, start);
+    chunks.unshift(chunk);
+    start = from;
+    for (const b of chunk) if (b === 0x0a) newlines += 1;
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  const lines = text.split('\n');
+  const trailing = lines.at(-1) === '';
+  if (trailing) lines.pop();
+  return lines.slice(-tail).join('\n') + (trailing ? '\n' : '');
+}

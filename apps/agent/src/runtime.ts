@@ -1,11 +1,12 @@
 import type { NodeUsage, Resources, RuntimeKind } from '@berth/core';
 
-/** What a runtime needs to run one pod (the pods issue extends this). */
+/** What a runtime needs to run one pod. */
 export interface PodSpecForRuntime {
   id: string;
   name: string;
   image?: string;
   command?: string[];
+  /** The pod's environment, including the agent's PORT when it allocated one. */
   env?: Record<string, string>;
   cpu: number;
   memoryMiB: number;
@@ -15,12 +16,20 @@ export interface PodSpecForRuntime {
 export interface RuntimePodState {
   id: string;
   state: 'created' | 'running' | 'paused' | 'exited';
+  /** Exit code of the last run, once it exited (128 + signal when killed by one). */
   exitCode?: number;
+  /** Host process id of the pod's main process (process runtime), while it runs. */
+  pid?: number;
 }
+
+/** Called when a pod's main process ends, whether the agent stopped it or it exited on its own. */
+export type ExitListener = (podId: string, exitCode: number) => void;
 
 /**
  * How an agent runs pods (SPEC.md section 6). One interface for docker,
  * process and simulated, so the agent's reconcile loop does not care which.
+ * Every operation is idempotent, so a reconciler that retries after a crash
+ * or a conflict can repeat it safely.
  */
 export interface Runtime {
   readonly kind: RuntimeKind;
@@ -31,9 +40,21 @@ export interface Runtime {
   resume(id: string): Promise<void>;
   remove(id: string): Promise<void>;
   logs(id: string, opts: { tail?: number }): Promise<string>;
+  /** The last `tail` lines, then new output as it is written, until `signal` aborts or the pod is removed. */
+  followLogs(id: string, opts: { tail?: number }, signal: AbortSignal): AsyncIterable<string>;
   stats(id: string): Promise<{ cpuPercent: number; memoryMiB: number } | undefined>;
   /** Every pod the runtime holds. */
   list(): Promise<RuntimePodState[]>;
+  /** One pod, or undefined when the runtime does not hold it. */
+  inspect(id: string): Promise<RuntimePodState | undefined>;
+  /** Registers a listener for pod exits (a runtime whose pods never exit may never call it). */
+  onExit(listener: ExitListener): void;
+  /**
+   * After an agent restart: ends whatever a previous agent instance left
+   * running (so a pod is never run twice) and returns the ids it has
+   * leftovers of (their logs are kept until `remove`).
+   */
+  recover?(): Promise<string[]>;
   /** Node usage to report, for runtimes that do not run on the host's resources. */
   usage?(capacity: Resources): NodeUsage;
 }
@@ -55,6 +76,8 @@ export class SimulatedRuntime implements Runtime {
   /** The node's pod id array, in creation order. */
   readonly podIds: string[] = [];
   private readonly pods = new Map<string, { spec: PodSpecForRuntime; state: RuntimePodState['state']; log: string[] }>();
+  /** Followers of each pod's log, woken when a line is added or the pod removed. */
+  private readonly followers = new Map<string, Set<() => void>>();
 
   private get(id: string) {
     const pod = this.pods.get(id);
@@ -71,13 +94,13 @@ export class SimulatedRuntime implements Runtime {
   async start(id: string): Promise<void> {
     const pod = this.get(id);
     pod.state = 'running';
-    pod.log.push(`${new Date().toISOString()} started`);
+    this.append(id, 'started');
   }
 
   async stop(id: string): Promise<{ forced: boolean }> {
     const pod = this.get(id);
     pod.state = 'exited';
-    pod.log.push(`${new Date().toISOString()} stopped`);
+    this.append(id, 'stopped');
     return { forced: false };
   }
 
@@ -93,11 +116,41 @@ export class SimulatedRuntime implements Runtime {
     this.pods.delete(id);
     const i = this.podIds.indexOf(id);
     if (i >= 0) this.podIds.splice(i, 1);
+    this.wake(id);
   }
 
   async logs(id: string, opts: { tail?: number }): Promise<string> {
-    const lines = this.get(id).log;
-    return (opts.tail === undefined ? lines : lines.slice(-opts.tail)).join('\n') + '\n';
+    const lines = tailOf(this.get(id).log, opts.tail);
+    return lines.length === 0 ? '' : lines.join('\n') + '\n';
+  }
+
+  async *followLogs(id: string, opts: { tail?: number }, signal: AbortSignal): AsyncIterable<string> {
+    let sent = this.get(id).log.length;
+    const first = await this.logs(id, opts);
+    if (first.length > 0) yield first;
+    let wake: (() => void) | undefined;
+    const listener = () => wake?.();
+    const set = this.followers.get(id) ?? new Set();
+    this.followers.set(id, set);
+    set.add(listener);
+    signal.addEventListener('abort', listener);
+    try {
+      for (;;) {
+        const pod = this.pods.get(id);
+        if (signal.aborted || pod === undefined) return;
+        if (pod.log.length > sent) {
+          const lines = pod.log.slice(sent);
+          sent = pod.log.length;
+          yield lines.join('\n') + '\n';
+          continue;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    } finally {
+      set.delete(listener);
+      if (set.size === 0) this.followers.delete(id);
+      signal.removeEventListener('abort', listener);
+    }
   }
 
   async stats(id: string): Promise<{ cpuPercent: number; memoryMiB: number } | undefined> {
@@ -110,6 +163,23 @@ export class SimulatedRuntime implements Runtime {
     return this.podIds.map((id) => ({ id, state: this.get(id).state }));
   }
 
+  async inspect(id: string): Promise<RuntimePodState | undefined> {
+    const pod = this.pods.get(id);
+    return pod === undefined ? undefined : { id, state: pod.state };
+  }
+
+  /** Simulated pods never exit on their own; stops are reported by the stop call itself. */
+  onExit(): void {}
+
+  private append(id: string, line: string): void {
+    this.get(id).log.push(`${new Date().toISOString()} ${line}`);
+    this.wake(id);
+  }
+
+  private wake(id: string): void {
+    for (const f of this.followers.get(id) ?? []) f();
+  }
+
   usage(capacity: Resources): NodeUsage {
     let cpu = 0;
     let mem = 0;
@@ -120,4 +190,10 @@ export class SimulatedRuntime implements Runtime {
     }
     return { cpuPercent: capacity.cpu > 0 ? Math.round((cpu / capacity.cpu) * 1000) / 10 : 0, memoryMiB: mem, load1: cpu };
   }
+}
+
+/** The last `n` items (all when n is undefined; none when 0, which `slice(-0)` would get wrong). */
+export function tailOf<T>(items: T[], n: number | undefined): T[] {
+  if (n === undefined) return items;
+  return n <= 0 ? [] : items.slice(-n);
 }

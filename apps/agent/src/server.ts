@@ -1,10 +1,40 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { once } from 'node:events';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { BerthError, errors } from '@berth/core';
 import type { NodeAgent } from './node-agent.js';
+import { UnknownPodError, type Runtime } from './runtime.js';
 
-/** The agent's small HTTP API: health and the nodes it runs (logs arrive with pods). */
-export function buildAgentServer(nodes: () => NodeAgent[], log: Logger): FastifyInstance {
+/** Where the API finds a pod's runtime (the pod reconciler). */
+export interface PodLocator {
+  runtimeFor(podId: string): Runtime | undefined;
+}
+
+const TRUE = new Set(['1', 'true', 'yes']);
+
+/**
+ * The agent's small HTTP API: health, the nodes it runs, and pod logs (the
+ * controller proxies `GET /v1/pods/:id/logs` here from the node's address).
+ * Errors have the API's shape `{ error, message }`.
+ */
+export function buildAgentServer(nodes: () => NodeAgent[], log: Logger, pods: PodLocator): FastifyInstance {
   const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
+  app.setErrorHandler((err: FastifyError | Error, _req, reply) => {
+    const mapped =
+      err instanceof BerthError
+        ? err
+        : 'validation' in err && err.validation
+          ? errors.validation(err.message, err.validation)
+          : err instanceof UnknownPodError
+            ? errors.notFound('pod', err.podId)
+            : new BerthError('INTERNAL', err.message);
+    if (mapped.statusCode >= 500) log.error({ err }, mapped.message);
+    void reply.status(mapped.statusCode).send({ error: mapped.code, message: mapped.message, ...(mapped.details === undefined ? {} : { details: mapped.details }) });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ error: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` });
+  });
+
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/v1/nodes', async () => ({
     items: await Promise.all(
@@ -17,5 +47,50 @@ export function buildAgentServer(nodes: () => NodeAgent[], log: Logger): Fastify
       })),
     ),
   }));
+
+  app.get<{ Params: { id: string }; Querystring: { tail?: number; follow?: string } }>(
+    '/v1/pods/:id/logs',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: {
+            tail: { type: 'integer', minimum: 0, description: 'only the last N lines' },
+            follow: { type: 'string', enum: ['0', '1', 'true', 'false', 'yes', 'no'], description: 'keep streaming new output until the client disconnects' },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const { id } = req.params;
+      const runtime = pods.runtimeFor(id);
+      if (runtime === undefined) throw errors.notFound('pod', id);
+      const opts = req.query.tail === undefined ? {} : { tail: req.query.tail };
+      if (!TRUE.has(req.query.follow ?? '')) {
+        const text = await runtime.logs(id, opts);
+        return reply.type('text/plain; charset=utf-8').send(text);
+      }
+      // Fails here (404) rather than after the headers went out when the runtime does not know the pod.
+      await runtime.logs(id, { tail: 0 });
+      // From here the response is a long-lived stream written by hand: headers go out at once so a
+      // follower (or the controller's proxy) sees the stream open before the pod writes anything.
+      reply.hijack();
+      const res = reply.raw;
+      const ac = new AbortController();
+      res.once('close', () => ac.abort()); // the client went away: end the follower and its file watch
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+      res.flushHeaders();
+      try {
+        for await (const chunk of runtime.followLogs(id, opts, ac.signal)) {
+          if (chunk.length === 0) continue;
+          if (!res.write(chunk)) await once(res, 'drain', { signal: ac.signal });
+        }
+      } catch (err) {
+        if (!ac.signal.aborted) log.warn({ err, pod: id }, 'log stream ended with an error');
+      } finally {
+        res.end();
+      }
+    },
+  );
   return app;
 }

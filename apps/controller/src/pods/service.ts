@@ -7,6 +7,7 @@ import {
   keyOf,
   nameKey,
   newId,
+  TERMINAL_PHASES,
   type CreatePodRequest,
   type DesiredState,
   type PodRecord,
@@ -100,6 +101,14 @@ export class PodService {
           return { ...p, desired: 'running' as DesiredState };
         case 'restart':
           if (p.status.nodeId === null) throw new BerthError('INVALID_TRANSITION', `pod ${p.name} is ${phase}: not bound to a node yet, nothing to restart`);
+          if (TERMINAL_PHASES.has(phase)) {
+            // A finished pod holds no reservation any more: it goes back to the scheduler, which reserves again.
+            return {
+              ...p,
+              desired: 'running' as DesiredState,
+              status: { ...p.status, phase: 'Pending' as const, nodeId: null, reason: 'RestartRequested', message: `was ${phase} on node ${p.status.nodeId}`, startedAt: null },
+            };
+          }
           return { ...p, desired: 'running' as DesiredState, restartRequestedAt: new Date().toISOString() };
       }
     }, `Pod${action[0]!.toUpperCase()}${action.slice(1)}Requested`);

@@ -1,0 +1,386 @@
+import t from 'tap';
+import fs from 'node:fs';
+import path from 'node:path';
+import { keyOf, nameKey, newId, prefixes, type BerthEvent, type NodeRecord, type PodRecord, type PodSpec } from '@berth/core';
+import { absent, commit, putJson, Repository } from '@berth/store';
+import { AgentProcess, waitFor } from '@berth/devcluster';
+import { clientFor, etcdFor, tempDir } from './helpers/fixtures.js';
+
+// The agent side of pods against a real etcd and a real agent process, with no controller:
+// the test plays the leader's binding role by writing pod records itself.
+
+const NODE = 'pods1';
+const BACKOFF_MAX_MS = 2000;
+
+/** A small HTTP server pod: answers on PORT, /health follows HEALTHY, logs a tick every 100 ms. */
+const SERVER = `
+const http = require('http');
+let n = 0;
+http.createServer((req, res) => {
+  if (req.url === '/health') { res.statusCode = process.env.HEALTHY === '0' ? 500 : 200; return res.end('health'); }
+  res.end('hello ' + process.env.GREETING + ' on ' + process.env.PORT + '\\n');
+}).listen(Number(process.env.PORT), '127.0.0.1', () => console.log('listening on ' + process.env.PORT));
+setInterval(() => console.log('tick ' + ++n), 100);
+`;
+
+const procState = (pid: number): string | undefined => {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return undefined;
+  }
+};
+/** Alive and not a zombie. */
+const alive = (pid: number) => {
+  const s = procState(pid);
+  return s !== undefined && s !== 'Z';
+};
+
+t.test('agent runs pods bound to its node', async (t) => {
+  const etcd = await etcdFor(t);
+  const client = clientFor(t, etcd.endpoint);
+  const pods = new Repository<PodRecord>(client, 'pods', 'pod');
+  const logDir = tempDir(t, 'berth-agent-pods-');
+  const dataDir = path.join(logDir, `agent-${NODE}-data`);
+  const agent = new AgentProcess({
+    name: NODE,
+    etcd: etcd.endpoint,
+    logDir,
+    runtime: 'process',
+    extraArgs: ['--restart-backoff-max', String(BACKOFF_MAX_MS), '--stop-timeout', '1', '--heartbeat-interval', '500'],
+  });
+  const seenPids = new Set<number>();
+  t.teardown(async () => {
+    if (!t.passing()) t.comment(agent.process.recentOutput(60));
+    // SIGTERM: the agent exits cleanly (and writes its coverage); its pods keep running by design.
+    await agent.process.stop('SIGTERM', 5000);
+    // Pod process groups outlive their agent by design: end every one this test saw or the agent recorded.
+    try {
+      for (const id of fs.readdirSync(path.join(dataDir, 'pods'))) {
+        try {
+          seenPids.add((JSON.parse(fs.readFileSync(path.join(dataDir, 'pods', id, 'pid'), 'utf8')) as { pid: number }).pid);
+        } catch {
+          /* not running */
+        }
+      }
+    } catch {
+      /* no pods dir */
+    }
+    for (const pid of seenPids) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  });
+  await agent.start();
+
+  const nodeId = JSON.parse((await client.get(nameKey('nodes', NODE)).string())!) as string;
+  const node = JSON.parse((await client.get(keyOf('nodes', nodeId)).string())!) as NodeRecord;
+  let agentUrl = node.address;
+
+  const get = async (id: string) => (await pods.get(id))?.value;
+  /** Compare-and-swap change of a pod record, as the API or the leader would make it. */
+  const change = async (id: string, fn: (p: PodRecord) => PodRecord) => {
+    for (;;) {
+      const cur = await pods.get(id);
+      if (cur === undefined) throw new Error(`pod ${id} is gone`);
+      try {
+        return await pods.update(id, fn(cur.value), cur.modRevision);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'CONFLICT') throw err;
+      }
+    }
+  };
+  /** Creates a Pending pod with its name claim, then binds it to the agent's node. */
+  const createPod = async (name: string, spec: Partial<PodSpec>): Promise<string> => {
+    const id = newId();
+    const pod: PodRecord = {
+      id,
+      name,
+      spec: { env: {}, cpu: 0.1, memoryMiB: 64, ports: [], restartPolicy: 'Always', priority: 0, nodeSelector: {}, ...spec },
+      desired: 'running',
+      status: { phase: 'Pending', nodeId: null, reason: 'Created', message: '', restarts: 0, startedAt: null, finishedAt: null },
+      createdAt: new Date().toISOString(),
+    };
+    const res = await commit(client, [absent(keyOf('pods', id)), absent(nameKey('pods', name))], [putJson(nameKey('pods', name), id), putJson(keyOf('pods', id), pod)]);
+    if (!res.succeeded) throw new Error(`pod ${name} exists`);
+    await change(id, (p) => ({ ...p, status: { ...p.status, phase: 'Scheduled', nodeId, reason: 'Scheduled' } }));
+    return id;
+  };
+  const waitPod = (id: string, what: string, pred: (p: PodRecord) => boolean, timeoutMs = 15_000) =>
+    waitFor(async () => {
+      const p = await get(id);
+      return p !== undefined && pred(p) ? p : undefined;
+    }, { what: `pod ${id} ${what}`, timeoutMs });
+  /** The pid the agent's runtime reports for a pod (agent API). */
+  const pidOf = async (id: string): Promise<number | undefined> => {
+    const body = (await (await fetch(`${agentUrl}/v1/nodes`)).json()) as { items: Array<{ pods: Array<{ id: string; pid?: number }> }> };
+    const pid = body.items[0]?.pods.find((p) => p.id === id)?.pid;
+    if (pid !== undefined) seenPids.add(pid);
+    return pid;
+  };
+  const eventsOf = async (id: string): Promise<BerthEvent[]> =>
+    Object.entries(await client.getAll().prefix(prefixes.events).strings())
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([, v]) => JSON.parse(v) as BerthEvent)
+      .filter((e) => e.involved.kind === 'pod' && e.involved.id === id);
+  const answer = async (port: number, p = '/') => {
+    const res = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(2000) });
+    return { status: res.status, text: await res.text() };
+  };
+  const server = (name: string, env: Record<string, string> = {}, extra: Partial<PodSpec> = {}) =>
+    createPod(name, { command: [process.execPath, '-e', SERVER], ports: [8080], env: { GREETING: 'berth', ...env }, ...extra });
+
+  const web = await server('web');
+  let running = await waitPod(web, 'Running with a host port', (p) => p.status.phase === 'Running' && p.status.hostPort !== undefined);
+
+  t.test('a server pod runs with an allocated host port (PORT) and answers on it', async (t) => {
+    t.equal(running.status.nodeId, nodeId, 'still bound to the node');
+    t.equal(running.status.restarts, 0);
+    t.ok(running.status.startedAt, 'startedAt is set');
+    const port = running.status.hostPort!;
+    const res = await waitFor(() => answer(port).catch(() => undefined), { what: 'the pod to answer' });
+    t.equal(res.text, `hello berth on ${port}\n`, 'PORT and the spec env reach the process');
+  });
+
+  t.test('pause stops the process group (state T), resume continues it', async (t) => {
+    const pid = (await pidOf(web))!;
+    t.ok(pid, 'the runtime reports the pid');
+    await change(web, (p) => ({ ...p, desired: 'paused' }));
+    await waitPod(web, 'Paused', (p) => p.status.phase === 'Paused');
+    t.equal(procState(pid), 'T', 'the process is stopped');
+    await change(web, (p) => ({ ...p, desired: 'running' }));
+    running = await waitPod(web, 'Running again', (p) => p.status.phase === 'Running');
+    t.not(procState(pid), 'T', 'the process runs again');
+    t.equal((await answer(running.status.hostPort!)).status, 200, 'and answers');
+    t.equal(running.status.restarts, 0, 'pause/resume is not a restart');
+  });
+
+  t.test('stop ends the process (Stopped); start runs it again on the same host port', async (t) => {
+    const pid = (await pidOf(web))!;
+    await change(web, (p) => ({ ...p, desired: 'stopped' }));
+    const stopped = await waitPod(web, 'Stopped', (p) => p.status.phase === 'Stopped');
+    t.ok(stopped.status.finishedAt, 'finishedAt is set');
+    await waitFor(() => !alive(pid), { what: 'the process to end' });
+    await change(web, (p) => ({ ...p, desired: 'running' }));
+    running = await waitPod(web, 'Running after start', (p) => p.status.phase === 'Running');
+    t.equal(running.status.hostPort, stopped.status.hostPort, 'the host port is kept');
+    t.equal(running.status.finishedAt, null, 'finishedAt is cleared');
+    const newPid = await waitFor(() => pidOf(web), { what: 'a new pid' });
+    t.not(newPid, pid, 'a new process');
+    const res = await waitFor(() => answer(running.status.hostPort!).catch(() => undefined), { what: 'the pod to answer' });
+    t.equal(res.status, 200);
+  });
+
+  t.test('restartRequestedAt restarts the pod once (restarts + 1)', async (t) => {
+    const pid = (await pidOf(web))!;
+    const before = running.status.restarts;
+    await change(web, (p) => ({ ...p, restartRequestedAt: new Date().toISOString() }));
+    running = await waitPod(web, 'restarted', (p) => p.status.phase === 'Running' && p.status.restarts === before + 1);
+    t.ok(Date.parse(running.status.startedAt!) >= Date.parse((await get(web))!.restartRequestedAt!), 'started after the request');
+    t.not(await pidOf(web), pid, 'a new process');
+    t.notOk(alive(pid), 'the old process is gone');
+    const events = await eventsOf(web);
+    t.ok(events.some((e) => e.reason === 'Restarted' && e.source === NODE), 'a Restarted event with the node as source');
+  });
+
+  t.test('logs through the agent API: tail and follow; 404 for a pod not on this agent', async (t) => {
+    await waitFor(async () => (await (await fetch(`${agentUrl}/v1/pods/${web}/logs`)).text()).includes('tick 3'), { what: 'some ticks' });
+    const res = await fetch(`${agentUrl}/v1/pods/${web}/logs?tail=2`);
+    t.equal(res.status, 200);
+    t.match(res.headers.get('content-type'), /^text\/plain/);
+    const lines = (await res.text()).split('\n');
+    t.equal(lines.length, 3, 'two lines and the final newline');
+    t.match(lines[1], /^tick \d+$/);
+
+    // Follow: the stream opens at once and carries ticks written after it opened.
+    const ac = new AbortController();
+    const follow = await fetch(`${agentUrl}/v1/pods/${web}/logs?tail=1&follow=1`, { signal: ac.signal });
+    t.equal(follow.status, 200);
+    const reader = follow.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    let first: number | undefined;
+    while (first === undefined || !new RegExp(`tick ${first + 3}\\n`).test(text)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+      first ??= Number(/tick (\d+)/.exec(text)?.[1] ?? NaN) || undefined;
+    }
+    t.ok(first !== undefined && text.includes(`tick ${first + 3}\n`), 'new output arrives while following');
+    ac.abort();
+    await reader.cancel().catch(() => undefined);
+    // The agent is fine after the client went away.
+    t.equal((await fetch(`${agentUrl}/healthz`)).status, 200);
+
+    const missing = await fetch(`${agentUrl}/v1/pods/nosuchpod/logs`);
+    t.equal(missing.status, 404);
+    t.same(await missing.json(), { error: 'NOT_FOUND', message: 'pod "nosuchpod" not found' });
+    t.equal((await fetch(`${agentUrl}/v1/pods/${web}/logs?tail=-1`)).status, 400, 'a bad tail is a validation error');
+  });
+
+  t.test('Always: a pod exiting 1 restarts with exponential back-off', async (t) => {
+    const id = await createPod('crash', { command: [process.execPath, '-e', 'console.log("boom"); process.exit(1)'], restartPolicy: 'Always' });
+    const p = await waitPod(id, 'restarted 3 times', (p) => p.status.restarts >= 3, 20_000);
+    t.equal(p.status.exitCode, 1, 'the exit code is recorded');
+    const delays = await waitFor(async () => {
+      const d = (await eventsOf(id)).filter((e) => e.reason === 'BackOff').map((e) => Number(/restarting in (\d+) ms/.exec(e.message)?.[1]));
+      return d.length >= 3 ? d : undefined;
+    }, { what: 'three BackOff events' });
+    t.same(delays.slice(0, 3), [500, 1000, BACKOFF_MAX_MS], 'back-off doubles up to --restart-backoff-max');
+    const events = await eventsOf(id);
+    t.ok(events.some((e) => e.reason === 'Restarted'), 'Restarted events');
+    const logs = await (await fetch(`${agentUrl}/v1/pods/${id}/logs`)).text();
+    t.ok(logs.split('\n').filter((l) => l === 'boom').length >= 3, 'output of every run is kept');
+    await change(id, (p) => ({ ...p, desired: 'stopped' }));
+    await waitPod(id, 'Stopped', (p) => p.status.phase === 'Stopped');
+  });
+
+  t.test('Never: exit 1 -> Failed with the exit code; OnFailure: exit 0 -> Succeeded', async (t) => {
+    const failing = await createPod('fail-once', { command: [process.execPath, '-e', 'process.exit(3)'], restartPolicy: 'Never' });
+    const done = await createPod('done-once', { command: [process.execPath, '-e', 'console.log("done")'], restartPolicy: 'OnFailure' });
+    const f = await waitPod(failing, 'Failed', (p) => p.status.phase === 'Failed');
+    t.match(f.status, { reason: 'Error', exitCode: 3, restarts: 0 });
+    t.match(f.status.message, /code 3/);
+    t.ok(f.status.finishedAt);
+    const s = await waitPod(done, 'Succeeded', (p) => p.status.phase === 'Succeeded');
+    t.match(s.status, { reason: 'Completed', exitCode: 0, restarts: 0 });
+    t.ok((await eventsOf(failing)).some((e) => e.reason === 'Failed' && e.type === 'Warning'), 'a Failed event');
+    t.ok((await eventsOf(done)).some((e) => e.reason === 'Completed'), 'a Completed event');
+    t.equal(await (await fetch(`${agentUrl}/v1/pods/${done}/logs`)).text(), 'done\n', 'logs of a finished pod');
+  });
+
+  t.test('a failing health check restarts the pod', async (t) => {
+    const id = await server('sick', { HEALTHY: '0' }, { healthCheck: { path: '/health', intervalSeconds: 0.2, timeoutSeconds: 1, failureThreshold: 2 } });
+    const p = await waitPod(id, 'restarted by the health check', (p) => p.status.restarts >= 1 && p.status.phase === 'Running');
+    t.ok(p.status.restarts >= 1);
+    const events = await waitFor(async () => {
+      const e = await eventsOf(id);
+      return e.some((x) => x.reason === 'Unhealthy') ? e : undefined;
+    }, { what: 'an Unhealthy event' });
+    t.match(events.find((e) => e.reason === 'Unhealthy'), { type: 'Warning', source: NODE, message: /\/health failed 2 times in a row \(last: HTTP 500\)/ });
+    await change(id, (p) => ({ ...p, deletionRequested: new Date().toISOString() }));
+    await waitFor(async () => (await get(id)) === undefined, { what: 'the sick pod to be deleted' });
+  });
+
+  t.test('a stop that outlasts --stop-timeout is forced, with a ForcedKill event', async (t) => {
+    const id = await createPod('stubborn', { command: [process.execPath, '-e', 'process.on("SIGTERM", () => console.log("ignoring SIGTERM")); setInterval(() => {}, 1000); console.log("up")'] });
+    await waitPod(id, 'Running', (p) => p.status.phase === 'Running');
+    await waitFor(async () => (await (await fetch(`${agentUrl}/v1/pods/${id}/logs`)).text()).includes('up'), { what: 'the handler installed' });
+    const pid = (await pidOf(id))!;
+    await change(id, (p) => ({ ...p, desired: 'stopped' }));
+    const p = await waitPod(id, 'Stopped', (p) => p.status.phase === 'Stopped');
+    t.equal(p.status.exitCode, 137, 'killed by SIGKILL');
+    t.notOk(alive(pid));
+    const e = await waitFor(async () => (await eventsOf(id)).find((x) => x.reason === 'ForcedKill'), { what: 'a ForcedKill event' });
+    t.match(e, { type: 'Warning', source: NODE });
+  });
+
+  t.test('an agent restart runs the pod again once, ending what the old agent left behind', async (t) => {
+    const id = await server('survivor');
+    const before = await waitPod(id, 'Running', (p) => p.status.phase === 'Running');
+    const oldPid = (await pidOf(id))!;
+    await agent.process.stop('SIGKILL');
+    t.ok(alive(oldPid), 'the pod outlives a killed agent');
+    await agent.start();
+    agentUrl = JSON.parse((await client.get(keyOf('nodes', nodeId)).string())!).address as string; // a new API port
+    const after = await waitPod(id, 'Running again', (p) => p.status.phase === 'Running' && p.status.restarts === before.status.restarts + 1);
+    t.equal(after.status.reason, 'Restarted');
+    t.notOk(alive(oldPid), 'the leftover process is gone');
+    const newPid = (await pidOf(id))!;
+    t.not(newPid, oldPid);
+    const holders = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d) && alive(Number(d))).filter((d) => {
+      try {
+        return fs.readFileSync(`/proc/${d}/environ`, 'utf8').split('\0').includes(`BERTH_POD_ID=${id}`);
+      } catch {
+        return false;
+      }
+    });
+    t.same(holders, [String(newPid)], 'exactly one process runs the pod');
+    const res = await waitFor(() => answer(after.status.hostPort!).catch(() => undefined), { what: 'the pod to answer' });
+    t.equal(res.status, 200, 'on its host port');
+    t.equal(after.status.hostPort, before.status.hostPort);
+
+    t.test('unbinding (Pending, no node) stops it without writing its status', async (t) => {
+      await change(id, (p) => ({ ...p, status: { ...p.status, phase: 'Pending', nodeId: null, reason: 'NodeDrained' } }));
+      await waitFor(() => !alive(newPid), { what: 'the unbound pod to stop' });
+      await waitFor(async () => (await pidOf(id)) === undefined && !fs.existsSync(path.join(dataDir, 'pods', id)), { what: 'the runtime to drop it' });
+      t.match((await get(id))!.status, { phase: 'Pending', nodeId: null, reason: 'NodeDrained' }, 'the record is left to the leader');
+    });
+  });
+
+  t.test('simulated runtime: one reconciler for many nodes; rebinding moves the pod', async (t) => {
+    const sim = new AgentProcess({ name: 'sim', etcd: etcd.endpoint, logDir, runtime: 'simulated', extraArgs: ['--simulate', '2'] });
+    t.teardown(() => sim.process.stop('SIGTERM', 5000));
+    await sim.start();
+    const ids = await Promise.all(['sim-0', 'sim-1'].map(async (n) => JSON.parse((await client.get(nameKey('nodes', n)).string())!) as string));
+    const simUrl = (JSON.parse((await client.get(keyOf('nodes', ids[0]!)).string())!) as NodeRecord).address;
+    const held = async () => {
+      const body = (await (await fetch(`${simUrl}/v1/nodes`)).json()) as { items: Array<{ id: string; pods: Array<{ id: string; state: string }> }> };
+      return Object.fromEntries(body.items.map((n) => [n.id, n.pods]));
+    };
+    const id = newId();
+    const pod: PodRecord = {
+      id,
+      name: 'simpod',
+      spec: { env: {}, cpu: 0.5, memoryMiB: 64, ports: [80], restartPolicy: 'Always', priority: 0, nodeSelector: {}, healthCheck: { path: '/', intervalSeconds: 0.1, timeoutSeconds: 1, failureThreshold: 1 } },
+      desired: 'running',
+      status: { phase: 'Scheduled', nodeId: ids[0]!, reason: 'Scheduled', message: '', restarts: 0, startedAt: null, finishedAt: null },
+      createdAt: new Date().toISOString(),
+    };
+    await commit(client, [absent(keyOf('pods', id))], [putJson(nameKey('pods', 'simpod'), id), putJson(keyOf('pods', id), pod)]);
+    const p = await waitPod(id, 'Running on sim-0', (p) => p.status.phase === 'Running');
+    t.equal(p.status.hostPort, undefined, 'simulated pods get no host port');
+
+    // Follow the simulated log: the pause/resume below does not write lines, the stop does.
+    const ac = new AbortController();
+    const follow = await fetch(`${simUrl}/v1/pods/${id}/logs?follow=1`, { signal: ac.signal });
+    const reader = follow.body!.getReader();
+    let text = '';
+    const readUntil = async (needle: string) => {
+      while (!text.includes(needle)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      return text.includes(needle);
+    };
+    t.ok(await readUntil('started'), 'the log so far');
+    await change(id, (p) => ({ ...p, desired: 'paused' }));
+    await waitPod(id, 'Paused', (p) => p.status.phase === 'Paused');
+    t.match((await held())[ids[0]!], [{ id, state: 'paused' }]);
+    await change(id, (p) => ({ ...p, desired: 'stopped' }));
+    await waitPod(id, 'Stopped', (p) => p.status.phase === 'Stopped');
+    t.ok(await readUntil('stopped'), 'followed output arrives');
+    ac.abort();
+    await reader.cancel().catch(() => undefined);
+    await change(id, (p) => ({ ...p, desired: 'running' }));
+    const again = await waitPod(id, 'Running again', (p) => p.status.phase === 'Running');
+    t.equal(again.status.restarts, 0, 'no health check restarts for simulated pods');
+
+    // The leader moves it: bound to sim-1 now, so sim-0 drops it and sim-1 runs it.
+    await change(id, (p) => ({ ...p, status: { ...p.status, phase: 'Scheduled', nodeId: ids[1]! } }));
+    await waitPod(id, 'Running on sim-1', (p) => p.status.phase === 'Running' && p.status.nodeId === ids[1]);
+    await waitFor(async () => {
+      const h = await held();
+      return h[ids[0]!]!.length === 0 && h[ids[1]!]!.some((x) => x.id === id && x.state === 'running');
+    }, { what: 'the pod to move between simulated nodes' });
+    t.pass('moved');
+    await change(id, (p) => ({ ...p, deletionRequested: new Date().toISOString() }));
+    await waitFor(async () => (await get(id)) === undefined, { what: 'the simulated pod to be deleted' });
+    t.same((await held())[ids[1]!], [], 'and removed from the runtime');
+  });
+
+  t.test('deletionRequested removes the process, the record and the name claim', async (t) => {
+    const pid = (await pidOf(web))!;
+    await change(web, (p) => ({ ...p, deletionRequested: new Date().toISOString() }));
+    await waitFor(async () => (await get(web)) === undefined, { what: 'the record to be deleted' });
+    t.equal(await client.get(nameKey('pods', 'web')).string(), null, 'the name is free again');
+    t.notOk(alive(pid), 'the process is gone');
+    t.notOk(fs.existsSync(path.join(dataDir, 'pods', web)), 'its directory is removed');
+    t.equal((await fetch(`${agentUrl}/v1/pods/${web}/logs`)).status, 404);
+  });
+});
