@@ -150,4 +150,35 @@ t.test('pods on simulated nodes: binding, reasons, rescheduling, leader kill', a
     const pods = await checkInvariants(t);
     t.ok(pods.filter((p) => p.status.nodeId !== null).every((p) => !onA.has(p.status.nodeId!)), 'nothing left on dead nodes');
   });
+
+  t.test('drain moves pods off a node; deleting a node drains it first', async (t) => {
+    await simA.start();
+    await waitFor(async () => (await api(c(), 'GET', '/v1/nodes?status=Ready')).body.items.length === 3, { what: '3 Ready nodes again' });
+    const nodes = (await api(c(), 'GET', '/v1/nodes')).body.items as Array<{ id: string; name: string }>;
+    const b0 = nodes.find((n) => n.name === 'b-0')!.id;
+    const a0 = nodes.find((n) => n.name === 'a-0')!.id;
+    const onB = (await api(c(), 'GET', '/v1/pods?node=b-0')).body.items as PodRecord[];
+    t.ok(onB.length > 0, `${onB.length} pods on b-0`);
+    t.equal((await api(c(), 'POST', '/v1/nodes/b-0/drain')).status, 200);
+    await waitFor(async () => {
+      const items = (await api(c(), 'GET', '/v1/pods')).body.items as PodRecord[];
+      return onB.every((m) => {
+        const p = items.find((x) => x.id === m.id);
+        return p !== undefined && p.status.nodeId !== null && p.status.nodeId !== b0;
+      });
+    }, { what: 'pods moved off the drained node' });
+    t.equal((await api(c(), 'GET', '/v1/pods?node=b-0')).body.items.length, 0, 'nothing left on b-0');
+    t.equal((await api(c(), 'POST', '/v1/nodes/b-0/uncordon')).status, 200);
+
+    const onA0 = ((await api(c(), 'GET', '/v1/pods?node=a-0')).body.items as PodRecord[]).map((p) => p.id);
+    const del = await api(c(), 'DELETE', '/v1/nodes/a-0');
+    t.equal(del.status, 200);
+    t.equal((await api(c(), 'GET', '/v1/nodes/a-0')).status, 404, 'the node is gone');
+    const items = (await api(c(), 'GET', '/v1/pods')).body.items as PodRecord[];
+    for (const id of onA0) {
+      const p = items.find((x) => x.id === id);
+      t.ok(p && p.status.nodeId !== a0, `pod ${p?.name} left a-0 before it was removed`);
+    }
+    await checkInvariants(t);
+  });
 });
