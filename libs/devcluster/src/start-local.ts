@@ -109,6 +109,8 @@ Try:
   curl -s ${first.url}/v1/cluster
   curl -s ${first.url}/v1/nodes
   curl -s -XPOST ${first.url}/v1/nodes -H 'content-type: application/json' -d '{"cpu": 1, "memoryMiB": 512}'
+  curl -s -XPOST ${first.url}/v1/pods -H 'content-type: application/json' -d '{"name": "hello", "command": ["sleep", "3600"], "cpu": 0.5}'
+  curl -s ${first.url}/v1/pods
   etcdctl --endpoints ${etcd.endpoint} get --prefix /berth/election/ --write-out=fields
   kill -9 <leader pid>        # failover demo: another replica takes over within the lease TTL (${leaseTtl} s)
   kill -9 <agent pid>         # node failure: NotReady within the heartbeat TTL, then Dead after the grace
