@@ -21,14 +21,8 @@ interface NodeView {
   provisioner?: { kind: string; pid?: number; containerId?: string };
 }
 
-async function api(c: ControllerProcess, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${c.url}${path}`, {
-    method,
-    signal: AbortSignal.timeout(60_000),
-    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-  });
-  return { status: res.status, body: await res.json() };
-}
+/** Calls the API of one replica. */
+const api = (c: ControllerProcess, method: string, path: string, body?: unknown) => c.request(method, path, body);
 
 const node = async (c: ControllerProcess, name: string) => (await api(c, 'GET', `/v1/nodes/${name}`)).body as NodeView;
 const pidAlive = (pid: number) => {

@@ -9,15 +9,8 @@ const TTL = 2;
 const GRACE = 2;
 const PODS = 30;
 
-async function api(c: ControllerProcess, method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${c.url}${p}`, {
-    method,
-    signal: AbortSignal.timeout(20_000),
-    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text.startsWith('{') ? JSON.parse(text) : text };
-}
+/** Calls the API of one replica. */
+const api = (c: ControllerProcess, method: string, path: string, body?: unknown) => c.request(method, path, body);
 
 /** Kills any process still running a pod of this test (a SIGKILLed agent leaves its pods behind, like a real node would until it reboots). */
 function killPodProcesses(ids: Set<string>): void {

@@ -8,14 +8,8 @@ import { clientFor, clusterFor, tempDir } from './helpers/fixtures.js';
 const TTL = 3;
 const GRACE = 3;
 
-async function api(c: ControllerProcess, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${c.url}${path}`, {
-    method,
-    signal: AbortSignal.timeout(20_000),
-    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-  });
-  return { status: res.status, body: await res.json() };
-}
+/** Calls the API of one replica. */
+const api = (c: ControllerProcess, method: string, path: string, body?: unknown) => c.request(method, path, body);
 
 t.test('pods on simulated nodes: binding, reasons, rescheduling, leader kill', async (t) => {
   const cluster = await clusterFor(t, { controllerArgs: ['--node-grace', String(GRACE)] });

@@ -69,22 +69,12 @@ export class ClusterState {
 
   /** A node by id or unique name; NOT_FOUND otherwise. */
   node(idOrName: string): Versioned<NodeRecord> {
-    const byId = idOrName.includes('/') ? undefined : this.nodes.get(keyOf('nodes', idOrName));
-    if (byId) return byId;
-    const id = this.nodeNames.get(idOrName);
-    const found = id === undefined ? undefined : this.nodes.get(keyOf('nodes', id));
-    if (found === undefined) throw errors.notFound('node', idOrName);
-    return found;
+    return lookup(this.nodes, 'nodes', this.nodeNames, idOrName, 'node');
   }
 
   /** A pod by id or unique name; NOT_FOUND otherwise. */
   pod(idOrName: string): Versioned<PodRecord> {
-    const byId = idOrName.includes('/') ? undefined : this.pods.get(keyOf('pods', idOrName));
-    if (byId) return byId;
-    const id = this.podNames.get(idOrName);
-    const found = id === undefined ? undefined : this.pods.get(keyOf('pods', id));
-    if (found === undefined) throw errors.notFound('pod', idOrName);
-    return found;
+    return lookup(this.pods, 'pods', this.podNames, idOrName, 'pod');
   }
 
   /** The heartbeat of a node, while its agent holds it. */
@@ -118,4 +108,12 @@ export class ClusterState {
     const allocated: Resources = { cpu: cpuMillis / 1000, memoryMiB };
     return { ...node, lastHeartbeat: hb?.reportedAt ?? null, usage: hb?.usage ?? null, allocated, pods: pods.map((p) => p.id) };
   }
+}
+
+/** Path parameters accept the id or the unique name (SPEC.md section 5). */
+function lookup<T>(cache: Informer<T>, collection: 'nodes' | 'pods', names: Map<string, string>, idOrName: string, kind: string): Versioned<T> {
+  const id = idOrName.includes('/') ? undefined : cache.get(keyOf(collection, idOrName)) ? idOrName : names.get(idOrName);
+  const found = id === undefined ? undefined : cache.get(keyOf(collection, id));
+  if (found === undefined) throw errors.notFound(kind, idOrName);
+  return found;
 }

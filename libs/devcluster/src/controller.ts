@@ -71,6 +71,17 @@ export class ControllerProcess {
     return (await res.json()) as T;
   }
 
+  /** Any API call; the body is parsed as JSON when the answer is JSON, else returned as text. */
+  async request(method: string, p: string, body?: unknown, timeoutMs = 60_000): Promise<{ status: number; body: any }> {
+    const res = await fetch(`${this.url}${p}`, {
+      method,
+      signal: AbortSignal.timeout(timeoutMs),
+      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    });
+    const json = (res.headers.get('content-type') ?? '').includes('application/json');
+    return { status: res.status, body: json ? await res.json() : await res.text() };
+  }
+
   leader(): Promise<LeaderView> {
     return this.getJson<LeaderView>('/v1/leader');
   }
