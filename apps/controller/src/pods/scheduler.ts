@@ -130,7 +130,8 @@ export class PodScheduler {
         const pod = this.state.pods.get(keyOf('pods', podId))?.value;
         return pod === undefined || pod.status.nodeId !== nodeId || TERMINAL_PHASES.has(pod.status.phase);
       });
-      if (stale.length === 0 && nodes.has(nodeId)) continue;
+      // (A removed node's record goes away with its last reservation.)
+      if (stale.length === 0) continue;
       const remaining = Object.fromEntries(Object.entries(a.value.pods).filter(([id]) => !stale.includes(id)));
       const key = keyOf('allocations', nodeId);
       const ops: Op[] = Object.keys(remaining).length === 0 ? [{ type: 'delete', key }] : [putJson(key, { nodeId, pods: remaining } satisfies AllocationRecord)];
