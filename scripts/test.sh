@@ -11,6 +11,7 @@ bash scripts/dockerd.sh start >/dev/null || exit 1
 trap 'bash scripts/dockerd.sh stop' EXIT
 eval "$(bash scripts/dockerd.sh env)"
 bash deploy/docker/build-local-image.sh >/dev/null || exit 1
+bash deploy/docker/build-test-images.sh >/dev/null || exit 1
 
 mkdir -p test-artifacts
 out=test-artifacts/tap-output.txt

@@ -7,6 +7,7 @@ import { parseConfig } from './config.js';
 import { NodeAgent } from './node-agent.js';
 import { OwnKeyWatcher } from './own-keys.js';
 import { PodReconciler } from './pod-reconciler.js';
+import { DockerRuntime } from './docker-runtime.js';
 import { ProcessRuntime } from './process-runtime.js';
 import { SimulatedRuntime, type Runtime } from './runtime.js';
 import { buildAgentServer } from './server.js';
@@ -24,6 +25,7 @@ const reconciler = new PodReconciler({
   log: log.child({ component: 'pods' }),
   stopTimeoutMs: config.stopTimeoutMs,
   restartBackoffMaxMs: config.restartBackoffMaxMs,
+  ...(config.runtime === 'docker' ? { usageIntervalMs: config.reportIntervalMs } : {}),
 });
 
 async function shutdown(reason: string, deregister: boolean, code: number): Promise<void> {
@@ -67,8 +69,8 @@ for (const name of names) {
   if (config.runtime === 'simulated') runtime = new SimulatedRuntime();
   else if (config.runtime === 'process') runtime = new ProcessRuntime(config.simulate > 0 ? path.join(config.dataDir, name) : config.dataDir);
   else {
-    log.fatal('the docker runtime is not available in this build yet; use --runtime process or simulated');
-    process.exit(2);
+    // The node id is known once the agent registered; the runtime is first used after that (reconciler.addNode).
+    runtime = new DockerRuntime({ nodeId: () => agents.find((a) => a.opts.runtime === runtime)!.id, log: log.child({ node: name, component: 'docker' }) });
   }
   const capacity = { cpu: config.cpu, memoryMiB: config.memoryMiB };
   agents.push(

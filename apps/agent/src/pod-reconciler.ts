@@ -18,7 +18,7 @@ import {
   type PodStatus,
 } from '@berth/core';
 import { commit, Informer, modifiedAt, putJson, type EventRecorder, type InformerChange, type Versioned } from '@berth/store';
-import { UnknownPodError, type PodSpecForRuntime, type Runtime } from './runtime.js';
+import { isTransient, PodCreateError, UnknownPodError, type PodSpecForRuntime, type Runtime } from './runtime.js';
 
 /** One node of this agent process, as the pod reconciler drives it. */
 export interface ReconcilerNode {
@@ -41,6 +41,8 @@ export interface PodReconcilerOptions {
   restartBackoffInitialMs?: number;
   /** Pods synced at once (each pod is only ever synced by one worker at a time). */
   concurrency?: number;
+  /** How often running docker pods are sampled for `status.usage` (`--report-interval`); 0 or unset: never. */
+  usageIntervalMs?: number;
 }
 
 /** Retry delays of a sync that failed (etcd away, a runtime error). */
@@ -71,6 +73,8 @@ interface LocalPod {
   unhealthy?: string;
   /** The pod's revision as this agent last wrote it: syncs wait for the cache to show it. */
   minRevision: number;
+  /** A usage sample that differs notably from `status.usage`, for the next sync to write. */
+  usage?: NonNullable<PodStatus['usage']>;
 }
 
 type Cur = Versioned<PodRecord>;
@@ -116,9 +120,42 @@ export class PodReconciler {
     return this.opts.log;
   }
 
+  private usageTimer?: NodeJS.Timeout;
+  private sampling = false;
+
   /** Starts the watch cache; resolves after its first list. */
   start(): Promise<void> {
+    const every = this.opts.usageIntervalMs ?? 0;
+    if (every > 0 && this.usageTimer === undefined) {
+      this.usageTimer = setInterval(() => void this.sampleUsage(), every);
+      this.usageTimer.unref();
+    }
     return this.informer.start();
+  }
+
+  /** Samples running docker pods; a sample that changed notably (5 CPU points, 10% or 4 MiB of memory) is queued for writing. */
+  private async sampleUsage(): Promise<void> {
+    if (this.sampling || this.stopped) return;
+    this.sampling = true;
+    try {
+      await Promise.all(
+        [...this.local.values()].map(async (l) => {
+          if (l.node.runtime.kind !== 'docker') return;
+          const pod = this.informer.get(keyOf('pods', l.id))?.value;
+          if (pod?.status.phase !== 'Running') return;
+          const s = await l.node.runtime.stats(l.id).catch(() => undefined);
+          if (s === undefined) return;
+          const prev = pod.status.usage;
+          const notable =
+            prev === undefined || Math.abs(s.cpuPercent - prev.cpuPercent) >= 5 || Math.abs(s.memoryMiB - prev.memoryMiB) >= Math.max(4, prev.memoryMiB * 0.1);
+          if (!notable) return;
+          l.usage = { ...s, at: now() };
+          this.enqueue(l.id);
+        }),
+      );
+    } finally {
+      this.sampling = false;
+    }
   }
 
   /**
@@ -160,6 +197,7 @@ export class PodReconciler {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    clearInterval(this.usageTimer);
     for (const d of this.delayed.values()) clearTimeout(d.timer);
     this.delayed.clear();
     for (const l of this.local.values()) this.clearHealth(l);
@@ -243,7 +281,9 @@ export class PodReconciler {
         this.dirty.add(id);
       } else {
         const delay = Math.min(RETRY_MIN_MS * 2 ** (n - 1), RETRY_MAX_MS);
-        this.log.warn({ pod: id, err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'pod sync failed; retrying');
+        // An engine that is away (transient) fails every pod alike: one line per pod at the first failure and then every 10th.
+        const quiet = isTransient(err) && n > 1 && n % 10 !== 0;
+        this.log[quiet ? 'debug' : 'warn']({ pod: id, err: err instanceof Error ? err.message : String(err), retryInMs: delay, transient: isTransient(err) }, 'pod sync failed; retrying');
         this.enqueueAfter(id, delay);
       }
     } finally {
@@ -354,6 +394,11 @@ export class PodReconciler {
     }
     if (actual.state === 'paused') await node.runtime.resume(pod.id);
     if (cur.value.status.phase !== 'Running') cur = await this.write(cur, local, 'Running', { reason: 'Resumed', message: '' });
+    if (local.usage !== undefined) {
+      const usage = local.usage;
+      delete local.usage;
+      cur = await this.write(cur, local, 'Running', { usage });
+    }
     local.hostPort ??= pod.status.hostPort;
     this.armHealth(cur.value, node, local);
   }
@@ -397,8 +442,8 @@ export class PodReconciler {
     try {
       await node.runtime.create(this.runtimeSpec(pod, hostPort));
     } catch (err) {
-      if (!isBerthError(err, 'VALIDATION_FAILED')) throw err;
-      // The pod cannot run on this runtime (e.g. no command): say so instead of retrying forever.
+      if (!isBerthError(err, 'VALIDATION_FAILED') && !(err instanceof PodCreateError)) throw err;
+      // The pod cannot run on this runtime (e.g. no command, an image that cannot be pulled): say so instead of retrying forever.
       await this.write(cur, local, 'Failed', { reason: 'CreateFailed', message: err.message, finishedAt: now() });
       await this.event(node, pod, 'Warning', 'Failed', `cannot create: ${err.message}`);
       return;
@@ -422,6 +467,7 @@ export class PodReconciler {
       finishedAt: null,
       exitCode: undefined,
       hostPort: local.hostPort,
+      usage: undefined,
     };
   }
 

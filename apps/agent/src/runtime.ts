@@ -20,6 +20,8 @@ export interface RuntimePodState {
   exitCode?: number;
   /** Host process id of the pod's main process (process runtime), while it runs. */
   pid?: number;
+  /** The pod's container (docker runtime). */
+  containerId?: string;
 }
 
 /** Called when a pod's main process ends, whether the agent stopped it or it exited on its own. */
@@ -65,6 +67,30 @@ export class UnknownPodError extends Error {
   constructor(readonly podId: string) {
     super(`no pod ${podId} in this runtime`);
   }
+}
+
+/**
+ * Thrown when a pod can never be created as specified (e.g. its image cannot
+ * be pulled after retries): the pod fails with reason CreateFailed and this
+ * message (which carries the engine's own text) instead of being retried.
+ */
+export class PodCreateError extends Error {
+  override readonly name = 'PodCreateError';
+}
+
+/**
+ * Thrown when the runtime's engine is away (Docker socket closed, dockerd
+ * stopped). Transient: the reconciler retries with back-off and never fails a
+ * pod for it; everything resumes when the engine returns.
+ */
+export class RuntimeUnavailableError extends Error {
+  override readonly name = 'RuntimeUnavailableError';
+  readonly transient = true;
+}
+
+/** True for errors worth retrying as they are (the runtime's engine is away). */
+export function isTransient(err: unknown): boolean {
+  return err instanceof RuntimeUnavailableError;
 }
 
 /**

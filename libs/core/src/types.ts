@@ -166,6 +166,8 @@ export interface PodStatus {
   exitCode?: number;
   /** Host port the agent allocated (PORT), with host networking. */
   hostPort?: number;
+  /** The container's latest usage sample while it runs (docker runtime), written only when it changed notably. */
+  usage?: { cpuPercent: number; memoryMiB: number; at: string };
 }
 
 /**

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Builds the small images Berth's Docker-runtime tests run as pods, with no base
+# image and no registry (nothing can be pulled):
+#   berth-test/busybox:local   Debian's static busybox as /bin/busybox, with a
+#                              symlink per applet (sh, sleep, echo, httpd, nc, cat,
+#                              wget, ...); default command `sh`.
+#
+# Usage: deploy/docker/build-test-images.sh   (talks to the engine in DOCKER_HOST,
+# see scripts/dockerd.sh env). Skipped when the image already exists, so calling
+# it before every test run costs a fraction of a second.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+tag=berth-test/busybox:local
+
+say() { printf '\033[1m[berth test images]\033[0m %s\n' "$*" >&2; }
+
+if ! timeout 10 docker info >/dev/null 2>&1; then
+  say "no Docker engine answers at ${DOCKER_HOST:-the default socket}; start the private one with:"
+  # shellcheck disable=SC2016 # a command for the user to run, not to expand
+  say '  bash scripts/dockerd.sh start && eval "$(bash scripts/dockerd.sh env)"'
+  exit 1
+fi
+if docker image inspect "$tag" >/dev/null 2>&1; then
+  echo "$tag"
+  exit 0
+fi
+if [ "$(dpkg-query -W -f '${Status}' busybox-static 2>/dev/null)" != "install ok installed" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    say "busybox-static is missing: install it with: sudo apt-get update && sudo apt-get install -y busybox-static"
+    exit 1
+  fi
+  say "apt-get update && apt-get install -y busybox-static"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+fi
+
+staging=$(mktemp -d)
+trap 'rm -rf "$staging"' EXIT
+root=$staging/rootfs
+mkdir -p "$root/bin" "$root/etc" "$root/www"
+install -d -m 1777 "$root/tmp"
+cp /bin/busybox "$root/bin/busybox"
+for applet in $(/bin/busybox --list) sh sleep echo httpd nc cat wget; do
+  [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+done
+cat >"$root/etc/passwd" <<'PASSWD'
+root:x:0:0:root:/root:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+PASSWD
+cat >"$root/etc/group" <<'GROUP'
+root:x:0:
+nogroup:x:65534:
+GROUP
+
+say "importing $tag"
+tar --numeric-owner --owner=0 --group=0 -c -C "$root" . | docker import \
+  --change 'CMD ["sh"]' \
+  --change 'ENV PATH=/bin' \
+  - "$tag" >/dev/null
+echo "$tag"

@@ -1,0 +1,265 @@
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { keyOf, nameKey, newId, prefixes, type BerthEvent, type PodRecord, type PodSpec } from '@berth/core';
+import { absent, commit, putJson, Repository } from '@berth/store';
+import { AgentProcess, waitFor } from '@berth/devcluster';
+import { clientFor, etcdFor, tempDir } from './helpers/fixtures.js';
+
+// The agent's docker runtime against a real private dockerd (DOCKER_HOST), a real etcd and a
+// real agent process, with no controller: the test plays the leader by writing pod records.
+
+const NODE = 'dock-rt';
+const IMAGE = 'berth-test/busybox:local';
+
+function docker(...args: string[]): string {
+  return execFileSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}
+
+function engineProblem(): string | undefined {
+  if (!process.env.DOCKER_HOST) return 'DOCKER_HOST is not set: run the suite with `npm test`, which starts a private dockerd';
+  try {
+    docker('version', '--format', '{{.Server.Version}}');
+  } catch (err) {
+    return `the Docker engine at ${process.env.DOCKER_HOST} does not answer: ${(err as Error).message}`;
+  }
+  try {
+    docker('image', 'inspect', IMAGE, '--format', '{{.Id}}');
+  } catch {
+    return `image ${IMAGE} is missing: deploy/docker/build-test-images.sh builds it`;
+  }
+  return undefined;
+}
+
+interface Inspect {
+  Id: string;
+  State: { Status: string; ExitCode: number; StartedAt: string };
+  HostConfig: { NanoCpus: number; Memory: number; NetworkMode: string; Init: boolean };
+  Config: { Labels: Record<string, string>; Env: string[] };
+}
+
+t.test('docker runtime: pods as containers', async (t) => {
+  const problem = engineProblem();
+  if (problem) {
+    t.fail(`this test needs a Docker engine and cannot get one: ${problem}`);
+    return;
+  }
+  const etcd = await etcdFor(t);
+  const client = clientFor(t, etcd.endpoint);
+  const pods = new Repository<PodRecord>(client, 'pods', 'pod');
+  const logDir = tempDir(t, 'berth-docker-rt-');
+  const agent = new AgentProcess({
+    name: NODE,
+    etcd: etcd.endpoint,
+    logDir,
+    runtime: 'docker',
+    extraArgs: ['--restart-backoff-max', '2000', '--stop-timeout', '1', '--heartbeat-interval', '500', '--report-interval', '1000'],
+  });
+  let nodeId = '';
+  const containersOfNode = () => (nodeId ? docker('ps', '-aq', '--filter', `label=berth.node=${nodeId}`, '--filter', 'label=berth.pod').split('\n').filter(Boolean) : []);
+  t.teardown(async () => {
+    if (!t.passing()) t.comment(agent.process.recentOutput(60));
+    await agent.process.stop('SIGTERM', 5000);
+    const ids = containersOfNode();
+    if (ids.length > 0) docker('rm', '-f', ...ids);
+  });
+  await agent.start();
+  nodeId = JSON.parse((await client.get(nameKey('nodes', NODE)).string())!) as string;
+  let agentUrl = (JSON.parse((await client.get(keyOf('nodes', nodeId)).string())!) as { address: string }).address;
+
+  const get = async (id: string) => (await pods.get(id))?.value;
+  const change = async (id: string, fn: (p: PodRecord) => PodRecord) => {
+    for (;;) {
+      const cur = await pods.get(id);
+      if (cur === undefined) throw new Error(`pod ${id} is gone`);
+      try {
+        return await pods.update(id, fn(cur.value), cur.modRevision);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'CONFLICT') throw err;
+      }
+    }
+  };
+  const createPod = async (name: string, spec: Partial<PodSpec>): Promise<string> => {
+    const id = newId();
+    const pod: PodRecord = {
+      id,
+      name,
+      spec: { image: IMAGE, env: {}, cpu: 0.25, memoryMiB: 64, ports: [], restartPolicy: 'Always', priority: 0, nodeSelector: {}, ...spec },
+      desired: 'running',
+      status: { phase: 'Pending', nodeId: null, reason: 'Created', message: '', restarts: 0, startedAt: null, finishedAt: null },
+      createdAt: new Date().toISOString(),
+    };
+    const res = await commit(client, [absent(keyOf('pods', id)), absent(nameKey('pods', name))], [putJson(nameKey('pods', name), id), putJson(keyOf('pods', id), pod)]);
+    if (!res.succeeded) throw new Error(`pod ${name} exists`);
+    await change(id, (p) => ({ ...p, status: { ...p.status, phase: 'Scheduled', nodeId, reason: 'Scheduled' } }));
+    return id;
+  };
+  const waitPod = (id: string, what: string, pred: (p: PodRecord) => boolean, timeoutMs = 15_000) =>
+    waitFor(async () => {
+      const p = await get(id);
+      return p !== undefined && pred(p) ? p : undefined;
+    }, { what: `pod ${id} ${what}`, timeoutMs });
+  const eventsOf = async (id: string): Promise<BerthEvent[]> =>
+    Object.entries(await client.getAll().prefix(prefixes.events).strings())
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([, v]) => JSON.parse(v) as BerthEvent)
+      .filter((e) => e.involved.kind === 'pod' && e.involved.id === id);
+  const containersOf = (podId: string) => docker('ps', '-aq', '--no-trunc', '--filter', `label=berth.pod=${podId}`).split('\n').filter(Boolean);
+  const inspectPod = (podId: string): Inspect => {
+    const ids = containersOf(podId);
+    if (ids.length !== 1) throw new Error(`pod ${podId} has ${ids.length} containers`);
+    return (JSON.parse(docker('inspect', ids[0]!)) as Inspect[])[0]!;
+  };
+  const engineState = (podId: string) => inspectPod(podId).State.Status;
+  const waitEngine = (podId: string, status: string) => waitFor(() => engineState(podId) === status, { what: `container of ${podId} ${status}`, timeoutMs: 10_000 });
+
+  // A web server: httpd on PORT, a greeting and a tick every 200 ms in its log.
+  const WEB = 'mkdir -p /tmp/www && echo "hi from $GREETING" > /tmp/www/index.html && echo "hello $GREETING on $PORT" && httpd -p $PORT -h /tmp/www && i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.2; done';
+  const created = Date.now();
+  const web = await createPod('web', { command: ['sh', '-c', WEB], ports: [8080], env: { GREETING: 'berth' }, cpu: 0.25, memoryMiB: 64 });
+  const running = await waitPod(web, 'Running with a host port', (p) => p.status.phase === 'Running' && p.status.hostPort !== undefined);
+  const toRunning = Date.now() - created;
+  const bare = Date.now();
+  docker('run', '--rm', '--network', 'host', IMAGE, 'true');
+  t.comment(`create-to-Running of a busybox pod: ${toRunning} ms; a bare \`docker run --rm\`: ${Date.now() - bare} ms`);
+  const port = running.status.hostPort!;
+
+  t.test('a pod runs as a container with its limits, labels, env and host network', async (t) => {
+    const c = inspectPod(web);
+    t.equal(c.State.Status, 'running');
+    t.equal(c.HostConfig.NanoCpus, 250_000_000, 'NanoCpus = cpu * 1e9');
+    t.equal(c.HostConfig.Memory, 64 * 1024 * 1024, 'Memory = memoryMiB MiB');
+    t.equal(c.HostConfig.NetworkMode, 'host');
+    t.equal(c.HostConfig.Init, true);
+    t.equal(c.Config.Labels['berth.pod'], web);
+    t.equal(c.Config.Labels['berth.node'], nodeId);
+    t.ok(c.Config.Env.includes(`PORT=${port}`), 'PORT is the allocated host port');
+    const res = await waitFor(() => fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) }).then((r) => r.text()).catch(() => undefined), { what: 'httpd to answer' });
+    t.equal(res, 'hi from berth\n', 'answers on its host port');
+    const p = await waitPod(web, 'with a usage sample', (p) => p.status.usage !== undefined, 10_000);
+    t.ok(p.status.usage!.memoryMiB > 0 && p.status.usage!.memoryMiB < 64, `status.usage from docker stats: ${JSON.stringify(p.status.usage)}`);
+  });
+
+  t.test('logs through the agent API: tail and follow', async (t) => {
+    await waitFor(async () => (await (await fetch(`${agentUrl}/v1/pods/${web}/logs`)).text()).includes('tick 3'), { what: 'some ticks' });
+    const all = await (await fetch(`${agentUrl}/v1/pods/${web}/logs`)).text();
+    t.match(all, `hello berth on ${port}\n`);
+    const lines = (await (await fetch(`${agentUrl}/v1/pods/${web}/logs?tail=2`)).text()).split('\n');
+    t.equal(lines.length, 3, 'two lines and the final newline');
+    t.match(lines[1], /^tick \d+$/);
+    const ac = new AbortController();
+    const follow = await fetch(`${agentUrl}/v1/pods/${web}/logs?tail=1&follow=1`, { signal: ac.signal });
+    t.equal(follow.status, 200);
+    const reader = follow.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    let first: number | undefined;
+    while (first === undefined || !text.includes(`tick ${first + 3}\n`)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+      first ??= Number(/tick (\d+)/.exec(text)?.[1] ?? NaN) || undefined;
+    }
+    t.ok(first !== undefined && text.includes(`tick ${first + 3}\n`), 'new output arrives while following');
+    ac.abort();
+    await reader.cancel().catch(() => undefined);
+    t.equal((await fetch(`${agentUrl}/healthz`)).status, 200);
+  });
+
+  t.test('pause/resume, stop/start and restart drive the container', async (t) => {
+    const cid = inspectPod(web).Id;
+    await change(web, (p) => ({ ...p, desired: 'paused' }));
+    await waitPod(web, 'Paused', (p) => p.status.phase === 'Paused');
+    t.equal(engineState(web), 'paused');
+    await change(web, (p) => ({ ...p, desired: 'running' }));
+    await waitPod(web, 'Running', (p) => p.status.phase === 'Running');
+    t.equal(engineState(web), 'running');
+
+    await change(web, (p) => ({ ...p, desired: 'stopped' }));
+    await waitPod(web, 'Stopped', (p) => p.status.phase === 'Stopped');
+    t.equal(engineState(web), 'exited');
+    await change(web, (p) => ({ ...p, desired: 'running' }));
+    const again = await waitPod(web, 'Running again', (p) => p.status.phase === 'Running');
+    t.equal(engineState(web), 'running');
+    t.equal(again.status.hostPort, port, 'same host port');
+    t.equal(inspectPod(web).Id, cid, 'the same container, started again');
+
+    const startedAt = inspectPod(web).State.StartedAt;
+    const before = (await get(web))!.status.restarts;
+    await change(web, (p) => ({ ...p, restartRequestedAt: new Date().toISOString() }));
+    await waitPod(web, 'restarted', (p) => p.status.phase === 'Running' && p.status.restarts === before + 1);
+    t.equal(engineState(web), 'running');
+    t.not(inspectPod(web).State.StartedAt, startedAt, 'the container started again');
+  });
+
+  t.test('an image that cannot be pulled fails the pod with the engine message', async (t) => {
+    const id = await createPod('noimage', { image: 'berth-test/does-not-exist:nope', command: ['true'] });
+    const p = await waitPod(id, 'Failed', (p) => p.status.phase === 'Failed', 20_000);
+    t.equal(p.status.reason, 'CreateFailed');
+    t.match(p.status.message, /cannot pull image "berth-test\/does-not-exist:nope" \(3 attempts\): .+/);
+    t.match(p.status.message, /registry|no such host|dial tcp|pull access denied|not found/i, `carries the engine's text: ${p.status.message}`);
+    t.same(containersOf(id), [], 'no container');
+  });
+
+  t.test('Always restarts a crashing container with growing back-off; Never does not', async (t) => {
+    const crash = await createPod('crash', { command: ['sh', '-c', 'echo boom; exit 3'], restartPolicy: 'Always' });
+    const never = await createPod('never', { command: ['sh', '-c', 'exit 4'], restartPolicy: 'Never' });
+    const f = await waitPod(never, 'Failed', (p) => p.status.phase === 'Failed');
+    t.match(f.status, { reason: 'Error', exitCode: 4 });
+    const p = await waitPod(crash, 'restarted 3 times', (p) => p.status.restarts >= 3, 20_000);
+    t.equal(p.status.exitCode, 3, 'the exit code is recorded');
+    const delays = (await eventsOf(crash)).filter((e) => e.reason === 'BackOff').map((e) => Number(/restarting in (\d+) ms/.exec(e.message)?.[1]));
+    t.ok(delays.length >= 3, `BackOff events: ${delays.join(', ')}`);
+    t.same(delays.slice(0, 3), [500, 1000, 2000], 'back-off doubles');
+    t.equal(containersOf(crash).length, 1, 'one container, restarted in place');
+    await new Promise((r) => setTimeout(r, 500));
+    const n = await get(never);
+    t.match(n?.status, { phase: 'Failed', restarts: 0 }, 'Never: not restarted');
+    t.equal(engineState(never), 'exited');
+    await change(crash, (p) => ({ ...p, desired: 'stopped' }));
+    await waitPod(crash, 'Stopped', (p) => p.status.phase === 'Stopped', 10_000);
+  });
+
+  t.test('a stop that outlasts --stop-timeout is forced, with a ForcedKill event', async (t) => {
+    const id = await createPod('stubborn', { command: ['sh', '-c', 'trap "" TERM; echo up; while true; do sleep 0.2; done'] });
+    await waitPod(id, 'Running', (p) => p.status.phase === 'Running');
+    await waitFor(async () => (await (await fetch(`${agentUrl}/v1/pods/${id}/logs`)).text()).includes('up'), { what: 'the trap to be set' });
+    await change(id, (p) => ({ ...p, desired: 'stopped' }));
+    const p = await waitPod(id, 'Stopped', (p) => p.status.phase === 'Stopped');
+    t.equal(p.status.exitCode, 137);
+    t.ok((await eventsOf(id)).some((e) => e.reason === 'ForcedKill'), 'ForcedKill event');
+    t.equal(engineState(id), 'exited');
+  });
+
+  t.test('kill -9 of the agent: containers are adopted on restart, no duplicates', async (t) => {
+    const before = (await get(web))!;
+    const cid = inspectPod(web).Id;
+    const gone = await createPod('gone', { command: ['sleep', '1000'] });
+    await waitPod(gone, 'Running', (p) => p.status.phase === 'Running');
+    await agent.process.stop('SIGKILL');
+    t.equal(engineState(web), 'running', 'the container outlives a killed agent');
+    // While the agent is away the pod 'gone' is deleted by someone else: its container must go.
+    await client.delete().key(keyOf('pods', gone));
+    await client.delete().key(nameKey('pods', 'gone'));
+    await agent.start();
+    agentUrl = (JSON.parse((await client.get(keyOf('nodes', nodeId)).string())!) as { address: string }).address;
+    await waitFor(() => containersOf(gone).length === 0, { what: 'the container of the deleted pod to be removed' });
+    await new Promise((r) => setTimeout(r, 1000));
+    const after = (await get(web))!;
+    t.equal(after.status.phase, 'Running');
+    t.equal(after.status.restarts, before.status.restarts, 'not restarted');
+    t.same(containersOf(web), [cid], 'the same single container');
+    t.equal(engineState(web), 'running');
+    const listed = (await (await fetch(`${agentUrl}/v1/nodes`)).json()) as { items: Array<{ pods: Array<{ id: string; containerId?: string }> }> };
+    t.equal(listed.items[0]?.pods.find((p) => p.id === web)?.containerId, cid, 'the agent reports the adopted container');
+    const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) });
+    t.equal(res.status, 200, 'still answers');
+  });
+
+  t.test('deletionRequested removes the container, the record and the name claim', async (t) => {
+    await change(web, (p) => ({ ...p, deletionRequested: new Date().toISOString() }));
+    await waitFor(async () => (await get(web)) === undefined, { what: 'the record to be deleted' });
+    t.equal(await client.get(nameKey('pods', 'web')).string(), null, 'the name is free again');
+    t.same(containersOf(web), [], 'the container is gone');
+    t.equal((await fetch(`${agentUrl}/v1/pods/${web}/logs`)).status, 404);
+  });
+});
