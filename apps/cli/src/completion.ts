@@ -1,0 +1,133 @@
+/**
+ * Shell completion the kubectl way: `berth completion bash|zsh` prints a
+ * script; the script calls the hidden `berth __complete WORDS... CURRENT`,
+ * which prints one candidate per line (names of nodes and pods come from the
+ * API). Pure apart from the injected name lookup.
+ */
+
+export const BASH_COMPLETION = `# berth bash completion. Load with:  source <(berth completion bash)
+_berth_complete() {
+  local cur="\${COMP_WORDS[COMP_CWORD]}"
+  local IFS=$'\\n'
+  local candidates
+  candidates="$(berth __complete "\${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null)"
+  COMPREPLY=( $(compgen -W "$candidates" -- "$cur") )
+}
+complete -o default -F _berth_complete berth
+`;
+
+export const ZSH_COMPLETION = `#compdef berth
+# berth zsh completion. Load with:  source <(berth completion zsh)   (after compinit)
+_berth() {
+  local -a candidates
+  candidates=("\${(@f)$(berth __complete "\${(@)words[2,$CURRENT]}" 2>/dev/null)}")
+  compadd -a candidates
+}
+if [ "$funcstack[1]" = "_berth" ]; then
+  _berth "$@"
+else
+  compdef _berth berth
+fi
+`;
+
+/** Top-level commands offered by completion (hidden ones left out). */
+export const COMMANDS = [
+  'get', 'describe', 'top', 'nodes', 'cordon', 'uncordon', 'drain', 'delete', 'run', 'apply',
+  'stop', 'start', 'pause', 'resume', 'restart', 'logs', 'leader', 'cluster', 'completion', 'help',
+];
+
+const KINDS = ['nodes', 'pods'];
+const SINGULAR_KINDS = ['node', 'pod'];
+
+/** Flags that take a value, per command (global ones too), so completion can skip their values. */
+const VALUE_FLAGS = new Set(['--server', '--token', '-o', '--output', '--tail', '--image', '--cpu', '--memory', '--port', '--env', '--restart',
+  '--priority', '--selector', '--name', '--label', '--runtime', '-f', '--filename', '--node', '--phase', '--policy']);
+
+/** Which kind a resource word names, if any. */
+export function kindOf(word: string | undefined): 'nodes' | 'pods' | undefined {
+  if (word === undefined) return undefined;
+  if (['node', 'nodes', 'no'].includes(word)) return 'nodes';
+  if (['pod', 'pods', 'po'].includes(word)) return 'pods';
+  return undefined;
+}
+
+/** Splits the global connection flags out of the words, so completion can reach the same server. */
+export function extractGlobalFlags(words: readonly string[]): { server?: string; token?: string; rest: string[] } {
+  const rest: string[] = [];
+  const out: { server?: string; token?: string } = {};
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    const m = /^--(server|token)(?:=(.*))?$/.exec(w);
+    if (m !== null && i < words.length - 1) {
+      const value = m[2] ?? words[++i];
+      if (value !== undefined && i < words.length) out[m[1] as 'server' | 'token'] = value;
+      continue;
+    }
+    rest.push(w);
+  }
+  return { ...out, rest };
+}
+
+/**
+ * Candidates for the last word of `words` (the one being completed, maybe
+ * empty). `names(kind)` lists node or pod names; errors there give no names.
+ */
+export async function complete(words: readonly string[], names: (kind: 'nodes' | 'pods') => Promise<string[]>): Promise<string[]> {
+  const { rest } = extractGlobalFlags(words);
+  const current = rest.length === 0 ? '' : rest[rest.length - 1]!;
+  const before = rest.slice(0, -1);
+  // Positional words typed so far, flags and their values left out.
+  const positional: string[] = [];
+  for (let i = 0; i < before.length; i++) {
+    const w = before[i]!;
+    if (w.startsWith('-')) {
+      if (VALUE_FLAGS.has(w) && !w.includes('=')) i++;
+      continue;
+    }
+    positional.push(w);
+  }
+  const prev = before[before.length - 1];
+  const filter = (xs: readonly string[]) => xs.filter((x) => x.startsWith(current));
+  const safeNames = async (kind: 'nodes' | 'pods') => filter(await names(kind).catch(() => []));
+
+  if (prev === '-o' || prev === '--output') return filter(['wide', 'json', 'yaml']);
+  if (prev === '--restart') return filter(['Always', 'OnFailure', 'Never']);
+  if (prev === '--runtime') return filter(['process', 'simulated', 'docker']);
+  if (prev === '--node') return safeNames('nodes');
+  if (prev !== undefined && VALUE_FLAGS.has(prev)) return [];
+
+  const [cmd, ...args] = positional;
+  if (cmd === undefined) return filter(COMMANDS);
+  switch (cmd) {
+    case 'get':
+    case 'describe':
+    case 'delete': {
+      if (args.length === 0) return filter(cmd === 'get' ? KINDS : SINGULAR_KINDS);
+      const kind = kindOf(args[0]);
+      return kind !== undefined && args.length === 1 ? safeNames(kind) : [];
+    }
+    case 'top':
+      return args.length === 0 ? filter(['nodes']) : [];
+    case 'nodes':
+      return args.length === 0 ? filter(['add']) : [];
+    case 'cordon':
+    case 'uncordon':
+    case 'drain':
+      return args.length === 0 ? safeNames('nodes') : [];
+    case 'stop':
+    case 'start':
+    case 'pause':
+    case 'resume':
+    case 'restart':
+      if (args.length === 0) return filter(['pod']);
+      return args.length === 1 && kindOf(args[0]) === 'pods' ? safeNames('pods') : [];
+    case 'logs':
+      return args.length === 0 ? safeNames('pods') : [];
+    case 'completion':
+      return args.length === 0 ? filter(['bash', 'zsh']) : [];
+    case 'help':
+      return args.length === 0 ? filter(COMMANDS) : [];
+    default:
+      return [];
+  }
+}

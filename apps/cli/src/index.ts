@@ -1,0 +1,10 @@
+/** The CLI's pure building blocks (units, ages, tables, manifests, completion), exported for tests. */
+export * from './units.js';
+export * from './age.js';
+export * from './table.js';
+export * from './config.js';
+export * from './manifest.js';
+export * from './completion.js';
+export * from './render.js';
+export { colorEnabled } from './program.js';
+export { ApiError, ConnectionError, BerthClient, type NodeView, type PodView } from './client.js';

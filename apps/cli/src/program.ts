@@ -1,0 +1,498 @@
+import { Readable } from 'node:stream';
+import fs from 'node:fs';
+import { Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import pc from 'picocolors';
+import ora from 'ora';
+import YAML from 'yaml';
+import type { CreatePodRequest, ProvisionNodeRequest } from '@berth/core';
+import { ApiError, BerthClient, type ClusterView, type LeaderView, type NodeView, type PodView } from './client.js';
+import { resolveConfig } from './config.js';
+import { formatAge } from './age.js';
+import { BASH_COMPLETION, ZSH_COMPLETION, complete, extractGlobalFlags, kindOf } from './completion.js';
+import { parseManifests, normalizedSpec, specDiff } from './manifest.js';
+import {
+  NODE_COLUMNS, NODE_WIDE_COLUMNS, PLAIN, POD_COLUMNS, POD_WIDE_COLUMNS, TOP_COLUMNS,
+  describeNode, describePod, nodeRow, podRow, topRow, type Palette,
+} from './render.js';
+import { columnWidths, formatRow, renderFields, renderTable } from './table.js';
+import { formatCpu, formatMemory, parseCpu, parseInteger, parseKeyValue, parseKeyValues, parseMemory } from './units.js';
+
+/** Where output goes; tests and main pass the process streams. */
+export interface Io {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  env: NodeJS.ProcessEnv;
+}
+
+/** Colour only on a TTY and never with NO_COLOR (https://no-color.org). */
+export function colorEnabled(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv): boolean {
+  return stream.isTTY === true && (env.NO_COLOR === undefined || env.NO_COLOR === '') && env.TERM !== 'dumb';
+}
+
+function palette(enabled: boolean): Palette {
+  if (!enabled) return PLAIN;
+  const c = pc.createColors(true);
+  return { green: c.green, yellow: c.yellow, red: c.red, dim: c.dim, bold: c.bold };
+}
+
+/** commander argParsers: turn our parse errors into commander's usage errors (exit 1). */
+const arg = <T>(fn: (s: string) => T) => (value: string) => {
+  try {
+    return fn(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+type Output = 'wide' | 'json' | 'yaml' | undefined;
+const outputOption = () => new Option('-o, --output <format>', 'output format: wide, json or yaml').choices(['wide', 'json', 'yaml'] as const);
+
+function kindArg(word: string): 'nodes' | 'pods' {
+  const kind = kindOf(word);
+  if (kind === undefined) throw new InvalidArgumentError(`unknown resource type ${JSON.stringify(word)}: use nodes (node, no) or pods (pod, po)`);
+  return kind;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Builds the `berth` program. */
+export function buildProgram(io: Io): Command<[], { server?: string; token?: string }> {
+  const c = palette(colorEnabled(io.stdout, io.env));
+  const out = (s: string) => void io.stdout.write(`${s}\n`);
+  const err = (s: string) => void io.stderr.write(`${s}\n`);
+
+  const program = new Command('berth')
+    .description('Operate a Berth cluster through its REST API (any controller replica answers).')
+    .version('0.1.0')
+    .option('-s, --server <url>', 'API server URL (else $BERTH_SERVER, ~/.config/berth/config.json "server", http://127.0.0.1:8081)')
+    .option('--token <token>', 'bearer token sent as Authorization (else $BERTH_TOKEN or config "token")')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) })
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 ok, 1 API or usage error (the API's message on stderr), 2 the server could not be reached.
+Examples:
+  berth get nodes
+  berth run web --cpu 500m --memory 256Mi --port 8000 -- sh -c 'exec python3 -m http.server $PORT'
+  berth get pods -w
+  berth describe pod web
+  berth apply -f pods.yaml
+  source <(berth completion bash)`,
+    );
+
+  const client = () => {
+    const cfg = resolveConfig(program.opts(), io.env);
+    return new BerthClient(cfg.server, cfg.token);
+  };
+  const nodeNames = async (api: BerthClient) => new Map((await api.nodes()).map((n) => [n.id, n.name]));
+  const printData = (data: unknown, format: 'json' | 'yaml') => out(format === 'json' ? JSON.stringify(data, null, 2) : YAML.stringify(data).trimEnd());
+
+  // ---- get ----
+  program
+    .command('get')
+    .summary('List nodes or pods, or show one (-o wide|json|yaml, -w to watch pods)')
+    .description('List nodes or pods (or show one by name). With -w, pods are re-listed every second and changed rows printed (there is no event stream endpoint yet).')
+    .argument('<kind>', 'nodes (node, no) or pods (pod, po)', kindArg)
+    .argument('[name]', 'one node or pod, by name or id')
+    .addOption(outputOption())
+    .option('-w, --watch', 'pods only: poll every 1 s and print rows that changed (a polling watch; the API has no event stream yet)')
+    .option('--node <node>', 'pods only: on this node')
+    .option('--phase <phase>', 'pods only: in this phase (Pending, Running, ...)')
+    .action(async (kind, name, opts) => {
+      const api = client();
+      const format: Output = opts.output;
+      const wide = format === 'wide';
+      if (kind === 'nodes') {
+        if (opts.watch) throw new InvalidArgumentError('--watch is only available for pods');
+        const nodes = name === undefined ? await api.nodes() : [await api.node(name)];
+        if (format === 'json' || format === 'yaml') return printData(name === undefined ? { items: nodes } : nodes[0], format);
+        if (nodes.length === 0) return err('No nodes found.');
+        const now = Date.now();
+        return out(renderTable(wide ? NODE_WIDE_COLUMNS : NODE_COLUMNS, nodes.sort((a, b) => a.name.localeCompare(b.name)).map((n) => nodeRow(n, wide, now, c))));
+      }
+      const query = { node: opts.node, phase: opts.phase };
+      if (opts.watch) return watchPods(api, query, wide, name);
+      const pods = name === undefined ? await api.pods(query) : [await api.pod(name)];
+      if (format === 'json' || format === 'yaml') return printData(name === undefined ? { items: pods } : pods[0], format);
+      if (pods.length === 0) return err('No pods found.');
+      const names = await nodeNames(api);
+      const now = Date.now();
+      return out(renderTable(wide ? POD_WIDE_COLUMNS : POD_COLUMNS, pods.sort((a, b) => a.name.localeCompare(b.name)).map((p) => podRow(p, names, wide, now, c))));
+    });
+
+  /** Polling watch: header and every row once, then only rows whose content (age aside) changed; deleted pods once as Deleted. */
+  async function watchPods(api: BerthClient, query: Record<string, string | undefined>, wide: boolean, only: string | undefined): Promise<never> {
+    const head = wide ? POD_WIDE_COLUMNS : POD_COLUMNS;
+    const AGE = head.indexOf('AGE');
+    const seen = new Map<string, { key: string; row: string[] }>();
+    let widths: number[] | undefined;
+    for (;;) {
+      const [pods, names] = await Promise.all([api.pods(query), nodeNames(api)]);
+      const now = Date.now();
+      const rows = pods.filter((p) => only === undefined || p.name === only || p.id === only).sort((a, b) => a.name.localeCompare(b.name)).map((p) => ({ id: p.id, row: podRow(p, names, wide, now, c) }));
+      if (widths === undefined) {
+        widths = columnWidths([head, ...rows.map((r) => r.row)]).map((w, i) => Math.max(w, i === 0 ? 20 : i === 2 ? 12 : 8));
+        out(formatRow(head, widths));
+      }
+      const present = new Set<string>();
+      for (const { id, row } of rows) {
+        present.add(id);
+        const key = row.filter((_, i) => i !== AGE).join('\u0000');
+        if (seen.get(id)?.key !== key) out(formatRow(row, widths));
+        seen.set(id, { key, row });
+      }
+      for (const [id, { row }] of seen) {
+        if (present.has(id)) continue;
+        const gone = [...row];
+        gone[1] = c.red('Deleted');
+        out(formatRow(gone, widths));
+        seen.delete(id);
+      }
+      await sleep(1000);
+    }
+  }
+
+  // ---- describe ----
+  program
+    .command('describe')
+    .summary('Show every field of a node or pod, with reasons')
+    .description('Show every field of a node or pod: status and its reason (the scheduler\'s reason for a Pending pod), spec, usage, pods')
+    .argument('<kind>', 'node or pod', kindArg)
+    .argument('<name>', 'name or id')
+    .action(async (kind, name) => {
+      const api = client();
+      const now = Date.now();
+      if (kind === 'nodes') {
+        const node = await api.node(name);
+        const pods = await api.pods({ node: node.id });
+        return out(describeNode(node, pods.sort((a, b) => a.name.localeCompare(b.name)), now, c));
+      }
+      const pod = await api.pod(name);
+      let nodeName: string | undefined;
+      if (pod.status.nodeId !== null) nodeName = await api.node(pod.status.nodeId).then((n) => n.name, () => undefined);
+      return out(describePod(pod, nodeName, now, c));
+    });
+
+  // ---- top ----
+  program
+    .command('top')
+    .description('Resource usage of nodes as their agents last reported it (cpu %, memory, load)')
+    .argument('<kind>', 'nodes', (w) => {
+      if (kindOf(w) !== 'nodes') throw new InvalidArgumentError('only "berth top nodes" is available');
+      return 'nodes' as const;
+    })
+    .argument('[name]', 'one node')
+    .action(async (_kind, name) => {
+      const api = client();
+      const nodes = name === undefined ? await api.nodes() : [await api.node(name)];
+      if (nodes.length === 0) return err('No nodes found.');
+      return out(renderTable(TOP_COLUMNS, nodes.sort((a, b) => a.name.localeCompare(b.name)).map((n) => topRow(n, c))));
+    });
+
+  // ---- nodes add ----
+  const nodes = program.command('nodes').description('Node provisioning');
+  nodes
+    .command('add')
+    .description('Provision a node (POST /v1/nodes): the controller starts an agent as a container or process and answers once it registered')
+    .requiredOption('--cpu <cpu>', 'CPU cores (2, 0.5, 500m)', arg(parseCpu))
+    .option('--memory <quantity>', 'memory (8Gi, 512Mi; default 512Mi)', arg(parseMemory))
+    .addOption(new Option('--runtime <runtime>', 'how the node runs pods (default process)').choices(['process', 'simulated', 'docker'] as const))
+    .option('--name <name>', 'node name (generated when omitted)')
+    .option('-l, --label <k=v>', 'label, repeatable (also k=v,k2=v2)', collect)
+    .addOption(outputOption())
+    .action(async (opts) => {
+      const api = client();
+      const body: ProvisionNodeRequest = {
+        cpu: opts.cpu,
+        ...(opts.memory === undefined ? {} : { memoryMiB: opts.memory }),
+        ...(opts.runtime === undefined ? {} : { runtime: opts.runtime }),
+        ...(opts.name === undefined ? {} : { name: opts.name }),
+        ...(opts.label === undefined ? {} : { labels: parseLabels(opts.label) }),
+      };
+      const spinner = ora({
+        text: `provisioning node${opts.name ? ` ${opts.name}` : ''} (${formatCpu(opts.cpu)} cpu, ${formatMemory(opts.memory ?? 512)}); waiting for its agent to register`,
+        stream: io.stderr as NodeJS.WriteStream,
+        isEnabled: colorEnabled(io.stderr, io.env),
+      }).start();
+      let node: NodeView;
+      try {
+        node = await api.request<NodeView>('POST', '/v1/nodes', body, { timeoutMs: null });
+      } finally {
+        spinner.stop();
+      }
+      if (opts.output === 'json' || opts.output === 'yaml') return printData(node, opts.output);
+      out(`node/${node.name} created (${node.status}, ${formatCpu(node.capacity.cpu)} cpu, ${formatMemory(node.capacity.memoryMiB)}, runtime ${node.runtime})`);
+    });
+
+  function parseLabels(values: string[]): Record<string, string> {
+    try {
+      return parseKeyValues(values, 'label', true);
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message);
+    }
+  }
+
+  // ---- cordon / uncordon / drain ----
+  for (const [action, done, what] of [
+    ['cordon', 'cordoned', 'Mark a node unschedulable'],
+    ['uncordon', 'uncordoned', 'Mark a node schedulable again (ends a drain)'],
+    ['drain', 'drained', 'Cordon a node and move its pods elsewhere'],
+  ] as const) {
+    program
+      .command(action)
+      .description(what)
+      .argument('<node>', 'node name or id')
+      .action(async (name) => {
+        const node = await client().request<NodeView>('POST', `/v1/nodes/${encodeURIComponent(name)}/${action}`, undefined, { timeoutMs: null });
+        out(`node/${node.name} ${done}`);
+      });
+  }
+
+  // ---- delete ----
+  program
+    .command('delete')
+    .summary('Delete a node or pod')
+    .description('Delete a pod (its agent stops it first) or a node (drained first, then removed)')
+    .argument('<kind>', 'node or pod', kindArg)
+    .argument('<name>', 'name or id')
+    .action(async (kind, name) => {
+      const api = client();
+      const path = `/v1/${kind}/${encodeURIComponent(name)}`;
+      const res = await api.request<{ name: string }>('DELETE', path, undefined, { timeoutMs: null });
+      out(`${kind === 'nodes' ? 'node' : 'pod'} "${res.name}" deleted`);
+    });
+
+  // ---- run ----
+  program
+    .command('run')
+    .summary('Create a pod: berth run NAME [flags] -- CMD ARGS')
+    .description('Create a pod. Everything after -- is its command (argv); the process runtime runs it with PORT set to an allocated host port')
+    .argument('<name>', 'pod name (DNS label)')
+    .argument('[command...]', 'command and arguments, after --')
+    .option('--image <image>', 'container image (docker runtime)')
+    .option('--cpu <cpu>', 'CPU cores (0.5, 500m)', arg(parseCpu), 0.5)
+    .option('--memory <quantity>', 'memory (256Mi, 1Gi; default 128Mi)', arg(parseMemory))
+    .option('-p, --port <port>', 'port the pod listens on, repeatable', (v, prev: number[] = []) => [...prev, arg((s) => parseInteger(s, 'port', 1, 65535))(v)])
+    .option('-e, --env <K=V>', 'environment variable, repeatable', collect)
+    .addOption(new Option('--restart <policy>', 'restart policy (default Always)').choices(['Always', 'OnFailure', 'Never'] as const))
+    .option('--priority <n>', 'priority (higher may preempt lower)', arg((s) => parseInteger(s, 'priority', -1_000_000, 1_000_000)))
+    .option('--selector <k=v>', 'node selector label, repeatable', collect)
+    .addOption(new Option('--policy <policy>', 'scheduling policy for this pod').choices(['first-fit', 'best-fit', 'worst-fit', 'spread', 'binpack'] as const))
+    .addOption(outputOption())
+    .action(async (name, command, opts) => {
+      let env: Record<string, string> | undefined;
+      let selector: Record<string, string> | undefined;
+      try {
+        env = opts.env === undefined ? undefined : parseKeyValues(opts.env, 'env');
+        selector = opts.selector === undefined ? undefined : parseKeyValues(opts.selector, 'selector', true);
+      } catch (e) {
+        throw new InvalidArgumentError((e as Error).message);
+      }
+      const body: CreatePodRequest = {
+        name,
+        cpu: opts.cpu,
+        ...(opts.image === undefined ? {} : { image: opts.image }),
+        ...(command.length === 0 ? {} : { command }),
+        ...(env === undefined ? {} : { env }),
+        ...(opts.memory === undefined ? {} : { memoryMiB: opts.memory }),
+        ...(opts.port === undefined ? {} : { ports: opts.port }),
+        ...(opts.restart === undefined ? {} : { restartPolicy: opts.restart }),
+        ...(opts.priority === undefined ? {} : { priority: opts.priority }),
+        ...(selector === undefined ? {} : { nodeSelector: selector }),
+        ...(opts.policy === undefined ? {} : { policy: opts.policy }),
+      };
+      const pod = await client().request<PodView>('POST', '/v1/pods', body);
+      if (opts.output === 'json' || opts.output === 'yaml') return printData(pod, opts.output);
+      out(`pod/${pod.name} created`);
+    });
+
+  // ---- apply ----
+  program
+    .command('apply')
+    .summary('Create the pods of a YAML manifest (idempotent)')
+    .description('Create the pods of a manifest (multi-document YAML, kind: Pod). Pods that exist with the same spec are "unchanged"; a changed spec needs delete + apply')
+    .requiredOption('-f, --filename <file>', 'manifest file, or - for stdin')
+    .action(async (opts) => {
+      const file = opts.filename;
+      let text: string;
+      try {
+        text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+      } catch (e) {
+        throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
+      }
+      const manifests = parseManifests(text, file === '-' ? '<stdin>' : file);
+      if (manifests.length === 0) throw new UsageError(`no objects passed to apply (${file} has no documents)`);
+      const api = client();
+      let failed = false;
+      for (const { request } of manifests) {
+        const existing = await api.pod(request.name).catch((e: unknown) => {
+          if (e instanceof ApiError && e.code === 'NOT_FOUND') return undefined;
+          throw e;
+        });
+        if (existing === undefined) {
+          await api.request<PodView>('POST', '/v1/pods', request);
+          out(`pod/${request.name} created`);
+          continue;
+        }
+        const diff = specDiff(existing.spec, normalizedSpec(request));
+        if (diff.length === 0) {
+          out(`pod/${request.name} unchanged`);
+          continue;
+        }
+        failed = true;
+        err(
+          `error: pod/${request.name} already exists with a different spec (${diff.join('; ')}).\n` +
+            `  A pod's spec cannot be changed in place: delete it and apply again:  berth delete pod ${request.name} && berth apply -f ${file}`,
+        );
+      }
+      if (failed) process.exitCode = 1;
+    });
+
+  // ---- pod lifecycle ----
+  for (const [action, done, what] of [
+    ['stop', 'stopped', 'Stop a pod (it stays, with its spec, until started again)'],
+    ['start', 'started', 'Start a stopped pod'],
+    ['pause', 'paused', 'Pause a running pod'],
+    ['resume', 'resumed', 'Resume a paused pod'],
+    ['restart', 'restarted', 'Restart a pod in place'],
+  ] as const) {
+    program
+      .command(action)
+      .description(what)
+      .argument('<kind>', 'pod', (w) => {
+        if (kindOf(w) !== 'pods') throw new InvalidArgumentError(`only pods can be ${done}: berth ${action} pod NAME`);
+        return 'pods' as const;
+      })
+      .argument('<name>', 'pod name or id')
+      .action(async (_kind, name) => {
+        const pod = await client().request<PodView>('POST', `/v1/pods/${encodeURIComponent(name)}/${action}`);
+        out(`pod/${pod.name} ${done}`);
+      });
+  }
+
+  // ---- logs ----
+  program
+    .command('logs')
+    .description("Print a pod's output (proxied from its node's agent by whichever replica answers)")
+    .argument('<pod>', 'pod name or id')
+    .option('-f, --follow', 'stream new output until interrupted')
+    .option('--tail <n>', 'only the last N lines', arg((s) => parseInteger(s, '--tail', 0, 100_000)))
+    .action(async (name, opts) => {
+      const qs = new URLSearchParams();
+      if (opts.tail !== undefined) qs.set('tail', String(opts.tail));
+      if (opts.follow) qs.set('follow', '1');
+      const q = qs.toString();
+      const res = await client().raw('GET', `/v1/pods/${encodeURIComponent(name)}/logs${q === '' ? '' : `?${q}`}`, undefined, { timeoutMs: opts.follow ? null : 30_000 });
+      if (res.body === null) return;
+      await new Promise<void>((resolve, reject) => {
+        const stream = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+        stream.on('error', reject);
+        stream.on('end', resolve);
+        stream.pipe(io.stdout, { end: false });
+      });
+    });
+
+  // ---- leader / cluster ----
+  program
+    .command('leader')
+    .description('The current leader as recorded in etcd (every replica agrees)')
+    .addOption(outputOption())
+    .action(async (opts) => {
+      const leader = await client().get<LeaderView>('/v1/leader');
+      if (opts.output === 'json' || opts.output === 'yaml') return printData(leader, opts.output);
+      const now = Date.now();
+      out(
+        renderFields([
+          ['Leader', leader.leaderId === null ? c.red('<none> (an election is in progress)') : c.bold(leader.leaderId)],
+          ['Address', leader.address ?? '<none>'],
+          ['Term', leader.term === null ? '<none>' : String(leader.term)],
+          ['Since', leader.since === null ? '<none>' : `${leader.since} (${formatAge(leader.since, now)} ago)`],
+        ]),
+      );
+    });
+
+  program
+    .command('cluster')
+    .description('Leader, term, controller replicas with their roles, node and pod counts, capacity and allocation')
+    .addOption(outputOption())
+    .action(async (opts) => {
+      const api = client();
+      const [cluster, nodeList, pods] = await Promise.all([api.get<ClusterView>('/v1/cluster'), api.nodes(), api.pods()]);
+      const count = <T>(xs: readonly T[], key: (x: T) => string) => {
+        const m = new Map<string, number>();
+        for (const x of xs) m.set(key(x), (m.get(key(x)) ?? 0) + 1);
+        return m;
+      };
+      const sum = (f: (n: NodeView) => number) => nodeList.filter((n) => n.status !== 'Dead').reduce((s, n) => s + f(n), 0);
+      const capacity = { cpu: sum((n) => n.capacity.cpu), memoryMiB: sum((n) => n.capacity.memoryMiB) };
+      const allocated = { cpu: sum((n) => n.allocated.cpu), memoryMiB: sum((n) => n.allocated.memoryMiB) };
+      const nodeStatus = count(nodeList, (n) => n.status);
+      const podPhases = count(pods, (p) => p.status.phase);
+      if (opts.output === 'json' || opts.output === 'yaml') {
+        return printData(
+          { ...cluster, nodes: { total: nodeList.length, ...Object.fromEntries(nodeStatus) }, pods: { total: pods.length, ...Object.fromEntries(podPhases) }, capacity, allocated },
+          opts.output,
+        );
+      }
+      const now = Date.now();
+      const l = cluster.leader;
+      const breakdown = (m: Map<string, number>) => (m.size === 0 ? '' : ` (${[...m].sort().map(([k, v]) => `${v} ${k}`).join(', ')})`);
+      out(
+        renderFields([
+          ['Leader', l.leaderId === null ? c.red('<none> (an election is in progress)') : `${c.bold(l.leaderId)} at ${l.address ?? '?'}`],
+          ['Term', l.term === null ? '<none>' : String(l.term)],
+          ['Leader since', l.since === null ? '<none>' : `${l.since} (${formatAge(l.since, now)} ago)`],
+          ['Answered by', `${cluster.self.id} (${cluster.self.role}, ${cluster.self.ready ? 'ready' : 'not ready'}, cache revision ${cluster.self.cacheRevision})`],
+          ['etcd', `${cluster.etcd.endpoints.join(', ')} (${cluster.etcd.reachable ? c.green('reachable') : c.red('unreachable')})`],
+          ['Nodes', `${nodeList.length}${breakdown(nodeStatus)}`],
+          ['Pods', `${pods.length}${breakdown(podPhases)}`],
+          ['Capacity', `cpu ${formatCpu(capacity.cpu)}, memory ${formatMemory(capacity.memoryMiB)} (nodes not Dead)`],
+          ['Allocated', `cpu ${formatCpu(allocated.cpu)}, memory ${formatMemory(allocated.memoryMiB)}`],
+        ]),
+      );
+      out(`Replicas (${cluster.replicas.length}):`);
+      const rows = [...cluster.replicas]
+        .sort((a, b) => a.createRevision - b.createRevision)
+        .map((r) => [r.id, r.leader ? c.green('leader') : 'follower', r.address, String(r.pid), formatAge(r.startedAt, now), String(r.createRevision)]);
+      out(renderTable(['ID', 'ROLE', 'ADDRESS', 'PID', 'AGE', 'CREATE-REVISION'], rows).split('\n').map((line) => `  ${line}`).join('\n'));
+    });
+
+  // ---- completion ----
+  program
+    .command('completion')
+    .description('Print a shell completion script: source <(berth completion bash), or zsh')
+    .argument('<shell>', 'bash or zsh', (s) => {
+      if (s !== 'bash' && s !== 'zsh') throw new InvalidArgumentError('supported shells: bash, zsh');
+      return s;
+    })
+    .action((shell) => void io.stdout.write(shell === 'bash' ? BASH_COMPLETION : ZSH_COMPLETION));
+
+  program
+    .command('__complete', { hidden: true })
+    .description('completion candidates for the words typed so far (used by the completion scripts)')
+    .argument('[words...]')
+    .allowUnknownOption()
+    .helpOption(false)
+    .action(async (words) => runComplete(words, io, program.opts()).catch(() => undefined));
+
+  return program;
+}
+
+/** A local usage problem (exit 1, no "from server"). */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** `berth __complete WORDS...`: prints one candidate per line; never fails loudly. */
+export async function runComplete(words: readonly string[], io: Io, globals: { server?: string; token?: string } = {}): Promise<void> {
+  const flags = extractGlobalFlags(words);
+  const cfg = resolveConfig({ server: flags.server ?? globals.server, token: flags.token ?? globals.token }, io.env);
+  const api = new BerthClient(cfg.server, cfg.token, 3000);
+  const candidates = await complete(words, async (kind) => (kind === 'nodes' ? await api.nodes() : await api.pods()).map((x) => x.name).sort());
+  if (candidates.length > 0) io.stdout.write(`${candidates.join('\n')}\n`);
+}
+
+/** Parses `k=v` pairs (re-exported for tests). */
+export { parseKeyValue };

@@ -1,0 +1,309 @@
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { AgentProcess, waitFor } from '@berth/devcluster';
+import {
+  DEFAULT_SERVER, colorEnabled, columnWidths, complete, extractGlobalFlags, formatAge, formatCpu, formatDuration, formatMemory,
+  formatPercent, formatRow, kindOf, normalizedSpec, parseCpu, parseInteger, parseKeyValues, parseManifests, parseMemory,
+  renderFields, renderTable, resolveConfig, specDiff, ManifestError,
+} from '@berth/cli';
+import { clusterFor, tempDir } from './helpers/fixtures.js';
+
+const CLI = path.resolve(import.meta.dirname, '../../apps/cli/dist/main.js');
+
+t.test('units', async (t) => {
+  t.equal(parseCpu('0.5'), 0.5);
+  t.equal(parseCpu('2'), 2);
+  t.equal(parseCpu('500m'), 0.5);
+  t.equal(parseCpu('1500m'), 1.5);
+  t.equal(parseCpu(0.25), 0.25);
+  t.throws(() => parseCpu('0'), /more than 0/);
+  t.throws(() => parseCpu('abc'), /invalid cpu/);
+  t.throws(() => parseCpu('-1'), /invalid cpu/);
+  t.equal(parseMemory('256Mi'), 256);
+  t.equal(parseMemory('1Gi'), 1024);
+  t.equal(parseMemory('1.5Gi'), 1536);
+  t.equal(parseMemory('8Gi'), 8192);
+  t.equal(parseMemory('1Ti'), 1048576);
+  t.equal(parseMemory('512Ki'), 1, 'rounded up to a whole MiB');
+  t.equal(parseMemory('1G'), 954, '10^9 bytes, rounded up');
+  t.equal(parseMemory('300'), 300, 'a bare number is MiB');
+  t.throws(() => parseMemory('1GB'), /invalid memory/);
+  t.throws(() => parseMemory('0Mi'), /more than 0/);
+  t.equal(formatCpu(2), '2');
+  t.equal(formatCpu(1.5), '1.5');
+  t.equal(formatCpu(0.5), '500m');
+  t.equal(formatCpu(0.1 + 0.2), '300m');
+  t.equal(formatCpu(0), '0');
+  t.equal(formatMemory(256), '256Mi');
+  t.equal(formatMemory(1024), '1Gi');
+  t.equal(formatMemory(1536), '1.5Gi');
+  t.equal(formatMemory(8192), '8Gi');
+  t.equal(formatMemory(2 * 1048576), '2Ti');
+  t.equal(formatPercent(3.456), '3.5%');
+  t.equal(formatPercent(42.4), '42%');
+  t.same(parseKeyValues(['a=1', 'b=x=y']), { a: '1', b: 'x=y' });
+  t.same(parseKeyValues(['a=1,b=2'], 'label', true), { a: '1', b: '2' });
+  t.throws(() => parseKeyValues(['=1']), /KEY=VALUE/);
+  t.throws(() => parseKeyValues(['novalue']), /KEY=VALUE/);
+  t.equal(parseInteger('12', 'n', 0, 20), 12);
+  t.throws(() => parseInteger('1.5', 'n'), /whole number/);
+  t.throws(() => parseInteger('30', 'n', 0, 20), /between/);
+});
+
+t.test('ages', async (t) => {
+  t.equal(formatDuration(0), '0s');
+  t.equal(formatDuration(59_999), '59s');
+  t.equal(formatDuration(3 * 60_000 + 10_000), '3m');
+  t.equal(formatDuration(2 * 3600_000 + 5), '2h');
+  t.equal(formatDuration(5 * 86400_000), '5d');
+  t.equal(formatDuration(800 * 86400_000), '2y');
+  t.equal(formatDuration(-5000), '0s', 'clock skew counts as 0');
+  const now = Date.parse('2026-01-01T12:00:00Z');
+  t.equal(formatAge('2026-01-01T11:57:00Z', now), '3m');
+  t.equal(formatAge(null, now), '<unknown>');
+  t.equal(formatAge('garbage', now), '<unknown>');
+});
+
+t.test('tables', async (t) => {
+  const text = renderTable(['NAME', 'STATUS'], [['a-long-name', 'Ready'], ['b', 'NotReady']]);
+  t.equal(text, ['NAME          STATUS', 'a-long-name   Ready', 'b             NotReady'].join('\n'), 'aligned, no borders, no trailing blanks');
+  t.equal(renderTable(['NAME', 'AGE'], []), 'NAME   AGE', 'an empty list is just the header');
+  const coloured = renderTable(['A', 'B'], [['\x1b[32mok\x1b[39m', 'x']]);
+  t.match(coloured.split('\n')[1]!, /^\x1b\[32mok\x1b\[39m   x$/, 'ANSI codes do not count towards width');
+  const widths = columnWidths([['NAME', 'PHASE'], ['web', 'Running']]);
+  t.same(widths, [4, 7]);
+  t.equal(formatRow(['web', 'Running'], widths), 'web    Running');
+  t.equal(renderFields([['Name', 'x'], ['Long key', 'a\nb']]), 'Name:      x\nLong key:  a\n  b');
+});
+
+t.test('config precedence', async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'config.json');
+  t.same(resolveConfig({}, {}, file), { server: DEFAULT_SERVER, source: 'default' });
+  fs.writeFileSync(file, JSON.stringify({ server: 'http://from-file:1/', token: 'ft' }));
+  t.same(resolveConfig({}, {}, file), { server: 'http://from-file:1', source: 'config', token: 'ft' });
+  t.same(resolveConfig({}, { BERTH_SERVER: 'env:2', BERTH_TOKEN: 'et' }, file), { server: 'http://env:2', source: 'env', token: 'et' });
+  t.same(resolveConfig({ server: 'https://flag:3', token: 'x' }, { BERTH_SERVER: 'env:2' }, file), { server: 'https://flag:3', source: 'flag', token: 'x' });
+  t.equal(resolveConfig({}, { XDG_CONFIG_HOME: dir }).source, 'default', 'XDG_CONFIG_HOME/berth/config.json is looked up');
+  fs.writeFileSync(file, '{nope');
+  t.throws(() => resolveConfig({}, {}, file), /invalid config file/);
+  t.equal(colorEnabled({ isTTY: true }, {}), true);
+  t.equal(colorEnabled({ isTTY: true }, { NO_COLOR: '1' }), false);
+  t.equal(colorEnabled({ isTTY: false }, {}), false);
+});
+
+t.test('manifests', async (t) => {
+  const text = [
+    'kind: Pod',
+    'metadata: {name: a}',
+    'spec:',
+    '  command: [sleep, 100]',
+    '  cpu: 250m',
+    '  memory: 1Gi',
+    '  env: [{name: X, value: 1}]',
+    '  ports: [{containerPort: 80}, 81]',
+    '---',
+    '# empty document',
+    '---',
+    'kind: Pod',
+    'metadata: {name: b}',
+    'spec: {image: nginx, cpu: 1, memoryMiB: 64, env: {Y: two}, nodeSelector: {zone: earth}, restartPolicy: Never, priority: 5}',
+  ].join('\n');
+  const pods = parseManifests(text, 'm.yaml');
+  t.same(pods.map((p) => p.request), [
+    { name: 'a', command: ['sleep', '100'], cpu: 0.25, memoryMiB: 1024, env: { X: '1' }, ports: [80, 81] },
+    { name: 'b', image: 'nginx', cpu: 1, memoryMiB: 64, env: { Y: 'two' }, nodeSelector: { zone: 'earth' }, restartPolicy: 'Never', priority: 5 },
+  ]);
+  t.same(parseManifests('', 'empty.yaml'), []);
+  const errorOf = (src: string) => {
+    try {
+      parseManifests(src, 'f.yaml');
+    } catch (err) {
+      t.type(err, ManifestError);
+      return (err as Error).message;
+    }
+    return 'no error';
+  };
+  t.match(errorOf('kind: Pod\nmetadata: {name: x\nspec: 1\n'), /^f\.yaml:3:1: /, 'YAML syntax errors give line:column');
+  t.equal(errorOf('kind: Pod\nmetadata: {name: x}\nspec:\n  cpu: 1\n  flavour: mint\n').split(' ')[0], 'f.yaml:5:3:', 'unknown fields point at the key');
+  t.match(errorOf('kind: Pod\nmetadata: {name: x}\nspec:\n  cpu: lots\n'), /^f\.yaml:4:3: spec\.cpu: invalid cpu/);
+  t.match(errorOf('kind: Service\nmetadata: {name: x}\n'), /^f\.yaml:1:1: kind "Service" is not supported/);
+  t.match(errorOf('kind: Pod\nspec: {cpu: 1}\n'), /metadata\.name is required/);
+  t.match(errorOf('kind: Pod\nmetadata: {name: x}\nspec: {command: [a]}\n'), /spec\.cpu is required/);
+  t.match(errorOf('kind: Pod\nmetadata: {name: x}\n'), /^f\.yaml:1:1: spec is required/);
+  t.match(
+    errorOf('kind: Pod\nmetadata: {name: x}\nspec: {cpu: 1}\n---\nkind: Pod\nmetadata: {name: y}\nspec: {cpu: 1, restartPolicy: Sometimes}\n'),
+    /^f\.yaml:7:16: spec\.restartPolicy: expected one of Always, OnFailure, Never/,
+    'errors in later documents point into them',
+  );
+
+  const existing = normalizedSpec({ name: 'a', command: ['sleep', '100'], cpu: 0.25 });
+  t.same(specDiff(existing, normalizedSpec({ name: 'a', command: ['sleep', '100'], cpu: 0.25, memoryMiB: 128, env: {} })), [], 'defaults compare equal');
+  t.same(specDiff({ ...existing, env: { b: '2', a: '1' } }, { ...existing, env: { a: '1', b: '2' } }), [], 'key order does not matter');
+  t.same(specDiff(existing, normalizedSpec({ name: 'a', command: ['sleep', '100'], cpu: 0.5 })), ['cpu: 0.25 -> 0.5']);
+});
+
+t.test('completion candidates', async (t) => {
+  const names = async (kind: 'nodes' | 'pods') => (kind === 'nodes' ? ['n1', 'n2'] : ['web', 'db']);
+  t.same(await complete(['ge'], names), ['get']);
+  t.same(await complete(['get', ''], names), ['nodes', 'pods']);
+  t.same(await complete(['get', 'pods', ''], names), ['web', 'db']);
+  t.same(await complete(['describe', 'no', 'n'], names), ['n1', 'n2']);
+  t.same(await complete(['--server', 'http://x', 'cordon', ''], names), ['n1', 'n2']);
+  t.same(await complete(['get', 'pods', '-o', ''], names), ['wide', 'json', 'yaml']);
+  t.same(await complete(['stop', ''], names), ['pod']);
+  t.same(await complete(['logs', 'w'], names), ['web']);
+  t.same(await complete(['completion', ''], names), ['bash', 'zsh']);
+  t.same(await complete(['get', 'pods', 'web', ''], names), []);
+  t.same(await complete(['get', 'pods', ''], async () => Promise.reject(new Error('down'))), [], 'an unreachable API gives no names');
+  t.same(extractGlobalFlags(['--server=http://a', '--token', 't', 'get', '']), { server: 'http://a', token: 't', rest: ['get', ''] });
+  t.equal(kindOf('po'), 'pods');
+  t.equal(kindOf('x'), undefined);
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+t.test('the built CLI against a real cluster', async (t) => {
+  const cluster = await clusterFor(t, { controllerArgs: ['--node-grace', '3'] });
+  const logDir = tempDir(t, 'berth-cli-');
+  const agent = new AgentProcess({ name: 'sim', etcd: cluster.etcd.endpoint, logDir, runtime: 'simulated', cpu: 2, memoryMiB: 4096, extraArgs: ['--simulate', '2'] });
+  t.teardown(() => agent.process.stop('SIGKILL'));
+  await Promise.all([agent.start(), cluster.waitForAgreedLeader()]);
+  const server = cluster.controllers[1]!.url;
+  // A private config dir: the developer's ~/.config/berth must not leak in.
+  const env = { ...process.env, XDG_CONFIG_HOME: logDir, NO_COLOR: '1', BERTH_SERVER: '', BERTH_TOKEN: '' };
+  const run = (args: string[], extraEnv: Record<string, string> = {}, withServer = true): Promise<Run> =>
+    new Promise((resolve) => {
+      execFile(process.execPath, [CLI, ...(withServer ? ['--server', server] : []), ...args], { env: { ...env, ...extraEnv }, timeout: 20_000 }, (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+        resolve({ code, stdout, stderr });
+      });
+    });
+  const ok = async (args: string[]) => {
+    const r = await run(args);
+    t.equal(r.code, 0, `berth ${args.join(' ')} exits 0${r.code === 0 ? '' : `: ${r.stderr}`}`);
+    return r.stdout;
+  };
+  await waitFor(async () => (await run(['get', 'nodes', '-o', 'json'])).stdout.includes('"Ready"'), { what: 'nodes Ready through the CLI' });
+
+  t.test('get nodes', async (t) => {
+    const lines = (await ok(['get', 'nodes'])).trimEnd().split('\n');
+    t.match(lines[0], /^NAME\s+STATUS\s+CPU\(alloc\/cap\)\s+MEMORY\(alloc\/cap\)\s+PODS\s+AGE$/);
+    t.match(lines[1], /^sim-0\s+Ready\s+0\/2\s+0Mi\/4Gi\s+0\s+\d+s$/);
+    t.equal(lines.length, 3);
+    const json = JSON.parse(await ok(['get', 'nodes', '-o', 'json'])) as { items: Array<{ name: string }> };
+    t.same(json.items.map((n) => n.name).sort(), ['sim-0', 'sim-1'], '-o json parses');
+    t.match(await ok(['get', 'node', 'sim-1', '-o', 'wide']), /simulated/);
+    const viaEnv = await run(['get', 'nodes'], { BERTH_SERVER: server }, false);
+    t.equal(viaEnv.code, 0, 'BERTH_SERVER is used without --server');
+    t.match(await ok(['top', 'nodes']), /^NAME\s+CPU%\s+MEMORY\(used\)/);
+  });
+
+  t.test('run, get, describe, logs, watch, delete', async (t) => {
+    const watch = spawn(process.execPath, [CLI, '--server', server, 'get', 'pods', '-w'], { env });
+    let watched = '';
+    watch.stdout.on('data', (d: Buffer) => (watched += d.toString()));
+    t.teardown(() => void watch.kill());
+    t.equal(await ok(['run', 'web', '--cpu', '500m', '--memory', '256Mi', '--env', 'A=1', '--', 'sleep', '1000']), 'pod/web created\n');
+    await waitFor(async () => (JSON.parse((await run(['get', 'pod', 'web', '-o', 'json'])).stdout || '{}') as { status?: { phase: string } }).status?.phase === 'Running', {
+      what: 'web Running',
+    });
+    const list = await ok(['get', 'pods']);
+    t.match(list, /^NAME\s+PHASE\s+NODE\s+RESTARTS\s+AGE\n/);
+    t.match(list, /\nweb\s+Running\s+sim-[01]\s+0\s+\d+s\n/);
+    const desc = await ok(['describe', 'pod', 'web']);
+    for (const re of [/^Name:\s+web$/m, /^Phase:\s+Running$/m, /^Command:\s+sleep 1000$/m, /^CPU:\s+500m$/m, /^Memory:\s+256Mi$/m, /^Env:\s+A=1$/m, /^Node:\s+sim-[01] \(/m]) t.match(desc, re);
+    t.match(await ok(['describe', 'node', 'sim-0']), /^Capacity:\s+cpu 2, memory 4Gi$/m);
+    t.equal((await run(['logs', 'web', '--tail', '5'])).code, 0, 'logs answers');
+    await waitFor(() => /\nweb\s+Running\s+sim-/.test(watched), { what: 'the watch to print web Running', timeoutMs: 5000 });
+    t.match(watched, /^NAME\s+PHASE\s+NODE\s+RESTARTS\s+AGE\n/, 'the watch prints the header once');
+    t.equal(await ok(['delete', 'pod', 'web']), 'pod "web" deleted\n');
+    await waitFor(async () => (await run(['get', 'pod', 'web'])).code === 1, { what: 'web gone' });
+    await waitFor(() => /\nweb\s+Deleted/.test(watched), { what: 'the watch to print web Deleted', timeoutMs: 5000 });
+  });
+
+  t.test('apply is idempotent and refuses changes', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'pods.yaml');
+    const manifest = (cpu: string) =>
+      `kind: Pod\nmetadata: {name: m1}\nspec:\n  command: [sleep, "100"]\n  cpu: ${cpu}\n---\nkind: Pod\nmetadata:\n  name: m2\nspec:\n  command: sleep 100\n  cpu: 0.1\n  memory: 64Mi\n`;
+    fs.writeFileSync(file, manifest('100m'));
+    t.equal(await ok(['apply', '-f', file]), 'pod/m1 created\npod/m2 created\n');
+    t.equal(await ok(['apply', '-f', file]), 'pod/m1 unchanged\npod/m2 unchanged\n');
+    fs.writeFileSync(file, manifest('200m'));
+    const changed = await run(['apply', '-f', file]);
+    t.equal(changed.code, 1);
+    t.equal(changed.stdout, 'pod/m2 unchanged\n');
+    t.match(changed.stderr, /pod\/m1 already exists with a different spec \(cpu: 0\.1 -> 0\.2\)/);
+    t.match(changed.stderr, /delete it and apply again/);
+    fs.writeFileSync(file, 'kind: Pod\nmetadata: {name: x\nspec: 1\n');
+    const bad = await run(['apply', '-f', file]);
+    t.equal(bad.code, 1);
+    t.match(bad.stderr, new RegExp(`^error: ${file.replace(/[.\\/]/g, '\\$&')}:3:1: `));
+  });
+
+  t.test('an impossible pod shows why it is Pending', async (t) => {
+    t.equal(await ok(['run', 'huge', '--cpu', '64', '--', 'true']), 'pod/huge created\n');
+    const desc = await waitFor(async () => {
+      const out = (await run(['describe', 'pod', 'huge'])).stdout;
+      return /^Reason:\s+Unschedulable$/m.test(out) ? out : undefined;
+    }, { what: 'the scheduler reason' });
+    t.match(desc, /^Phase:\s+Pending$/m);
+    t.match(desc, /^Message:\s+0\/2 nodes: 2 insufficient cpu$/m);
+    t.match(desc, /^Node:\s+<none>$/m);
+  });
+
+  t.test('cordon and uncordon', async (t) => {
+    t.equal(await ok(['cordon', 'sim-0']), 'node/sim-0 cordoned\n');
+    t.match(await ok(['get', 'nodes']), /\nsim-0\s+Ready,SchedulingDisabled\s/);
+    t.equal(await ok(['uncordon', 'sim-0']), 'node/sim-0 uncordoned\n');
+    t.match(await ok(['get', 'nodes']), /\nsim-0\s+Ready\s/);
+  });
+
+  t.test('leader and cluster', async (t) => {
+    const leader = await cluster.waitForAgreedLeader();
+    t.match(await ok(['leader']), new RegExp(`^Leader:\\s+${leader.id}$`, 'm'));
+    const out = await ok(['cluster']);
+    t.match(out, new RegExp(`^Leader:\\s+${leader.id} at `, 'm'));
+    t.match(out, /^Nodes:\s+2 \(2 Ready\)$/m);
+    t.match(out, /^Capacity:\s+cpu 4, memory 8Gi/m);
+    t.match(out, /^Replicas \(3\):$/m);
+    t.match(out, new RegExp(`\\n  ${leader.id}\\s+leader\\s`));
+  });
+
+  t.test('errors and exit codes', async (t) => {
+    const missing = await run(['describe', 'pod', 'nope']);
+    t.equal(missing.code, 1);
+    t.equal(missing.stderr, 'Error from server (NOT_FOUND): pod "nope" not found\n');
+    const invalid = await run(['run', 'Bad_Name', '--', 'true']);
+    t.equal(invalid.code, 1);
+    t.match(invalid.stderr, /^Error from server \(VALIDATION_FAILED\): body\/name must match pattern/);
+    const usage = await run(['get', 'things']);
+    t.equal(usage.code, 1);
+    t.match(usage.stderr, /unknown resource type "things"/);
+    const badCpu = await run(['run', 'x', '--cpu', '0', '--', 'true']);
+    t.equal(badCpu.code, 1);
+    t.match(badCpu.stderr, /must be more than 0/);
+    const down = await run(['--server', 'http://127.0.0.1:9', 'get', 'nodes'], {}, false);
+    t.equal(down.code, 2, 'an unreachable server exits 2');
+    t.match(down.stderr, /unable to connect to the server at http:\/\/127\.0\.0\.1:9/);
+  });
+
+  t.test('completion', async (t) => {
+    const bash = await ok(['completion', 'bash']);
+    t.match(bash, /berth __complete/);
+    t.match(bash, /complete -o default -F _berth_complete berth/);
+    t.match(await ok(['completion', 'zsh']), /compdef _berth berth/);
+    t.same((await ok(['__complete', 'cordon', ''])).trim().split('\n'), ['sim-0', 'sim-1'], '__complete lists node names from the API');
+    t.match(await ok(['__complete', 'describe', 'pod', 'h']), /^huge$/m);
+    t.same((await ok(['__complete', 'g'])).trim().split('\n'), ['get']);
+    const help = await ok(['--help']);
+    t.notMatch(help, /__complete/, '__complete is hidden');
+  });
+});
