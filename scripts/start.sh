@@ -5,13 +5,14 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 
-# Nodes added with POST /v1/nodes run as containers when a Docker engine is
+# Pods (and nodes added with POST /v1/nodes) run as containers when a Docker engine is
 # available: start a private one (it keeps running after Ctrl-C; stop it with
 # `bash scripts/dockerd.sh stop`). Without one they run as processes.
-if bash scripts/dockerd.sh start >/dev/null && eval "$(bash scripts/dockerd.sh env)" && bash deploy/docker/build-local-image.sh >/dev/null; then
-  echo "[berth] Docker engine at $DOCKER_HOST: POST /v1/nodes starts node containers (image ${BERTH_IMAGE:-berth:local})"
+if bash scripts/dockerd.sh start >/dev/null && eval "$(bash scripts/dockerd.sh env)" \
+  && bash deploy/docker/build-local-image.sh >/dev/null && bash deploy/docker/build-test-images.sh >/dev/null; then
+  echo "[berth] Docker engine at $DOCKER_HOST: pods run as containers, POST /v1/nodes starts node containers"
 else
   unset DOCKER_HOST
-  echo "[berth] no Docker engine: POST /v1/nodes starts node agents as processes"
+  echo "[berth] no Docker engine: pods run as host processes, POST /v1/nodes starts agent processes"
 fi
 exec node libs/devcluster/dist/start-local.js "$@"

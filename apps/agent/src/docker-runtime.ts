@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import {
   PodCreateError,
   RuntimeUnavailableError,
+  type RuntimeHealth,
   UnknownPodError,
   type ExitListener,
   type PodSpecForRuntime,
@@ -103,6 +104,20 @@ export class DockerRuntime implements Runtime {
 
   get nodeId(): string {
     return typeof this.opts.nodeId === 'function' ? this.opts.nodeId() : this.opts.nodeId;
+  }
+
+  /** Pings the engine (2 s at most): the node's RuntimeReady condition. */
+  async health(): Promise<RuntimeHealth> {
+    const where = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+    try {
+      await Promise.race([
+        this.docker.ping(),
+        new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 2 s')), 2000).unref()),
+      ]);
+      return { ready: true, message: `Docker engine at ${where} answers` };
+    } catch (err) {
+      return { ready: false, message: `Docker engine at ${where} is unavailable: ${(err as Error).message}` };
+    }
   }
 
   /** Runs a Docker call, turning "the engine is not there" into RuntimeUnavailableError. */

@@ -60,6 +60,7 @@ export class NodeAgent {
   private reportTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private reheartbeating: Promise<void> | undefined;
+  private lastRuntimeReady: boolean | undefined;
   /** Heartbeat reports written, for benchmarks. */
   reports = 0;
 
@@ -217,8 +218,14 @@ export class NodeAgent {
   }
 
   private async heartbeatValue(): Promise<HeartbeatRecord> {
-    const pods = (await this.opts.runtime.list()).map((p) => p.id);
-    return { nodeId: this.id, reportedAt: new Date().toISOString(), usage: this.opts.usage(), pods, instance: this.instance };
+    const runtime = this.opts.runtime.health ? await this.opts.runtime.health() : { ready: true, message: `${this.opts.runtime.kind} runtime` };
+    // A runtime that is away cannot list its pods; report none rather than fail the heartbeat.
+    const pods = runtime.ready ? (await this.opts.runtime.list().catch(() => [])).map((p) => p.id) : [];
+    if (this.lastRuntimeReady !== runtime.ready) {
+      this.lastRuntimeReady = runtime.ready;
+      this.log[runtime.ready ? 'info' : 'warn']({ node: this.opts.name }, runtime.message);
+    }
+    return { nodeId: this.id, reportedAt: new Date().toISOString(), usage: this.opts.usage(), pods, instance: this.instance, runtime };
   }
 
   private async readHeartbeat(): Promise<Versioned<HeartbeatRecord> | undefined> {

@@ -57,8 +57,16 @@ export interface Runtime {
    * leftovers of (their logs are kept until `remove`).
    */
   recover?(): Promise<string[]>;
+  /** Whether the runtime can run pods right now (e.g. the Docker engine answers); reported with each heartbeat. */
+  health?(): Promise<RuntimeHealth>;
   /** Node usage to report, for runtimes that do not run on the host's resources. */
   usage?(capacity: Resources): NodeUsage;
+}
+
+/** A runtime's own readiness, shown as the node's RuntimeReady condition. */
+export interface RuntimeHealth {
+  ready: boolean;
+  message: string;
 }
 
 /** Thrown for an operation on a pod the runtime does not hold. */

@@ -16,6 +16,8 @@ import { Informer, type Versioned } from '@berth/store';
 
 /** A node as the API shows it: its record plus what heartbeats and pods say. */
 export type NodeView = NodeRecord & {
+  /** Kubernetes-style conditions: Ready (heartbeat) and RuntimeReady (the agent's runtime, e.g. its Docker engine). */
+  conditions: Array<{ type: 'Heartbeat' | 'RuntimeReady'; status: boolean; message: string }>;
   lastHeartbeat: string | null;
   usage: NodeUsage | null;
   allocated: Resources;
@@ -106,7 +108,11 @@ export class ClusterState {
       memoryMiB += r.memoryMiB;
     }
     const allocated: Resources = { cpu: cpuMillis / 1000, memoryMiB };
-    return { ...node, lastHeartbeat: hb?.reportedAt ?? null, usage: hb?.usage ?? null, allocated, pods: pods.map((p) => p.id) };
+    const conditions: NodeView['conditions'] = [
+      { type: 'Heartbeat', status: hb !== undefined, message: hb ? `last report ${hb.reportedAt}` : 'no heartbeat: the agent\'s lease expired or it deregistered' },
+    ];
+    if (hb?.runtime) conditions.push({ type: 'RuntimeReady', status: hb.runtime.ready, message: hb.runtime.message });
+    return { ...node, conditions, lastHeartbeat: hb?.reportedAt ?? null, usage: hb?.usage ?? null, allocated, pods: pods.map((p) => p.id) };
   }
 }
 

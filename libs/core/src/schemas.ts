@@ -91,6 +91,10 @@ export const NodeView = Type.Object(
     allocated: Resources,
     usage: Type.Union([Type.Object({ cpuPercent: Type.Number(), memoryMiB: Type.Number(), load1: Type.Number() }), Type.Null()]),
     lastHeartbeat: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: "agent's last usage report; null without a heartbeat" }),
+    conditions: Type.Array(
+      Type.Object({ type: Type.String({ enum: ['Heartbeat', 'RuntimeReady'] }), status: Type.Boolean(), message: Type.String() }),
+      { description: 'Heartbeat: the agent holds its lease; RuntimeReady: its runtime (e.g. the Docker engine) answers' },
+    ),
     pods: Type.Array(Type.String(), { description: 'ids of pods bound to the node' }),
     agent: Type.Object({ hostname: Type.String(), pid: Type.Integer(), startedAt: Type.String(), version: Type.String() }),
     provisioner: Type.Optional(

@@ -110,6 +110,8 @@ export interface HeartbeatRecord {
   pods: string[];
   /** Identifies one agent process, so two agents never share a node unnoticed. */
   instance: string;
+  /** Whether the node's runtime can run pods (e.g. its Docker engine answers). */
+  runtime?: { ready: boolean; message: string };
 }
 
 /** Pod lifecycle phase (SPEC.md section 4). */

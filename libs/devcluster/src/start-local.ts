@@ -24,6 +24,23 @@ const green = (s: string) => (tty ? `\x1b[32m${s}\x1b[0m` : s);
 const yellow = (s: string) => (tty ? `\x1b[33m${s}\x1b[0m` : s);
 const stamp = () => new Date().toISOString().slice(11, 23);
 
+/** True when DOCKER_HOST names an engine that answers within a second. */
+async function dockerAnswers(): Promise<boolean> {
+  const host = process.env.DOCKER_HOST;
+  if (!host?.startsWith('unix://')) return false;
+  return new Promise((resolve) => {
+    const sock = net.connect(host.slice('unix://'.length));
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(1000, () => done(false));
+    sock.once('error', () => done(false));
+    sock.once('connect', () => sock.write('GET /_ping HTTP/1.0\r\n\r\n'));
+    sock.once('data', (d) => done(d.toString().includes('200 OK')));
+  });
+}
+
 /** `preferred` if nothing listens there, else a free port. */
 async function portNear(preferred: number): Promise<number> {
   const free = await new Promise<boolean>((resolve) => {
@@ -46,10 +63,10 @@ async function main(): Promise<void> {
     ports.map((port, i) => ControllerProcess.start({ id: `c${i + 1}`, etcd: etcd.endpoint, port, logDir, leaseTtl })),
   );
 
+  // Pods run as Docker containers when an engine answers (scripts/start.sh starts a private one), else as processes.
+  const runtime = (await dockerAnswers()) ? 'docker' : 'process';
   const agents = await Promise.all(
-    ['node-1', 'node-2'].map((name) =>
-      new AgentProcess({ name, etcd: etcd.endpoint, logDir, runtime: 'process', cpu: 2, memoryMiB: 2048 }).start(),
-    ),
+    ['node-1', 'node-2'].map((name) => new AgentProcess({ name, etcd: etcd.endpoint, logDir, runtime, cpu: 2, memoryMiB: 2048 }).start()),
   );
 
   const client = createEtcdClient(etcd.endpoint);
@@ -99,7 +116,8 @@ async function main(): Promise<void> {
 ${bold('Berth local HA cluster')}
   etcd        ${etcd.endpoint}   data: ${path.relative(process.cwd(), etcd.dataDir)}
 ${controllers.map((c) => `  ${c.id}          ${c.url}   pid ${c.process.pid}`).join('\n')}
-${agents.map((a) => `  ${a.name}      agent, runtime process, pid ${a.process.pid}`).join('\n')}
+${agents.map((a) => `  ${a.name}      agent, runtime ${runtime}, pid ${a.process.pid}`).join('\n')}
+  runtime     ${runtime === 'docker' ? `docker: pods are containers on ${process.env.DOCKER_HOST} (local images only: berth-test/busybox:local)` : 'process: no Docker engine answers, pods are host processes'}
   API docs    ${first.url}/docs
   OpenAPI     ${first.url}/openapi.json
   logs        ${path.relative(process.cwd(), logDir)}/
@@ -109,7 +127,7 @@ Try:
   curl -s ${first.url}/v1/cluster
   curl -s ${first.url}/v1/nodes
   curl -s -XPOST ${first.url}/v1/nodes -H 'content-type: application/json' -d '{"cpu": 1, "memoryMiB": 512}'
-  curl -s -XPOST ${first.url}/v1/pods -H 'content-type: application/json' -d '{"name": "hello", "command": ["sleep", "3600"], "cpu": 0.5}'
+  curl -s -XPOST ${first.url}/v1/pods -H 'content-type: application/json' -d '{"name": "hello",${runtime === 'docker' ? ' "image": "berth-test/busybox:local",' : ''} "command": ["sleep", "3600"], "cpu": 0.5}'
   curl -s ${first.url}/v1/pods
   etcdctl --endpoints ${etcd.endpoint} get --prefix /berth/election/ --write-out=fields
   kill -9 <leader pid>        # failover demo: another replica takes over within the lease TTL (${leaseTtl} s)

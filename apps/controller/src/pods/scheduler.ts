@@ -144,7 +144,11 @@ export class PodScheduler {
     // 3. Bind Pending pods.
     const pending = pods.filter((p) => p.value.status.phase === 'Pending' && !p.value.deletionRequested);
     if (pending.length === 0) return;
-    const infos = [...nodes.values()].map((n) => nodeInfo(n.value, allocs.get(n.value.id)?.value));
+    const infos = [...nodes.values()].map((n) => {
+      const info = nodeInfo(n.value, allocs.get(n.value.id)?.value);
+      // A node whose runtime is away (its Docker engine stopped) keeps its pods but gets no new ones.
+      return this.state.heartbeat(n.value.id)?.value.runtime?.ready === false && info.status === 'Ready' ? { ...info, status: 'NotReady' as const } : info;
+    });
     const requests = pending.map((p) => podRequest(p.value));
     const decisions = scheduleBatch(requests, infos, { policy: this.defaultPolicy, seed: `${fence.term}:${this.passes}` });
     const byId = new Map(pending.map((p) => [p.value.id, p]));

@@ -1,0 +1,79 @@
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { PodRecord } from '@berth/core';
+import { AgentProcess, repoRoot, waitFor, type ControllerProcess } from '@berth/devcluster';
+import { clusterFor, tempDir } from './helpers/fixtures.js';
+
+/**
+ * The Docker engine of a node goes away and comes back. This test runs its
+ * own private engine (not the suite's shared one), so stopping it disturbs no
+ * other test file.
+ */
+t.test('Docker engine gone: the node says so, pods are not failed in a storm, all recovers', async (t) => {
+  // Its own state dir, removed only after the engine stopped (unmounting its layers).
+  const engineDir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-engine-'));
+  const dockerd = (cmd: string) =>
+    execFileSync('bash', [path.join(repoRoot, 'scripts/dockerd.sh'), cmd], { env: { ...process.env, BERTH_DOCKERD_DIR: engineDir }, encoding: 'utf8' });
+  try {
+    dockerd('start');
+  } catch (err) {
+    t.fail(`this test needs a Docker engine and cannot start one: ${(err as Error).message}`);
+    return;
+  }
+  const dockerHost = `unix://${engineDir}/docker.sock`;
+  t.teardown(() => {
+    dockerd('stop');
+    fs.rmSync(engineDir, { recursive: true, force: true });
+  });
+  execFileSync('bash', [path.join(repoRoot, 'deploy/docker/build-test-images.sh')], { env: { ...process.env, DOCKER_HOST: dockerHost }, stdio: 'ignore' });
+
+  const cluster = await clusterFor(t);
+  const logDir = tempDir(t, 'berth-engine-agent-');
+  const agent = new AgentProcess({
+    name: 'dock', etcd: cluster.etcd.endpoint, logDir, runtime: 'docker', cpu: 4, memoryMiB: 4096,
+    extraArgs: ['--report-interval', '500', '--heartbeat-interval', '500', '--restart-backoff-max', '1000'],
+    env: { DOCKER_HOST: dockerHost },
+  });
+  t.teardown(() => agent.process.stop('SIGTERM'));
+  await agent.start();
+  await cluster.waitForAgreedLeader();
+  const c: ControllerProcess = cluster.controllers[0]!;
+  const node = async () => (await c.request('GET', '/v1/nodes/dock')).body as { status: string; conditions: Array<{ type: string; status: boolean; message: string }> };
+  const runtimeReady = async () => (await node()).conditions.find((x) => x.type === 'RuntimeReady');
+
+  t.equal((await c.request('POST', '/v1/pods', { name: 'box', image: 'berth-test/busybox:local', command: ['sleep', '3600'], cpu: 0.1, memoryMiB: 32 })).status, 201);
+  await waitFor(async () => ((await c.request('GET', '/v1/pods/box')).body as PodRecord).status.phase === 'Running', { what: 'box Running', timeoutMs: 30_000 });
+  t.equal((await runtimeReady())?.status, true, 'RuntimeReady while the engine answers');
+
+  // 1. The engine stops.
+  dockerd('stop');
+  const down = await waitFor(async () => {
+    const cond = await runtimeReady();
+    return cond?.status === false ? cond : undefined;
+  }, { what: 'the node to report its engine gone' });
+  t.match(down.message, /Docker engine at unix:\/\/.* is unavailable/, 'a clear condition on the node');
+  t.equal((await node()).status, 'Ready', 'the node itself still heartbeats');
+  // New pods do not land on a node whose engine is away.
+  await c.request('POST', '/v1/pods', { name: 'later', image: 'berth-test/busybox:local', command: ['sleep', '3600'], cpu: 0.1, memoryMiB: 32 });
+  const later = await waitFor(async () => {
+    const p = (await c.request('GET', '/v1/pods/later')).body as PodRecord;
+    return p.status.reason === 'Unschedulable' ? p : undefined;
+  }, { what: 'the new pod to wait' });
+  t.match(later.status.message, /1 NotReady/);
+  const box = (await c.request('GET', '/v1/pods/box')).body as PodRecord;
+  t.not(box.status.phase, 'Failed', `the running pod is not failed while the engine is away (${box.status.phase})`);
+
+  // 2. The engine returns: the condition clears, the pod runs, the waiting pod is placed.
+  dockerd('start');
+  await waitFor(async () => (await runtimeReady())?.status === true, { what: 'RuntimeReady again', timeoutMs: 20_000 });
+  for (const name of ['box', 'later']) {
+    await waitFor(async () => ((await c.request('GET', `/v1/pods/${name}`)).body as PodRecord).status.phase === 'Running', { what: `${name} Running`, timeoutMs: 30_000 });
+  }
+  const events = (await c.request('GET', '/v1/pods/box')).body as PodRecord;
+  t.not(events.status.phase, 'Failed', 'recovered without a restart storm');
+  const containers = execFileSync('docker', ['-H', dockerHost, 'ps', '-q', '--filter', 'label=berth.pod'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  t.equal(containers.length, 2, 'exactly one container per pod');
+});
