@@ -29,6 +29,16 @@ if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
   apt_install etcd-server etcd-client
 fi
 
+# The dashboard's browser test drives Debian's chromium through playwright-core (no browser download).
+# Only the test run needs it (scripts/test.sh sets BERTH_SETUP_BROWSER=1).
+if [ "${BERTH_SETUP_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = "0" ]; then
+    apt_install chromium
+  else
+    say "chromium is missing: the dashboard browser test will be skipped (install it with: sudo apt-get install -y chromium)"
+  fi
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm ci"
   npm ci --no-audit --no-fund --loglevel=error

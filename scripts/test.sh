@@ -3,7 +3,7 @@
 # print the plain "N passed, N failed" line CI reads.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/setup.sh || exit 1
+BERTH_SETUP_BROWSER=1 bash scripts/setup.sh || exit 1
 
 # A private Docker engine for the tests that provision node containers, and the
 # image they run (built locally: there is no registry to pull from).

@@ -1,13 +1,14 @@
 import type { Etcd3 } from 'etcd3';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
-import { leaderRecordKey, prefixes, type LeaderRecord, type LeaderView, type ReplicaInfo, type ReplicaView } from '@berth/core';
+import { leaderRecordKey, prefixes, type BerthEvent, type LeaderRecord, type LeaderView, type ReplicaInfo, type ReplicaView } from '@berth/core';
 import { createEtcdClient, EventRecorder, Informer, LeaderElector } from '@berth/store';
 import type { ControllerConfig } from './config.js';
 import { EtcdHealth } from './etcd-health.js';
 import { Metrics } from './metrics.js';
 import { buildServer } from './server.js';
 import { ClusterState } from './cluster-state.js';
+import { LiveFeed } from './dashboard/feed.js';
 import { NodeLifecycle } from './nodes/lifecycle.js';
 import { NodeProvisioner } from './nodes/provisioner.js';
 import { NodeService } from './nodes/service.js';
@@ -30,6 +31,10 @@ export class Controller {
   readonly replicas: Informer<ReplicaInfo>;
   /** The leader record (`/berth/leader`). */
   readonly leaderRecord: Informer<LeaderRecord>;
+  /** Audit events (`/berth/events/`), for `GET /v1/events` and the dashboard. */
+  readonly auditEvents: Informer<BerthEvent>;
+  /** Coalesced changes of the caches, streamed to dashboards. */
+  readonly feed: LiveFeed;
   readonly info: ReplicaInfo;
   /** Watch caches of nodes, heartbeats and pods. */
   readonly state: ClusterState;
@@ -47,6 +52,7 @@ export class Controller {
     this.health = new EtcdHealth(this.client, config.etcd, this.log.child({ component: 'etcd-health' }));
     this.replicas = new Informer<ReplicaInfo>(this.client, prefixes.election, this.log.child({ component: 'informer' }));
     this.leaderRecord = new Informer<LeaderRecord>(this.client, leaderRecordKey, this.log.child({ component: 'informer' }));
+    this.auditEvents = new Informer<BerthEvent>(this.client, prefixes.events, this.log.child({ component: 'informer' }));
     this.elector = new LeaderElector({
       client: this.client,
       replica: this.info,
@@ -62,6 +68,7 @@ export class Controller {
       cacheRevision: () => this.cacheRevision,
     });
     this.state = new ClusterState(this.client, this.log);
+    this.feed = new LiveFeed(this);
     this.nodeLifecycle = new NodeLifecycle(this.client, this.state, this.elector, this.events, config.nodeGraceMs, this.log.child({ component: 'node-lifecycle' }));
     const provisioner = new NodeProvisioner(config.id, config.image, config.dataDir, this.log.child({ component: 'provisioner' }));
     this.nodeService = new NodeService(
@@ -94,7 +101,7 @@ export class Controller {
 
   /** Every watch cache; `/readyz` requires all of them synced. */
   get informers(): Informer<unknown>[] {
-    return [this.replicas, this.leaderRecord, ...this.state.informers] as Informer<unknown>[];
+    return [this.replicas, this.leaderRecord, this.auditEvents, ...this.state.informers] as Informer<unknown>[];
   }
 
   /** Highest revision applied across the caches. */
@@ -142,6 +149,7 @@ export class Controller {
   /** Resigns first (so another replica takes over at once), then closes the API and etcd. */
   async stop(): Promise<void> {
     await this.elector.stop();
+    this.feed.stop();
     await this.server?.close();
     this.health.stop();
     await Promise.all(this.informers.map((i) => i.stop()));

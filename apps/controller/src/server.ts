@@ -8,6 +8,8 @@ import { systemRoutes } from './routes/system.js';
 import { leaderRoutes } from './routes/leader.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { podRoutes } from './routes/pods.js';
+import { eventRoutes } from './routes/events.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 
 /** The Fastify app of one replica: OpenAPI at /openapi.json, Swagger UI at /docs, every route schema-validated. */
 export async function buildServer(controller: Controller): Promise<FastifyInstance> {
@@ -34,6 +36,7 @@ export async function buildServer(controller: Controller): Promise<FastifyInstan
         { name: 'cluster', description: 'leader election and replicas' },
         { name: 'nodes', description: 'nodes: agents that heartbeat through etcd leases' },
         { name: 'pods', description: 'pods: scheduled by the leader, run by node agents' },
+        { name: 'events', description: 'audit events and the live Server-Sent Events stream the dashboard uses' },
       ],
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
@@ -47,5 +50,7 @@ export async function buildServer(controller: Controller): Promise<FastifyInstan
   await app.register(leaderRoutes(controller), { prefix: '/v1' });
   await app.register(nodeRoutes(controller), { prefix: '/v1' });
   await app.register(podRoutes(controller), { prefix: '/v1' });
+  await app.register(eventRoutes(controller, controller.feed), { prefix: '/v1' });
+  await app.register(dashboardRoutes());
   return app;
 }

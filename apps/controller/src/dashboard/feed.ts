@@ -1,0 +1,159 @@
+import { idOf, prefixes, type BerthEvent, type LeaderView, type PodRecord, type ReplicaView } from '@berth/core';
+import type { Informer } from '@berth/store';
+import type { Controller } from '../controller.js';
+import type { NodeView } from '../cluster-state.js';
+
+/** One message of the live stream (`GET /v1/events?watch=1`), as an SSE event name and its JSON data. */
+export type FeedMessage =
+  | { event: 'snapshot'; data: FeedSnapshot }
+  | { event: 'leader'; data: { leader: LeaderView; replicas: ReplicaView[] } }
+  | { event: 'node'; data: { id: string; node: NodeView | null } }
+  | { event: 'pod'; data: { id: string; pod: PodRecord | null } }
+  | { event: 'event'; data: BerthEvent };
+
+/** Everything a fresh dashboard needs at once. */
+export interface FeedSnapshot {
+  /** The replica serving this stream. */
+  self: { id: string; role: 'leader' | 'follower' };
+  leader: LeaderView;
+  replicas: ReplicaView[];
+  nodes: NodeView[];
+  pods: PodRecord[];
+  /** Most recent audit events, newest last. */
+  events: BerthEvent[];
+  /** Highest etcd revision applied to the caches. */
+  revision: number;
+}
+
+/** What a subscriber receives: batches of messages, each batch after at most `intervalMs` of coalescing. */
+export type FeedListener = (batch: FeedMessage[], revision: number) => void;
+
+/** How many recent events a snapshot carries. */
+const SNAPSHOT_EVENTS = 50;
+
+/**
+ * Turns the controller's watch caches into a coalesced change stream for the
+ * dashboard. Changes are collected as dirty ids (a node is dirty when its
+ * record, heartbeat, reservations or bound pods change) and flushed at most
+ * every `intervalMs`, so a burst of heartbeats or a mass reschedule costs one
+ * message per entity, not one per etcd event. Listeners are attached to the
+ * informers only while someone is subscribed.
+ */
+export class LiveFeed {
+  private readonly listeners = new Set<FeedListener>();
+  private readonly dirtyNodes = new Set<string>();
+  private readonly dirtyPods = new Set<string>();
+  private leaderDirty = false;
+  private pendingEvents: BerthEvent[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private detach: Array<() => void> = [];
+
+  constructor(
+    private readonly controller: Controller,
+    private readonly intervalMs = 100,
+  ) {}
+
+  /** Number of connected streams. */
+  get subscribers(): number {
+    return this.listeners.size;
+  }
+
+  /** The current state, read from the caches. */
+  snapshot(): FeedSnapshot {
+    const c = this.controller;
+    const events = c.auditEvents.list();
+    return {
+      self: { id: c.info.id, role: c.elector.isLeader ? 'leader' : 'follower' },
+      leader: c.leaderView(),
+      replicas: c.replicaViews(),
+      nodes: c.state.nodes.list().map((n) => c.state.nodeView(n.value)),
+      pods: c.state.pods.list().map((p) => p.value),
+      events: events.slice(-SNAPSHOT_EVENTS).map((e) => e.value),
+      revision: c.cacheRevision,
+    };
+  }
+
+  /** Subscribes to change batches; returns the unsubscribe function. */
+  subscribe(listener: FeedListener): () => void {
+    if (this.listeners.size === 0) this.attach();
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.stop();
+    };
+  }
+
+  /** Detaches from the caches and drops pending changes. */
+  stop(): void {
+    for (const off of this.detach) off();
+    this.detach = [];
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.dirtyNodes.clear();
+    this.dirtyPods.clear();
+    this.pendingEvents = [];
+    this.leaderDirty = false;
+  }
+
+  private attach(): void {
+    const c = this.controller;
+    const on = <T>(informer: Informer<T>, fn: (key: string, item: T | undefined, prev: T | undefined) => void) => {
+      const handler = (ch: { key: string; item?: { value: T }; prev?: { value: T } }) => {
+        fn(ch.key, ch.item?.value, ch.prev?.value);
+        this.schedule();
+      };
+      informer.on('change', handler);
+      this.detach.push(() => informer.off('change', handler));
+    };
+    on(c.state.nodes, (key) => this.markNode(idOf('nodes', key)));
+    on(c.state.heartbeats, (key) => this.markNode(idOf('heartbeats', key)));
+    on(c.state.allocations, (key) => this.markNode(idOf('allocations', key)));
+    on(c.state.pods, (key, item, prev) => {
+      const id = idOf('pods', key);
+      if (id !== undefined) this.dirtyPods.add(id);
+      // A node's bound pods are part of its view.
+      if (item?.status.nodeId !== prev?.status.nodeId || item?.status.phase !== prev?.status.phase) {
+        this.markNode(item?.status.nodeId ?? undefined);
+        this.markNode(prev?.status.nodeId ?? undefined);
+      }
+    });
+    on(c.replicas, () => (this.leaderDirty = true));
+    on(c.leaderRecord, () => (this.leaderDirty = true));
+    on(c.auditEvents, (key, item, prev) => {
+      if (item !== undefined && prev === undefined && key.startsWith(prefixes.events)) this.pendingEvents.push(item);
+    });
+  }
+
+  private markNode(id: string | undefined): void {
+    if (id !== undefined) this.dirtyNodes.add(id);
+  }
+
+  private schedule(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.flush();
+    }, this.intervalMs);
+  }
+
+  private flush(): void {
+    const c = this.controller;
+    const batch: FeedMessage[] = [];
+    if (this.leaderDirty) batch.push({ event: 'leader', data: { leader: c.leaderView(), replicas: c.replicaViews() } });
+    for (const id of this.dirtyNodes) {
+      const node = c.state.nodes.get(prefixes.nodes + id)?.value;
+      batch.push({ event: 'node', data: { id, node: node === undefined ? null : c.state.nodeView(node) } });
+    }
+    for (const id of this.dirtyPods) {
+      batch.push({ event: 'pod', data: { id, pod: c.state.pods.get(prefixes.pods + id)?.value ?? null } });
+    }
+    for (const e of this.pendingEvents) batch.push({ event: 'event', data: e });
+    this.leaderDirty = false;
+    this.dirtyNodes.clear();
+    this.dirtyPods.clear();
+    this.pendingEvents = [];
+    if (batch.length === 0) return;
+    const revision = c.cacheRevision;
+    for (const listener of [...this.listeners]) listener(batch, revision);
+  }
+}

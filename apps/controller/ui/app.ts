@@ -1,0 +1,359 @@
+/**
+ * The Berth dashboard (browser side). No framework: it keeps the state the
+ * controller streams on `GET /v1/events?watch=1` (a snapshot, then coalesced
+ * node/pod/leader/event changes) and re-renders the affected section. Actions
+ * call the REST API of the replica that served the page; an error answer's
+ * `message` is shown in the banner.
+ */
+
+interface Resources { cpu: number; memoryMiB: number }
+interface LeaderView { leaderId: string | null; term: number | null; since: string | null }
+interface ReplicaView { id: string; address: string; leader: boolean; startedAt: string }
+interface NodeView {
+  id: string; name: string; runtime: string; status: 'Ready' | 'NotReady' | 'Dead'; reason: string;
+  cordoned: boolean; draining: boolean; capacity: Resources; allocated: Resources;
+  usage: { cpuPercent: number; memoryMiB: number; load1: number } | null; pods: string[]; lastHeartbeat: string | null;
+}
+interface PodRecord {
+  id: string; name: string; desired: string; createdAt: string; deletionRequested?: string;
+  spec: { cpu: number; memoryMiB: number; command?: string[]; image?: string };
+  status: { phase: string; nodeId: string | null; reason: string; message: string; restarts: number; startedAt: string | null };
+}
+interface BerthEvent { id: string; time: string; type: 'Normal' | 'Warning'; reason: string; message: string; involved: { kind: string; id: string }; source: string }
+interface Snapshot { self: { id: string; role: string }; leader: LeaderView; replicas: ReplicaView[]; nodes: NodeView[]; pods: PodRecord[]; events: BerthEvent[] }
+
+const MAX_EVENTS = 200;
+
+const state = {
+  self: '',
+  leader: { leaderId: null, term: null, since: null } as LeaderView,
+  replicas: [] as ReplicaView[],
+  nodes: new Map<string, NodeView>(),
+  pods: new Map<string, PodRecord>(),
+  events: [] as BerthEvent[],
+  eventIds: new Set<string>(),
+};
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
+  const el = document.getElementById(id);
+  if (el === null) throw new Error(`missing #${id}`);
+  return el as T;
+};
+
+/** Builds an element: h('td', {class: 'x'}, 'text', child). */
+function h(tag: string, attrs: Record<string, string | undefined> = {}, ...children: Array<Node | string>): HTMLElement {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) if (v !== undefined) el.setAttribute(k, v);
+  for (const c of children) el.append(c);
+  return el;
+}
+
+function age(iso: string | null): string {
+  if (iso === null) return '—';
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60 ? `${s % 60}s` : ''}`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+const pct = (part: number, whole: number) => (whole > 0 ? Math.min(100, Math.max(0, (part / whole) * 100)) : 0);
+
+function bar(allocated: number, used: number | null, capacity: number, unit: string): HTMLElement {
+  const b = h('span', { class: 'bar', title: `allocated ${allocated}${unit} · used ${used ?? '?'}${unit} · capacity ${capacity}${unit}` },
+    h('span', { class: 'alloc', style: `width:${pct(allocated, capacity)}%` }),
+    h('span', { class: 'used', style: `width:${used === null ? 0 : pct(used, capacity)}%` }));
+  const fmt = (n: number) => (Number.isInteger(n) ? String(n) : n.toFixed(2));
+  return h('span', {}, b, h('span', { class: 'bar-text' }, `${fmt(allocated)} / ${used === null ? '?' : fmt(used)} of ${fmt(capacity)}${unit}`));
+}
+
+// ---- errors ----------------------------------------------------------------
+
+function showError(message: string): void {
+  $('error-text').textContent = message;
+  $('error').hidden = false;
+}
+
+function clearError(): void {
+  $('error').hidden = true;
+  $('error-text').textContent = '';
+}
+
+/** Calls the API; shows `message` of an error answer (SPEC: `{error, message}`) and rethrows. */
+async function api(method: string, path: string, body?: unknown): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  } catch (err) {
+    showError(`${method} ${path}: ${(err as Error).message}`);
+    throw err;
+  }
+  const text = await res.text();
+  let parsed: unknown = undefined;
+  try {
+    parsed = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    parsed = text;
+  }
+  if (!res.ok) {
+    const e = parsed as { error?: string; message?: string } | undefined;
+    const message = e?.message ?? `${method} ${path} answered ${res.status}`;
+    showError(e?.error ? `${e.error}: ${message}` : message);
+    throw new Error(message);
+  }
+  return parsed;
+}
+
+/** Runs an action from a button: disables it meanwhile; errors are already shown. */
+function act(button: HTMLButtonElement, method: string, path: string, body?: unknown): void {
+  button.disabled = true;
+  clearError();
+  api(method, path, body)
+    .catch(() => undefined)
+    .finally(() => (button.disabled = false));
+}
+
+// ---- rendering ---------------------------------------------------------------
+
+function renderLeader(): void {
+  const l = state.leader;
+  $('self').textContent = `${state.self} (${l.leaderId === state.self ? 'leader' : 'follower'})`;
+  $('leader-id').textContent = l.leaderId ?? 'none (election in progress)';
+  $('leader-term').textContent = l.term === null ? '—' : String(l.term);
+  $('leader-since').textContent = l.since === null ? '—' : `${new Date(l.since).toLocaleTimeString()} (${age(l.since)} ago)`;
+  const ul = $('replicas');
+  ul.replaceChildren(
+    ...state.replicas.map((r) =>
+      h('li', { class: `${r.leader ? 'is-leader' : ''} ${r.id === state.self ? 'is-self' : ''}`, 'data-replica': r.id, title: r.address },
+        `${r.id}${r.leader ? ' ★ leader' : ''}${r.id === state.self ? ' (this page)' : ''}`),
+    ),
+  );
+}
+
+function nodeName(id: string | null): string {
+  if (id === null) return '—';
+  return state.nodes.get(id)?.name ?? id;
+}
+
+function renderNodes(): void {
+  const nodes = [...state.nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
+  $('node-count').textContent = `${nodes.length} (${nodes.filter((n) => n.status === 'Ready').length} Ready)`;
+  $('nodes').replaceChildren(
+    ...nodes.map((n) => {
+      const actions = h('td', { class: 'actions' });
+      const button = (label: string, action: string, cls?: string) => {
+        const b = h('button', { type: 'button', 'data-action': action, ...(cls ? { class: cls } : {}) }, label) as HTMLButtonElement;
+        b.addEventListener('click', () => act(b, 'POST', `/v1/nodes/${encodeURIComponent(n.id)}/${action}`));
+        actions.append(b, ' ');
+      };
+      if (n.cordoned || n.draining) button('uncordon', 'uncordon');
+      else button('cordon', 'cordon');
+      if (!n.draining) button('drain', 'drain', 'danger');
+      const status = h('td', {}, h('span', { class: `badge status s-${n.status}`, title: n.reason }, n.status));
+      if (n.cordoned) status.append(h('span', { class: 'badge flag' }, 'cordoned'));
+      if (n.draining) status.append(h('span', { class: 'badge flag' }, 'draining'));
+      const cpuUsed = n.usage === null ? null : Math.round((n.usage.cpuPercent / 100) * n.capacity.cpu * 100) / 100;
+      return h('tr', { 'data-node': n.name, 'data-status': n.status },
+        h('td', { title: n.id }, n.name),
+        status,
+        h('td', {}, n.runtime),
+        h('td', {}, bar(n.allocated.cpu, cpuUsed, n.capacity.cpu, '')),
+        h('td', {}, bar(n.allocated.memoryMiB, n.usage?.memoryMiB ?? null, n.capacity.memoryMiB, 'Mi')),
+        h('td', {}, String(n.pods.length)),
+        actions);
+    }),
+  );
+}
+
+function renderPods(): void {
+  const pods = [...state.pods.values()].sort((a, b) => a.name.localeCompare(b.name));
+  $('pod-count').textContent = `${pods.length} (${pods.filter((p) => p.status.phase === 'Running').length} Running)`;
+  $('pods').replaceChildren(
+    ...pods.map((p) => {
+      const actions = h('td', { class: 'actions' });
+      const button = (label: string, method: string, path: string, cls?: string) => {
+        const b = h('button', { type: 'button', 'data-action': label, ...(cls ? { class: cls } : {}) }, label) as HTMLButtonElement;
+        b.addEventListener('click', () => act(b, method, path));
+        actions.append(b, ' ');
+      };
+      const base = `/v1/pods/${encodeURIComponent(p.id)}`;
+      if (p.desired === 'stopped') button('start', 'POST', `${base}/start`);
+      else button('stop', 'POST', `${base}/stop`);
+      if (p.desired === 'paused') button('resume', 'POST', `${base}/resume`);
+      else if (p.desired === 'running') button('pause', 'POST', `${base}/pause`);
+      button('delete', 'DELETE', base, 'danger');
+      const reason = [p.status.reason, p.status.message].filter((s) => s !== '').join(': ');
+      return h('tr', { 'data-pod': p.name, 'data-phase': p.status.phase },
+        h('td', { title: `${p.id}\n${(p.spec.command ?? []).join(' ') || p.spec.image || ''}` }, p.name),
+        h('td', {}, h('span', { class: `badge phase p-${p.status.phase}` }, p.status.phase), p.deletionRequested ? h('span', { class: 'badge flag' }, 'deleting') : ''),
+        h('td', {}, p.desired),
+        h('td', {}, nodeName(p.status.nodeId)),
+        h('td', {}, String(p.status.restarts)),
+        h('td', { title: p.createdAt }, age(p.createdAt)),
+        h('td', { class: 'reason' }, reason),
+        actions);
+    }),
+  );
+}
+
+function eventItem(e: BerthEvent): HTMLElement {
+  return h('li', { class: e.type, 'data-reason': e.reason },
+    h('span', { class: 't' }, new Date(e.time).toLocaleTimeString()),
+    h('span', { class: 'r' }, e.reason),
+    h('span', { title: `${e.involved.kind} ${e.involved.id}` }, `${e.message} `),
+    h('span', { class: 'muted' }, `(${e.source})`));
+}
+
+function addEvents(events: BerthEvent[]): void {
+  const fresh = events.filter((e) => !state.eventIds.has(e.id));
+  if (fresh.length === 0) return;
+  for (const e of fresh) {
+    state.eventIds.add(e.id);
+    state.events.push(e);
+  }
+  state.events.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  while (state.events.length > MAX_EVENTS) state.eventIds.delete(state.events.shift()!.id);
+  // Newest on top.
+  $('events').replaceChildren(...state.events.slice().reverse().map(eventItem));
+}
+
+function renderTotals(): void {
+  let cpu = 0, alloc = 0;
+  for (const n of state.nodes.values()) {
+    if (n.status !== 'Ready') continue;
+    cpu += n.capacity.cpu;
+    alloc += n.allocated.cpu;
+  }
+  $('totals').textContent = `Ready capacity: ${cpu} cpu, ${Math.round(alloc * 100) / 100} allocated`;
+}
+
+// ---- live stream -------------------------------------------------------------
+
+let dirty = { leader: false, nodes: false, pods: false };
+let frame = 0;
+function schedule(part: keyof typeof dirty): void {
+  dirty[part] = true;
+  if (frame !== 0) return;
+  frame = requestAnimationFrame(() => {
+    frame = 0;
+    const d = dirty;
+    dirty = { leader: false, nodes: false, pods: false };
+    if (d.leader) renderLeader();
+    if (d.nodes) {
+      renderNodes();
+      renderTotals();
+    }
+    if (d.nodes || d.pods) renderPods();
+  });
+}
+
+function setConnection(kind: 'live' | 'connecting' | 'down', text: string): void {
+  const el = $('conn');
+  el.className = `badge conn-${kind}`;
+  el.textContent = text;
+  el.dataset['state'] = kind;
+}
+
+function connect(): void {
+  const source = new EventSource('/v1/events?watch=1');
+  const on = <T>(name: string, fn: (data: T) => void) =>
+    source.addEventListener(name, (ev) => {
+      try {
+        fn(JSON.parse((ev as MessageEvent<string>).data) as T);
+      } catch (err) {
+        console.error(`bad ${name} message`, err);
+      }
+    });
+  on<Snapshot>('snapshot', (s) => {
+    state.self = s.self.id;
+    state.leader = s.leader;
+    state.replicas = s.replicas;
+    state.nodes = new Map(s.nodes.map((n) => [n.id, n]));
+    state.pods = new Map(s.pods.map((p) => [p.id, p]));
+    addEvents(s.events);
+    setConnection('live', 'live');
+    schedule('leader');
+    schedule('nodes');
+    schedule('pods');
+  });
+  on<{ leader: LeaderView; replicas: ReplicaView[] }>('leader', (m) => {
+    state.leader = m.leader;
+    state.replicas = m.replicas;
+    schedule('leader');
+  });
+  on<{ id: string; node: NodeView | null }>('node', (m) => {
+    if (m.node === null) state.nodes.delete(m.id);
+    else state.nodes.set(m.id, m.node);
+    schedule('nodes');
+  });
+  on<{ id: string; pod: PodRecord | null }>('pod', (m) => {
+    if (m.pod === null) state.pods.delete(m.id);
+    else state.pods.set(m.id, m.pod);
+    schedule('pods');
+  });
+  on<BerthEvent>('event', (e) => addEvents([e]));
+  source.addEventListener('open', () => setConnection('connecting', 'syncing…'));
+  // EventSource reconnects by itself (the server asks for 1 s); a fresh snapshot follows.
+  source.addEventListener('error', () => setConnection(source.readyState === EventSource.CLOSED ? 'down' : 'connecting', 'reconnecting…'));
+}
+
+// ---- forms -------------------------------------------------------------------
+
+function formValue(form: HTMLFormElement, name: string): string {
+  const el = form.elements.namedItem(name) as HTMLInputElement | HTMLSelectElement | null;
+  return el?.value.trim() ?? '';
+}
+
+function wireForms(): void {
+  const run = $<HTMLFormElement>('run-pod');
+  run.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const mem = formValue(run, 'memoryMiB');
+    const body = {
+      name: formValue(run, 'name'),
+      command: formValue(run, 'command').split(/\s+/).filter((s) => s !== ''),
+      cpu: Number(formValue(run, 'cpu')),
+      ...(mem === '' ? {} : { memoryMiB: Number(mem) }),
+    };
+    const submit = run.querySelector('button[type=submit]') as HTMLButtonElement;
+    submit.disabled = true;
+    clearError();
+    api('POST', '/v1/pods', body)
+      .then(() => (formValue(run, 'name') === body.name ? ((run.elements.namedItem('name') as HTMLInputElement).value = '') : undefined))
+      .catch(() => undefined)
+      .finally(() => (submit.disabled = false));
+  });
+  const add = $<HTMLFormElement>('add-node');
+  add.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const mem = formValue(add, 'memoryMiB');
+    const body = { cpu: Number(formValue(add, 'cpu')), runtime: formValue(add, 'runtime'), ...(mem === '' ? {} : { memoryMiB: Number(mem) }) };
+    const submit = add.querySelector('button[type=submit]') as HTMLButtonElement;
+    submit.disabled = true;
+    submit.textContent = 'Adding…';
+    clearError();
+    api('POST', '/v1/nodes', body)
+      .catch(() => undefined)
+      .finally(() => {
+        submit.disabled = false;
+        submit.textContent = 'Add';
+      });
+  });
+  $('error-close').addEventListener('click', clearError);
+}
+
+function main(): void {
+  wireForms();
+  connect();
+  // Ages tick without any request.
+  setInterval(() => {
+    schedule('pods');
+    schedule('leader');
+  }, 5000);
+}
+
+main();

@@ -1,0 +1,104 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { AgentProcess, repoRoot } from '@berth/devcluster';
+import { clusterFor, tempDir } from './helpers/fixtures.js';
+
+/** Debian's chromium (scripts/setup.sh installs it); playwright-core downloads no browser. */
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-quic', '--no-first-run', '--disable-sync'];
+const SCREENSHOT = path.join(repoRoot, 'test-artifacts/dashboard.png');
+
+/** The one DOM global the page functions below use (this project compiles without the DOM lib). */
+declare const document: { querySelector(selector: string): { textContent: string | null } | null };
+type Marked = { __berthMarker?: number };
+
+t.test('the dashboard, served by a follower, follows the cluster live', { skip: fs.existsSync(CHROMIUM) ? false : `no ${CHROMIUM} (scripts/setup.sh installs it as root)` }, async (t) => {
+  const cluster = await clusterFor(t, { controllerArgs: ['--node-grace', '2'] });
+  const logDir = tempDir(t, 'berth-dash-');
+  const agentArgs = ['--heartbeat-ttl', '2', '--heartbeat-interval', '500'];
+  const agents = ['a', 'b'].map(
+    (name) => new AgentProcess({ name, etcd: cluster.etcd.endpoint, logDir, runtime: 'simulated', cpu: 2, memoryMiB: 4096, extraArgs: agentArgs }),
+  );
+  t.teardown(() => Promise.all(agents.map((a) => a.process.stop('SIGKILL'))));
+  await Promise.all(agents.map((a) => a.start()));
+  const leader = await cluster.waitForAgreedLeader();
+  const follower = cluster.running.find((c) => c.id !== leader.id)!;
+
+  const context: BrowserContext = await chromium.launchPersistentContext(tempDir(t, 'berth-chromium-'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ARGS,
+    viewport: { width: 1400, height: 1000 },
+  });
+  t.teardown(() => context.close());
+  const page: Page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(15_000);
+  const pageErrors: string[] = [];
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+
+  await page.goto(follower.url + '/');
+  await page.locator('[data-testid=connection][data-state=live]').waitFor();
+  t.match(await page.locator('[data-testid=self]').textContent(), new RegExp(`^${follower.id} \\(follower\\)`), 'the page is served by a follower');
+  t.equal(await page.locator('[data-testid=leader-id]').textContent(), leader.id, 'it shows the leader');
+  await page.locator('tr[data-node=a][data-status=Ready]').waitFor();
+  await page.locator('tr[data-node=b][data-status=Ready]').waitFor();
+  t.equal(await page.locator('[data-testid=replicas] li').count(), 3, 'three replicas');
+  // Survives as long as the page is never reloaded.
+  await page.evaluate(() => ((globalThis as Marked).__berthMarker = 42));
+
+  // Run a pod from the form; it goes Running through the stream.
+  const run = page.locator('#run-pod');
+  const runPod = async (name: string) => {
+    await run.locator('input[name=name]').fill(name);
+    await run.locator('input[name=command]').fill('sleep 3600');
+    await run.locator('input[name=cpu]').fill('0.5');
+    await run.locator('input[name=memoryMiB]').fill('256');
+    await run.locator('button[type=submit]').click();
+  };
+  await runPod('web');
+  await page.locator('tr[data-pod=web][data-phase=Running]').waitFor();
+  t.pass('the pod created from the form is shown Running');
+  t.notOk(await page.locator('[data-testid=error]').isVisible(), 'no error shown');
+
+  // Stop it.
+  await page.locator('tr[data-pod=web] button[data-action=stop]').click();
+  await page.locator('tr[data-pod=web][data-phase=Stopped]').waitFor();
+  t.pass('stopping it shows Stopped');
+  await page.locator('#events li[data-reason]').first().waitFor();
+
+  // An API error (a duplicate name) is shown with the server's message.
+  await runPod('web');
+  await page.locator('[data-testid=error]').waitFor({ state: 'visible' });
+  const message = await page.locator('#error-text').textContent();
+  t.match(message, /CONFLICT: .*"web" already exists/, `the API error is shown: ${message}`);
+
+  // Start it again, so the page has a Running pod for the screenshot.
+  await page.locator('tr[data-pod=web] button[data-action=start]').click();
+  await page.locator('tr[data-pod=web][data-phase=Running]').waitFor();
+
+  // Kill an agent: its node goes NotReady (heartbeat lease expired) without a reload.
+  await agents[1]!.process.stop('SIGKILL');
+  await page.locator('tr[data-node=b][data-status=NotReady]').waitFor();
+  t.pass('the killed agent\'s node is shown NotReady');
+
+  // Kill the leader: the follower's page shows the new one.
+  await leader.process.stop('SIGKILL');
+  await page.waitForFunction(
+    (old) => {
+      const id = document.querySelector('[data-testid=leader-id]')?.textContent;
+      return id !== undefined && id !== null && id !== old && /^c\d$/.test(id);
+    },
+    leader.id,
+  );
+  const newLeader = await page.locator('[data-testid=leader-id]').textContent();
+  t.not(newLeader, leader.id, `the page shows the new leader ${newLeader}`);
+  t.equal(await page.evaluate(() => (globalThis as Marked).__berthMarker), 42, 'without a reload');
+  await page.locator(`[data-testid=replicas] li[data-replica=${leader.id}]`).waitFor({ state: 'detached' });
+  t.equal(await page.locator('[data-testid=replicas] li').count(), 2, 'the dead replica is gone from the list');
+
+  fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  t.same(pageErrors, [], 'no script errors in the page');
+});
