@@ -46,3 +46,5 @@ fi
 
 say "building (tsc -b)"
 npx --no-install tsc -b
+# tsc does not set the executable bit the workspace bins (npx berth, berth-controller, berth-agent) need.
+chmod +x apps/*/dist/main.js

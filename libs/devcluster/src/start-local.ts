@@ -118,8 +118,10 @@ ${bold('Berth local HA cluster')}
 ${controllers.map((c) => `  ${c.id}          ${c.url}   pid ${c.process.pid}`).join('\n')}
 ${agents.map((a) => `  ${a.name}      agent, runtime ${runtime}, pid ${a.process.pid}`).join('\n')}
   runtime     ${runtime === 'docker' ? `docker: pods are containers on ${process.env.DOCKER_HOST} (local images only: berth-test/busybox:local)` : 'process: no Docker engine answers, pods are host processes'}
+  dashboard   ${first.url}/   (every replica serves it: ${controllers.map((c) => c.url + '/').join(' ')})
   API docs    ${first.url}/docs
   OpenAPI     ${first.url}/openapi.json
+  CLI         npx berth --server ${first.url} get nodes   (or export BERTH_SERVER=${first.url})
   logs        ${path.relative(process.cwd(), logDir)}/
 
 Try:
