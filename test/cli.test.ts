@@ -6,7 +6,7 @@ import { AgentProcess, waitFor } from '@berth/devcluster';
 import {
   DEFAULT_SERVER, colorEnabled, columnWidths, complete, extractGlobalFlags, formatAge, formatCpu, formatDuration, formatMemory,
   formatPercent, formatRow, kindOf, normalizedSpec, parseCpu, parseInteger, parseKeyValues, parseManifests, parseMemory,
-  renderFields, renderTable, resolveConfig, specDiff, ManifestError,
+  renderFields, renderTable, resolveConfig, specDiff, ManifestError, SseParser, eventRow,
 } from '@berth/cli';
 import { clusterFor, tempDir } from './helpers/fixtures.js';
 
@@ -76,6 +76,22 @@ t.test('tables', async (t) => {
   t.same(widths, [4, 7]);
   t.equal(formatRow(['web', 'Running'], widths), 'web    Running');
   t.equal(renderFields([['Name', 'x'], ['Long key', 'a\nb']]), 'Name:      x\nLong key:  a\n  b');
+});
+
+t.test('server-sent events parser', async (t) => {
+  const p = new SseParser();
+  t.same(p.push(': heartbeat\n\n'), [], 'comments and empty messages dispatch nothing');
+  t.same(p.push('event: snapshot\nid: 7\nretry: 1000\ndata: {"a":\ndata:1}\n\n'), [{ event: 'snapshot', id: '7', data: '{"a":\n1}' }]);
+  t.same(p.push('event: pod\r\ndata: x\r'), [], 'a message waits for its blank line');
+  t.same(p.push('\n\r\n'), [{ event: 'pod', id: '7', data: 'x' }], 'CRLF split across chunks; the id carries over');
+  t.same(p.push('data: only\r\rdata'), [{ event: 'message', id: '7', data: 'only' }], 'bare CR line ends; no event name is "message"');
+  t.same(p.push('\n\n'), [{ event: 'message', id: '7', data: '' }], 'a field without a colon has an empty value');
+  const row = eventRow(
+    { id: 'e1', time: '2026-01-01T11:59:00Z', type: 'Normal', reason: 'NodeCordoned', message: 'node a: NodeCordoned', involved: { kind: 'node', id: 'n1' }, source: 'c1' },
+    false,
+    Date.parse('2026-01-01T12:00:00Z'),
+  );
+  t.same(row, ['1m', 'Normal', 'NodeCordoned', 'node/n1', 'c1', 'node a: NodeCordoned']);
 });
 
 t.test('config precedence', async (t) => {
@@ -148,7 +164,8 @@ t.test('manifests', async (t) => {
 t.test('completion candidates', async (t) => {
   const names = async (kind: 'nodes' | 'pods') => (kind === 'nodes' ? ['n1', 'n2'] : ['web', 'db']);
   t.same(await complete(['ge'], names), ['get']);
-  t.same(await complete(['get', ''], names), ['nodes', 'pods']);
+  t.same(await complete(['get', ''], names), ['nodes', 'pods', 'events']);
+  t.same(await complete(['get', 'events', ''], names), []);
   t.same(await complete(['get', 'pods', ''], names), ['web', 'db']);
   t.same(await complete(['describe', 'no', 'n'], names), ['n1', 'n2']);
   t.same(await complete(['--server', 'http://x', 'cordon', ''], names), ['n1', 'n2']);
@@ -191,6 +208,18 @@ t.test('the built CLI against a real cluster', async (t) => {
     return r.stdout;
   };
   await waitFor(async () => (await run(['get', 'nodes', '-o', 'json'])).stdout.includes('"Ready"'), { what: 'nodes Ready through the CLI' });
+  /** A long-running `berth ...` (a watch) whose output accumulates; killed at teardown at the latest. */
+  const spawnCli = (tt: typeof t, args: string[]) => {
+    const child = spawn(process.execPath, [CLI, '--server', server, ...args], { env });
+    const w = { stdout: '', stderr: '', kill: () => void child.kill() };
+    child.stdout.on('data', (d: Buffer) => (w.stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (w.stderr += d.toString()));
+    tt.teardown(w.kill);
+    return w;
+  };
+  const nodeIds = new Map(
+    (JSON.parse((await run(['get', 'nodes', '-o', 'json'])).stdout) as { items: Array<{ id: string; name: string }> }).items.map((n) => [n.name, n.id]),
+  );
 
   t.test('get nodes', async (t) => {
     const lines = (await ok(['get', 'nodes'])).trimEnd().split('\n');
@@ -205,11 +234,30 @@ t.test('the built CLI against a real cluster', async (t) => {
     t.match(await ok(['top', 'nodes']), /^NAME\s+CPU%\s+MEMORY\(used\)/);
   });
 
+  t.test('get events', async (t) => {
+    let last = '';
+    const list = await waitFor(async () => {
+      last = await ok(['get', 'events']);
+      return [...nodeIds.values()].every((id) => new RegExp(`NodeReady\\s+node/${id}\\s`).test(last)) ? last : undefined;
+    }, { what: 'NodeReady events of both nodes', timeoutMs: 5000 }).catch((e: unknown) => {
+      t.comment(last);
+      throw e;
+    });
+    const lines = list.trimEnd().split('\n');
+    t.match(lines[0], /^LAST SEEN\s+TYPE\s+REASON\s+OBJECT\s+SOURCE\s+MESSAGE$/);
+    for (const name of ['sim-0', 'sim-1']) {
+      t.match(list, new RegExp(`\\n\\d+[sm]\\s+Normal\\s+NodeReady\\s+node/${nodeIds.get(name)}\\s+c\\d\\s+node ${name} is Ready`), `NodeReady of ${name}`);
+    }
+    const json = JSON.parse(await ok(['get', 'events', '-o', 'json', '--limit', '2'])) as { items: Array<{ reason: string; time: string }> };
+    t.equal(json.items.length, 2, '--limit');
+    t.ok(json.items[0]!.time <= json.items[1]!.time, 'newest last');
+    t.match(await ok(['get', 'events', '-o', 'wide']), /^LAST SEEN\s+TYPE\s+REASON\s+OBJECT\s+SOURCE\s+TERM\s+ID\s+MESSAGE\n/);
+  });
+
   t.test('run, get, describe, logs, watch, delete', async (t) => {
-    const watch = spawn(process.execPath, [CLI, '--server', server, 'get', 'pods', '-w'], { env });
-    let watched = '';
-    watch.stdout.on('data', (d: Buffer) => (watched += d.toString()));
-    t.teardown(() => void watch.kill());
+    const watch = spawnCli(t, ['get', 'pods', '-w']);
+    await waitFor(() => watch.stdout.startsWith('NAME'), { what: 'the watch header (its snapshot)', timeoutMs: 5000 });
+    t.notMatch(watch.stdout, /\nweb\s/, 'web does not exist yet');
     t.equal(await ok(['run', 'web', '--cpu', '500m', '--memory', '256Mi', '--env', 'A=1', '--', 'sleep', '1000']), 'pod/web created\n');
     await waitFor(async () => (JSON.parse((await run(['get', 'pod', 'web', '-o', 'json'])).stdout || '{}') as { status?: { phase: string } }).status?.phase === 'Running', {
       what: 'web Running',
@@ -221,11 +269,14 @@ t.test('the built CLI against a real cluster', async (t) => {
     for (const re of [/^Name:\s+web$/m, /^Phase:\s+Running$/m, /^Command:\s+sleep 1000$/m, /^CPU:\s+500m$/m, /^Memory:\s+256Mi$/m, /^Env:\s+A=1$/m, /^Node:\s+sim-[01] \(/m]) t.match(desc, re);
     t.match(await ok(['describe', 'node', 'sim-0']), /^Capacity:\s+cpu 2, memory 4Gi$/m);
     t.equal((await run(['logs', 'web', '--tail', '5'])).code, 0, 'logs answers');
-    await waitFor(() => /\nweb\s+Running\s+sim-/.test(watched), { what: 'the watch to print web Running', timeoutMs: 5000 });
-    t.match(watched, /^NAME\s+PHASE\s+NODE\s+RESTARTS\s+AGE\n/, 'the watch prints the header once');
+    await waitFor(() => /\nweb\s+Running\s+sim-/.test(watch.stdout), { what: 'the watch to print web Running', timeoutMs: 5000 });
+    t.match(watch.stdout, /^NAME\s+PHASE\s+NODE\s+RESTARTS\s+AGE\n/, 'the watch prints the header');
+    t.equal(watch.stdout.match(/NAME/g)?.length, 1, 'once');
     t.equal(await ok(['delete', 'pod', 'web']), 'pod "web" deleted\n');
     await waitFor(async () => (await run(['get', 'pod', 'web'])).code === 1, { what: 'web gone' });
-    await waitFor(() => /\nweb\s+Deleted/.test(watched), { what: 'the watch to print web Deleted', timeoutMs: 5000 });
+    await waitFor(() => /\nweb\s+Deleted/.test(watch.stdout), { what: 'the watch to print web Deleted', timeoutMs: 5000 });
+    watch.kill();
+    t.equal(watch.stderr, '', 'no warnings');
   });
 
   t.test('apply is idempotent and refuses changes', async (t) => {
@@ -260,7 +311,19 @@ t.test('the built CLI against a real cluster', async (t) => {
   });
 
   t.test('cordon and uncordon', async (t) => {
+    const events = spawnCli(t, ['get', 'events', '-w']);
+    const nodes = spawnCli(t, ['get', 'nodes', '-w']);
+    await waitFor(() => events.stdout.startsWith('LAST SEEN') && /\nsim-1\s+Ready\s/.test(nodes.stdout), { what: 'both watches started', timeoutMs: 5000 });
+    t.notMatch(events.stdout, /NodeCordoned/, 'nothing was cordoned yet');
     t.equal(await ok(['cordon', 'sim-0']), 'node/sim-0 cordoned\n');
+    await waitFor(() => new RegExp(`\\n\\d+s\\s+Normal\\s+NodeCordoned\\s+node/${nodeIds.get('sim-0')}\\s+c\\d\\s+node sim-0: NodeCordoned`).test(events.stdout), {
+      what: 'get events -w to print NodeCordoned',
+      timeoutMs: 5000,
+    });
+    await waitFor(() => /\nsim-0\s+Ready,SchedulingDisabled\s/.test(nodes.stdout), { what: 'get nodes -w to print sim-0 cordoned', timeoutMs: 5000 });
+    events.kill();
+    nodes.kill();
+    t.equal(nodes.stdout.match(/\nsim-1\s/g)?.length, 1, 'an unchanged node is printed once');
     t.match(await ok(['get', 'nodes']), /\nsim-0\s+Ready,SchedulingDisabled\s/);
     t.equal(await ok(['uncordon', 'sim-0']), 'node/sim-0 uncordoned\n');
     t.match(await ok(['get', 'nodes']), /\nsim-0\s+Ready\s/);

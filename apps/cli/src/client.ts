@@ -1,4 +1,4 @@
-import type { ClusterView, LeaderView, NodeRecord, NodeUsage, PodRecord, Resources } from '@berth/core';
+import type { BerthEvent, ClusterView, LeaderView, NodeRecord, NodeUsage, PodRecord, Resources } from '@berth/core';
 
 /** A node as `GET /v1/nodes` shows it. */
 export type NodeView = Omit<NodeRecord, 'provisioner'> & {
@@ -9,7 +9,7 @@ export type NodeView = Omit<NodeRecord, 'provisioner'> & {
   provisioner?: NodeRecord['provisioner'];
 };
 export type PodView = PodRecord;
-export type { ClusterView, LeaderView };
+export type { BerthEvent, ClusterView, LeaderView };
 
 /** The API answered with an error body `{error, message, details?}` (exit 1). */
 export class ApiError extends Error {
@@ -58,8 +58,8 @@ export class BerthClient {
   ) {}
 
   /** Sends a request; returns the raw response when it is 2xx, throws ApiError or ConnectionError otherwise. */
-  async raw(method: string, path: string, body?: unknown, opts: { timeoutMs?: number | null; signal?: AbortSignal } = {}): Promise<Response> {
-    const headers: Record<string, string> = { accept: 'application/json' };
+  async raw(method: string, path: string, body?: unknown, opts: { timeoutMs?: number | null; signal?: AbortSignal; accept?: string } = {}): Promise<Response> {
+    const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
     const timeout = opts.timeoutMs === undefined ? this.timeoutMs : opts.timeoutMs;
@@ -116,6 +116,11 @@ export class BerthClient {
   async pods(query: Record<string, string | undefined> = {}): Promise<PodView[]> {
     const qs = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined)).toString();
     return (await this.get<{ items: PodView[] }>(`/v1/pods${qs === '' ? '' : `?${qs}`}`)).items;
+  }
+
+  /** The most recent audit events, newest last. */
+  async events(limit?: number): Promise<BerthEvent[]> {
+    return (await this.get<{ items: BerthEvent[] }>(`/v1/events${limit === undefined ? '' : `?limit=${limit}`}`)).items;
   }
 
   pod(name: string): Promise<PodView> {

@@ -36,12 +36,12 @@ export const COMMANDS = [
   'stop', 'start', 'pause', 'resume', 'restart', 'logs', 'leader', 'cluster', 'completion', 'help',
 ];
 
-const KINDS = ['nodes', 'pods'];
+const KINDS = ['nodes', 'pods', 'events'];
 const SINGULAR_KINDS = ['node', 'pod'];
 
 /** Flags that take a value, per command (global ones too), so completion can skip their values. */
 const VALUE_FLAGS = new Set(['--server', '--token', '-o', '--output', '--tail', '--image', '--cpu', '--memory', '--port', '--env', '--restart',
-  '--priority', '--selector', '--name', '--label', '--runtime', '-f', '--filename', '--node', '--phase', '--policy']);
+  '--priority', '--selector', '--name', '--label', '--runtime', '-f', '--filename', '--node', '--phase', '--policy', '--limit']);
 
 /** Which kind a resource word names, if any. */
 export function kindOf(word: string | undefined): 'nodes' | 'pods' | undefined {
@@ -49,6 +49,12 @@ export function kindOf(word: string | undefined): 'nodes' | 'pods' | undefined {
   if (['node', 'nodes', 'no'].includes(word)) return 'nodes';
   if (['pod', 'pods', 'po'].includes(word)) return 'pods';
   return undefined;
+}
+
+/** Which kind `berth get` lists: nodes, pods or events (event, ev). */
+export function getKindOf(word: string | undefined): 'nodes' | 'pods' | 'events' | undefined {
+  if (word !== undefined && ['event', 'events', 'ev'].includes(word)) return 'events';
+  return kindOf(word);
 }
 
 /** Splits the global connection flags out of the words, so completion can reach the same server. */

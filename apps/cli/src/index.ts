@@ -6,5 +6,6 @@ export * from './config.js';
 export * from './manifest.js';
 export * from './completion.js';
 export * from './render.js';
+export { SseParser, type SseMessage } from './sse.js';
 export { colorEnabled } from './program.js';
-export { ApiError, ConnectionError, BerthClient, type NodeView, type PodView } from './client.js';
+export { ApiError, ConnectionError, BerthClient, type BerthEvent, type NodeView, type PodView } from './client.js';

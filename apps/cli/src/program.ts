@@ -5,14 +5,15 @@ import pc from 'picocolors';
 import ora from 'ora';
 import YAML from 'yaml';
 import type { CreatePodRequest, ProvisionNodeRequest } from '@berth/core';
-import { ApiError, BerthClient, type ClusterView, type LeaderView, type NodeView, type PodView } from './client.js';
+import { ApiError, BerthClient, type BerthEvent, type ClusterView, type LeaderView, type NodeView, type PodView } from './client.js';
 import { resolveConfig } from './config.js';
 import { formatAge } from './age.js';
-import { BASH_COMPLETION, ZSH_COMPLETION, complete, extractGlobalFlags, kindOf } from './completion.js';
+import { BASH_COMPLETION, ZSH_COMPLETION, complete, extractGlobalFlags, getKindOf, kindOf } from './completion.js';
+import { followEvents } from './sse.js';
 import { parseManifests, normalizedSpec, specDiff } from './manifest.js';
 import {
-  NODE_COLUMNS, NODE_WIDE_COLUMNS, PLAIN, POD_COLUMNS, POD_WIDE_COLUMNS, TOP_COLUMNS,
-  describeNode, describePod, nodeRow, podRow, topRow, type Palette,
+  EVENT_COLUMNS, EVENT_WIDE_COLUMNS, NODE_COLUMNS, NODE_WIDE_COLUMNS, PLAIN, POD_COLUMNS, POD_WIDE_COLUMNS, TOP_COLUMNS,
+  describeNode, describePod, eventRow, nodeRow, podRow, topRow, type Palette,
 } from './render.js';
 import { columnWidths, formatRow, renderFields, renderTable } from './table.js';
 import { formatCpu, formatMemory, parseCpu, parseInteger, parseKeyValue, parseKeyValues, parseMemory } from './units.js';
@@ -48,13 +49,17 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 type Output = 'wide' | 'json' | 'yaml' | undefined;
 const outputOption = () => new Option('-o, --output <format>', 'output format: wide, json or yaml').choices(['wide', 'json', 'yaml'] as const);
 
+function getKindArg(word: string): 'nodes' | 'pods' | 'events' {
+  const kind = getKindOf(word);
+  if (kind === undefined) throw new InvalidArgumentError(`unknown resource type ${JSON.stringify(word)}: use nodes (node, no), pods (pod, po) or events (event, ev)`);
+  return kind;
+}
+
 function kindArg(word: string): 'nodes' | 'pods' {
   const kind = kindOf(word);
   if (kind === undefined) throw new InvalidArgumentError(`unknown resource type ${JSON.stringify(word)}: use nodes (node, no) or pods (pod, po)`);
   return kind;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Builds the `berth` program. */
 export function buildProgram(io: Io): Command<[], { server?: string; token?: string }> {
@@ -77,6 +82,7 @@ Examples:
   berth get nodes
   berth run web --cpu 500m --memory 256Mi --port 8000 -- sh -c 'exec python3 -m http.server $PORT'
   berth get pods -w
+  berth get events -w
   berth describe pod web
   berth apply -f pods.yaml
   source <(berth completion bash)`,
@@ -92,20 +98,37 @@ Examples:
   // ---- get ----
   program
     .command('get')
-    .summary('List nodes or pods, or show one (-o wide|json|yaml, -w to watch pods)')
-    .description('List nodes or pods (or show one by name). With -w, pods are re-listed every second and changed rows printed (there is no event stream endpoint yet).')
-    .argument('<kind>', 'nodes (node, no) or pods (pod, po)', kindArg)
+    .summary('List nodes, pods or events, or show one (-o wide|json|yaml, -w to watch)')
+    .description(
+      'List nodes, pods or recent events (or show one node or pod by name). With -w, the list is followed live over the ' +
+        "API's event stream (GET /v1/events?watch=1): a row is printed for every node or pod whose row changed (Deleted when it is gone), " +
+        'or for every new event; a dropped stream is reopened by itself.',
+    )
+    .argument('<kind>', 'nodes (node, no), pods (pod, po) or events (event, ev)', getKindArg)
     .argument('[name]', 'one node or pod, by name or id')
     .addOption(outputOption())
-    .option('-w, --watch', 'pods only: poll every 1 s and print rows that changed (a polling watch; the API has no event stream yet)')
+    .option('-w, --watch', 'after the list, stream changes until interrupted (-o json|yaml: one {type, object} per change; events: one event each)')
     .option('--node <node>', 'pods only: on this node')
     .option('--phase <phase>', 'pods only: in this phase (Pending, Running, ...)')
+    .option('--limit <n>', 'events only: how many recent events (default 100)', arg((s) => parseInteger(s, '--limit', 1, 1000)))
     .action(async (kind, name, opts) => {
       const api = client();
       const format: Output = opts.output;
       const wide = format === 'wide';
+      if (kind === 'events') {
+        if (name !== undefined) throw new InvalidArgumentError('events are listed, not fetched by name: berth get events');
+        if (opts.watch) return watchEvents(api, format);
+        const events = await api.events(opts.limit);
+        if (format === 'json' || format === 'yaml') return printData({ items: events }, format);
+        if (events.length === 0) return err('No events found.');
+        const now = Date.now();
+        return out(renderTable(wide ? EVENT_WIDE_COLUMNS : EVENT_COLUMNS, events.map((e) => eventRow(e, wide, now, c))));
+      }
       if (kind === 'nodes') {
-        if (opts.watch) throw new InvalidArgumentError('--watch is only available for pods');
+        if (opts.watch) {
+          if (name !== undefined) await api.node(name);
+          return watchObjects('nodes', format, (n) => name === undefined || n.name === name || n.id === name);
+        }
         const nodes = name === undefined ? await api.nodes() : [await api.node(name)];
         if (format === 'json' || format === 'yaml') return printData(name === undefined ? { items: nodes } : nodes[0], format);
         if (nodes.length === 0) return err('No nodes found.');
@@ -113,7 +136,15 @@ Examples:
         return out(renderTable(wide ? NODE_WIDE_COLUMNS : NODE_COLUMNS, nodes.sort((a, b) => a.name.localeCompare(b.name)).map((n) => nodeRow(n, wide, now, c))));
       }
       const query = { node: opts.node, phase: opts.phase };
-      if (opts.watch) return watchPods(api, query, wide, name);
+      if (opts.watch) {
+        // Checked up front, so a typo fails as the plain list would (the stream itself is not filtered).
+        if (opts.phase !== undefined) await api.pods(query);
+        const nodeId = opts.node === undefined ? undefined : (await api.node(opts.node)).id;
+        if (name !== undefined) await api.pod(name);
+        return watchObjects('pods', format, (p) =>
+          (name === undefined || p.name === name || p.id === name) && (nodeId === undefined || p.status.nodeId === nodeId) && (opts.phase === undefined || p.status.phase === opts.phase),
+        );
+      }
       const pods = name === undefined ? await api.pods(query) : [await api.pod(name)];
       if (format === 'json' || format === 'yaml') return printData(name === undefined ? { items: pods } : pods[0], format);
       if (pods.length === 0) return err('No pods found.');
@@ -122,36 +153,95 @@ Examples:
       return out(renderTable(wide ? POD_WIDE_COLUMNS : POD_COLUMNS, pods.sort((a, b) => a.name.localeCompare(b.name)).map((p) => podRow(p, names, wide, now, c))));
     });
 
-  /** Polling watch: header and every row once, then only rows whose content (age aside) changed; deleted pods once as Deleted. */
-  async function watchPods(api: BerthClient, query: Record<string, string | undefined>, wide: boolean, only: string | undefined): Promise<never> {
-    const head = wide ? POD_WIDE_COLUMNS : POD_COLUMNS;
+  /** A streamed object for `-o json|yaml` watches: NDJSON lines or YAML documents. */
+  const printStreamed = (data: unknown, format: 'json' | 'yaml') => out(format === 'json' ? JSON.stringify(data) : `---\n${YAML.stringify(data).trimEnd()}`);
+  const follow = (api: BerthClient, onMessage: (event: string, data: unknown) => void) =>
+    followEvents(api, { onMessage: (m) => onMessage(m.event, JSON.parse(m.data) as unknown), warn: err });
+
+  /**
+   * Watch of nodes or pods over the event stream: header and every row of the
+   * `snapshot`, then a row for each `node`/`pod` message whose row (age aside)
+   * changed, and `Deleted` once for one that is gone. A reconnect's fresh
+   * snapshot is diffed the same way, so nothing is printed twice.
+   */
+  function watchObjects<K extends 'nodes' | 'pods'>(kind: K, format: Output, matches: (x: K extends 'nodes' ? NodeView : PodView) => boolean): Promise<never> {
+    type T = K extends 'nodes' ? NodeView : PodView;
+    const wide = format === 'wide';
+    const structured = format === 'json' || format === 'yaml' ? format : undefined;
+    const head = kind === 'nodes' ? (wide ? NODE_WIDE_COLUMNS : NODE_COLUMNS) : wide ? POD_WIDE_COLUMNS : POD_COLUMNS;
     const AGE = head.indexOf('AGE');
-    const seen = new Map<string, { key: string; row: string[] }>();
+    const names = new Map<string, string>();
+    const seen = new Map<string, { key: string; row: string[]; obj: T }>();
     let widths: number[] | undefined;
-    for (;;) {
-      const [pods, names] = await Promise.all([api.pods(query), nodeNames(api)]);
-      const now = Date.now();
-      const rows = pods.filter((p) => only === undefined || p.name === only || p.id === only).sort((a, b) => a.name.localeCompare(b.name)).map((p) => ({ id: p.id, row: podRow(p, names, wide, now, c) }));
-      if (widths === undefined) {
-        widths = columnWidths([head, ...rows.map((r) => r.row)]).map((w, i) => Math.max(w, i === 0 ? 20 : i === 2 ? 12 : 8));
-        out(formatRow(head, widths));
-      }
-      const present = new Set<string>();
-      for (const { id, row } of rows) {
-        present.add(id);
-        const key = row.filter((_, i) => i !== AGE).join('\u0000');
-        if (seen.get(id)?.key !== key) out(formatRow(row, widths));
-        seen.set(id, { key, row });
-      }
-      for (const [id, { row }] of seen) {
-        if (present.has(id)) continue;
-        const gone = [...row];
-        gone[1] = c.red('Deleted');
-        out(formatRow(gone, widths));
+    const rowOf = (x: T, now: number) => (kind === 'nodes' ? nodeRow(x as NodeView, wide, now, c) : podRow(x as PodView, names, wide, now, c));
+    const show = (id: string, x: T | null, now: number) => {
+      const prev = seen.get(id);
+      if (x === null || !matches(x)) {
+        if (prev === undefined) return;
         seen.delete(id);
+        if (structured) return printStreamed({ type: 'DELETED', object: prev.obj }, structured);
+        const gone = [...prev.row];
+        gone[1] = c.red('Deleted');
+        return out(formatRow(gone, widths ?? []));
       }
-      await sleep(1000);
-    }
+      const row = rowOf(x, now);
+      const key = structured ? JSON.stringify(x) : row.filter((_, i) => i !== AGE).join('\u0000');
+      if (prev?.key === key) return;
+      seen.set(id, { key, row, obj: x });
+      if (structured) return printStreamed({ type: prev === undefined ? 'ADDED' : 'MODIFIED', object: x }, structured);
+      out(formatRow(row, widths ?? []));
+    };
+    return follow(client(), (event, data) => {
+      const now = Date.now();
+      if (event === 'snapshot') {
+        const snap = data as { nodes: NodeView[]; pods: PodView[] };
+        names.clear();
+        for (const n of snap.nodes) names.set(n.id, n.name);
+        const items = ((kind === 'nodes' ? snap.nodes : snap.pods) as T[]).sort((a, b) => a.name.localeCompare(b.name));
+        if (widths === undefined) {
+          widths = columnWidths([head, ...items.filter(matches).map((x) => rowOf(x, now))]).map((w, i) => Math.max(w, i === 0 ? 20 : kind === 'pods' && i === 2 ? 12 : 8));
+          if (!structured) out(formatRow(head, widths));
+        }
+        const present = new Set(items.map((x) => x.id));
+        for (const x of items) show(x.id, x, now);
+        for (const id of [...seen.keys()]) if (!present.has(id)) show(id, null, now);
+      } else if (event === 'node') {
+        const m = data as { id: string; node: NodeView | null };
+        if (m.node !== null) names.set(m.id, m.node.name);
+        if (kind === 'nodes') show(m.id, m.node as T | null, now);
+      } else if (event === 'pod' && kind === 'pods') {
+        const m = data as { id: string; pod: PodView | null };
+        show(m.id, m.pod as T | null, now);
+      }
+    });
+  }
+
+  /** `get events -w`: the snapshot's recent events, then each new one (never one twice, across reconnects too). */
+  function watchEvents(api: BerthClient, format: Output): Promise<never> {
+    const wide = format === 'wide';
+    const structured = format === 'json' || format === 'yaml' ? format : undefined;
+    const head = wide ? EVENT_WIDE_COLUMNS : EVENT_COLUMNS;
+    const seen = new Set<string>();
+    let widths: number[] | undefined;
+    const show = (e: BerthEvent, now: number) => {
+      if (seen.has(e.id)) return;
+      seen.add(e.id);
+      if (structured) return printStreamed(e, structured);
+      out(formatRow(eventRow(e, wide, now, c), widths ?? []));
+    };
+    return follow(api, (event, data) => {
+      const now = Date.now();
+      if (event === 'snapshot') {
+        const events = [...(data as { events: BerthEvent[] }).events].sort((a, b) => a.time.localeCompare(b.time));
+        if (widths === undefined) {
+          widths = columnWidths([head, ...events.map((e) => eventRow(e, wide, now, c))]).map((w, i) => Math.max(w, [9, 7, 16, 20, 12][i] ?? 0));
+          if (!structured) out(formatRow(head, widths));
+        }
+        for (const e of events) show(e, now);
+      } else if (event === 'event') {
+        show(data as BerthEvent, now);
+      }
+    });
   }
 
   // ---- describe ----

@@ -1,4 +1,4 @@
-import type { NodeView, PodView } from './client.js';
+import type { BerthEvent, NodeView, PodView } from './client.js';
 import { formatAge } from './age.js';
 import { formatCpu, formatKeyValues, formatMemory, formatPercent } from './units.js';
 import { renderFields, renderTable } from './table.js';
@@ -79,6 +79,17 @@ export function podRow(p: PodView, nodeNames: ReadonlyMap<string, string>, wide:
     p.status.reason || '<none>',
     p.id,
   ];
+}
+
+/** `berth get events`, as `kubectl get events` shows them. */
+export const EVENT_COLUMNS = ['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'SOURCE', 'MESSAGE'];
+export const EVENT_WIDE_COLUMNS = ['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'SOURCE', 'TERM', 'ID', 'MESSAGE'];
+
+export function eventRow(e: BerthEvent, wide: boolean, now: number, c: Palette = PLAIN): string[] {
+  const type = e.type === 'Warning' ? c.yellow(e.type) : e.type;
+  const object = `${e.involved.kind}/${e.involved.id}`;
+  if (!wide) return [formatAge(e.time, now), type, e.reason, object, e.source, e.message];
+  return [formatAge(e.time, now), type, e.reason, object, e.source, e.term === undefined ? '<none>' : String(e.term), e.id, e.message];
 }
 
 /** `berth top nodes`. */
