@@ -2,8 +2,9 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { keyOf, nameKey, newId, prefixes, type BerthEvent, type NodeRecord, type PodRecord, type PodSpec } from '@berth/core';
-import { absent, commit, putJson, Repository } from '@berth/store';
+import { absent, commit, putJson } from '@berth/store';
 import { AgentProcess, waitFor } from '@berth/devcluster';
+import { LeaderStandIn } from './helpers/leader-stand-in.js';
 import { clientFor, etcdFor, tempDir } from './helpers/fixtures.js';
 
 // The agent side of pods against a real etcd and a real agent process, with no controller:
@@ -40,7 +41,6 @@ const alive = (pid: number) => {
 t.test('agent runs pods bound to its node', async (t) => {
   const etcd = await etcdFor(t);
   const client = clientFor(t, etcd.endpoint);
-  const pods = new Repository<PodRecord>(client, 'pods', 'pod');
   const logDir = tempDir(t, 'berth-agent-pods-');
   const dataDir = path.join(logDir, `agent-${NODE}-data`);
   const agent = new AgentProcess({
@@ -81,40 +81,11 @@ t.test('agent runs pods bound to its node', async (t) => {
   const node = JSON.parse((await client.get(keyOf('nodes', nodeId)).string())!) as NodeRecord;
   let agentUrl = node.address;
 
-  const get = async (id: string) => (await pods.get(id))?.value;
-  /** Compare-and-swap change of a pod record, as the API or the leader would make it. */
-  const change = async (id: string, fn: (p: PodRecord) => PodRecord) => {
-    for (;;) {
-      const cur = await pods.get(id);
-      if (cur === undefined) throw new Error(`pod ${id} is gone`);
-      try {
-        return await pods.update(id, fn(cur.value), cur.modRevision);
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'CONFLICT') throw err;
-      }
-    }
-  };
-  /** Creates a Pending pod with its name claim, then binds it to the agent's node. */
-  const createPod = async (name: string, spec: Partial<PodSpec>): Promise<string> => {
-    const id = newId();
-    const pod: PodRecord = {
-      id,
-      name,
-      spec: { env: {}, cpu: 0.1, memoryMiB: 64, ports: [], restartPolicy: 'Always', priority: 0, nodeSelector: {}, ...spec },
-      desired: 'running',
-      status: { phase: 'Pending', nodeId: null, reason: 'Created', message: '', restarts: 0, startedAt: null, finishedAt: null },
-      createdAt: new Date().toISOString(),
-    };
-    const res = await commit(client, [absent(keyOf('pods', id)), absent(nameKey('pods', name))], [putJson(nameKey('pods', name), id), putJson(keyOf('pods', id), pod)]);
-    if (!res.succeeded) throw new Error(`pod ${name} exists`);
-    await change(id, (p) => ({ ...p, status: { ...p.status, phase: 'Scheduled', nodeId, reason: 'Scheduled' } }));
-    return id;
-  };
-  const waitPod = (id: string, what: string, pred: (p: PodRecord) => boolean, timeoutMs = 15_000) =>
-    waitFor(async () => {
-      const p = await get(id);
-      return p !== undefined && pred(p) ? p : undefined;
-    }, { what: `pod ${id} ${what}`, timeoutMs });
+  const stand = new LeaderStandIn(client, () => nodeId, {});
+  const get = (id: string) => stand.get(id);
+  const change = (id: string, fn: (p: PodRecord) => PodRecord) => stand.change(id, fn);
+  const createPod = (name: string, spec: Partial<PodSpec>) => stand.createPod(name, spec);
+  const waitPod = (id: string, what: string, pred: (p: PodRecord) => boolean, timeoutMs = 15_000) => stand.waitPod(id, what, pred, timeoutMs);
   /** The pid the agent's runtime reports for a pod (agent API). */
   const pidOf = async (id: string): Promise<number | undefined> => {
     const body = (await (await fetch(`${agentUrl}/v1/nodes`)).json()) as { items: Array<{ pods: Array<{ id: string; pid?: number }> }> };

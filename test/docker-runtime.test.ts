@@ -1,34 +1,14 @@
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
-import { keyOf, nameKey, newId, prefixes, type BerthEvent, type PodRecord, type PodSpec } from '@berth/core';
-import { absent, commit, putJson, Repository } from '@berth/store';
+import { keyOf, nameKey, prefixes, type BerthEvent, type PodRecord, type PodSpec } from '@berth/core';
 import { AgentProcess, waitFor } from '@berth/devcluster';
-import { clientFor, etcdFor, tempDir } from './helpers/fixtures.js';
+import { LeaderStandIn } from './helpers/leader-stand-in.js';
+import { clientFor, etcdFor, tempDir, docker, dockerProblem } from './helpers/fixtures.js';
 
 // The agent's docker runtime against a real private dockerd (DOCKER_HOST), a real etcd and a
 // real agent process, with no controller: the test plays the leader by writing pod records.
 
 const NODE = 'dock-rt';
 const IMAGE = 'berth-test/busybox:local';
-
-function docker(...args: string[]): string {
-  return execFileSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-}
-
-function engineProblem(): string | undefined {
-  if (!process.env.DOCKER_HOST) return 'DOCKER_HOST is not set: run the suite with `npm test`, which starts a private dockerd';
-  try {
-    docker('version', '--format', '{{.Server.Version}}');
-  } catch (err) {
-    return `the Docker engine at ${process.env.DOCKER_HOST} does not answer: ${(err as Error).message}`;
-  }
-  try {
-    docker('image', 'inspect', IMAGE, '--format', '{{.Id}}');
-  } catch {
-    return `image ${IMAGE} is missing: deploy/docker/build-test-images.sh builds it`;
-  }
-  return undefined;
-}
 
 interface Inspect {
   Id: string;
@@ -38,14 +18,13 @@ interface Inspect {
 }
 
 t.test('docker runtime: pods as containers', async (t) => {
-  const problem = engineProblem();
+  const problem = dockerProblem(IMAGE, 'deploy/docker/build-test-images.sh');
   if (problem) {
     t.fail(`this test needs a Docker engine and cannot get one: ${problem}`);
     return;
   }
   const etcd = await etcdFor(t);
   const client = clientFor(t, etcd.endpoint);
-  const pods = new Repository<PodRecord>(client, 'pods', 'pod');
   const logDir = tempDir(t, 'berth-docker-rt-');
   const agent = new AgentProcess({
     name: NODE,
@@ -66,38 +45,11 @@ t.test('docker runtime: pods as containers', async (t) => {
   nodeId = JSON.parse((await client.get(nameKey('nodes', NODE)).string())!) as string;
   let agentUrl = (JSON.parse((await client.get(keyOf('nodes', nodeId)).string())!) as { address: string }).address;
 
-  const get = async (id: string) => (await pods.get(id))?.value;
-  const change = async (id: string, fn: (p: PodRecord) => PodRecord) => {
-    for (;;) {
-      const cur = await pods.get(id);
-      if (cur === undefined) throw new Error(`pod ${id} is gone`);
-      try {
-        return await pods.update(id, fn(cur.value), cur.modRevision);
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'CONFLICT') throw err;
-      }
-    }
-  };
-  const createPod = async (name: string, spec: Partial<PodSpec>): Promise<string> => {
-    const id = newId();
-    const pod: PodRecord = {
-      id,
-      name,
-      spec: { image: IMAGE, env: {}, cpu: 0.25, memoryMiB: 64, ports: [], restartPolicy: 'Always', priority: 0, nodeSelector: {}, ...spec },
-      desired: 'running',
-      status: { phase: 'Pending', nodeId: null, reason: 'Created', message: '', restarts: 0, startedAt: null, finishedAt: null },
-      createdAt: new Date().toISOString(),
-    };
-    const res = await commit(client, [absent(keyOf('pods', id)), absent(nameKey('pods', name))], [putJson(nameKey('pods', name), id), putJson(keyOf('pods', id), pod)]);
-    if (!res.succeeded) throw new Error(`pod ${name} exists`);
-    await change(id, (p) => ({ ...p, status: { ...p.status, phase: 'Scheduled', nodeId, reason: 'Scheduled' } }));
-    return id;
-  };
-  const waitPod = (id: string, what: string, pred: (p: PodRecord) => boolean, timeoutMs = 15_000) =>
-    waitFor(async () => {
-      const p = await get(id);
-      return p !== undefined && pred(p) ? p : undefined;
-    }, { what: `pod ${id} ${what}`, timeoutMs });
+  const stand = new LeaderStandIn(client, () => nodeId, { image: IMAGE, cpu: 0.25 });
+  const get = (id: string) => stand.get(id);
+  const change = (id: string, fn: (p: PodRecord) => PodRecord) => stand.change(id, fn);
+  const createPod = (name: string, spec: Partial<PodSpec>) => stand.createPod(name, spec);
+  const waitPod = (id: string, what: string, pred: (p: PodRecord) => boolean, timeoutMs = 15_000) => stand.waitPod(id, what, pred, timeoutMs);
   const eventsOf = async (id: string): Promise<BerthEvent[]> =>
     Object.entries(await client.getAll().prefix(prefixes.events).strings())
       .sort(([a], [b]) => (a < b ? -1 : 1))

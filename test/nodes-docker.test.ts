@@ -1,30 +1,8 @@
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
-import { clusterFor } from './helpers/fixtures.js';
-
-/** The docker CLI against the engine `npm test` started (DOCKER_HOST). */
-function docker(...args: string[]): string {
-  return execFileSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-}
-
-function engineProblem(): string | undefined {
-  if (!process.env.DOCKER_HOST) return 'DOCKER_HOST is not set: run the suite with `npm test`, which starts a private dockerd';
-  try {
-    docker('version', '--format', '{{.Server.Version}}');
-  } catch (err) {
-    return `the Docker engine at ${process.env.DOCKER_HOST} does not answer: ${(err as Error).message}`;
-  }
-  const image = process.env.BERTH_IMAGE ?? 'berth:local';
-  try {
-    docker('image', 'inspect', image, '--format', '{{.Id}}');
-  } catch {
-    return `image ${image} is missing: deploy/docker/build-local-image.sh builds it`;
-  }
-  return undefined;
-}
+import { clusterFor, docker, dockerProblem } from './helpers/fixtures.js';
 
 t.test('POST /v1/nodes with a Docker engine starts a node container; DELETE removes it', async (t) => {
-  const problem = engineProblem();
+  const problem = dockerProblem(process.env.BERTH_IMAGE ?? 'berth:local', 'deploy/docker/build-local-image.sh');
   if (problem) {
     t.fail(`this test needs a Docker engine and cannot get one: ${problem}`);
     return;

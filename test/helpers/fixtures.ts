@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -47,4 +48,25 @@ export async function clusterFor(t: Test, opts: LocalClusterOptions = {}): Promi
     await cluster.stop(true);
   });
   return cluster;
+}
+
+/** The docker CLI against the engine `npm test` started (DOCKER_HOST). */
+export function docker(...args: string[]): string {
+  return execFileSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}
+
+/** Why a Docker test cannot run here (no engine, or `image` missing, built by `builtBy`), or undefined. */
+export function dockerProblem(image: string, builtBy: string): string | undefined {
+  if (!process.env.DOCKER_HOST) return 'DOCKER_HOST is not set: run the suite with `npm test`, which starts a private dockerd';
+  try {
+    docker('version', '--format', '{{.Server.Version}}');
+  } catch (err) {
+    return `the Docker engine at ${process.env.DOCKER_HOST} does not answer: ${(err as Error).message}`;
+  }
+  try {
+    docker('image', 'inspect', image, '--format', '{{.Id}}');
+  } catch {
+    return `image ${image} is missing: ${builtBy} builds it`;
+  }
+  return undefined;
 }

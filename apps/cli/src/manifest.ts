@@ -1,5 +1,5 @@
 import { LineCounter, isMap, isScalar, parseAllDocuments, type Document } from 'yaml';
-import type { CreatePodRequest, PodSpec } from '@berth/core';
+import { podSpecFromRequest, type CreatePodRequest, type PodSpec } from '@berth/core';
 import { parseCpu, parseMemory } from './units.js';
 
 /**
@@ -163,31 +163,9 @@ function portsOf(v: unknown): number[] {
   });
 }
 
-/** The spec the controller stores for a request (its defaults applied), so apply can compare. Mirrors PodService.create. */
+/** The spec the controller stores for a request (its defaults applied), so apply can compare. */
 export function normalizedSpec(req: CreatePodRequest): Partial<PodSpec> {
-  return {
-    ...(req.image === undefined ? {} : { image: req.image }),
-    ...(req.command === undefined ? {} : { command: req.command }),
-    env: req.env ?? {},
-    cpu: req.cpu,
-    memoryMiB: req.memoryMiB ?? 128,
-    ports: req.ports ?? [],
-    ...(req.healthCheck === undefined
-      ? {}
-      : {
-          healthCheck: {
-            path: req.healthCheck.path,
-            ...(req.healthCheck.port === undefined ? {} : { port: req.healthCheck.port }),
-            intervalSeconds: req.healthCheck.intervalSeconds ?? 5,
-            timeoutSeconds: req.healthCheck.timeoutSeconds ?? 1,
-            failureThreshold: req.healthCheck.failureThreshold ?? 3,
-          },
-        }),
-    restartPolicy: (req.restartPolicy ?? 'Always') as PodSpec['restartPolicy'],
-    priority: req.priority ?? 0,
-    nodeSelector: req.nodeSelector ?? {},
-    ...(req.policy === undefined ? {} : { policy: req.policy as NonNullable<PodSpec['policy']> }),
-  };
+  return podSpecFromRequest(req);
 }
 
 const COMPARED: ReadonlyArray<keyof PodSpec> = [

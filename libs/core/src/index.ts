@@ -4,3 +4,4 @@ export * from './types.js';
 export * from './ids.js';
 export * from './schemas.js';
 export * from './pod-state.js';
+export * from './pod-spec.js';

@@ -7,11 +7,11 @@ import {
   keyOf,
   nameKey,
   newId,
+  podSpecFromRequest,
   TERMINAL_PHASES,
   type CreatePodRequest,
   type DesiredState,
   type PodRecord,
-  type RestartPolicy,
 } from '@berth/core';
 import { absent, commit, modifiedAt, putJson, Repository, type EventRecorder } from '@berth/store';
 import type { ClusterState } from '../cluster-state.js';
@@ -46,29 +46,7 @@ export class PodService {
     const pod: PodRecord = {
       id,
       name: req.name,
-      spec: {
-        ...(req.image === undefined ? {} : { image: req.image }),
-        ...(req.command === undefined ? {} : { command: req.command }),
-        env: req.env ?? {},
-        cpu: req.cpu,
-        memoryMiB: req.memoryMiB ?? 128,
-        ports: req.ports ?? [],
-        ...(req.healthCheck === undefined
-          ? {}
-          : {
-              healthCheck: {
-                path: req.healthCheck.path,
-                ...(req.healthCheck.port === undefined ? {} : { port: req.healthCheck.port }),
-                intervalSeconds: req.healthCheck.intervalSeconds ?? 5,
-                timeoutSeconds: req.healthCheck.timeoutSeconds ?? 1,
-                failureThreshold: req.healthCheck.failureThreshold ?? 3,
-              },
-            }),
-        restartPolicy: (req.restartPolicy ?? 'Always') as RestartPolicy,
-        priority: req.priority ?? 0,
-        nodeSelector: req.nodeSelector ?? {},
-        ...(req.policy === undefined ? {} : { policy: req.policy as NonNullable<PodRecord['spec']['policy']> }),
-      },
+      spec: podSpecFromRequest(req),
       desired: 'running',
       status: { phase: 'Pending', nodeId: null, reason: 'Created', message: 'waiting for the scheduler', restarts: 0, startedAt: null, finishedAt: null },
       createdAt: new Date().toISOString(),
