@@ -98,6 +98,9 @@ t.test('agent runs pods bound to its node', async (t) => {
       .sort(([a], [b]) => (a < b ? -1 : 1))
       .map(([, v]) => JSON.parse(v) as BerthEvent)
       .filter((e) => e.involved.kind === 'pod' && e.involved.id === id);
+  /** Events are written right after the status they describe: wait for one rather than read once. */
+  const eventSeen = (id: string, pred: (e: BerthEvent) => boolean, what: string) =>
+    waitFor(async () => (await eventsOf(id)).some(pred) || undefined, { what });
   const answer = async (port: number, p = '/') => {
     const res = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(2000) });
     return { status: res.status, text: await res.text() };
@@ -154,8 +157,7 @@ t.test('agent runs pods bound to its node', async (t) => {
     t.ok(Date.parse(running.status.startedAt!) >= Date.parse((await get(web))!.restartRequestedAt!), 'started after the request');
     t.not(await pidOf(web), pid, 'a new process');
     t.notOk(alive(pid), 'the old process is gone');
-    const events = await eventsOf(web);
-    t.ok(events.some((e) => e.reason === 'Restarted' && e.source === NODE), 'a Restarted event with the node as source');
+    t.ok(await eventSeen(web, (e) => e.reason === 'Restarted' && e.source === NODE, 'a Restarted event'), 'a Restarted event with the node as source');
   });
 
   t.test('logs through the agent API: tail and follow; 404 for a pod not on this agent', async (t) => {
@@ -202,8 +204,7 @@ t.test('agent runs pods bound to its node', async (t) => {
       return d.length >= 3 ? d : undefined;
     }, { what: 'three BackOff events' });
     t.same(delays.slice(0, 3), [500, 1000, BACKOFF_MAX_MS], 'back-off doubles up to --restart-backoff-max');
-    const events = await eventsOf(id);
-    t.ok(events.some((e) => e.reason === 'Restarted'), 'Restarted events');
+    t.ok(await eventSeen(id, (e) => e.reason === 'Restarted', 'Restarted events'), 'Restarted events');
     const logs = await (await fetch(`${agentUrl}/v1/pods/${id}/logs`)).text();
     t.ok(logs.split('\n').filter((l) => l === 'boom').length >= 3, 'output of every run is kept');
     await change(id, (p) => ({ ...p, desired: 'stopped' }));
@@ -219,8 +220,8 @@ t.test('agent runs pods bound to its node', async (t) => {
     t.ok(f.status.finishedAt);
     const s = await waitPod(done, 'Succeeded', (p) => p.status.phase === 'Succeeded');
     t.match(s.status, { reason: 'Completed', exitCode: 0, restarts: 0 });
-    t.ok((await eventsOf(failing)).some((e) => e.reason === 'Failed' && e.type === 'Warning'), 'a Failed event');
-    t.ok((await eventsOf(done)).some((e) => e.reason === 'Completed'), 'a Completed event');
+    t.ok(await eventSeen(failing, (e) => e.reason === 'Failed' && e.type === 'Warning', 'a Failed event'), 'a Failed event');
+    t.ok(await eventSeen(done, (e) => e.reason === 'Completed', 'a Completed event'), 'a Completed event');
     t.equal(await (await fetch(`${agentUrl}/v1/pods/${done}/logs`)).text(), 'done\n', 'logs of a finished pod');
   });
 

@@ -55,6 +55,9 @@ t.test('docker runtime: pods as containers', async (t) => {
       .sort(([a], [b]) => (a < b ? -1 : 1))
       .map(([, v]) => JSON.parse(v) as BerthEvent)
       .filter((e) => e.involved.kind === 'pod' && e.involved.id === id);
+  /** Events are written right after the status they describe: wait for one rather than read once. */
+  const eventSeen = (id: string, pred: (e: BerthEvent) => boolean, what: string) =>
+    waitFor(async () => (await eventsOf(id)).some(pred) || undefined, { what });
   const containersOf = (podId: string) => docker('ps', '-aq', '--no-trunc', '--filter', `label=berth.pod=${podId}`).split('\n').filter(Boolean);
   const inspectPod = (podId: string): Inspect => {
     const ids = containersOf(podId);
@@ -159,7 +162,11 @@ t.test('docker runtime: pods as containers', async (t) => {
     t.match(f.status, { reason: 'Error', exitCode: 4 });
     const p = await waitPod(crash, 'restarted 3 times', (p) => p.status.restarts >= 3, 20_000);
     t.equal(p.status.exitCode, 3, 'the exit code is recorded');
-    const delays = (await eventsOf(crash)).filter((e) => e.reason === 'BackOff').map((e) => Number(/restarting in (\d+) ms/.exec(e.message)?.[1]));
+    // Events are written after the status they describe: wait for the third one too.
+    const delays = await waitFor(async () => {
+      const d = (await eventsOf(crash)).filter((e) => e.reason === 'BackOff').map((e) => Number(/restarting in (\d+) ms/.exec(e.message)?.[1]));
+      return d.length >= 3 ? d : undefined;
+    }, { what: 'three BackOff events' });
     t.ok(delays.length >= 3, `BackOff events: ${delays.join(', ')}`);
     t.same(delays.slice(0, 3), [500, 1000, 2000], 'back-off doubles');
     t.equal(containersOf(crash).length, 1, 'one container, restarted in place');
@@ -178,7 +185,7 @@ t.test('docker runtime: pods as containers', async (t) => {
     await change(id, (p) => ({ ...p, desired: 'stopped' }));
     const p = await waitPod(id, 'Stopped', (p) => p.status.phase === 'Stopped');
     t.equal(p.status.exitCode, 137);
-    t.ok((await eventsOf(id)).some((e) => e.reason === 'ForcedKill'), 'ForcedKill event');
+    t.ok(await eventSeen(id, (e) => e.reason === 'ForcedKill', 'a ForcedKill event'), 'ForcedKill event');
     t.equal(engineState(id), 'exited');
   });
 
