@@ -80,10 +80,30 @@ export class Informer<T> extends EventEmitter<InformerEvents<T>> {
     return this.firstSync;
   }
 
-  /** Resolves once the cache has applied every change up to `rev` (read-your-writes for the API). */
-  waitForRevision(rev: number): Promise<void> {
-    if (this.rev >= rev) return Promise.resolve();
-    return new Promise((resolve) => this.revisionWaiters.push({ rev, resolve }));
+  /**
+   * Resolves once the cache has applied every change up to `rev`
+   * (read-your-writes for the API): true then, false after `timeoutMs` if the
+   * watch is stuck (etcd went away right after the write), so no caller can
+   * hang on a broken watch.
+   */
+  waitForRevision(rev: number, timeoutMs = 10_000): Promise<boolean> {
+    if (this.rev >= rev) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = {
+        rev,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+      };
+      const timer = setTimeout(() => {
+        const i = this.revisionWaiters.indexOf(waiter);
+        if (i >= 0) this.revisionWaiters.splice(i, 1);
+        this.log.warn({ prefix: this.prefix, want: rev, have: this.rev }, 'cache did not catch up with a write in time');
+        resolve(false);
+      }, timeoutMs);
+      this.revisionWaiters.push(waiter);
+    });
   }
 
   /** The cached item at `key`. */

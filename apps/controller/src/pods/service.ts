@@ -55,8 +55,8 @@ export class PodService {
     const indexKey = nameKey('pods', req.name);
     const res = await commit(this.client, [absent(indexKey), absent(podKey)], [putJson(indexKey, id), putJson(podKey, pod)]);
     if (!res.succeeded) throw errors.conflict(`a pod named ${JSON.stringify(req.name)} already exists`, { field: 'body/name' });
-    await this.state.pods.waitForRevision(res.revision);
-    return this.state.pod(id).value;
+    // The write is done; if the cache lags (etcd just went away) answer with what was written.
+    return (await this.state.pods.waitForRevision(res.revision)) ? this.state.pod(id).value : pod;
   }
 
   /** Applies a lifecycle action by changing what the user wants; the agent converges. */
