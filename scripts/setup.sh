@@ -46,5 +46,9 @@ fi
 
 say "building (tsc -b)"
 npx --no-install tsc -b
-# tsc does not set the executable bit the workspace bins (npx berth, berth-controller, berth-agent) need.
+# tsc does not set the executable bit the workspace bins (npx berth, berth-controller, berth-agent) need,
+# and `npm ci` links no bin whose file did not exist yet (before the first build).
 chmod +x apps/*/dist/main.js
+if [ ! -L node_modules/.bin/berth ]; then
+  npm rebuild --ignore-scripts --loglevel=error >/dev/null
+fi

@@ -42,7 +42,13 @@ async function shutdown(reason: string, deregister: boolean, code: number): Prom
     await Promise.allSettled(
       agents.map(async (a) => {
         const pods = await a.opts.runtime.list();
-        await Promise.allSettled(pods.filter((p) => p.state === 'running' || p.state === 'paused').map((p) => a.opts.runtime.stop(p.id, 3000)));
+        // Stop and remove: the pods leave this node for good (their containers would only be left behind).
+        await Promise.allSettled(
+          pods.map(async (p) => {
+            if (p.state === 'running' || p.state === 'paused') await a.opts.runtime.stop(p.id, 3000);
+            await a.opts.runtime.remove(p.id);
+          }),
+        );
       }),
     );
   }
