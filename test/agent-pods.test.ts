@@ -5,7 +5,7 @@ import { keyOf, nameKey, newId, prefixes, type BerthEvent, type NodeRecord, type
 import { absent, commit, putJson } from '@berth/store';
 import { AgentProcess, waitFor } from '@berth/devcluster';
 import { LeaderStandIn } from './helpers/leader-stand-in.js';
-import { clientFor, etcdFor, tempDir } from './helpers/fixtures.js';
+import { clientFor, etcdFor, tempDir, TextStream } from './helpers/fixtures.js';
 
 // The agent side of pods against a real etcd and a real agent process, with no controller:
 // the test plays the leader's binding role by writing pod records itself.
@@ -173,19 +173,15 @@ t.test('agent runs pods bound to its node', async (t) => {
     const ac = new AbortController();
     const follow = await fetch(`${agentUrl}/v1/pods/${web}/logs?tail=1&follow=1`, { signal: ac.signal });
     t.equal(follow.status, 200);
-    const reader = follow.body!.getReader();
-    const decoder = new TextDecoder();
-    let text = '';
-    let first: number | undefined;
-    while (first === undefined || !new RegExp(`tick ${first + 3}\\n`).test(text)) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-      first ??= Number(/tick (\d+)/.exec(text)?.[1] ?? NaN) || undefined;
-    }
-    t.ok(first !== undefined && text.includes(`tick ${first + 3}\n`), 'new output arrives while following');
+    // The first tick seen, then three more written after the stream opened.
+    const stream = new TextStream(follow);
+    const followed = await stream.until((text) => {
+      const first = Number(/tick (\d+)/.exec(text)?.[1] ?? NaN);
+      return !Number.isNaN(first) && text.includes(`tick ${first + 3}\n`);
+    });
+    t.ok(followed, 'new output arrives while following');
     ac.abort();
-    await reader.cancel().catch(() => undefined);
+    await stream.close();
     // The agent is fine after the client went away.
     t.equal((await fetch(`${agentUrl}/healthz`)).status, 200);
 
@@ -310,16 +306,8 @@ t.test('agent runs pods bound to its node', async (t) => {
     // Follow the simulated log: the pause/resume below does not write lines, the stop does.
     const ac = new AbortController();
     const follow = await fetch(`${simUrl}/v1/pods/${id}/logs?follow=1`, { signal: ac.signal });
-    const reader = follow.body!.getReader();
-    let text = '';
-    const readUntil = async (needle: string) => {
-      while (!text.includes(needle)) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += new TextDecoder().decode(value);
-      }
-      return text.includes(needle);
-    };
+    const stream = new TextStream(follow);
+    const readUntil = (needle: string) => stream.until((text) => text.includes(needle));
     t.ok(await readUntil('started'), 'the log so far');
     await change(id, (p) => ({ ...p, desired: 'paused' }));
     await waitPod(id, 'Paused', (p) => p.status.phase === 'Paused');
@@ -328,7 +316,7 @@ t.test('agent runs pods bound to its node', async (t) => {
     await waitPod(id, 'Stopped', (p) => p.status.phase === 'Stopped');
     t.ok(await readUntil('stopped'), 'followed output arrives');
     ac.abort();
-    await reader.cancel().catch(() => undefined);
+    await stream.close();
     await change(id, (p) => ({ ...p, desired: 'running' }));
     const again = await waitPod(id, 'Running again', (p) => p.status.phase === 'Running');
     t.equal(again.status.restarts, 0, 'no health check restarts for simulated pods');

@@ -2,7 +2,7 @@ import t from 'tap';
 import { keyOf, nameKey, prefixes, type BerthEvent, type PodRecord, type PodSpec } from '@berth/core';
 import { AgentProcess, waitFor } from '@berth/devcluster';
 import { LeaderStandIn } from './helpers/leader-stand-in.js';
-import { clientFor, etcdFor, tempDir, docker, dockerProblem } from './helpers/fixtures.js';
+import { clientFor, etcdFor, tempDir, docker, dockerProblem, TextStream } from './helpers/fixtures.js';
 
 // The agent's docker runtime against a real private dockerd (DOCKER_HOST), a real etcd and a
 // real agent process, with no controller: the test plays the leader by writing pod records.
@@ -104,19 +104,15 @@ t.test('docker runtime: pods as containers', async (t) => {
     const ac = new AbortController();
     const follow = await fetch(`${agentUrl}/v1/pods/${web}/logs?tail=1&follow=1`, { signal: ac.signal });
     t.equal(follow.status, 200);
-    const reader = follow.body!.getReader();
-    const decoder = new TextDecoder();
-    let text = '';
-    let first: number | undefined;
-    while (first === undefined || !text.includes(`tick ${first + 3}\n`)) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-      first ??= Number(/tick (\d+)/.exec(text)?.[1] ?? NaN) || undefined;
-    }
-    t.ok(first !== undefined && text.includes(`tick ${first + 3}\n`), 'new output arrives while following');
+    // The first tick seen, then three more written after the stream opened.
+    const stream = new TextStream(follow);
+    const followed = await stream.until((text) => {
+      const first = Number(/tick (\d+)/.exec(text)?.[1] ?? NaN);
+      return !Number.isNaN(first) && text.includes(`tick ${first + 3}\n`);
+    });
+    t.ok(followed, 'new output arrives while following');
     ac.abort();
-    await reader.cancel().catch(() => undefined);
+    await stream.close();
     t.equal((await fetch(`${agentUrl}/healthz`)).status, 200);
   });
 

@@ -27,27 +27,15 @@ tag=${1:-${BERTH_IMAGE:-berth:local}}
 script=deploy/docker/build-local-image.sh
 
 say() { printf '\033[1m[berth image]\033[0m %s\n' "$*" >&2; }
+# shellcheck source=deploy/docker/lib.sh
+source deploy/docker/lib.sh
 
 if [ ! -d apps/controller/dist ]; then
   say "apps/controller/dist does not exist: build Berth first with: npx tsc -b"
   exit 1
 fi
-if ! timeout 10 docker info >/dev/null 2>&1; then
-  say "no Docker engine answers at ${DOCKER_HOST:-the default socket}; start the private one with:"
-  # shellcheck disable=SC2016 # a command for the user to run, not to expand
-  say '  bash scripts/dockerd.sh start && eval "$(bash scripts/dockerd.sh env)"'
-  exit 1
-fi
-# The static build: the dynamic `busybox` package would need its libraries copied too.
-if [ "$(dpkg-query -W -f '${Status}' busybox-static 2>/dev/null)" != "install ok installed" ]; then
-  if [ "$(id -u)" != 0 ]; then
-    say "busybox-static is missing: install it with: sudo apt-get update && sudo apt-get install -y busybox-static"
-    exit 1
-  fi
-  say "apt-get update && apt-get install -y busybox-static"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
-fi
+require_engine
+require_busybox_static
 
 node=$(readlink -f "$(command -v node)")
 busybox=/bin/busybox

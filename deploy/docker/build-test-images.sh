@@ -14,26 +14,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 tag=berth-test/busybox:local
 
 say() { printf '\033[1m[berth test images]\033[0m %s\n' "$*" >&2; }
+# shellcheck source=deploy/docker/lib.sh
+source deploy/docker/lib.sh
 
-if ! timeout 10 docker info >/dev/null 2>&1; then
-  say "no Docker engine answers at ${DOCKER_HOST:-the default socket}; start the private one with:"
-  # shellcheck disable=SC2016 # a command for the user to run, not to expand
-  say '  bash scripts/dockerd.sh start && eval "$(bash scripts/dockerd.sh env)"'
-  exit 1
-fi
+require_engine
 if docker image inspect "$tag" >/dev/null 2>&1; then
   echo "$tag"
   exit 0
 fi
-if [ "$(dpkg-query -W -f '${Status}' busybox-static 2>/dev/null)" != "install ok installed" ]; then
-  if [ "$(id -u)" != 0 ]; then
-    say "busybox-static is missing: install it with: sudo apt-get update && sudo apt-get install -y busybox-static"
-    exit 1
-  fi
-  say "apt-get update && apt-get install -y busybox-static"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
-fi
+require_busybox_static
 
 staging=$(mktemp -d)
 trap 'rm -rf "$staging"' EXIT

@@ -70,3 +70,30 @@ export function dockerProblem(image: string, builtBy: string): string | undefine
   }
   return undefined;
 }
+
+/** Reads a streamed response (e.g. followed logs) as text, as far as a condition on everything read so far. */
+export class TextStream {
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  private readonly decoder = new TextDecoder();
+  /** Everything read so far. */
+  text = '';
+
+  constructor(res: Response) {
+    if (res.body === null) throw new Error('the response has no body');
+    this.reader = res.body.getReader();
+  }
+
+  /** Reads until `done(text)` holds (true) or the stream ends first (false). */
+  async until(done: (text: string) => boolean): Promise<boolean> {
+    while (!done(this.text)) {
+      const { value, done: ended } = await this.reader.read();
+      if (ended) return false;
+      this.text += this.decoder.decode(value, { stream: true });
+    }
+    return true;
+  }
+
+  async close(): Promise<void> {
+    await this.reader.cancel().catch(() => undefined);
+  }
+}

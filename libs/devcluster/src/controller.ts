@@ -66,9 +66,9 @@ export class ControllerProcess {
 
   /** GET a JSON path; throws on a non-2xx status. */
   async getJson<T>(p: string, timeoutMs = 1000): Promise<T> {
-    const res = await fetch(`${this.url}${p}`, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!res.ok) throw new Error(`${this.id} GET ${p}: ${res.status} ${await res.text()}`);
-    return (await res.json()) as T;
+    const res = await this.request('GET', p, undefined, timeoutMs);
+    if (res.status < 200 || res.status > 299) throw new Error(`${this.id} GET ${p}: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body as T;
   }
 
   /** Any API call; the body is parsed as JSON when the answer is JSON, else returned as text. */
