@@ -1,9 +1,10 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { keyOf, nameKey, newId, prefixes, type BerthEvent, type NodeRecord, type PodRecord, type PodSpec } from '@berth/core';
+import { keyOf, nameKey, newId, type BerthEvent, type NodeRecord, type PodRecord, type PodSpec } from '@berth/core';
 import { absent, commit, putJson } from '@berth/store';
 import { AgentProcess, waitFor } from '@berth/devcluster';
+import { checkTickLogs } from './helpers/agent-logs.js';
 import { LeaderStandIn } from './helpers/leader-stand-in.js';
 import { clientFor, etcdFor, tempDir, TextStream } from './helpers/fixtures.js';
 
@@ -93,14 +94,8 @@ t.test('agent runs pods bound to its node', async (t) => {
     if (pid !== undefined) seenPids.add(pid);
     return pid;
   };
-  const eventsOf = async (id: string): Promise<BerthEvent[]> =>
-    Object.entries(await client.getAll().prefix(prefixes.events).strings())
-      .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([, v]) => JSON.parse(v) as BerthEvent)
-      .filter((e) => e.involved.kind === 'pod' && e.involved.id === id);
-  /** Events are written right after the status they describe: wait for one rather than read once. */
-  const eventSeen = (id: string, pred: (e: BerthEvent) => boolean, what: string) =>
-    waitFor(async () => (await eventsOf(id)).some(pred) || undefined, { what });
+  const eventsOf = (id: string) => stand.eventsOf(id);
+  const eventSeen = (id: string, pred: (e: BerthEvent) => boolean, what: string) => stand.eventSeen(id, pred, what);
   const answer = async (port: number, p = '/') => {
     const res = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(2000) });
     return { status: res.status, text: await res.text() };
@@ -161,29 +156,7 @@ t.test('agent runs pods bound to its node', async (t) => {
   });
 
   t.test('logs through the agent API: tail and follow; 404 for a pod not on this agent', async (t) => {
-    await waitFor(async () => (await (await fetch(`${agentUrl}/v1/pods/${web}/logs`)).text()).includes('tick 3'), { what: 'some ticks' });
-    const res = await fetch(`${agentUrl}/v1/pods/${web}/logs?tail=2`);
-    t.equal(res.status, 200);
-    t.match(res.headers.get('content-type'), /^text\/plain/);
-    const lines = (await res.text()).split('\n');
-    t.equal(lines.length, 3, 'two lines and the final newline');
-    t.match(lines[1], /^tick \d+$/);
-
-    // Follow: the stream opens at once and carries ticks written after it opened.
-    const ac = new AbortController();
-    const follow = await fetch(`${agentUrl}/v1/pods/${web}/logs?tail=1&follow=1`, { signal: ac.signal });
-    t.equal(follow.status, 200);
-    // The first tick seen, then three more written after the stream opened.
-    const stream = new TextStream(follow);
-    const followed = await stream.until((text) => {
-      const first = Number(/tick (\d+)/.exec(text)?.[1] ?? NaN);
-      return !Number.isNaN(first) && text.includes(`tick ${first + 3}\n`);
-    });
-    t.ok(followed, 'new output arrives while following');
-    ac.abort();
-    await stream.close();
-    // The agent is fine after the client went away.
-    t.equal((await fetch(`${agentUrl}/healthz`)).status, 200);
+    await checkTickLogs(t, agentUrl, web);
 
     const missing = await fetch(`${agentUrl}/v1/pods/nosuchpod/logs`);
     t.equal(missing.status, 404);

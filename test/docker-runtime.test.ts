@@ -1,8 +1,9 @@
 import t from 'tap';
-import { keyOf, nameKey, prefixes, type BerthEvent, type PodRecord, type PodSpec } from '@berth/core';
+import { keyOf, nameKey, type BerthEvent, type PodRecord, type PodSpec } from '@berth/core';
 import { AgentProcess, waitFor } from '@berth/devcluster';
+import { checkTickLogs } from './helpers/agent-logs.js';
 import { LeaderStandIn } from './helpers/leader-stand-in.js';
-import { clientFor, etcdFor, tempDir, docker, dockerProblem, TextStream } from './helpers/fixtures.js';
+import { clientFor, etcdFor, tempDir, docker, dockerProblem } from './helpers/fixtures.js';
 
 // The agent's docker runtime against a real private dockerd (DOCKER_HOST), a real etcd and a
 // real agent process, with no controller: the test plays the leader by writing pod records.
@@ -50,14 +51,8 @@ t.test('docker runtime: pods as containers', async (t) => {
   const change = (id: string, fn: (p: PodRecord) => PodRecord) => stand.change(id, fn);
   const createPod = (name: string, spec: Partial<PodSpec>) => stand.createPod(name, spec);
   const waitPod = (id: string, what: string, pred: (p: PodRecord) => boolean, timeoutMs = 15_000) => stand.waitPod(id, what, pred, timeoutMs);
-  const eventsOf = async (id: string): Promise<BerthEvent[]> =>
-    Object.entries(await client.getAll().prefix(prefixes.events).strings())
-      .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([, v]) => JSON.parse(v) as BerthEvent)
-      .filter((e) => e.involved.kind === 'pod' && e.involved.id === id);
-  /** Events are written right after the status they describe: wait for one rather than read once. */
-  const eventSeen = (id: string, pred: (e: BerthEvent) => boolean, what: string) =>
-    waitFor(async () => (await eventsOf(id)).some(pred) || undefined, { what });
+  const eventsOf = (id: string) => stand.eventsOf(id);
+  const eventSeen = (id: string, pred: (e: BerthEvent) => boolean, what: string) => stand.eventSeen(id, pred, what);
   const containersOf = (podId: string) => docker('ps', '-aq', '--no-trunc', '--filter', `label=berth.pod=${podId}`).split('\n').filter(Boolean);
   const inspectPod = (podId: string): Inspect => {
     const ids = containersOf(podId);
@@ -95,25 +90,9 @@ t.test('docker runtime: pods as containers', async (t) => {
   });
 
   t.test('logs through the agent API: tail and follow', async (t) => {
-    await waitFor(async () => (await (await fetch(`${agentUrl}/v1/pods/${web}/logs`)).text()).includes('tick 3'), { what: 'some ticks' });
+    await checkTickLogs(t, agentUrl, web);
     const all = await (await fetch(`${agentUrl}/v1/pods/${web}/logs`)).text();
-    t.match(all, `hello berth on ${port}\n`);
-    const lines = (await (await fetch(`${agentUrl}/v1/pods/${web}/logs?tail=2`)).text()).split('\n');
-    t.equal(lines.length, 3, 'two lines and the final newline');
-    t.match(lines[1], /^tick \d+$/);
-    const ac = new AbortController();
-    const follow = await fetch(`${agentUrl}/v1/pods/${web}/logs?tail=1&follow=1`, { signal: ac.signal });
-    t.equal(follow.status, 200);
-    // The first tick seen, then three more written after the stream opened.
-    const stream = new TextStream(follow);
-    const followed = await stream.until((text) => {
-      const first = Number(/tick (\d+)/.exec(text)?.[1] ?? NaN);
-      return !Number.isNaN(first) && text.includes(`tick ${first + 3}\n`);
-    });
-    t.ok(followed, 'new output arrives while following');
-    ac.abort();
-    await stream.close();
-    t.equal((await fetch(`${agentUrl}/healthz`)).status, 200);
+    t.match(all, `hello berth on ${port}\n`, 'stdout from the start of the container');
   });
 
   t.test('pause/resume, stop/start and restart drive the container', async (t) => {

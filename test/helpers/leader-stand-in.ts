@@ -1,5 +1,5 @@
 import type { Etcd3 } from 'etcd3';
-import { keyOf, nameKey, newId, type PodRecord, type PodSpec } from '@berth/core';
+import { keyOf, nameKey, newId, prefixes, type BerthEvent, type PodRecord, type PodSpec } from '@berth/core';
 import { absent, commit, putJson, Repository } from '@berth/store';
 import { waitFor } from '@berth/devcluster';
 
@@ -54,6 +54,19 @@ export class LeaderStandIn {
     const nodeId = this.nodeId();
     await this.change(id, (p) => ({ ...p, status: { ...p.status, phase: 'Scheduled', nodeId, reason: 'Scheduled' } }));
     return id;
+  }
+
+  /** The pod's events, oldest first. */
+  async eventsOf(id: string): Promise<BerthEvent[]> {
+    return Object.entries(await this.client.getAll().prefix(prefixes.events).strings())
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([, v]) => JSON.parse(v) as BerthEvent)
+      .filter((e) => e.involved.kind === 'pod' && e.involved.id === id);
+  }
+
+  /** Events are written right after the status they describe: wait for one rather than read once. */
+  eventSeen(id: string, pred: (e: BerthEvent) => boolean, what: string): Promise<true> {
+    return waitFor(async () => (await this.eventsOf(id)).some(pred) || undefined, { what });
   }
 
   /** Waits until the pod satisfies `pred`, and returns it. */
