@@ -5,13 +5,18 @@
 #                             dynamic loader it links (copied from ldd's list)
 #   /bin/busybox, /bin/<applet>  Debian's static busybox: a shell for debugging and
 #                             small tools (sh, sleep, nc, httpd, ...) for test pods
+#   /usr/local/bin/berth-entrypoint  deploy/docker/entrypoint.sh: the first argument
+#                             picks the program (controller, agent, berth); also
+#                             linked as /usr/local/bin/berth, the CLI
 #   /etc/passwd, /etc/group   a non-root user `berth` (10001); glibc's defaults
 #                             need no nsswitch.conf to read /etc/hosts, which
 #                             docker mounts in, as do resolv.conf and hostname
 #   /app                      the built workspaces (apps/*/dist, libs/*/dist, their
 #                             package.json) and production node_modules
-# Entrypoint `node`, workdir /app, user berth, default command the controller:
-#   docker run --rm --network host berth:local /app/apps/controller/dist/main.js --help
+# Workdir /app, user berth, default command `controller`; the same interface as
+# the image deploy/docker/Dockerfile builds, so compose.ha.yml runs either:
+#   docker run --rm --network host berth:local controller --help
+#   docker run --rm --network host berth:local agent --help
 #
 # Usage: deploy/docker/build-local-image.sh [TAG]   (default $BERTH_IMAGE, else berth:local)
 # Talks to the engine in DOCKER_HOST (see scripts/dockerd.sh env). Skips the build
@@ -43,7 +48,7 @@ busybox=/bin/busybox
 mapfile -t manifests < <(ls package.json package-lock.json apps/*/package.json libs/*/package.json)
 mapfile -t dist_files < <(find apps/*/dist libs/*/dist -type f ! -name '*.tsbuildinfo' 2>/dev/null | LC_ALL=C sort)
 
-hash=$(sha256sum "$script" "$node" "$busybox" "${manifests[@]}" "${dist_files[@]}" | sha256sum | cut -d' ' -f1)
+hash=$(sha256sum "$script" deploy/docker/entrypoint.sh "$node" "$busybox" "${manifests[@]}" "${dist_files[@]}" | sha256sum | cut -d' ' -f1)
 if [ "$(docker image inspect --format '{{index .Config.Labels "berth.build-hash"}}' "$tag" 2>/dev/null)" = "$hash" ]; then
   say "$tag is up to date"
   echo "$tag"
@@ -54,7 +59,7 @@ started=$SECONDS
 staging=$(mktemp -d)
 trap 'rm -rf "$staging"' EXIT
 root=$staging/rootfs
-mkdir -p "$root/usr/bin" "$root/bin" "$root/etc" "$root/app"
+mkdir -p "$root/usr/bin" "$root/usr/local/bin" "$root/bin" "$root/etc" "$root/app"
 install -d -m 1777 "$root/tmp"
 
 # node and everything the loader maps for it, each at the path ldd names, so the
@@ -69,6 +74,9 @@ cp "$busybox" "$root/bin/busybox"
 for applet in $("$busybox" --list); do
   [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 done
+
+install -m 755 deploy/docker/entrypoint.sh "$root/usr/local/bin/berth-entrypoint"
+ln -s berth-entrypoint "$root/usr/local/bin/berth"
 
 cat >"$root/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/sh
@@ -104,11 +112,11 @@ say "importing $tag"
 # (node_modules/@berth/* -> ../../apps|libs/*) point at the copied workspaces.
 tar --numeric-owner --owner=0 --group=0 --transform 's,^\./node_modules,./app/node_modules,' \
   -c -C "$root" . -C "$deps" ./node_modules | docker import \
-  --change 'ENTRYPOINT ["node"]' \
-  --change 'CMD ["/app/apps/controller/dist/main.js"]' \
+  --change 'ENTRYPOINT ["/usr/local/bin/berth-entrypoint"]' \
+  --change 'CMD ["controller"]' \
   --change 'WORKDIR /app' \
   --change 'USER 10001:10001' \
-  --change 'ENV PATH=/usr/bin:/bin NODE_ENV=production' \
+  --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin NODE_ENV=production' \
   --change "LABEL berth.build-hash=$hash" \
   - "$tag" >/dev/null
 # The image this one replaced is now untagged; drop it unless a container uses it.

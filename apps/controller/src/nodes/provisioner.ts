@@ -19,7 +19,8 @@ export interface AgentLaunch {
 
 /** The agent's entry point in this checkout (process mode) and in the image (docker mode). */
 const localAgentMain = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../agent/dist/main.js');
-const imageAgentMain = '/app/apps/agent/dist/main.js';
+/** Berth's image picks the program from its first argument (deploy/docker/entrypoint.sh). */
+const imageAgentCommand = 'agent';
 
 function agentArgs(l: AgentLaunch): string[] {
   const args = ['--etcd', l.etcd.join(','), '--name', l.name, '--cpu', String(l.resources.cpu), '--memory-mib', String(l.resources.memoryMiB), '--runtime', l.runtime];
@@ -68,7 +69,7 @@ export class NodeProvisioner {
     const container = await this.docker.createContainer({
       name: `berth-node-${l.name}-${l.nodeId}`,
       Image: this.image,
-      Cmd: [imageAgentMain, ...agentArgs(l)],
+      Cmd: [imageAgentCommand, ...agentArgs(l)],
       Labels: { 'berth.node': l.nodeId, 'berth.node.name': l.name, 'berth.provisioned-by': this.replicaId },
       HostConfig: {
         NetworkMode: 'host',
