@@ -2,6 +2,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { isBrokenCircuitError } from 'cockatiel';
 import { leaderRecordKey } from '@berth/core';
+import { explainUnavailable } from '@berth/store';
 
 /**
  * Tells whether etcd answers linearizable reads (so it is up and has quorum).
@@ -27,7 +28,7 @@ export class EtcdHealth {
 
   /** A message for operators saying why etcd is considered unreachable. */
   get problem(): string {
-    return `etcd is unreachable at ${this.endpoints.join(',')}: ${this.lastError ?? 'no answer for ' + (Date.now() - this.lastOkAt) + ' ms'}`;
+    return `${this.lastError ?? `etcd has not answered for ${Date.now() - this.lastOkAt} ms`} (endpoints ${this.endpoints.join(',')})`;
   }
 
   start(): void {
@@ -50,7 +51,7 @@ export class EtcdHealth {
     } catch (err) {
       // While etcd3's circuit breaker is open its error says only that; keep the real cause.
       if (isBrokenCircuitError(err) && this.lastError !== undefined) return;
-      const message = err instanceof Error ? err.message : String(err);
+      const message = explainUnavailable(err);
       if (this.lastError === undefined) this.log.warn({ err: message }, 'etcd unreachable');
       this.lastError = message;
     } finally {

@@ -72,13 +72,28 @@ export function isUnavailable(err: unknown): boolean {
   );
 }
 
+/**
+ * Says in plain words why etcd did not serve a request, the client's own
+ * message in brackets. A member that is down refuses connections, and the
+ * client moves on to the next endpoint; when a majority is down the members
+ * left accept connections but cannot commit or serve linearizable reads, so
+ * requests run into their deadline: that is how lost quorum shows.
+ */
+export function explainUnavailable(err: unknown): string {
+  const detail = err instanceof Error ? err.message : String(err);
+  if (err instanceof GRPCDeadlineExceededError || /deadline/i.test(detail)) {
+    return `etcd did not answer in time: a majority of its members may be down (no quorum) or unreachable; Berth resumes when it answers again [${detail}]`;
+  }
+  if (isBrokenCircuitError(err) || err instanceof GRPCUnavailableError || /ECONNREFUSED|No connection established|unavailable/i.test(detail)) {
+    return `etcd cannot be reached (connection refused or lost); Berth resumes when it answers again [${detail}]`;
+  }
+  return `etcd is unavailable [${detail}]`;
+}
+
 /** Maps an etcd client error to the API's error catalogue; BerthErrors pass through. */
 export function toBerthError(err: unknown): BerthError {
   if (err instanceof BerthError) return err;
-  if (isUnavailable(err)) {
-    const detail = err instanceof Error ? err.message : String(err);
-    return errors.etcdUnavailable(`etcd is unavailable: ${detail}`, err);
-  }
+  if (isUnavailable(err)) return errors.etcdUnavailable(explainUnavailable(err), err);
   const detail = err instanceof Error ? err.message : String(err);
   return new BerthError('INTERNAL', `etcd request failed: ${detail}`, undefined, { cause: err });
 }
