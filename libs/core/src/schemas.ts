@@ -57,6 +57,7 @@ export const ClusterView = Type.Object(
       cacheRevision: Type.Integer({ description: 'highest etcd revision applied to this replica\'s caches' }),
     }),
     replicas: Type.Array(Type.Ref('ReplicaView')),
+    leaseTtlSeconds: Type.Integer({ description: "TTL of the election lease: a leader that dies without resigning is replaced about this long (plus a second) later" }),
     etcd: Type.Object({ endpoints: Type.Array(Type.String()), reachable: Type.Boolean() }),
   },
   { $id: 'ClusterView' },

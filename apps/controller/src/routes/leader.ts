@@ -37,6 +37,7 @@ export function leaderRoutes(controller: Controller): FastifyPluginAsync {
           cacheRevision: controller.cacheRevision,
         },
         replicas: controller.replicaViews(),
+        leaseTtlSeconds: controller.config.leaseTtl,
         etcd: { endpoints: controller.config.etcd, reachable: controller.health.reachable },
       }),
     );

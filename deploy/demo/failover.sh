@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The failover demo: against a cluster started with
+#   docker compose -f compose.ha.yml up -d --build
+# it shows the leader, creates a few pods, `docker kill`s the leader's
+# container, prints how long the election of the next leader took and that every
+# pod is still Running and bound exactly once, then `docker start`s the killed
+# replica and shows it rejoin as a follower. Exits non-zero if any claim fails.
+#
+#   deploy/demo/failover.sh                    # controllers on localhost:8081-8083
+#   deploy/demo/failover.sh --pods 5 --image busybox:1.36 --keep
+#   deploy/demo/failover.sh --help             # every option (berth demo failover)
+#
+# It is `berth demo failover`; this script only builds the CLI first if needed.
+# The docker CLI it runs talks to the engine in DOCKER_HOST, as compose does.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+if [ ! -f apps/cli/dist/main.js ]; then
+  printf '\033[1m[berth demo]\033[0m building the CLI (npm ci, tsc -b)\n' >&2
+  [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
+  npx --no-install tsc -b apps/cli
+fi
+exec node apps/cli/dist/main.js demo failover "$@"
