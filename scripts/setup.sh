@@ -39,6 +39,16 @@ if [ "${BERTH_SETUP_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null; then
   fi
 fi
 
+# The compose test brings compose.ha.yml up with Debian's docker-compose (v1.29; `docker compose`
+# v2 is not packaged for bookworm). Only the test run needs it (scripts/test.sh sets BERTH_SETUP_COMPOSE=1).
+if [ "${BERTH_SETUP_COMPOSE:-0}" = 1 ] && ! command -v docker-compose >/dev/null; then
+  if [ "$(id -u)" = "0" ]; then
+    apt_install docker-compose
+  else
+    say "docker-compose is missing: the compose test will fail (install it with: sudo apt-get install -y docker-compose)"
+  fi
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm ci"
   npm ci --no-audit --no-fund --loglevel=error

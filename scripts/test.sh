@@ -2,15 +2,16 @@
 # `npm test`: set up whatever is missing, build, run the whole tap suite, and
 # print the plain "N passed, N failed" line CI reads.
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-BERTH_SETUP_BROWSER=1 bash scripts/setup.sh || exit 1
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+BERTH_SETUP_BROWSER=1 BERTH_SETUP_COMPOSE=1 bash scripts/setup.sh || exit 1
 
-# A private Docker engine for the tests that provision node containers, and the
-# image they run (built locally: there is no registry to pull from).
+# A private Docker engine for the tests that provision node containers or run
+# compose.ha.yml, and the images they run (built locally: there is no registry).
 bash scripts/dockerd.sh start >/dev/null || exit 1
 trap 'bash scripts/dockerd.sh stop' EXIT
 eval "$(bash scripts/dockerd.sh env)"
 bash deploy/docker/build-local-image.sh >/dev/null || exit 1
+bash deploy/docker/build-etcd-image.sh >/dev/null || exit 1
 bash deploy/docker/build-test-images.sh >/dev/null || exit 1
 
 mkdir -p test-artifacts

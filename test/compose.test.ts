@@ -1,0 +1,161 @@
+import { execFile, execFileSync } from 'node:child_process';
+import path from 'node:path';
+import t from 'tap';
+import { waitFor } from '@berth/devcluster';
+import { ComposeStack } from './helpers/compose.js';
+import { docker, dockerProblem } from './helpers/fixtures.js';
+
+// compose.ha.yml as a user runs it (3 etcd members, c1..c3, two docker-runtime
+// agents), brought up by Debian's docker-compose with every service on the host
+// network; the images are the ones built without a registry by npm test's set-up.
+const CLI = path.resolve(import.meta.dirname, '../../apps/cli/dist/main.js');
+const POD_IMAGE = 'berth-test/busybox:local';
+
+function composeProblem(): string | undefined {
+  const problem =
+    dockerProblem(process.env.BERTH_IMAGE ?? 'berth:local', 'deploy/docker/build-local-image.sh') ??
+    dockerProblem(process.env.ETCD_IMAGE ?? 'berth/etcd:local', 'deploy/docker/build-etcd-image.sh') ??
+    dockerProblem(POD_IMAGE, 'deploy/docker/build-test-images.sh');
+  if (problem) return problem;
+  try {
+    execFileSync('docker-compose', ['version'], { stdio: 'pipe' });
+  } catch {
+    return "docker-compose is missing: npm test's set-up installs Debian's docker-compose package";
+  }
+  return undefined;
+}
+
+interface Json {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+async function call(url: string, method = 'GET', body?: unknown, timeoutMs = 15_000): Promise<Json> {
+  const res = await fetch(url, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) };
+}
+
+const podBody = (name: string) => ({ name, image: POD_IMAGE, command: ['sleep', '3600'], cpu: 0.05, memoryMiB: 32 });
+
+async function podPhase(url: string, name: string): Promise<string | undefined> {
+  const r = await call(`${url}/v1/pods/${name}`);
+  return r.status === 200 ? ((r.body.status as { phase: string }).phase) : undefined;
+}
+
+function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 180_000, env: { ...process.env, NO_COLOR: '1' } }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+t.test('compose.ha.yml: HA stack, failover demo by docker kill, etcd member loss', async (t) => {
+  const problem = composeProblem();
+  if (problem) {
+    t.fail(`this test needs a Docker engine and docker-compose and cannot get them: ${problem}`);
+    return;
+  }
+  const stack = await ComposeStack.create(t);
+  await stack.compose('up', '-d', '--no-build');
+  const [c1, c2, c3] = stack.controllerUrls as [string, string, string];
+
+  const firstLeader = await stack.agreedLeader();
+  t.ok(['c1', 'c2', 'c3'].includes(firstLeader), `the leader is one of c1..c3 (${firstLeader})`);
+  for (const url of stack.controllerUrls) {
+    const cluster = await call(`${url}/v1/cluster`);
+    t.equal(cluster.status, 200, `${url} answers the API`);
+    t.equal((cluster.body.replicas as unknown[]).length, 3, `${url} sees three replicas`);
+  }
+  const nodes = await waitFor(
+    async () => {
+      const r = await call(`${c1}/v1/nodes`);
+      const items = r.body.items as Array<{ name: string; status: string; runtime: string }>;
+      return items.length === 2 && items.every((n) => n.status === 'Ready') ? items : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 200, what: 'agent1 and agent2 Ready' },
+  );
+  t.same(nodes.map((n) => [n.name, n.runtime]).sort(), [['agent1', 'docker'], ['agent2', 'docker']], 'both agents registered with the docker runtime');
+
+  await t.test('etcdctl inside the etcd container sees Berth\'s keys', async (t) => {
+    const keys = await stack.compose('exec', '-T', 'etcd1', 'etcdctl', 'get', '--prefix', '/berth/nodes/', '--keys-only');
+    t.equal(keys.split('\n').filter((l) => l.startsWith('/berth/nodes/')).length, 2, 'two node keys');
+    const members = await stack.compose('exec', '-T', 'etcd1', 'etcdctl', 'member', 'list');
+    t.equal(members.split('\n').filter((l) => l.includes('started')).length, 3, 'three started members');
+  });
+
+  await t.test('the failover demo kills the leader container and every claim holds', async (t) => {
+    const leader = await stack.agreedLeader();
+    const demo = await runCli(['demo', 'failover', '--servers', stack.controllerUrls.join(','), '--project', stack.project, '--image', POD_IMAGE, '--pods', '3']);
+    t.comment(demo.stdout.split('\n').map((l) => `  ${l}`).join('\n'));
+    t.equal(demo.code, 0, `the demo exits 0 ${demo.stderr}`);
+    t.match(demo.stdout, new RegExp(`docker kill \\S+`), 'it shows the docker kill it runs');
+    const elected = /✔ (c\d) elected ([\d.]+) s after the kill/.exec(demo.stdout);
+    t.ok(elected, 'it reports the new leader and the time the election took');
+    t.not(elected?.[1], leader, 'a different replica leads');
+    t.ok(Number(elected?.[2]) <= 3, `elected within lease TTL (2 s) + 1 s: ${elected?.[2]} s`);
+    t.match(demo.stdout, /✔ all 3 pods still Running, each bound to one node and in one container/);
+    t.match(demo.stdout, new RegExp(`✔ ${leader} rejoined as a follower`));
+    t.match(demo.stdout, /PASS: all 3 claims held/);
+
+    // Checked here too, not only on the demo's word.
+    t.ok(await stack.running(leader), `${leader}'s container runs again`);
+    const url = stack.controllerUrls[Number(leader.slice(1)) - 1]!;
+    const view = (await call(`${url}/v1/cluster`)).body as { self: { role: string }; leader: { leaderId: string } };
+    t.equal(view.self.role, 'follower', `${leader} is a follower`);
+    t.equal(view.leader.leaderId, elected?.[1], 'and names the new leader');
+    const left = await call(`${url}/v1/pods`);
+    t.same((left.body.items as Array<{ name: string }>).filter((p) => p.name.startsWith('demo-')), [], 'the demo removed its pods');
+  });
+
+  await t.test('etcd member loss: one down keeps the API writable, two down answer 503, nothing lost', async (t) => {
+    t.equal((await call(`${c1}/v1/pods`, 'POST', podBody('before-loss'))).status, 201);
+    await waitFor(async () => (await podPhase(c1, 'before-loss')) === 'Running', { timeoutMs: 60_000, intervalMs: 200, what: 'before-loss Running' });
+
+    await stack.compose('stop', '--timeout', '5', 'etcd2');
+    const one = await call(`${c2}/v1/pods`, 'POST', podBody('one-member-down'));
+    t.equal(one.status, 201, `a write with one etcd member down succeeds: ${JSON.stringify(one.body)}`);
+    t.equal((await call(`${c3}/v1/pods/one-member-down`)).status, 200, 'and reads see it');
+    await waitFor(async () => (await podPhase(c1, 'one-member-down')) === 'Running', { timeoutMs: 60_000, intervalMs: 200, what: 'one-member-down Running' });
+
+    await stack.compose('stop', '--timeout', '5', 'etcd3');
+    const none = await call(`${c1}/v1/pods`, 'POST', podBody('no-quorum'));
+    t.equal(none.status, 503, 'a write without quorum answers 503');
+    t.equal(none.body.error, 'ETCD_UNAVAILABLE');
+    t.match(none.body.message, /^etcd did not answer in time: a majority of its members may be down \(no quorum\)/, `the message says what is wrong: ${String(none.body.message)}`);
+    const ready = await waitFor(
+      async () => {
+        const r = await call(`${c2}/readyz`);
+        return r.status === 503 ? r : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, what: '/readyz 503' },
+    );
+    t.equal(ready.body.error, 'ETCD_UNAVAILABLE', `/readyz names etcd: ${JSON.stringify(ready.body)}`);
+    t.match(ready.body.message, /no quorum/, 'and says quorum may be lost');
+
+    await stack.compose('start', 'etcd2', 'etcd3');
+    await waitFor(
+      async () => {
+        const codes = await Promise.all(stack.controllerUrls.map(async (u) => (await call(`${u}/readyz`)).status));
+        return codes.every((s) => s === 200);
+      },
+      { timeoutMs: 60_000, intervalMs: 200, what: 'every controller ready again' },
+    );
+    await stack.agreedLeader();
+    const after = await call(`${c3}/v1/pods`, 'POST', podBody('after-recovery'));
+    t.equal(after.status, 201, `writes work again once quorum returns: ${JSON.stringify(after.body)}`);
+    t.equal((await call(`${c1}/v1/pods/no-quorum`)).status, 404, 'the write refused without quorum left nothing behind');
+    for (const name of ['before-loss', 'one-member-down', 'after-recovery']) {
+      await waitFor(async () => (await podPhase(c2, name)) === 'Running', { timeoutMs: 60_000, intervalMs: 200, what: `${name} Running after recovery` });
+      t.pass(`${name} is Running after quorum returned`);
+    }
+    const containers = docker('ps', '--filter', 'label=berth.pod-name=before-loss', '--format', '{{.ID}}').split('\n').filter(Boolean);
+    t.equal(containers.length, 1, 'the pod created before the loss still has exactly one container');
+  });
+});
