@@ -49,7 +49,7 @@ export class Controller {
     this.client = createEtcdClient(config.etcd);
     this.info = { id: config.id, address: config.advertiseUrl, pid: process.pid, startedAt: new Date().toISOString() };
     this.events = new EventRecorder(this.client, config.id, this.log.child({ component: 'events' }));
-    this.health = new EtcdHealth(this.client, config.etcd, this.log.child({ component: 'etcd-health' }));
+    this.health = new EtcdHealth(config.etcd, this.log.child({ component: 'etcd-health' }));
     this.replicas = new Informer<ReplicaInfo>(this.client, prefixes.election, this.log.child({ component: 'informer' }));
     this.leaderRecord = new Informer<LeaderRecord>(this.client, leaderRecordKey, this.log.child({ component: 'informer' }));
     this.auditEvents = new Informer<BerthEvent>(this.client, prefixes.events, this.log.child({ component: 'informer' }));

@@ -2,33 +2,56 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { isBrokenCircuitError } from 'cockatiel';
 import { leaderRecordKey } from '@berth/core';
-import { explainUnavailable } from '@berth/store';
+import { createEtcdClient, unavailableKind } from '@berth/store';
+
+const NOT_PROBED = 'not probed yet';
+
+/** One endpoint's probe state. */
+interface Endpoint {
+  url: string;
+  client: Etcd3;
+  /** Why the last probe failed; undefined after a success. */
+  error: string | undefined;
+  /** The last failure was a deadline (the member answers connections but not reads): no quorum. */
+  timedOut: boolean;
+}
 
 /**
- * Tells whether etcd answers linearizable reads (so it is up and has quorum).
- * A probe every second with a short deadline; `/readyz` reports it.
+ * Tells whether etcd answers linearizable reads (so it is up and has quorum),
+ * probing every endpoint on its own connection once a second with a short
+ * deadline: etcd is reachable while any member serves such a read. When none
+ * does, the message says what each endpoint did, which tells a stopped member
+ * (connection refused) from a live member without quorum (no answer in time).
+ * `/readyz` reports it, and while etcd is down the API answers 503 at once.
  */
 export class EtcdHealth {
   private timer: NodeJS.Timeout | undefined;
   private lastOkAt = 0;
-  private lastError: string | undefined = 'not probed yet';
+  private lastError: string | undefined = NOT_PROBED;
   private probing = false;
+  private readonly endpoints: Endpoint[];
 
   constructor(
-    private readonly client: Etcd3,
-    private readonly endpoints: string[],
+    endpoints: string[],
     private readonly log: Logger,
     private readonly intervalMs = 1000,
-  ) {}
+  ) {
+    this.endpoints = endpoints.map((url) => ({ url, client: createEtcdClient([url], { callTimeoutMs: intervalMs }), error: NOT_PROBED, timedOut: false }));
+  }
 
   /** True when the last probe succeeded recently. */
   get reachable(): boolean {
     return this.lastError === undefined && Date.now() - this.lastOkAt < this.intervalMs * 3;
   }
 
+  /** True once a probe failed and none succeeded since (false before the first probe ends). */
+  get down(): boolean {
+    return this.lastError !== undefined && this.lastError !== NOT_PROBED ? true : this.lastOkAt !== 0 && !this.reachable;
+  }
+
   /** A message for operators saying why etcd is considered unreachable. */
   get problem(): string {
-    return `${this.lastError ?? `etcd has not answered for ${Date.now() - this.lastOkAt} ms`} (endpoints ${this.endpoints.join(',')})`;
+    return this.lastError ?? `etcd has not answered for ${Date.now() - this.lastOkAt} ms (endpoints ${this.endpoints.map((e) => e.url).join(', ')})`;
   }
 
   start(): void {
@@ -38,24 +61,54 @@ export class EtcdHealth {
 
   stop(): void {
     clearInterval(this.timer);
+    for (const e of this.endpoints) e.client.close();
+  }
+
+  private async probeOne(e: Endpoint): Promise<boolean> {
+    try {
+      await e.client.get(leaderRecordKey).options({ deadline: Date.now() + this.intervalMs }).exec();
+      e.error = undefined;
+      e.timedOut = false;
+      return true;
+    } catch (err) {
+      // While the circuit breaker is open its error says only that; keep the real cause.
+      if (isBrokenCircuitError(err) && e.error !== undefined && e.error !== NOT_PROBED) return false;
+      const kind = unavailableKind(err);
+      e.timedOut = kind === 'timeout';
+      e.error = kind === 'timeout' ? `no answer within ${this.intervalMs} ms` : kind === 'refused' ? 'connection refused' : err instanceof Error ? err.message : String(err);
+      return false;
+    }
   }
 
   private async probe(): Promise<void> {
     if (this.probing) return;
     this.probing = true;
     try {
-      await this.client.get(leaderRecordKey).options({ deadline: Date.now() + this.intervalMs }).exec();
-      if (this.lastError !== undefined && this.lastOkAt !== 0) this.log.info('etcd reachable again');
-      this.lastOkAt = Date.now();
-      this.lastError = undefined;
-    } catch (err) {
-      // While etcd3's circuit breaker is open its error says only that; keep the real cause.
-      if (isBrokenCircuitError(err) && this.lastError !== undefined) return;
-      const message = explainUnavailable(err);
-      if (this.lastError === undefined) this.log.warn({ err: message }, 'etcd unreachable');
-      this.lastError = message;
+      const ok = await Promise.all(this.endpoints.map((e) => this.probeOne(e)));
+      if (ok.some(Boolean)) {
+        if (this.lastError !== undefined && this.lastOkAt !== 0) this.log.info('etcd reachable again');
+        this.lastOkAt = Date.now();
+        this.lastError = undefined;
+        return;
+      }
+      const first = this.lastError === undefined;
+      this.lastError = this.describe();
+      if (first) this.log.warn({ err: this.lastError }, 'etcd unreachable');
     } finally {
       this.probing = false;
     }
+  }
+
+  /** Every endpoint failed: what each did, headed by what that means. */
+  private describe(): string {
+    const timedOut = this.endpoints.filter((e) => e.timedOut).length;
+    const n = this.endpoints.length;
+    const head =
+      timedOut === 0
+        ? 'etcd cannot be reached'
+        : n > 1 && timedOut < n
+          ? `etcd has no quorum: ${n - timedOut} of ${n} members cannot be reached and the rest cannot serve requests`
+          : 'etcd did not answer in time: a majority of its members may be down (no quorum) or unreachable';
+    return `${head}; Berth resumes when it answers again (${this.endpoints.map((e) => `${e.url}: ${e.error}`).join('; ')})`;
   }
 }

@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { ClusterView, ErrorResponse, HealthView, LeaderView, NodeList, NodeView, PodList, PodView, ReplicaView } from '@berth/core';
+import { ClusterView, ErrorResponse, HealthView, LeaderView, NodeList, NodeView, PodList, PodView, ReplicaView, errors } from '@berth/core';
 import type { Controller } from './controller.js';
 import { installErrorHandling } from './errors.js';
 import { systemRoutes } from './routes/system.js';
@@ -44,8 +44,20 @@ export async function buildServer(controller: Controller): Promise<FastifyInstan
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  installErrorHandling(app);
+  installErrorHandling(app, () => (controller.health.down ? controller.health.problem : undefined));
   controller.metrics.instrument(app);
+  // While etcd does not answer (down, or no quorum), the API says so instead of
+  // serving a frozen watch cache as if it were current: every /v1 request
+  // answers 503 ETCD_UNAVAILABLE, like a write would after its deadline, only at
+  // once. Exempt: /v1/cluster (the diagnostic view: it reports etcd.reachable
+  // and this replica's role) and the event stream, which stays open and resumes
+  // (an EventSource gives up for good on a non-200 answer).
+  app.addHook('onRequest', async (req) => {
+    if (!controller.health.down || !req.url.startsWith('/v1/')) return;
+    const path = req.url.split('?')[0];
+    if (path === '/v1/cluster' || (path === '/v1/events' && /[?&]watch=(1|true)\b/.test(req.url))) return;
+    throw errors.etcdUnavailable(controller.health.problem);
+  });
   await app.register(systemRoutes(controller));
   await app.register(leaderRoutes(controller), { prefix: '/v1' });
   await app.register(nodeRoutes(controller), { prefix: '/v1' });

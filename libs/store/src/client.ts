@@ -72,6 +72,14 @@ export function isUnavailable(err: unknown): boolean {
   );
 }
 
+/** How an etcd request failed: no answer before its deadline, no connection, or something else. */
+export function unavailableKind(err: unknown): 'timeout' | 'refused' | 'other' {
+  const detail = err instanceof Error ? err.message : String(err);
+  if (err instanceof GRPCDeadlineExceededError || /deadline/i.test(detail)) return 'timeout';
+  if (isBrokenCircuitError(err) || err instanceof GRPCUnavailableError || /ECONNREFUSED|No connection established|unavailable/i.test(detail)) return 'refused';
+  return 'other';
+}
+
 /**
  * Says in plain words why etcd did not serve a request, the client's own
  * message in brackets. A member that is down refuses connections, and the
@@ -81,13 +89,14 @@ export function isUnavailable(err: unknown): boolean {
  */
 export function explainUnavailable(err: unknown): string {
   const detail = err instanceof Error ? err.message : String(err);
-  if (err instanceof GRPCDeadlineExceededError || /deadline/i.test(detail)) {
-    return `etcd did not answer in time: a majority of its members may be down (no quorum) or unreachable; Berth resumes when it answers again [${detail}]`;
+  switch (unavailableKind(err)) {
+    case 'timeout':
+      return `etcd did not answer in time: a majority of its members may be down (no quorum) or unreachable; Berth resumes when it answers again [${detail}]`;
+    case 'refused':
+      return `etcd cannot be reached (connection refused or lost); Berth resumes when it answers again [${detail}]`;
+    default:
+      return `etcd is unavailable [${detail}]`;
   }
-  if (isBrokenCircuitError(err) || err instanceof GRPCUnavailableError || /ECONNREFUSED|No connection established|unavailable/i.test(detail)) {
-    return `etcd cannot be reached (connection refused or lost); Berth resumes when it answers again [${detail}]`;
-  }
-  return `etcd is unavailable [${detail}]`;
 }
 
 /** Maps an etcd client error to the API's error catalogue; BerthErrors pass through. */
