@@ -109,9 +109,12 @@ fi
 old_id=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
 say "importing $tag"
 # node_modules joins the rootfs as /app/node_modules, where its workspace links
-# (node_modules/@berth/* -> ../../apps|libs/*) point at the copied workspaces.
-tar --numeric-owner --owner=0 --group=0 --transform 's,^\./node_modules,./app/node_modules,' \
-  -c -C "$root" . -C "$deps" ./node_modules | docker import \
+# (node_modules/@berth/* -> ../../apps|libs/*) point at the copied workspaces;
+# so do the workspaces' own node_modules, where npm puts a version that differs
+# from the hoisted one (e.g. apps/controller/node_modules/@fastify/static).
+mapfile -t nested < <(cd "$deps" && find ./apps ./libs -mindepth 2 -maxdepth 2 -name node_modules -type d 2>/dev/null | LC_ALL=C sort)
+tar --numeric-owner --owner=0 --group=0 --transform 's,^\./\(node_modules\|apps\|libs\)\(/\|$\),./app/\1\2,' \
+  -c -C "$root" . -C "$deps" ./node_modules "${nested[@]}" | docker import \
   --change 'ENTRYPOINT ["/usr/local/bin/berth-entrypoint"]' \
   --change 'CMD ["controller"]' \
   --change 'WORKDIR /app' \
