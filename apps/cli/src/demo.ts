@@ -93,7 +93,8 @@ export async function failoverDemo(o: FailoverDemoOptions, out: Out, c: Palette)
   if (oldLeader === null) throw new Error('the cluster has no leader right now; run the demo again in a few seconds');
   const ttl = first.leaseTtlSeconds;
   for (const r of first.replicas.sort((a, b) => a.id.localeCompare(b.id))) {
-    out(`  ${r.leader ? c.green(`${r.id}  leader`) : `${r.id}  follower`}   ${c.dim(r.address)}`);
+    const line = `${r.id.padEnd(6)}${(r.leader ? 'leader' : 'follower').padEnd(10)}`;
+    out(`  ${r.leader ? c.green(c.bold(line)) : line}${c.dim(r.address)}`);
   }
   out(`  term ${first.leader.term}, election lease TTL ${ttl} s`);
   const api0 = [...byId.values()][0]!;
