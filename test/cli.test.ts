@@ -356,6 +356,17 @@ t.test('the built CLI against a real cluster', async (t) => {
     const down = await run(['--server', 'http://127.0.0.1:9', 'get', 'nodes'], {}, false);
     t.equal(down.code, 2, 'an unreachable server exits 2');
     t.match(down.stderr, /unable to connect to the server at http:\/\/127\.0\.0\.1:9/);
+
+    // The failover demo refuses before it creates anything when it cannot do what it claims.
+    const noCluster = await run(['demo', 'failover', '--servers', 'http://127.0.0.1:9'], {}, false);
+    t.equal(noCluster.code, 1, 'demo failover without a cluster exits 1');
+    t.match(noCluster.stderr, /no controller answers at http:\/\/127\.0\.0\.1:9/);
+    const servers = cluster.controllers.map((c) => c.url).join(',');
+    const notCompose = await run(['demo', 'failover', '--servers', servers], {}, false);
+    t.equal(notCompose.code, 1, 'demo failover against controllers that are not compose containers exits 1');
+    t.match(notCompose.stderr, /no running container of controller \S+ .*docker compose -f compose\.ha\.yml/);
+    const pods = JSON.parse(await ok(['get', 'pods', '-o', 'json'])) as { items: Array<{ name: string }> };
+    t.same(pods.items.filter((p) => p.name.startsWith('demo-')), [], 'and it created no pod');
   });
 
   t.test('completion', async (t) => {

@@ -33,7 +33,7 @@ fi
 /** Top-level commands offered by completion (hidden ones left out). */
 export const COMMANDS = [
   'get', 'describe', 'top', 'nodes', 'cordon', 'uncordon', 'drain', 'delete', 'run', 'apply',
-  'stop', 'start', 'pause', 'resume', 'restart', 'logs', 'leader', 'cluster', 'completion', 'help',
+  'stop', 'start', 'pause', 'resume', 'restart', 'logs', 'leader', 'cluster', 'demo', 'completion', 'help',
 ];
 
 const KINDS = ['nodes', 'pods', 'events'];
