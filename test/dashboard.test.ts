@@ -100,5 +100,14 @@ t.test('the dashboard, served by a follower, follows the cluster live', { skip: 
 
   fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+  // Kill the replica that serves the page: it moves to the one left, which shows itself leading.
+  const last = cluster.running.find((c) => c.id !== follower.id && c.id !== leader.id)!;
+  await follower.process.stop('SIGKILL');
+  await page.waitForURL(`${last.url}/`, { timeout: 20_000 });
+  await page.locator('[data-testid=connection][data-state=live]').waitFor();
+  t.pass(`the page moved from ${follower.id} to ${last.id} on its own`);
+  await page.waitForFunction((id) => document.querySelector('[data-testid=leader-id]')?.textContent === id, last.id, { timeout: 20_000 });
+  t.match(await page.locator('[data-testid=self]').textContent(), new RegExp(`^${last.id} \\(leader\\)`), `${last.id} serves the page and leads`);
   t.same(pageErrors, [], 'no script errors in the page');
 });

@@ -3,7 +3,8 @@
  * controller streams on `GET /v1/events?watch=1` (a snapshot, then coalesced
  * node/pod/leader/event changes) and re-renders the affected section. Actions
  * call the REST API of the replica that served the page; an error answer's
- * `message` is shown in the banner.
+ * `message` is shown in the banner. When that replica stays unreachable, the
+ * page moves to another replica that answers.
  */
 
 interface Resources { cpu: number; memoryMiB: number }
@@ -296,9 +297,44 @@ function connect(): void {
     schedule('pods');
   });
   on<BerthEvent>('event', (e) => addEvents([e]));
-  source.addEventListener('open', () => setConnection('connecting', 'syncing…'));
-  // EventSource reconnects by itself (the server asks for 1 s); a fresh snapshot follows.
-  source.addEventListener('error', () => setConnection(source.readyState === EventSource.CLOSED ? 'down' : 'connecting', 'reconnecting…'));
+  source.addEventListener('open', () => {
+    clearTimeout(switchTimer);
+    switchTimer = undefined;
+    setConnection('connecting', 'syncing…');
+  });
+  // EventSource reconnects by itself (the server asks for 1 s); a fresh snapshot follows. If this
+  // replica stays away (killed, as in a failover demo), the page moves to one that answers.
+  source.addEventListener('error', () => {
+    setConnection(source.readyState === EventSource.CLOSED ? 'down' : 'connecting', 'reconnecting…');
+    if (switchTimer === undefined) switchTimer = setTimeout(() => void switchReplica(), SWITCH_AFTER_MS);
+  });
+}
+
+/** How long the serving replica may be away before the page moves to another one. */
+const SWITCH_AFTER_MS = 2000;
+let switchTimer: ReturnType<typeof setTimeout> | undefined;
+
+/**
+ * The replica that served this page stopped answering: load the dashboard from
+ * the first other replica (addresses from the election keys) that answers. A
+ * probe with mode no-cors resolves when the server answered at all and rejects
+ * when it cannot be reached; the API itself stays same-origin (no CORS).
+ */
+async function switchReplica(): Promise<void> {
+  const others = state.replicas.filter((r) => r.id !== state.self);
+  for (const r of others) {
+    try {
+      await fetch(`${r.address}/healthz`, { mode: 'no-cors', cache: 'no-store', signal: AbortSignal.timeout(1500) });
+      setConnection('down', `${state.self} is not answering: switching to ${r.id}…`);
+      location.assign(`${r.address}/`);
+      return;
+    } catch {
+      /* next replica */
+    }
+  }
+  // Nobody answers (etcd or the network may be away too): keep reconnecting, try again later.
+  setConnection('down', others.length === 0 ? 'reconnecting…' : `no replica answers (${others.map((r) => r.id).join(', ')}); retrying…`);
+  switchTimer = setTimeout(() => void switchReplica(), SWITCH_AFTER_MS);
 }
 
 // ---- forms -------------------------------------------------------------------
