@@ -2,7 +2,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import path from 'node:path';
 import t from 'tap';
 import { waitFor } from '@berth/devcluster';
-import { ComposeStack } from './helpers/compose.js';
+import { composeFor } from './helpers/compose.js';
 import { docker, dockerProblem } from './helpers/fixtures.js';
 
 // compose.ha.yml as a user runs it (3 etcd members, c1..c3, two docker-runtime
@@ -62,7 +62,7 @@ t.test('compose.ha.yml: HA stack, failover demo by docker kill, etcd member loss
     t.fail(`this test needs a Docker engine and docker-compose and cannot get them: ${problem}`);
     return;
   }
-  const stack = await ComposeStack.create(t);
+  const stack = await composeFor(t);
   await stack.compose('up', '-d', '--no-build');
   const [c1, c2, c3] = stack.controllerUrls as [string, string, string];
 

@@ -6,3 +6,4 @@ export * from './controller.js';
 export * from './cluster.js';
 export * from './proxy.js';
 export * from './agent.js';
+export * from './compose.js';
