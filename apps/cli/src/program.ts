@@ -157,7 +157,23 @@ Examples:
   /** A streamed object for `-o json|yaml` watches: NDJSON lines or YAML documents. */
   const printStreamed = (data: unknown, format: 'json' | 'yaml') => out(format === 'json' ? JSON.stringify(data) : `---\n${YAML.stringify(data).trimEnd()}`);
   const follow = (api: BerthClient, onMessage: (event: string, data: unknown) => void) =>
-    followEvents(api, { onMessage: (m) => onMessage(m.event, JSON.parse(m.data) as unknown), warn: err });
+    followEvents(api, {
+      onMessage: (m) => {
+        const data = JSON.parse(m.data) as unknown;
+        noteEtcd(m.event, data);
+        onMessage(m.event, data);
+      },
+      warn: err,
+    });
+
+  /** Watches say on stderr when the server loses etcd (what follows is its last known state) and when it is back. */
+  let etcdAway = false;
+  function noteEtcd(event: string, data: unknown): void {
+    const status = event === 'snapshot' ? (data as { etcd?: { reachable: boolean; message: string | null } }).etcd : event === 'etcd' ? (data as { reachable: boolean; message: string | null }) : undefined;
+    if (status === undefined || !status.reachable === etcdAway) return;
+    etcdAway = !status.reachable;
+    err(etcdAway ? `warning: the server cannot reach etcd; this is its last known state until it can (${status.message ?? ''})` : 'etcd is reachable again');
+  }
 
   /**
    * Watch of nodes or pods over the event stream: header and every row of the

@@ -46,6 +46,8 @@ export function installErrorHandling(app: FastifyInstance, etcdProblem: () => st
         }
       }
     }
+    // etcd probes run every second: a client may try again that soon.
+    if (status === 503) void reply.header('retry-after', '1');
     if (status >= 500) req.log.error({ err }, body.message);
     else req.log.info({ err: body }, 'request rejected');
     void reply.status(status).send(body);

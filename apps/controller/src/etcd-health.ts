@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { isBrokenCircuitError } from 'cockatiel';
@@ -22,12 +23,16 @@ interface Endpoint {
  * deadline: etcd is reachable while any member serves such a read. When none
  * does, the message says what each endpoint did, which tells a stopped member
  * (connection refused) from a live member without quorum (no answer in time).
- * `/readyz` reports it, and while etcd is down the API answers 503 at once.
+ * `/readyz` reports every failed probe; once they have failed for a few
+ * seconds etcd is `down`: the API answers 503 at once and the live stream says so.
  */
-export class EtcdHealth {
+export class EtcdHealth extends EventEmitter<{ change: [down: boolean] }> {
   private timer: NodeJS.Timeout | undefined;
   private lastOkAt = 0;
   private lastError: string | undefined = NOT_PROBED;
+  /** When the current run of failed probes began. */
+  private failingSince: number | undefined;
+  private wasDown = false;
   private probing = false;
   private readonly endpoints: Endpoint[];
 
@@ -35,7 +40,15 @@ export class EtcdHealth {
     endpoints: string[],
     private readonly log: Logger,
     private readonly intervalMs = 1000,
+    /**
+     * How long every probe must have failed before etcd counts as down for the
+     * API. Longer than etcd's leader election (1 s election timeout by
+     * default), so losing etcd's raft leader, after which linearizable reads
+     * stall until a new one is elected, does not turn the API away.
+     */
+    private readonly downAfterMs = 3000,
   ) {
+    super();
     this.endpoints = endpoints.map((url) => ({ url, client: createEtcdClient([url], { callTimeoutMs: intervalMs }), error: NOT_PROBED, timedOut: false }));
   }
 
@@ -44,9 +57,9 @@ export class EtcdHealth {
     return this.lastError === undefined && Date.now() - this.lastOkAt < this.intervalMs * 3;
   }
 
-  /** True once a probe failed and none succeeded since (false before the first probe ends). */
+  /** True once every probe failed for `downAfterMs` (false before the first probe ends). */
   get down(): boolean {
-    return this.lastError !== undefined && this.lastError !== NOT_PROBED ? true : this.lastOkAt !== 0 && !this.reachable;
+    return this.failingSince !== undefined && Date.now() - this.failingSince >= this.downAfterMs;
   }
 
   /** A message for operators saying why etcd is considered unreachable. */
@@ -89,11 +102,18 @@ export class EtcdHealth {
         if (this.lastError !== undefined && this.lastOkAt !== 0) this.log.info('etcd reachable again');
         this.lastOkAt = Date.now();
         this.lastError = undefined;
-        return;
+        this.failingSince = undefined;
+      } else {
+        const first = this.lastError === undefined;
+        this.lastError = this.describe();
+        this.failingSince ??= Date.now();
+        if (first) this.log.warn({ err: this.lastError }, 'etcd unreachable');
       }
-      const first = this.lastError === undefined;
-      this.lastError = this.describe();
-      if (first) this.log.warn({ err: this.lastError }, 'etcd unreachable');
+      const down = this.down;
+      if (down !== this.wasDown) {
+        this.wasDown = down;
+        this.emit('change', down);
+      }
     } finally {
       this.probing = false;
     }

@@ -21,7 +21,8 @@ interface PodRecord {
   status: { phase: string; nodeId: string | null; reason: string; message: string; restarts: number; startedAt: string | null };
 }
 interface BerthEvent { id: string; time: string; type: 'Normal' | 'Warning'; reason: string; message: string; involved: { kind: string; id: string }; source: string }
-interface Snapshot { self: { id: string; role: string }; leader: LeaderView; replicas: ReplicaView[]; nodes: NodeView[]; pods: PodRecord[]; events: BerthEvent[] }
+interface EtcdStatus { reachable: boolean; message: string | null }
+interface Snapshot { self: { id: string; role: string }; leader: LeaderView; replicas: ReplicaView[]; nodes: NodeView[]; pods: PodRecord[]; events: BerthEvent[]; etcd?: EtcdStatus }
 
 const MAX_EVENTS = 200;
 
@@ -252,17 +253,20 @@ function schedule(part: keyof typeof dirty): void {
   });
 }
 
-function setConnection(kind: 'live' | 'connecting' | 'down', text: string): void {
+function setConnection(kind: 'live' | 'connecting' | 'down' | 'stale', text: string): void {
   const el = $('conn');
   el.className = `badge conn-${kind}`;
   el.textContent = text;
   el.dataset['state'] = kind;
 }
 
+let source: EventSource | undefined;
+
 function connect(): void {
-  const source = new EventSource('/v1/events?watch=1');
+  const es = new EventSource('/v1/events?watch=1');
+  source = es;
   const on = <T>(name: string, fn: (data: T) => void) =>
-    source.addEventListener(name, (ev) => {
+    es.addEventListener(name, (ev) => {
       try {
         fn(JSON.parse((ev as MessageEvent<string>).data) as T);
       } catch (err) {
@@ -276,7 +280,7 @@ function connect(): void {
     state.nodes = new Map(s.nodes.map((n) => [n.id, n]));
     state.pods = new Map(s.pods.map((p) => [p.id, p]));
     addEvents(s.events);
-    setConnection('live', 'live');
+    showEtcd(s.etcd ?? { reachable: true, message: null });
     schedule('leader');
     schedule('nodes');
     schedule('pods');
@@ -297,17 +301,25 @@ function connect(): void {
     schedule('pods');
   });
   on<BerthEvent>('event', (e) => addEvents([e]));
-  source.addEventListener('open', () => {
+  on<EtcdStatus>('etcd', showEtcd);
+  es.addEventListener('open', () => {
     clearTimeout(switchTimer);
     switchTimer = undefined;
     setConnection('connecting', 'syncing…');
   });
   // EventSource reconnects by itself (the server asks for 1 s); a fresh snapshot follows. If this
   // replica stays away (killed, as in a failover demo), the page moves to one that answers.
-  source.addEventListener('error', () => {
-    setConnection(source.readyState === EventSource.CLOSED ? 'down' : 'connecting', 'reconnecting…');
+  es.addEventListener('error', () => {
+    setConnection(es.readyState === EventSource.CLOSED ? 'down' : 'connecting', 'reconnecting…');
     if (switchTimer === undefined) switchTimer = setTimeout(() => void switchReplica(), SWITCH_AFTER_MS);
   });
+}
+
+/** While the replica cannot reach etcd, what the page shows is its last known state: say so. */
+function showEtcd(status: EtcdStatus): void {
+  if (status.reachable) setConnection('live', 'live');
+  else setConnection('stale', 'etcd unreachable: last known state');
+  $('conn').title = status.message ?? '';
 }
 
 /** How long the serving replica may be away before the page moves to another one. */
@@ -323,8 +335,10 @@ let switchTimer: ReturnType<typeof setTimeout> | undefined;
 async function switchReplica(): Promise<void> {
   const others = state.replicas.filter((r) => r.id !== state.self);
   for (const r of others) {
+    if (source?.readyState === EventSource.OPEN) return; // this replica came back meanwhile
     try {
       await fetch(`${r.address}/healthz`, { mode: 'no-cors', cache: 'no-store', signal: AbortSignal.timeout(1500) });
+      if (source?.readyState === EventSource.OPEN) return;
       setConnection('down', `${state.self} is not answering: switching to ${r.id}…`);
       location.assign(`${r.address}/`);
       return;
@@ -333,6 +347,7 @@ async function switchReplica(): Promise<void> {
     }
   }
   // Nobody answers (etcd or the network may be away too): keep reconnecting, try again later.
+  if (source?.readyState === EventSource.OPEN) return;
   setConnection('down', others.length === 0 ? 'reconnecting…' : `no replica answers (${others.map((r) => r.id).join(', ')}); retrying…`);
   switchTimer = setTimeout(() => void switchReplica(), SWITCH_AFTER_MS);
 }

@@ -9,7 +9,15 @@ export type FeedMessage =
   | { event: 'leader'; data: { leader: LeaderView; replicas: ReplicaView[] } }
   | { event: 'node'; data: { id: string; node: NodeView | null } }
   | { event: 'pod'; data: { id: string; pod: PodRecord | null } }
-  | { event: 'event'; data: BerthEvent };
+  | { event: 'event'; data: BerthEvent }
+  | { event: 'etcd'; data: EtcdStatus };
+
+/** Whether this replica can reach etcd; while it cannot, everything the stream shows is the last known state. */
+export interface EtcdStatus {
+  reachable: boolean;
+  /** Why not, while it is not. */
+  message: string | null;
+}
 
 /** Everything a fresh dashboard needs at once. */
 export interface FeedSnapshot {
@@ -23,6 +31,7 @@ export interface FeedSnapshot {
   events: BerthEvent[];
   /** Highest etcd revision applied to the caches. */
   revision: number;
+  etcd: EtcdStatus;
 }
 
 /** What a subscriber receives: batches of messages, each batch after at most `intervalMs` of coalescing. */
@@ -44,6 +53,7 @@ export class LiveFeed {
   private readonly dirtyNodes = new Set<string>();
   private readonly dirtyPods = new Set<string>();
   private leaderDirty = false;
+  private etcdDirty = false;
   private pendingEvents: BerthEvent[] = [];
   private timer: NodeJS.Timeout | undefined;
   private detach: Array<() => void> = [];
@@ -70,7 +80,13 @@ export class LiveFeed {
       pods: c.state.pods.list().map((p) => p.value),
       events: events.slice(-SNAPSHOT_EVENTS).map((e) => e.value),
       revision: c.cacheRevision,
+      etcd: this.etcdStatus(),
     };
+  }
+
+  private etcdStatus(): EtcdStatus {
+    const h = this.controller.health;
+    return h.down ? { reachable: false, message: h.problem } : { reachable: true, message: null };
   }
 
   /** Subscribes to change batches; returns the unsubscribe function. */
@@ -93,10 +109,17 @@ export class LiveFeed {
     this.dirtyPods.clear();
     this.pendingEvents = [];
     this.leaderDirty = false;
+    this.etcdDirty = false;
   }
 
   private attach(): void {
     const c = this.controller;
+    const onHealth = () => {
+      this.etcdDirty = true;
+      this.schedule();
+    };
+    c.health.on('change', onHealth);
+    this.detach.push(() => c.health.off('change', onHealth));
     const on = <T>(informer: Informer<T>, fn: (key: string, item: T | undefined, prev: T | undefined) => void) => {
       const handler = (ch: { key: string; item?: { value: T }; prev?: { value: T } }) => {
         fn(ch.key, ch.item?.value, ch.prev?.value);
@@ -139,6 +162,7 @@ export class LiveFeed {
   private flush(): void {
     const c = this.controller;
     const batch: FeedMessage[] = [];
+    if (this.etcdDirty) batch.push({ event: 'etcd', data: this.etcdStatus() });
     if (this.leaderDirty) batch.push({ event: 'leader', data: { leader: c.leaderView(), replicas: c.replicaViews() } });
     for (const id of this.dirtyNodes) {
       const node = c.state.nodes.get(prefixes.nodes + id)?.value;
@@ -149,6 +173,7 @@ export class LiveFeed {
     }
     for (const e of this.pendingEvents) batch.push({ event: 'event', data: e });
     this.leaderDirty = false;
+    this.etcdDirty = false;
     this.dirtyNodes.clear();
     this.dirtyPods.clear();
     this.pendingEvents = [];

@@ -103,7 +103,7 @@ td.reason { white-space:normal; color:var(--muted); max-width:380px; }
 .badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; color:#fff; background:var(--muted); }
 .s-Ready, .p-Running, .conn-live { background:var(--ok); }
 .s-NotReady, .p-Pending, .p-Scheduled, .p-Starting, .p-Stopping, .p-Paused, .conn-connecting { background:var(--warn); }
-.s-Dead, .p-Failed, .conn-down { background:var(--bad); }
+.s-Dead, .p-Failed, .conn-down, .conn-stale { background:var(--bad); }
 .p-Stopped, .p-Succeeded { background:#7d8794; }
 .flag { background:#7a5cc7; margin-left:4px; }
 .bar { position:relative; width:170px; height:10px; background:#edf0f4; border-radius:5px; overflow:hidden; display:inline-block; vertical-align:middle; }

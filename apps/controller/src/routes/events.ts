@@ -53,8 +53,9 @@ export function eventRoutes(controller: Controller, feed: LiveFeed): FastifyPlug
           description: [
             'Without `watch`: `{items: [...]}`, the last `limit` events this replica has cached (events live on a TTL lease).',
             '',
-            'With `watch=1`: `text/event-stream`. The first event is `snapshot` `{self, leader, replicas, nodes, pods, events, revision}`;',
-            'then `leader` `{leader, replicas}`, `node` `{id, node|null}`, `pod` `{id, pod|null}` (null: deleted) and `event` (an audit event),',
+            'With `watch=1`: `text/event-stream`. The first event is `snapshot` `{self, leader, replicas, nodes, pods, events, revision, etcd}`;',
+            'then `leader` `{leader, replicas}`, `node` `{id, node|null}`, `pod` `{id, pod|null}` (null: deleted), `event` (an audit event)',
+            'and `etcd` `{reachable, message}` when this replica loses or regains etcd (while it is away, the stream shows the last known state),',
             'coalesced to at most one batch per 100 ms. Each SSE id is the etcd revision of the caches; a reconnect with',
             '`Last-Event-ID` gets a fresh snapshot. A `: heartbeat` comment is sent every 15 s.',
           ].join('\n'),
