@@ -107,7 +107,8 @@ t.test('compose.ha.yml: HA stack, failover demo by docker kill, etcd member loss
     t.ok(Number(elected?.[2]) <= 3, `elected within lease TTL (2 s) + 1 s: ${elected?.[2]} s`);
     t.match(demo.stdout, /✔ all 3 pods still Running, each bound to one node and in one container/);
     t.match(demo.stdout, new RegExp(`✔ ${leader} rejoined as a follower`));
-    t.match(demo.stdout, /PASS: all 3 claims held/);
+    t.match(demo.stdout, /✔ all 3 pods still Running after the new leader's passes and the rejoin, each bound to one node and in one container/);
+    t.match(demo.stdout, /PASS: all 4 claims held/);
 
     // Checked here too, not only on the demo's word.
     t.ok(await stack.running(leader), `${leader}'s container runs again`);
@@ -155,8 +156,15 @@ t.test('compose.ha.yml: HA stack, failover demo by docker kill, etcd member loss
       new RegExp(`^etcd has no quorum: 2 of 3 members cannot be reached and the rest cannot serve requests; Berth resumes when it answers again \\(${ep}: no answer within 1000 ms; ${ep}: connection refused; ${ep}: connection refused\\)$`),
       `and says quorum is lost, with each endpoint: ${String(ready!.body.message)}`,
     );
-    // Once a replica knows etcd is away it refuses at once, without proposing anything to etcd
-    // (a write proposed to a member without quorum may still commit when quorum returns).
+    // Once a replica knows etcd is away (every probe failed for 3 s) it refuses at once, without
+    // proposing anything to etcd (a write proposed to a member without quorum may commit later).
+    await waitFor(
+      async () => {
+        const all = await Promise.all(stack.controllerUrls.map((u) => call(`${u}/v1/leader`)));
+        return all.every((r) => r.status === 503);
+      },
+      { timeoutMs: 30_000, intervalMs: 200, what: 'GET /v1/leader 503 on every replica' },
+    );
     const none = await call(`${c1}/v1/pods`, 'POST', podBody('no-quorum'));
     t.equal(none.status, 503, 'a write without quorum answers 503');
     t.equal(none.body.error, 'ETCD_UNAVAILABLE');

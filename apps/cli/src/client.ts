@@ -6,6 +6,7 @@ export type NodeView = Omit<NodeRecord, 'provisioner'> & {
   usage: NodeUsage | null;
   lastHeartbeat: string | null;
   pods: string[];
+  reservedPods: string[];
   provisioner?: NodeRecord['provisioner'];
 };
 export type PodView = PodRecord;

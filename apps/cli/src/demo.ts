@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { ClusterView, CreatePodRequest } from '@berth/core';
-import { BerthClient, type NodeView, type PodView } from './client.js';
+import { ApiError, BerthClient } from './client.js';
 import type { Palette } from './render.js';
 
 /** `berth demo failover`: what to talk to and what to create. */
@@ -61,12 +61,28 @@ async function poll<T>(check: () => Promise<T | undefined>, timeoutMs: number): 
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
+/** Every replica that answers, by id, with its view of the cluster. */
+async function views(clients: BerthClient[]): Promise<Array<{ api: BerthClient; view: ClusterView }>> {
+  const all = await Promise.all(clients.map(async (api) => ({ api, view: await api.get<ClusterView>('/v1/cluster').catch(() => undefined) })));
+  return all.filter((x): x is { api: BerthClient; view: ClusterView } => x.view !== undefined);
+}
+
+/** The leader every answering replica names (undefined while they disagree or there is none). */
+function agreed(vs: Array<{ view: ClusterView }>): { id: string; term: number | null } | undefined {
+  const ids = new Set(vs.map((v) => v.view.leader.leaderId));
+  const id = vs[0]?.view.leader.leaderId;
+  return vs.length > 0 && ids.size === 1 && id !== null && id !== undefined ? { id, term: vs[0]!.view.leader.term } : undefined;
+}
+
 /**
  * The failover demo of SPEC.md section 1: shows the leader, creates pods,
  * `docker kill`s the leader's container, times the election of the next
- * leader, checks that every pod is still Running and bound exactly once (one
- * node's reservation, one container), restarts the killed container and waits
- * for it to rejoin as a follower. Returns true when every claim held.
+ * leader, checks that every pod is still Running and bound exactly once (on
+ * the same node, in exactly one node's reservations, in exactly one container),
+ * restarts the killed container, waits for it to rejoin as a follower, and
+ * checks the pods once more. Returns true when every claim held. Whatever
+ * fails on the way, the killed container is started again and the demo pods
+ * are deleted.
  */
 export async function failoverDemo(o: FailoverDemoOptions, out: Out, c: Palette): Promise<boolean> {
   const claims: Claim[] = [];
@@ -82,42 +98,32 @@ export async function failoverDemo(o: FailoverDemoOptions, out: Out, c: Palette)
 
   // 1. Who is who: each URL's replica id, the leader, the nodes.
   step(1, 'The cluster');
-  const views = await Promise.all(clients.map((api) => api.get<ClusterView>('/v1/cluster').catch(() => undefined)));
-  const byId = new Map<string, BerthClient>();
-  views.forEach((v, i) => {
-    if (v) byId.set(v.self.id, clients[i]!);
-  });
-  const first = views.find((v): v is ClusterView => v !== undefined);
+  const initial = await views(clients);
+  const byId = new Map(initial.map((x) => [x.view.self.id, x.api]));
+  const first = initial[0]?.view;
   if (!first) throw new Error(`no controller answers at ${o.servers.join(', ')}: is the cluster up (docker compose -f compose.ha.yml ps)?`);
-  const oldLeader = first.leader.leaderId;
-  if (oldLeader === null) throw new Error('the cluster has no leader right now; run the demo again in a few seconds');
+  if (first.leader.leaderId === null) throw new Error('the cluster has no leader right now; run the demo again in a few seconds');
   const ttl = first.leaseTtlSeconds;
   for (const r of first.replicas.sort((a, b) => a.id.localeCompare(b.id))) {
     const line = `${r.id.padEnd(6)}${(r.leader ? 'leader' : 'follower').padEnd(10)}`;
     out(`  ${r.leader ? c.green(c.bold(line)) : line}${c.dim(r.address)}`);
   }
   out(`  term ${first.leader.term}, election lease TTL ${ttl} s`);
-  const api0 = [...byId.values()][0]!;
+  const api0 = initial[0]!.api;
   const nodes = (await api0.nodes()).filter((n) => n.status === 'Ready');
   out(`  nodes Ready: ${nodes.map((n) => n.name).join(', ') || c.red('none')}`);
   if (nodes.length === 0) throw new Error('no node is Ready: the demo pods could not run');
-  const survivors = [...byId.entries()].filter(([id]) => id !== oldLeader);
-  if (survivors.length === 0) throw new Error(`only the leader (${oldLeader}) is reachable at ${o.servers.join(', ')}: pass every replica's URL with --servers`);
+  if (byId.size < 2) throw new Error(`only one replica answers at ${o.servers.join(', ')}: pass every replica's URL with --servers`);
+  // Fails early (before anything is created) when this is not a compose cluster.
+  await leaderContainer(o, first.leader.leaderId);
 
-  // Find the leader's container before anything is created, so a wrong project fails early.
-  const container = await leaderContainer(o, oldLeader);
-
-  // 2. Pods.
-  step(2, `Creating ${o.pods} pods`);
   const prefix = `demo-${randomBytes(2).toString('hex')}`;
   const names = Array.from({ length: o.pods }, (_, i) => `${prefix}-${i + 1}`);
-  const cleanup = async () => {
-    if (o.keep) return out(c.dim(`\n  kept the demo pods: berth delete pod ${names.join(' ')}`));
-    const api = (await firstAnswering(clients)) ?? api0;
-    await Promise.all(names.map((n) => api.request('DELETE', `/v1/pods/${n}`).catch(() => undefined)));
-    out(c.dim(`\n  deleted the demo pods (${names.join(', ')})`));
-  };
+  let killed: { id: string; container: { id: string; name: string } } | undefined;
+  let restarted = false;
   try {
+    // 2. Pods.
+    step(2, `Creating ${o.pods} pods`);
     for (const name of names) {
       const body: CreatePodRequest = { name, image: o.image, command: ['sleep', '3600'], cpu: 0.05, memoryMiB: 32 };
       await api0.request('POST', '/v1/pods', body);
@@ -134,59 +140,122 @@ export async function failoverDemo(o: FailoverDemoOptions, out: Out, c: Palette)
     const before = new Map(running.map((p) => [p.name, p.status.nodeId]));
     for (const p of running) out(`  ${p.name}  ${c.green('Running')} on ${nodeName.get(p.status.nodeId ?? '') ?? p.status.nodeId}`);
 
-    // 3. The kill.
-    step(3, `Killing the leader's container (${oldLeader})`);
+    // 3. The kill, of whoever leads right now (leadership may have moved while the pods started).
+    const now = agreed(await views(clients));
+    if (!now) throw new Error('the replicas do not agree on a leader right now; run the demo again in a few seconds');
+    const container = await leaderContainer(o, now.id);
+    const survivors = [...byId.entries()].filter(([id]) => id !== now.id);
+    if (survivors.length === 0) throw new Error(`no replica other than the leader (${now.id}) answers: pass every replica's URL with --servers`);
+    step(3, `Killing the leader's container (${now.id}, term ${now.term})`);
     shell(['kill', container.name]);
     const killedAt = Date.now();
     await dockerCli(o.docker, ['kill', container.id]);
+    killed = { id: now.id, container };
 
-    // 4. The election.
+    // 4. The election: every surviving replica names the same new leader, with a newer term.
     step(4, 'Waiting for a new leader');
     const limitMs = ttl * 1000 + 1000;
+    const waitMs = Math.max(limitMs * 5, 15_000);
     const elected = await poll(async () => {
-      const seen = await Promise.all(survivors.map(([, api]) => api.get<ClusterView>('/v1/cluster').catch(() => undefined)));
-      const ids = new Set(seen.map((v) => v?.leader.leaderId));
-      const id = seen[0]?.leader.leaderId;
-      // Every surviving replica names the same new leader, from etcd.
-      return ids.size === 1 && id !== null && id !== undefined && id !== oldLeader ? { id, at: Date.now(), term: seen[0]!.leader.term } : undefined;
-    }, Math.max(limitMs * 5, 15_000));
-    if (!elected) {
-      claim(false, `no new leader within ${seconds(Math.max(limitMs * 5, 15_000))} of the kill`);
-    } else {
-      const took = elected.at - killedAt;
-      claim(took <= limitMs, `${elected.id} elected ${c.bold(seconds(took))} after the kill (term ${elected.term}; limit: lease TTL ${ttl} s + 1 s)`);
-    }
+      const seen = await Promise.all(survivors.map(([, api]) => api.get<ClusterView>('/v1/cluster')));
+      const next = agreed(seen.map((view) => ({ view })));
+      return next && next.id !== now.id && (next.term ?? 0) > (now.term ?? 0) ? { ...next, at: Date.now() } : undefined;
+    }, waitMs);
+    if (!elected) claim(false, `no new leader within ${seconds(waitMs)} of the kill`);
+    else claim(elected.at - killedAt <= limitMs, `${elected.id} elected ${c.bold(seconds(elected.at - killedAt))} after the kill (term ${elected.term}; limit: lease TTL ${ttl} s + 1 s)`);
 
-    // 5. The pods.
+    // 5. The pods, right after the election.
     step(5, 'Checking the pods');
     const api = survivors[0]![1];
-    const [pods, nodesAfter] = await Promise.all([Promise.all(names.map((n) => api.pod(n))), api.nodes()]);
-    for (const p of pods) out(`  ${await podLine(p, before.get(p.name) ?? null, nodesAfter, o.docker, c)}`);
-    const problems = (await Promise.all(pods.map((p) => podProblems(p, before.get(p.name) ?? null, nodesAfter, o.docker)))).flat();
-    claim(problems.length === 0, problems.length === 0 ? `all ${pods.length} pods still Running, each bound to one node and in one container` : `pods: ${problems.join('; ')}`);
+    await checkPods(api, names, before, o.docker, out, claim, c, 'still Running');
 
     // 6. The killed replica comes back.
-    step(6, `Restarting the killed replica (${oldLeader})`);
+    step(6, `Restarting the killed replica (${now.id})`);
     shell(['start', container.name]);
     const startedAt = Date.now();
     await dockerCli(o.docker, ['start', container.id]);
-    const back = byId.get(oldLeader);
+    restarted = true;
+    const back = byId.get(now.id);
     const rejoined = await poll(async () => {
-      const v = back ? await back.get<ClusterView>('/v1/cluster') : await survivors[0]![1].get<ClusterView>('/v1/cluster');
-      const replica = v.replicas.find((r) => r.id === oldLeader);
+      const v = back ? await back.get<ClusterView>('/v1/cluster') : await api.get<ClusterView>('/v1/cluster');
+      const replica = v.replicas.find((r) => r.id === now.id);
       const role = back ? v.self.role : replica && !replica.leader ? 'follower' : undefined;
-      return replica && role === 'follower' && v.self.ready ? { leader: v.leader.leaderId, at: Date.now() } : undefined;
+      return replica && role === 'follower' && (!back || v.self.ready) ? { leader: v.leader.leaderId, at: Date.now() } : undefined;
     }, o.timeoutMs);
-    if (!rejoined) claim(false, `${oldLeader} did not rejoin within ${o.timeoutMs / 1000} s`);
-    else claim(rejoined.leader === elected?.id, `${oldLeader} rejoined as a follower after ${seconds(rejoined.at - startedAt)}; the leader is still ${rejoined.leader}`);
+    if (!rejoined) claim(false, `${now.id} did not rejoin within ${o.timeoutMs / 1000} s`);
+    else claim(rejoined.leader === elected?.id, `${now.id} rejoined as a follower after ${seconds(rejoined.at - startedAt)}; the leader is still ${rejoined.leader}`);
+    // The new leader has run its loops for a while now: nothing was rebound or started twice since.
+    await checkPods(api, names, before, o.docker, out, claim, c, 'still Running after the new leader\'s passes and the rejoin', true);
   } finally {
-    await cleanup();
+    if (killed && !restarted) {
+      out(c.yellow(`\n  the demo stopped early: starting ${killed.id} again`));
+      shell(['start', killed.container.name]);
+      await dockerCli(o.docker, ['start', killed.container.id]).catch((err: Error) => out(c.red(`  ${err.message}`)));
+    }
+    await cleanup(o, clients, names, out, c);
   }
 
   const failed = claims.filter((x) => !x.ok);
   out('');
   out(failed.length === 0 ? c.green(c.bold(`PASS: all ${claims.length} claims held`)) : c.red(c.bold(`FAIL: ${failed.length} of ${claims.length} claims did not hold`)));
   return failed.length === 0;
+}
+
+/** Deletes the demo pods (unless --keep) through any replica that answers; says what it did. */
+async function cleanup(o: FailoverDemoOptions, clients: BerthClient[], names: string[], out: Out, c: Palette): Promise<void> {
+  if (o.keep) return out(c.dim(`\n  kept the demo pods: berth delete pod ${names.join(' ')}`));
+  const api = await firstAnswering(clients);
+  const results = await Promise.all(
+    names.map((n) => (api ? api.request('DELETE', `/v1/pods/${n}`).then(() => 'deleted' as const, (err: unknown) => (err instanceof ApiError && err.status === 404 ? ('absent' as const) : ('failed' as const))) : ('failed' as const))),
+  );
+  const failed = names.filter((_, i) => results[i] === 'failed');
+  const deleted = names.filter((_, i) => results[i] === 'deleted');
+  if (deleted.length > 0) out(c.dim(`\n  deleted the demo pods (${deleted.join(', ')})`));
+  if (failed.length > 0) out(c.yellow(`\n  could not delete ${failed.join(', ')}: berth delete pod ${failed.join(' ')}`));
+}
+
+/**
+ * One claim about the pods: each Running on the node it ran on before the
+ * kill, in exactly one node's reservations (the leader's allocation records),
+ * in exactly one container on the engine. Reads are retried for a few seconds
+ * (the API of a replica may blink during the election); a pod that cannot be
+ * read fails the claim.
+ */
+async function checkPods(
+  api: BerthClient,
+  names: string[],
+  before: Map<string, string | null>,
+  docker: string,
+  out: Out,
+  claim: (ok: boolean, text: string) => void,
+  c: Palette,
+  what: string,
+  quiet = false,
+): Promise<void> {
+  const read = await poll(async () => {
+    const [pods, nodes] = await Promise.all([Promise.all(names.map((n) => api.pod(n))), api.nodes()]);
+    return { pods, nodes };
+  }, 10_000);
+  if (!read) return claim(false, `the pods could not be read from ${api.server} for 10 s`);
+  const problems: string[] = [];
+  for (const p of read.pods) {
+    const nodeBefore = before.get(p.name) ?? null;
+    const containers = await podContainers(docker, p.id).catch(() => undefined);
+    const node = read.nodes.find((n) => n.id === p.status.nodeId);
+    const reservedOn = read.nodes.filter((n) => n.reservedPods.includes(p.id));
+    const live = containers?.filter((x) => x.state === 'running').length ?? 0;
+    if (p.status.phase !== 'Running') problems.push(`${p.name} is ${p.status.phase} (${p.status.message})`);
+    if (p.status.nodeId !== nodeBefore) problems.push(`${p.name} moved from ${nodeBefore} to ${p.status.nodeId}`);
+    if (reservedOn.length !== 1) problems.push(`${p.name} is reserved on ${reservedOn.length} nodes`);
+    if (containers === undefined) problems.push(`${p.name}: the engine could not be asked for its containers`);
+    else if (containers.length !== 1 || live !== 1) problems.push(`${p.name} has ${containers.length} containers (${live} running)`);
+    if (!quiet) {
+      const phase = p.status.phase === 'Running' ? c.green(p.status.phase) : c.red(p.status.phase);
+      const same = p.status.nodeId === nodeBefore ? 'same node' : c.red('moved');
+      out(`  ${p.name}  ${phase} on ${node?.name ?? p.status.nodeId} (${same}), reserved on ${reservedOn.length} node${reservedOn.length === 1 ? '' : 's'}, ${containers?.length ?? '?'} container${containers?.length === 1 ? '' : 's'}`);
+    }
+  }
+  claim(problems.length === 0, problems.length === 0 ? `all ${read.pods.length} pods ${what}, each bound to one node and in one container` : `pods: ${problems.join('; ')}`);
 }
 
 async function firstAnswering(clients: BerthClient[]): Promise<BerthClient | undefined> {
@@ -235,24 +304,4 @@ async function podContainers(docker: string, podId: string): Promise<Array<{ id:
       const [id = '', state = ''] = l.split(' ');
       return { id, state };
     });
-}
-
-async function podProblems(p: PodView, nodeBefore: string | null, nodes: NodeView[], docker: string): Promise<string[]> {
-  const problems: string[] = [];
-  if (p.status.phase !== 'Running') problems.push(`${p.name} is ${p.status.phase} (${p.status.message})`);
-  if (p.status.nodeId !== nodeBefore) problems.push(`${p.name} moved from ${nodeBefore} to ${p.status.nodeId}`);
-  const reservedOn = nodes.filter((n) => n.pods.includes(p.id));
-  if (reservedOn.length !== 1) problems.push(`${p.name} is reserved on ${reservedOn.length} nodes`);
-  const containers = await podContainers(docker, p.id);
-  const live = containers.filter((x) => x.state === 'running');
-  if (live.length !== 1 || containers.length !== 1) problems.push(`${p.name} has ${containers.length} containers (${live.length} running)`);
-  return problems;
-}
-
-async function podLine(p: PodView, nodeBefore: string | null, nodes: NodeView[], docker: string, c: Palette): Promise<string> {
-  const node = nodes.find((n) => n.id === p.status.nodeId);
-  const containers = await podContainers(docker, p.id).catch(() => []);
-  const phase = p.status.phase === 'Running' ? c.green(p.status.phase) : c.red(p.status.phase);
-  const same = p.status.nodeId === nodeBefore ? 'same node' : c.red('moved');
-  return `${p.name}  ${phase} on ${node?.name ?? p.status.nodeId} (${same}), ${containers.length} container${containers.length === 1 ? '' : 's'}`;
 }

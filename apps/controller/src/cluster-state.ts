@@ -22,6 +22,7 @@ export type NodeView = NodeRecord & {
   usage: NodeUsage | null;
   allocated: Resources;
   pods: string[];
+  reservedPods: string[];
 };
 
 
@@ -103,7 +104,8 @@ export class ClusterState {
     // What the leader reserved (the scheduler's view), not a sum that may lag a binding.
     let cpuMillis = 0;
     let memoryMiB = 0;
-    for (const r of Object.values(this.allocations.get(keyOf('allocations', node.id))?.value.pods ?? {})) {
+    const reserved = this.allocations.get(keyOf('allocations', node.id))?.value.pods ?? {};
+    for (const r of Object.values(reserved)) {
       cpuMillis += r.cpuMillis;
       memoryMiB += r.memoryMiB;
     }
@@ -112,7 +114,7 @@ export class ClusterState {
       { type: 'Heartbeat', status: hb !== undefined, message: hb ? `last report ${hb.reportedAt}` : 'no heartbeat: the agent\'s lease expired or it deregistered' },
     ];
     if (hb?.runtime) conditions.push({ type: 'RuntimeReady', status: hb.runtime.ready, message: hb.runtime.message });
-    return { ...node, conditions, lastHeartbeat: hb?.reportedAt ?? null, usage: hb?.usage ?? null, allocated, pods: pods.map((p) => p.id) };
+    return { ...node, conditions, lastHeartbeat: hb?.reportedAt ?? null, usage: hb?.usage ?? null, allocated, pods: pods.map((p) => p.id), reservedPods: Object.keys(reserved) };
   }
 }
 

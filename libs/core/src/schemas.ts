@@ -96,7 +96,10 @@ export const NodeView = Type.Object(
       Type.Object({ type: Type.String({ enum: ['Heartbeat', 'RuntimeReady'] }), status: Type.Boolean(), message: Type.String() }),
       { description: 'Heartbeat: the agent holds its lease; RuntimeReady: its runtime (e.g. the Docker engine) answers' },
     ),
-    pods: Type.Array(Type.String(), { description: 'ids of pods bound to the node' }),
+    pods: Type.Array(Type.String(), { description: 'ids of pods bound to the node (pods whose status names it)' }),
+    reservedPods: Type.Array(Type.String(), {
+      description: "ids of pods the leader reserved capacity for on the node (its allocation record): a pod is bound once when it is reserved on exactly one node",
+    }),
     agent: Type.Object({ hostname: Type.String(), pid: Type.Integer(), startedAt: Type.String(), version: Type.String() }),
     provisioner: Type.Optional(
       Type.Object({
