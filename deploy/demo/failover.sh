@@ -10,14 +10,15 @@
 #   deploy/demo/failover.sh --pods 5 --image busybox:1.36 --keep
 #   deploy/demo/failover.sh --help             # every option (berth demo failover)
 #
-# It is `berth demo failover`; this script only builds the CLI first if needed.
+# It is `berth demo failover`; this script builds the CLI first.
 # The docker CLI it runs talks to the engine in DOCKER_HOST, as compose does.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-if [ ! -f apps/cli/dist/main.js ]; then
-  printf '\033[1m[berth demo]\033[0m building the CLI (npm ci, tsc -b)\n' >&2
-  [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
-  npx --no-install tsc -b apps/cli
-fi
+# Needs Node 20 and npm on this machine (the CLI runs here; the docker CLI kills
+# and starts the containers). tsc -b is incremental: a second or two when the
+# CLI is already built, and a checkout older than the demo gets it rebuilt.
+command -v node >/dev/null || { echo "the failover demo needs Node.js 20 and npm on this machine" >&2; exit 1; }
+[ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
+npx --no-install tsc -b apps/cli
 exec node apps/cli/dist/main.js demo failover "$@"
