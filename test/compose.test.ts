@@ -120,6 +120,33 @@ t.test('compose.ha.yml: HA stack, failover demo by docker kill, etcd member loss
     t.same((left.body.items as Array<{ name: string }>).filter((p) => p.name.startsWith('demo-')), [], 'the demo removed its pods');
   });
 
+  await t.test("killing etcd's raft leader: the API rides out etcd's election", async (t) => {
+    const status = JSON.parse(await stack.compose('exec', '-T', 'etcd1', 'etcdctl', 'endpoint', 'status', '--cluster', '-w', 'json')) as Array<{
+      Endpoint: string;
+      Status: { header: { member_id: number | string }; leader: number | string };
+    }>;
+    const leaderEndpoint = status.find((m) => String(m.Status.header.member_id) === String(m.Status.leader))?.Endpoint ?? '';
+    const member = stack.etcdEndpoints.indexOf(leaderEndpoint) + 1;
+    t.ok(member > 0, `etcd's raft leader is etcd${member} (${leaderEndpoint})`);
+    docker('kill', await stack.container(`etcd${member}`));
+    // Requests through the election: writes wait for the new raft leader, reads come from the caches.
+    // (The pods fit no node: they are writes only, no containers.)
+    const statuses: number[] = [];
+    const names: string[] = [];
+    const until = Date.now() + 4000;
+    for (let i = 0; Date.now() < until; i++) {
+      names.push(`raft-${i}`);
+      statuses.push((await call(`${stack.controllerUrls[i % 3]!}/v1/pods`, 'POST', { ...podBody(`raft-${i}`), nodeSelector: { fits: 'nowhere' } })).status);
+      statuses.push((await call(`${stack.controllerUrls[(i + 1) % 3]!}/v1/leader`)).status);
+      await new Promise((r) => setTimeout(r, 100)); // pacing: about 10 requests a second for 4 s
+    }
+    t.same([...new Set(statuses)].sort(), [200, 201], `${names.length} writes and reads during etcd's election all succeed`);
+    for (const name of names) await call(`${c1}/v1/pods/${name}`, 'DELETE');
+    await stack.compose('start', `etcd${member}`);
+    const id = await stack.container(`etcd${member}`);
+    await waitFor(() => docker('inspect', '-f', '{{.State.Health.Status}}', id) === 'healthy', { timeoutMs: 60_000, intervalMs: 500, what: `etcd${member} healthy again` });
+  });
+
   await t.test('etcd member loss: one down keeps the API writable, two down answer 503, nothing lost', async (t) => {
     t.equal((await call(`${c1}/v1/pods`, 'POST', podBody('before-loss'))).status, 201);
     await waitFor(async () => (await podPhase(c1, 'before-loss')) === 'Running', { timeoutMs: 60_000, intervalMs: 200, what: 'before-loss Running' });
