@@ -128,7 +128,7 @@ export class EtcdHealth extends EventEmitter<{ change: [down: boolean] }> {
         ? 'etcd cannot be reached'
         : n > 1 && timedOut < n
           ? `etcd has no quorum: ${n - timedOut} of ${n} members cannot be reached and the rest cannot serve requests`
-          : 'etcd did not answer in time: a majority of its members may be down (no quorum) or unreachable';
+          : 'etcd did not answer in time: a majority of its members may be down (no quorum), unreachable or overloaded';
     return `${head}; Berth resumes when it answers again (${this.endpoints.map((e) => `${e.url}: ${e.error}`).join('; ')})`;
   }
 }

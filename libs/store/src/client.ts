@@ -91,7 +91,7 @@ export function explainUnavailable(err: unknown): string {
   const detail = err instanceof Error ? err.message : String(err);
   switch (unavailableKind(err)) {
     case 'timeout':
-      return `etcd did not answer in time: a majority of its members may be down (no quorum) or unreachable; Berth resumes when it answers again [${detail}]`;
+      return `etcd did not answer in time: a majority of its members may be down (no quorum), unreachable or overloaded; Berth resumes when it answers again [${detail}]`;
     case 'refused':
       return `etcd cannot be reached (connection refused or lost); Berth resumes when it answers again [${detail}]`;
     default:
