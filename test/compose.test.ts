@@ -97,7 +97,12 @@ t.test('compose.ha.yml: HA stack, failover demo by docker kill, etcd member loss
 
   await t.test('the failover demo kills the leader container and every claim holds', async (t) => {
     const leader = await stack.agreedLeader();
-    const demo = await runCli(['demo', 'failover', '--servers', stack.controllerUrls.join(','), '--project', stack.project, '--image', POD_IMAGE, '--pods', '3']);
+    // A decoy: another cluster's controller with the same replica id on this engine. Without
+    // --project the demo must still kill only the container advertising this cluster's address.
+    const decoy = docker('run', '-d', '--network', 'none', '--label', 'berth.role=controller', '--label', `com.docker.compose.service=${leader}`,
+      '-e', 'BERTH_ADVERTISE_URL=http://127.0.0.1:9', POD_IMAGE, 'sleep', '3600');
+    t.teardown(() => void docker('rm', '-f', decoy));
+    const demo = await runCli(['demo', 'failover', '--servers', stack.controllerUrls.join(','), '--image', POD_IMAGE, '--pods', '3']);
     t.comment(demo.stdout.split('\n').map((l) => `  ${l}`).join('\n'));
     t.equal(demo.code, 0, `the demo exits 0 ${demo.stderr}`);
     t.match(demo.stdout, new RegExp(`docker kill \\S+`), 'it shows the docker kill it runs');
@@ -110,6 +115,7 @@ t.test('compose.ha.yml: HA stack, failover demo by docker kill, etcd member loss
     t.match(demo.stdout, /✔ all 3 pods still Running after the new leader's passes and the rejoin, each bound to one node and in one container/);
     t.match(demo.stdout, /PASS: all 4 claims held/);
 
+    t.equal(docker('inspect', '-f', '{{.State.Running}}', decoy), 'true', "the other cluster's container was left alone");
     // Checked here too, not only on the demo's word.
     t.ok(await stack.running(leader), `${leader}'s container runs again`);
     const url = stack.controllerUrls[Number(leader.slice(1)) - 1]!;

@@ -68,10 +68,10 @@ async function views(clients: BerthClient[]): Promise<Array<{ api: BerthClient; 
 }
 
 /** The leader every answering replica names (undefined while they disagree or there is none). */
-function agreed(vs: Array<{ view: ClusterView }>): { id: string; term: number | null } | undefined {
+function agreed(vs: Array<{ view: ClusterView }>): { id: string; term: number | null; address: string | null } | undefined {
   const ids = new Set(vs.map((v) => v.view.leader.leaderId));
   const id = vs[0]?.view.leader.leaderId;
-  return vs.length > 0 && ids.size === 1 && id !== null && id !== undefined ? { id, term: vs[0]!.view.leader.term } : undefined;
+  return vs.length > 0 && ids.size === 1 && id !== null && id !== undefined ? { id, term: vs[0]!.view.leader.term, address: vs[0]!.view.leader.address } : undefined;
 }
 
 /**
@@ -115,7 +115,7 @@ export async function failoverDemo(o: FailoverDemoOptions, out: Out, c: Palette)
   if (nodes.length === 0) throw new Error('no node is Ready: the demo pods could not run');
   if (byId.size < 2) throw new Error(`only one replica answers at ${o.servers.join(', ')}: pass every replica's URL with --servers`);
   // Fails early (before anything is created) when this is not a compose cluster.
-  await leaderContainer(o, first.leader.leaderId);
+  await leaderContainer(o, first.leader.leaderId, first.leader.address);
 
   const prefix = `demo-${randomBytes(2).toString('hex')}`;
   const names = Array.from({ length: o.pods }, (_, i) => `${prefix}-${i + 1}`);
@@ -143,7 +143,7 @@ export async function failoverDemo(o: FailoverDemoOptions, out: Out, c: Palette)
     // 3. The kill, of whoever leads right now (leadership may have moved while the pods started).
     const now = agreed(await views(clients));
     if (!now) throw new Error('the replicas do not agree on a leader right now; run the demo again in a few seconds');
-    const container = await leaderContainer(o, now.id);
+    const container = await leaderContainer(o, now.id, now.address);
     const survivors = [...byId.entries()].filter(([id]) => id !== now.id);
     if (survivors.length === 0) throw new Error(`no replica other than the leader (${now.id}) answers: pass every replica's URL with --servers`);
     step(3, `Killing the leader's container (${now.id}, term ${now.term})`);
@@ -271,27 +271,31 @@ async function firstAnswering(clients: BerthClient[]): Promise<BerthClient | und
 }
 
 /**
- * The container of controller `id`: compose.ha.yml labels controllers
- * `berth.role=controller` and compose labels each with its service name, which
- * is the replica id (c1, c2, c3).
+ * The container of controller `id` advertising `address`: compose.ha.yml
+ * labels controllers `berth.role=controller`, compose labels each with its
+ * service name (the replica id: c1, c2, c3), and the container's environment
+ * holds the address the replica advertises (BERTH_ADVERTISE_URL). The address
+ * must match, so a container of another cluster with the same replica id
+ * (another compose project on this engine) is never the one killed.
  */
-async function leaderContainer(o: FailoverDemoOptions, id: string): Promise<{ id: string; name: string }> {
+async function leaderContainer(o: FailoverDemoOptions, id: string, address: string | null): Promise<{ id: string; name: string }> {
   const filters = ['--filter', 'label=berth.role=controller', '--filter', `label=com.docker.compose.service=${id}`];
   if (o.project !== undefined) filters.push('--filter', `label=com.docker.compose.project=${o.project}`);
-  const rows = (await dockerCli(o.docker, ['ps', '--no-trunc', ...filters, '--format', '{{.ID}} {{.Names}} {{.Label "com.docker.compose.project"}}']))
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => l.split(' ') as [string, string, string]);
+  const ids = (await dockerCli(o.docker, ['ps', '--no-trunc', '-q', ...filters])).split('\n').filter((l) => l.trim() !== '');
+  const candidates = ids.length === 0 ? [] : (JSON.parse(await dockerCli(o.docker, ['inspect', ...ids])) as Array<{ Id: string; Name: string; Config: { Env: string[] | null; Labels: Record<string, string> | null } }>);
+  const advertised = (c: (typeof candidates)[number]) => (c.Config.Env ?? []).find((e) => e.startsWith('BERTH_ADVERTISE_URL='))?.slice('BERTH_ADVERTISE_URL='.length).replace(/\/+$/, '');
+  const rows = candidates.filter((c) => address !== null && advertised(c) === address.replace(/\/+$/, ''));
   if (rows.length === 0) {
+    const others = candidates.map((c) => `${c.Name.replace(/^\//, '')} (${advertised(c) ?? 'no BERTH_ADVERTISE_URL'})`);
     throw new Error(
-      `no running container of controller ${id} (labels berth.role=controller, com.docker.compose.service=${id}${o.project === undefined ? '' : `, project ${o.project}`}): ` +
-        'the demo kills the leader of a cluster started with docker compose -f compose.ha.yml',
+      `no running container of controller ${id} advertising ${address ?? '?'} (labels berth.role=controller, com.docker.compose.service=${id}${o.project === undefined ? '' : `, project ${o.project}`}` +
+        `${others.length === 0 ? '' : `; other clusters' containers: ${others.join(', ')}`}): the demo kills the leader of a cluster started with docker compose -f compose.ha.yml`,
     );
   }
   if (rows.length > 1) {
-    throw new Error(`controller ${id} runs in more than one compose project (${rows.map((r) => r[2]).join(', ')}): pick one with --project`);
+    throw new Error(`controller ${id} runs in more than one compose project (${rows.map((r) => r.Config.Labels?.['com.docker.compose.project'] ?? '?').join(', ')}): pick one with --project`);
   }
-  return { id: rows[0]![0], name: rows[0]![1] };
+  return { id: rows[0]!.Id, name: rows[0]!.Name.replace(/^\//, '') };
 }
 
 /** Containers the agents run for pod `id` (label berth.pod), running or not. */
