@@ -121,6 +121,18 @@ export async function failoverDemo(o: FailoverDemoOptions, out: Out, c: Palette)
   const names = Array.from({ length: o.pods }, (_, i) => `${prefix}-${i + 1}`);
   let killed: { id: string; container: { id: string; name: string } } | undefined;
   let restarted = false;
+  const restore = async () => {
+    if (killed && !restarted) {
+      restarted = true;
+      out(c.yellow(`\n  the demo stopped early: starting ${killed.id} again`));
+      shell(['start', killed.container.name]);
+      await dockerCli(o.docker, ['start', killed.container.id]).catch((err: Error) => out(c.red(`  ${err.message}`)));
+    }
+    await cleanup(o, clients, names, out, c);
+  };
+  // Ctrl-C in the middle of a demo leaves the cluster as it found it.
+  const onInterrupt = () => void restore().finally(() => process.exit(130));
+  process.once('SIGINT', onInterrupt);
   try {
     // 2. Pods.
     step(2, `Creating ${o.pods} pods`);
@@ -187,12 +199,8 @@ export async function failoverDemo(o: FailoverDemoOptions, out: Out, c: Palette)
     // The new leader has run its loops for a while now: nothing was rebound or started twice since.
     await checkPods(api, names, before, o.docker, out, claim, c, 'still Running after the new leader\'s passes and the rejoin', true);
   } finally {
-    if (killed && !restarted) {
-      out(c.yellow(`\n  the demo stopped early: starting ${killed.id} again`));
-      shell(['start', killed.container.name]);
-      await dockerCli(o.docker, ['start', killed.container.id]).catch((err: Error) => out(c.red(`  ${err.message}`)));
-    }
-    await cleanup(o, clients, names, out, c);
+    process.off('SIGINT', onInterrupt);
+    await restore();
   }
 
   const failed = claims.filter((x) => !x.ok);
