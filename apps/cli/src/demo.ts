@@ -160,9 +160,9 @@ export async function failoverDemo(o: FailoverDemoOptions, out: Out, c: Palette)
     if (survivors.length === 0) throw new Error(`no replica other than the leader (${now.id}) answers: pass every replica's URL with --servers`);
     step(3, `Killing the leader's container (${now.id}, term ${now.term})`);
     shell(['kill', container.name]);
+    killed = { id: now.id, container }; // from here on, whatever happens, it is started again
     const killedAt = Date.now();
     await dockerCli(o.docker, ['kill', container.id]);
-    killed = { id: now.id, container };
 
     // 4. The election: every surviving replica names the same new leader, with a newer term.
     step(4, 'Waiting for a new leader');
