@@ -31,7 +31,7 @@ fi
 etcd=$(readlink -f "$(command -v etcd)")
 etcdctl=$(readlink -f "$(command -v etcdctl)")
 
-hash=$(sha256sum "$script" "$etcd" "$etcdctl" | sha256sum | cut -d' ' -f1)
+hash=$(sha256sum "$script" deploy/docker/lib.sh "$etcd" "$etcdctl" | sha256sum | cut -d' ' -f1)
 if [ "$(docker image inspect --format '{{index .Config.Labels "berth.build-hash"}}' "$tag" 2>/dev/null)" = "$hash" ]; then
   say "$tag is up to date"
   echo "$tag"
@@ -45,11 +45,8 @@ mkdir -p "$root/usr/local/bin" "$root/etcd-data"
 install -d -m 1777 "$root/tmp"
 cp "$etcd" "$root/usr/local/bin/etcd"
 cp "$etcdctl" "$root/usr/local/bin/etcdctl"
-# Go binaries built with cgo: each library at the path ldd names, for the loader.
-for lib in $( (ldd "$etcd" || true; ldd "$etcdctl" || true) | grep -oE '/[^ ]+' | sort -u); do
-  mkdir -p "$root$(dirname "$lib")"
-  cp -L "$lib" "$root$lib"
-done
+# Go binaries built with cgo: the C library and the loader they link.
+copy_libs "$root" "$etcd" "$etcdctl"
 
 old_id=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
 say "importing $tag ($("$etcd" --version | head -n 1))"

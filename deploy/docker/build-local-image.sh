@@ -48,7 +48,7 @@ busybox=/bin/busybox
 mapfile -t manifests < <(ls package.json package-lock.json apps/*/package.json libs/*/package.json)
 mapfile -t dist_files < <(find apps/*/dist libs/*/dist -type f ! -name '*.tsbuildinfo' 2>/dev/null | LC_ALL=C sort)
 
-hash=$(sha256sum "$script" deploy/docker/entrypoint.sh "$node" "$busybox" "${manifests[@]}" "${dist_files[@]}" | sha256sum | cut -d' ' -f1)
+hash=$(sha256sum "$script" deploy/docker/lib.sh deploy/docker/entrypoint.sh "$node" "$busybox" "${manifests[@]}" "${dist_files[@]}" | sha256sum | cut -d' ' -f1)
 if [ "$(docker image inspect --format '{{index .Config.Labels "berth.build-hash"}}' "$tag" 2>/dev/null)" = "$hash" ]; then
   say "$tag is up to date"
   echo "$tag"
@@ -59,35 +59,17 @@ started=$SECONDS
 staging=$(mktemp -d)
 trap 'rm -rf "$staging"' EXIT
 root=$staging/rootfs
-mkdir -p "$root/usr/bin" "$root/usr/local/bin" "$root/bin" "$root/etc" "$root/app"
-install -d -m 1777 "$root/tmp"
+mkdir -p "$root/usr/bin" "$root/usr/local/bin" "$root/app"
+# busybox, /tmp, and the unprivileged user berth (10001); glibc's defaults need
+# no nsswitch.conf to read /etc/hosts, which docker mounts in.
+stage_busybox_rootfs "$root" berth 10001
 
-# node and everything the loader maps for it, each at the path ldd names, so the
-# loader's built-in search path (/lib/x86_64-linux-gnu, ...) finds them.
+# node and everything the loader maps for it.
 cp "$node" "$root/usr/bin/node"
-for lib in $(ldd "$node" | grep -oE '/[^ ]+'); do
-  mkdir -p "$root$(dirname "$lib")"
-  cp -L "$lib" "$root$lib"
-done
-
-cp "$busybox" "$root/bin/busybox"
-for applet in $("$busybox" --list); do
-  [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
-done
+copy_libs "$root" "$node"
 
 install -m 755 deploy/docker/entrypoint.sh "$root/usr/local/bin/berth-entrypoint"
 ln -s berth-entrypoint "$root/usr/local/bin/berth"
-
-cat >"$root/etc/passwd" <<'EOF'
-root:x:0:0:root:/root:/bin/sh
-berth:x:10001:10001:berth:/tmp:/bin/sh
-nobody:x:65534:65534:nobody:/nonexistent:/bin/false
-EOF
-cat >"$root/etc/group" <<'EOF'
-root:x:0:
-berth:x:10001:
-nogroup:x:65534:
-EOF
 
 cp --parents "${manifests[@]}" "${dist_files[@]}" "$root/app/"
 

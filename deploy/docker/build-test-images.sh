@@ -27,20 +27,8 @@ require_busybox_static
 staging=$(mktemp -d)
 trap 'rm -rf "$staging"' EXIT
 root=$staging/rootfs
-mkdir -p "$root/bin" "$root/etc" "$root/www"
-install -d -m 1777 "$root/tmp"
-cp /bin/busybox "$root/bin/busybox"
-for applet in $(/bin/busybox --list) sh sleep echo httpd nc cat wget; do
-  [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
-done
-cat >"$root/etc/passwd" <<'PASSWD'
-root:x:0:0:root:/root:/bin/sh
-nobody:x:65534:65534:nobody:/nonexistent:/bin/false
-PASSWD
-cat >"$root/etc/group" <<'GROUP'
-root:x:0:
-nogroup:x:65534:
-GROUP
+mkdir -p "$root/www"
+stage_busybox_rootfs "$root"
 
 say "importing $tag"
 tar --numeric-owner --owner=0 --group=0 -c -C "$root" . | docker import \

@@ -1,11 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Test } from 'tap';
 import pino from 'pino';
 import { createEtcdClient } from '@berth/store';
-import { EtcdServer, LocalCluster, killChildrenOnSignals, type LocalClusterOptions } from '@berth/devcluster';
+import { EtcdServer, LocalCluster, docker, killChildrenOnSignals, type LocalClusterOptions } from '@berth/devcluster';
 
 killChildrenOnSignals();
 
@@ -51,9 +50,7 @@ export async function clusterFor(t: Test, opts: LocalClusterOptions = {}): Promi
 }
 
 /** The docker CLI against the engine `npm test` started (DOCKER_HOST). */
-export function docker(...args: string[]): string {
-  return execFileSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-}
+export { docker };
 
 /** Why a Docker test cannot run here (no engine, or `image` missing, built by `builtBy`), or undefined. */
 export function dockerProblem(image: string, builtBy: string): string | undefined {

@@ -7,8 +7,8 @@ import { freePort } from './ports.js';
 import { repoRoot } from './process.js';
 import { waitFor } from './wait.js';
 
-/** Runs the docker CLI against DOCKER_HOST; returns its trimmed stdout. */
-function docker(...args: string[]): string {
+/** Runs the docker CLI against the engine in DOCKER_HOST; returns its trimmed stdout, throws with its stderr. */
+export function docker(...args: string[]): string {
   return execFileSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 }).trim();
 }
 
@@ -156,7 +156,7 @@ export class ComposeStack {
 
   /** Stops everything and removes containers, the project's volumes, and pods the agents left behind. */
   async down(): Promise<void> {
-    const nodeIds = await this.nodeIdsFromContainers();
+    const nodeIds = await this.nodeIdsFromApi();
     await this.compose('down', '-v', '--timeout', '30').catch(() => undefined);
     // Agents remove their pods when they stop; a pod bound while they were stopping may remain.
     for (const nodeId of nodeIds) {
@@ -166,7 +166,7 @@ export class ComposeStack {
   }
 
   /** Node ids of this stack's agents (the pods' berth.node label), read from the API while it answers. */
-  private async nodeIdsFromContainers(): Promise<string[]> {
+  private async nodeIdsFromApi(): Promise<string[]> {
     for (const url of this.controllerUrls) {
       try {
         const res = await fetch(`${url}/v1/nodes`, { signal: AbortSignal.timeout(3000) });
