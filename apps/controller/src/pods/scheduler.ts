@@ -57,6 +57,11 @@ export class PodScheduler {
     private readonly log: Logger,
   ) {
     for (const inf of [state.pods, state.nodes, state.allocations] as const) inf.on('change', () => this.kick());
+    // A node's runtime coming back (its Docker engine answers again) is only in its heartbeat; the
+    // heartbeat's usage reports change every few seconds and do not concern the scheduler.
+    state.heartbeats.on('change', ({ item, prev }) => {
+      if (item?.value.runtime?.ready !== prev?.value.runtime?.ready) this.kick();
+    });
   }
 
   start(fence: Fence): void {
