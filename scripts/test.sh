@@ -14,8 +14,13 @@ bash deploy/docker/build-local-image.sh >/dev/null || exit 1
 bash deploy/docker/build-etcd-image.sh >/dev/null || exit 1
 bash deploy/docker/build-test-images.sh >/dev/null || exit 1
 
+# Tests live in test/unit, test/integration and test/e2e; drop what older layouts compiled to test/dist/.
+rm -f test/dist/*.test.js test/dist/*.test.js.map test/dist/*.test.d.ts
 mkdir -p test-artifacts
 out=test-artifacts/tap-output.txt
+# Fast loop first: pure unit tests, then real etcd and processes, then Docker,
+# compose and the browser (test/unit, test/integration, test/e2e).
+if [ "$#" -eq 0 ]; then set -- test/dist/unit/*.test.js test/dist/integration/*.test.js test/dist/e2e/*.test.js; fi
 npx --no-install tap "$@" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 

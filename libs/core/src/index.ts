@@ -5,3 +5,4 @@ export * from './ids.js';
 export * from './schemas.js';
 export * from './pod-state.js';
 export * from './pod-spec.js';
+export * from './pod-writes.js';

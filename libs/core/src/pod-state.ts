@@ -2,10 +2,12 @@ import type { PodPhase } from './types.js';
 import { BerthError } from './errors.js';
 
 /**
- * The pod state machine (SPEC.md section 4) as one explicit table: every
- * writer (API, leader, agent) checks its phase change against it.
+ * The pod state machine as one explicit table; the pod repository checks
+ * every write against it (with who may take which edge: `pod-writes.ts`).
  * `Pending` is reachable from every bound phase because the leader unbinds
- * pods of dead or drained nodes and preemption victims.
+ * pods of dead or drained nodes, preemption victims, and finished pods a
+ * user restarts. `Succeeded` and `Failed` lead nowhere else: a finished pod
+ * holds no reservation, so it runs again only through the scheduler.
  */
 export const POD_TRANSITIONS: Readonly<Record<PodPhase, readonly PodPhase[]>> = {
   Pending: ['Scheduled'],
@@ -15,8 +17,8 @@ export const POD_TRANSITIONS: Readonly<Record<PodPhase, readonly PodPhase[]>> = 
   Paused: ['Running', 'Stopping', 'Pending'],
   Stopping: ['Stopped', 'Failed', 'Pending'],
   Stopped: ['Starting', 'Pending'],
-  Succeeded: ['Starting', 'Pending'],
-  Failed: ['Starting', 'Pending'],
+  Succeeded: ['Pending'],
+  Failed: ['Pending'],
 };
 
 /** Phases whose pods no longer hold their node's resources. */

@@ -5,3 +5,5 @@ export * from './repository.js';
 export * from './events.js';
 export * from './election.js';
 export * from './lease-keeper.js';
+export * from './pod-repository.js';
+export * from './work-queue.js';

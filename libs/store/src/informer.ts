@@ -21,6 +21,32 @@ export interface InformerEvents<T> {
   synced: [number];
 }
 
+/** Maps an item to the values an index files it under (none: `undefined` or `[]`). */
+export type IndexFn<T> = (value: T) => string | readonly string[] | undefined | null;
+
+const EMPTY: ReadonlySet<string> = new Set();
+
+function valuesOf(v: string | readonly string[] | undefined | null): readonly string[] {
+  if (v === undefined || v === null) return [];
+  return typeof v === 'string' ? [v] : v;
+}
+
+function fileUnder(map: Map<string, Set<string>>, values: string | readonly string[] | undefined | null, key: string): void {
+  for (const v of valuesOf(values)) {
+    let set = map.get(v);
+    if (set === undefined) map.set(v, (set = new Set()));
+    set.add(key);
+  }
+}
+
+function unfile(map: Map<string, Set<string>>, values: string | readonly string[] | undefined | null, key: string): void {
+  for (const v of valuesOf(values)) {
+    const set = map.get(v);
+    set?.delete(key);
+    if (set?.size === 0) map.delete(v);
+  }
+}
+
 /** Backoff for relists and re-watches while etcd is away. */
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 1000;
@@ -37,6 +63,8 @@ const RETRY_MAX_MS = 1000;
  */
 export class Informer<T> extends EventEmitter<InformerEvents<T>> {
   private readonly items = new Map<string, Versioned<T>>();
+  /** name -> (index value -> keys), kept in step with `items` (client-go's Indexers). */
+  private readonly indexes = new Map<string, { fn: IndexFn<T>; map: Map<string, Set<string>> }>();
   private watcher: Watcher | undefined;
   private rev = 0;
   private synced = false;
@@ -121,6 +149,35 @@ export class Informer<T> extends EventEmitter<InformerEvents<T>> {
     return this.items.values();
   }
 
+  /**
+   * Adds an index: `fn` maps an item to the values it is filed under (e.g. a
+   * pod to its node id), so `byIndex` answers without a scan and no caller
+   * keeps a map of its own. Existing items are indexed at once.
+   */
+  addIndex(name: string, fn: IndexFn<T>): void {
+    const map = new Map<string, Set<string>>();
+    this.indexes.set(name, { fn, map });
+    for (const item of this.items.values()) fileUnder(map, fn(item.value), item.key);
+  }
+
+  /** The cached items filed under `value` by the index `name`. */
+  byIndex(name: string, value: string): Versioned<T>[] {
+    const keys = this.indexKeys(name, value);
+    const out: Versioned<T>[] = [];
+    for (const key of keys) {
+      const item = this.items.get(key);
+      if (item !== undefined) out.push(item);
+    }
+    return out;
+  }
+
+  /** The keys filed under `value` by the index `name` (a live view: do not mutate). */
+  indexKeys(name: string, value: string): ReadonlySet<string> {
+    const index = this.indexes.get(name);
+    if (index === undefined) throw new Error(`informer ${this.prefix} has no index ${JSON.stringify(name)}`);
+    return index.map.get(value) ?? EMPTY;
+  }
+
   /** Number of cached items. */
   get size(): number {
     return this.items.size;
@@ -152,12 +209,12 @@ export class Informer<T> extends EventEmitter<InformerEvents<T>> {
       seen.add(item.key);
       const prev = this.items.get(item.key);
       if (prev?.modRevision === item.modRevision) continue;
-      this.items.set(item.key, item);
+      this.setItem(item, prev);
       this.emit('change', { type: 'put', key: item.key, item, ...(prev ? { prev } : {}) });
     }
     for (const [key, prev] of this.items) {
       if (seen.has(key)) continue;
-      this.items.delete(key);
+      this.deleteItem(key, prev);
       this.emit('change', { type: 'delete', key, prev });
     }
     if (this.synced) this.relists += 1;
@@ -209,16 +266,29 @@ export class Informer<T> extends EventEmitter<InformerEvents<T>> {
       const prev = this.items.get(key);
       if (ev.type === 'Delete') {
         if (prev === undefined) continue;
-        this.items.delete(key);
+        this.deleteItem(key, prev);
         this.emit('change', { type: 'delete', key, prev });
         continue;
       }
       const item = this.decode(ev.kv);
       if (item === undefined) continue;
-      this.items.set(key, item);
+      this.setItem(item, prev);
       this.emit('change', { type: 'put', key, item, ...(prev ? { prev } : {}) });
     }
     this.advance(highest);
+  }
+
+  private setItem(item: Versioned<T>, prev: Versioned<T> | undefined): void {
+    this.items.set(item.key, item);
+    for (const { fn, map } of this.indexes.values()) {
+      if (prev !== undefined) unfile(map, fn(prev.value), prev.key);
+      fileUnder(map, fn(item.value), item.key);
+    }
+  }
+
+  private deleteItem(key: string, prev: Versioned<T>): void {
+    this.items.delete(key);
+    for (const { fn, map } of this.indexes.values()) unfile(map, fn(prev.value), key);
   }
 
   private advance(rev: number): void {

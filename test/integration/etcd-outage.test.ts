@@ -1,6 +1,6 @@
 import t from 'tap';
 import { waitFor } from '@berth/devcluster';
-import { clusterFor, TextStream } from './helpers/fixtures.js';
+import { clusterFor, TextStream } from '../helpers/fixtures.js';
 
 t.test('etcd stops and comes back: 503 with a message, then recovery without restarts', async (t) => {
   const cluster = await clusterFor(t);

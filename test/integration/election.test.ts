@@ -2,7 +2,7 @@ import t from 'tap';
 import type { BerthEvent } from '@berth/core';
 import { prefixes } from '@berth/core';
 import { waitFor } from '@berth/devcluster';
-import { clientFor, clusterFor } from './helpers/fixtures.js';
+import { clientFor, clusterFor } from '../helpers/fixtures.js';
 
 const TTL = 2;
 

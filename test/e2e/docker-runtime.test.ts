@@ -1,9 +1,9 @@
 import t from 'tap';
 import { keyOf, nameKey, type BerthEvent, type PodRecord, type PodSpec } from '@berth/core';
 import { AgentProcess, waitFor } from '@berth/devcluster';
-import { checkTickLogs } from './helpers/agent-logs.js';
-import { LeaderStandIn } from './helpers/leader-stand-in.js';
-import { clientFor, etcdFor, tempDir, docker, dockerProblem } from './helpers/fixtures.js';
+import { checkTickLogs } from '../helpers/agent-logs.js';
+import { LeaderStandIn } from '../helpers/leader-stand-in.js';
+import { clientFor, etcdFor, tempDir, docker, dockerProblem } from '../helpers/fixtures.js';
 
 // The agent's docker runtime against a real private dockerd (DOCKER_HOST), a real etcd and a
 // real agent process, with no controller: the test plays the leader by writing pod records.

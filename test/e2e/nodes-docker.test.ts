@@ -1,5 +1,5 @@
 import t from 'tap';
-import { clusterFor, docker, dockerProblem } from './helpers/fixtures.js';
+import { clusterFor, docker, dockerProblem } from '../helpers/fixtures.js';
 
 t.test('POST /v1/nodes with a Docker engine starts a node container; DELETE removes it', async (t) => {
   const problem = dockerProblem(process.env.BERTH_IMAGE ?? 'berth:local', 'deploy/docker/build-local-image.sh');

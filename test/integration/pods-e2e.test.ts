@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { PodRecord } from '@berth/core';
 import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster';
-import { clusterFor, tempDir } from './helpers/fixtures.js';
+import { clusterFor, tempDir } from '../helpers/fixtures.js';
 
 const TTL = 2;
 const GRACE = 2;

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { PodRecord } from '@berth/core';
 import { AgentProcess, repoRoot, waitFor, type ControllerProcess } from '@berth/devcluster';
-import { clusterFor, tempDir } from './helpers/fixtures.js';
+import { clusterFor, tempDir } from '../helpers/fixtures.js';
 
 /**
  * The Docker engine of a node goes away and comes back. This test runs its

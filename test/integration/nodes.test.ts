@@ -2,7 +2,7 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { prefixes, type BerthEvent } from '@berth/core';
 import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster';
-import { clientFor, clusterFor, tempDir } from './helpers/fixtures.js';
+import { clientFor, clusterFor, tempDir } from '../helpers/fixtures.js';
 
 const HEARTBEAT_TTL = 3;
 const GRACE = 3;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import t from 'tap';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { AgentProcess, repoRoot } from '@berth/devcluster';
-import { clusterFor, tempDir } from './helpers/fixtures.js';
+import { clusterFor, tempDir } from '../helpers/fixtures.js';
 
 /** Debian's chromium (scripts/setup.sh installs it); playwright-core downloads no browser. */
 const CHROMIUM = '/usr/bin/chromium';

@@ -4,9 +4,9 @@ import path from 'node:path';
 import { keyOf, nameKey, newId, type BerthEvent, type NodeRecord, type PodRecord, type PodSpec } from '@berth/core';
 import { absent, commit, putJson } from '@berth/store';
 import { AgentProcess, waitFor } from '@berth/devcluster';
-import { checkTickLogs } from './helpers/agent-logs.js';
-import { LeaderStandIn } from './helpers/leader-stand-in.js';
-import { clientFor, etcdFor, tempDir, TextStream } from './helpers/fixtures.js';
+import { checkTickLogs } from '../helpers/agent-logs.js';
+import { LeaderStandIn } from '../helpers/leader-stand-in.js';
+import { clientFor, etcdFor, tempDir, TextStream } from '../helpers/fixtures.js';
 
 // The agent side of pods against a real etcd and a real agent process, with no controller:
 // the test plays the leader's binding role by writing pod records itself.

@@ -4,7 +4,7 @@ import type { Etcd3 } from 'etcd3';
 import { prefixes } from '@berth/core';
 import { Informer, listPrefix, type InformerChange } from '@berth/store';
 import { TcpProxy, waitFor } from '@berth/devcluster';
-import { clientFor, etcdFor, testLog } from './helpers/fixtures.js';
+import { clientFor, etcdFor, testLog } from '../helpers/fixtures.js';
 
 /** What etcd holds under the prefix right now, as key -> [modRevision, value]. */
 async function etcdContent(client: Etcd3, prefix: string) {

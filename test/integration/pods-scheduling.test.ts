@@ -3,7 +3,7 @@ import type { AllocationRecord, PodRecord } from '@berth/core';
 import { prefixes } from '@berth/core';
 import { listPrefix } from '@berth/store';
 import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster';
-import { clientFor, clusterFor, tempDir } from './helpers/fixtures.js';
+import { clientFor, clusterFor, tempDir } from '../helpers/fixtures.js';
 
 const TTL = 3;
 const GRACE = 3;

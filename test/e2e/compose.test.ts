@@ -2,13 +2,13 @@ import { execFile, execFileSync } from 'node:child_process';
 import path from 'node:path';
 import t from 'tap';
 import { waitFor } from '@berth/devcluster';
-import { composeFor } from './helpers/compose.js';
-import { docker, dockerProblem } from './helpers/fixtures.js';
+import { composeFor } from '../helpers/compose.js';
+import { docker, dockerProblem } from '../helpers/fixtures.js';
 
 // compose.ha.yml as a user runs it (3 etcd members, c1..c3, two docker-runtime
 // agents), brought up by Debian's docker-compose with every service on the host
 // network; the images are the ones built without a registry by npm test's set-up.
-const CLI = path.resolve(import.meta.dirname, '../../apps/cli/dist/main.js');
+const CLI = path.resolve(import.meta.dirname, '../../../apps/cli/dist/main.js');
 const POD_IMAGE = 'berth-test/busybox:local';
 
 function composeProblem(): string | undefined {

@@ -8,9 +8,9 @@ import {
   formatPercent, formatRow, kindOf, normalizedSpec, parseCpu, parseInteger, parseKeyValues, parseManifests, parseMemory,
   renderFields, renderTable, resolveConfig, specDiff, ManifestError, SseParser, eventRow,
 } from '@berth/cli';
-import { clusterFor, tempDir } from './helpers/fixtures.js';
+import { clusterFor, tempDir } from '../helpers/fixtures.js';
 
-const CLI = path.resolve(import.meta.dirname, '../../apps/cli/dist/main.js');
+const CLI = path.resolve(import.meta.dirname, '../../../apps/cli/dist/main.js');
 
 t.test('units', async (t) => {
   t.equal(parseCpu('0.5'), 0.5);

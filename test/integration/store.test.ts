@@ -2,7 +2,7 @@ import t from 'tap';
 import { LeaseClient } from 'etcd3';
 import { errors, isBerthError, keyOf, leaderRecordKey, prefixes } from '@berth/core';
 import { commit, commitFenced, EventRecorder, putJson, Repository } from '@berth/store';
-import { clientFor, etcdFor, testLog } from './helpers/fixtures.js';
+import { clientFor, etcdFor, testLog } from '../helpers/fixtures.js';
 
 interface Thing {
   name: string;

@@ -4,7 +4,7 @@ import type { AllocationRecord, NodeRecord, PodRecord } from '@berth/core';
 import { prefixes } from '@berth/core';
 import { listPrefix } from '@berth/store';
 import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster';
-import { clientFor, clusterFor, tempDir } from './helpers/fixtures.js';
+import { clientFor, clusterFor, tempDir } from '../helpers/fixtures.js';
 
 /**
  * Property: whatever sequence of pod creates and deletes, node deaths and

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { validate } from '@readme/openapi-parser';
 import { repoRoot } from '@berth/devcluster';
-import { clusterFor } from './helpers/fixtures.js';
+import { clusterFor } from '../helpers/fixtures.js';
 
 t.test('REST API surface of a replica', async (t) => {
   const cluster = await clusterFor(t, { controllers: 1 });

@@ -1,0 +1,155 @@
+import type { Etcd3 } from 'etcd3';
+import { checkPodDelete, checkPodWrite, errors, keyOf, nameKey, type PodRecord } from '@berth/core';
+import { toBerthError } from './client.js';
+import { absent, commit, commitFenced, decodeJson, modifiedAt, putJson, type Compare, type Fence, type Op, type TxnResult, type Versioned } from './txn.js';
+
+/**
+ * The one write path for pod records (`/berth/pods/<id>` and the name claim
+ * `/berth/names/pods/<name>`). Every write is a compare-and-swap on the
+ * record's mod revision and is checked by `checkPodWrite` /
+ * `checkPodDelete` for the writer making it (fields it owns, transition
+ * table). Users and agents write one record at a time; the leader writes
+ * through `fenced(fence)`, a batch committed only while its term holds,
+ * together with the other records its decision touches (reservations).
+ */
+export class PodRepository {
+  constructor(private readonly client: Etcd3) {}
+
+  /** The key of a pod record. */
+  key(id: string): string {
+    return keyOf('pods', id);
+  }
+
+  /** Reads one pod straight from etcd (linearizable). */
+  async get(id: string): Promise<Versioned<PodRecord> | undefined> {
+    try {
+      const kv = (await this.client.get(this.key(id)).exec()).kvs[0];
+      return kv === undefined ? undefined : decodeJson<PodRecord>(kv);
+    } catch (err) {
+      throw toBerthError(err);
+    }
+  }
+
+  /**
+   * A user creates a pod: it must be Pending and unbound; its name is
+   * claimed in the same transaction. CONFLICT (naming `body/name`) if the
+   * name is taken. Returns the write's revision.
+   */
+  async create(pod: PodRecord): Promise<number> {
+    if (pod.status.phase !== 'Pending' || pod.status.nodeId !== null) {
+      throw errors.validation(`a new pod starts Pending and unbound, not ${pod.status.phase}`);
+    }
+    const key = this.key(pod.id);
+    const claim = nameKey('pods', pod.name);
+    const res = await commit(this.client, [absent(claim), absent(key)], [putJson(claim, pod.id), putJson(key, pod)]);
+    if (!res.succeeded) throw errors.conflict(`a pod named ${JSON.stringify(pod.name)} already exists`, { field: 'body/name' });
+    return res.revision;
+  }
+
+  /**
+   * A user or the bound node's agent replaces `cur` with `next`. `node`
+   * (agents) is the node the writer runs: the pod must be bound to it. A lost
+   * compare-and-swap throws CONFLICT with `details.revision` (the store's
+   * revision then) so the caller can wait for its cache and decide again.
+   */
+  async update(writer: 'user' | 'agent', cur: Versioned<PodRecord>, next: PodRecord, node?: string): Promise<Versioned<PodRecord>> {
+    checkPodWrite(writer, cur.value, next);
+    if (writer === 'agent' && cur.value.status.nodeId !== node) {
+      throw errors.conflict(`pod ${cur.value.name} is not bound to node ${node ?? '(none)'}`, { revision: cur.modRevision });
+    }
+    const res = await commit(this.client, [modifiedAt(cur.key, cur.modRevision)], [putJson(cur.key, next)]);
+    if (!res.succeeded) throw stale(cur.value, res.revision);
+    return { ...cur, value: next, modRevision: res.revision, version: cur.version + 1 };
+  }
+
+  /**
+   * Deletes the record and its name claim if it is still at the revision
+   * read. A user deletes pods no agent holds (`nodeGone` when its node
+   * record is gone); an agent deletes marked pods of its node.
+   */
+  async delete(writer: 'user' | 'agent', cur: Versioned<PodRecord>, opts: { node?: string; nodeGone?: boolean } = {}): Promise<number> {
+    checkPodDelete(writer, cur.value, opts.nodeGone);
+    if (writer === 'agent' && cur.value.status.nodeId !== opts.node) {
+      throw errors.conflict(`pod ${cur.value.name} is not bound to node ${opts.node ?? '(none)'}`, { revision: cur.modRevision });
+    }
+    const res = await commit(this.client, [modifiedAt(cur.key, cur.modRevision)], deleteOps(cur.value));
+    if (!res.succeeded) throw stale(cur.value, res.revision);
+    return res.revision;
+  }
+
+  /** A batch of leader writes, committed only while `fence` holds. */
+  fenced(fence: Fence): FencedPodBatch {
+    return new FencedPodBatch(this.client, fence);
+  }
+}
+
+/**
+ * Leader writes of pod records, plus whatever other guards and writes the
+ * same decision needs (a node's reservation record), in one fenced
+ * transaction. Each pod write is checked for the leader and guarded on the
+ * revision it was decided from.
+ */
+export class FencedPodBatch {
+  private readonly guards: Compare[] = [];
+  private readonly ops: Op[] = [];
+  private pods = 0;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly fence: Fence,
+  ) {}
+
+  /** Replaces a pod record (bind, unbind, a Pending pod's reason). */
+  put(cur: Versioned<PodRecord>, next: PodRecord): this {
+    checkPodWrite('leader', cur.value, next);
+    this.guards.push(modifiedAt(cur.key, cur.modRevision));
+    this.ops.push(putJson(cur.key, next));
+    this.pods += 1;
+    return this;
+  }
+
+  /** Deletes a marked pod (and its name claim) whose agent is gone. */
+  delete(cur: Versioned<PodRecord>): this {
+    checkPodDelete('leader', cur.value);
+    this.guards.push(modifiedAt(cur.key, cur.modRevision));
+    this.ops.push(...deleteOps(cur.value));
+    this.pods += 1;
+    return this;
+  }
+
+  /** Another guard of the same decision (e.g. a reservation record as read). */
+  guard(...c: Compare[]): this {
+    this.guards.push(...c);
+    return this;
+  }
+
+  /** Another write of the same decision (e.g. the updated reservation record). */
+  op(...o: Op[]): this {
+    this.ops.push(...o);
+    return this;
+  }
+
+  /** Pod writes in the batch. */
+  get size(): number {
+    return this.pods;
+  }
+
+  /**
+   * Commits through the fence: LEADERSHIP_LOST when the term is over,
+   * `succeeded: false` when another guard no longer holds.
+   */
+  commit(): Promise<TxnResult> {
+    return commitFenced(this.client, this.fence, this.guards, this.ops);
+  }
+}
+
+function deleteOps(pod: PodRecord): Op[] {
+  return [
+    { type: 'delete', key: keyOf('pods', pod.id) },
+    { type: 'delete', key: nameKey('pods', pod.name) },
+  ];
+}
+
+function stale(pod: PodRecord, revision: number) {
+  return errors.conflict(`pod ${JSON.stringify(pod.name)} was changed concurrently; read it again and retry`, { revision });
+}
