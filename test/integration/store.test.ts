@@ -14,7 +14,7 @@ t.test('store against a real etcd', async (t) => {
   const client = clientFor(t, etcd.endpoint);
   const repo = new Repository<Thing>(client, 'nodes', 'node');
 
-  t.test('keys follow SPEC.md section 3', async (t) => {
+  t.test('keys follow the layout in ARCHITECTURE.md', async (t) => {
     t.equal(keyOf('nodes', 'n1'), '/berth/nodes/n1');
     t.equal(keyOf('heartbeats', 'n1'), '/berth/heartbeats/n1');
     t.equal(prefixes.election, '/berth/election/controller/');

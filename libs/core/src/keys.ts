@@ -1,5 +1,5 @@
 /**
- * Every etcd key Berth reads or writes is built here (SPEC.md section 3), so
+ * Every etcd key Berth reads or writes is built here, so
  * the layout an operator sees with etcdctl is defined in exactly one place.
  */
 

@@ -139,11 +139,11 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
       this.armDeadline();
     });
     lease.on('keepaliveFailed', (err: unknown) => {
-      if (this.campaign === campaign) log.warn({ err: String(err) }, 'election lease keepalive failed');
+      if (this.campaign === campaign) log.warn({ err }, 'election lease keepalive failed');
     });
     campaign.on('error', (err: Error) => {
       if (this.campaign !== campaign) return;
-      log.warn({ err: err.message }, 'campaign failed');
+      log.warn({ err }, 'campaign failed');
       void this.abandon(campaign, `campaign failed: ${err.message}`);
     });
     campaign.on('elected', () => {
@@ -183,7 +183,7 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
         .catch((err: unknown) => this.onLeaderWriteError(err, fence));
     } catch (err) {
       if (isBerthError(err, 'LEADERSHIP_LOST')) this.fencedRejections += 1;
-      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not take office');
+      log.warn({ err }, 'could not take office');
       await this.abandon(campaign, 'could not take office');
     }
   }
@@ -229,7 +229,7 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
     const giveUpAt = Date.now() + 20 * this.opts.ttlSeconds * 1000;
     const attempt = (): void => {
       lease.revoke().catch((err: unknown) => {
-        if (Date.now() > giveUpAt) return this.opts.log.warn({ err: String(err) }, 'could not revoke an abandoned election lease');
+        if (Date.now() > giveUpAt) return this.opts.log.warn({ err }, 'could not revoke an abandoned election lease');
         setTimeout(attempt, 250).unref();
       });
     };
@@ -263,10 +263,10 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
     } catch (err) {
       if (isBerthError(err, 'LEADERSHIP_LOST')) {
         this.fencedRejections += 1;
-        log.warn({ term: fence.term }, err.message);
+        log.warn({ term: fence.term, err }, 'step-down record rejected by the fence');
         this.emit('fencedRejection', err.message);
       } else {
-        log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not record step-down');
+        log.warn({ err }, 'could not record step-down');
       }
     }
   }

@@ -241,14 +241,14 @@ export class Informer<T> extends EventEmitter<InformerEvents<T>> {
     watcher.on('disconnected', (err: Error) => {
       if (this.watcher !== watcher) return;
       // Resume from what we applied, not from etcd3's own resume point.
-      this.log.warn({ prefix: this.prefix, revision: this.rev, err: err.message }, 'informer watch disconnected, re-watching');
+      this.log.warn({ prefix: this.prefix, revision: this.rev, err }, 'informer watch disconnected, re-watching');
       void this.dropWatcher();
       this.retry(() => this.watchFrom(this.rev + 1));
     });
     watcher.on('error', (err: Error) => {
       if (this.watcher !== watcher) return;
       // etcd cancelled the watch, typically because the revision was compacted: relist.
-      this.log.warn({ prefix: this.prefix, revision: this.rev, err: err.message }, 'informer watch cancelled, relisting');
+      this.log.warn({ prefix: this.prefix, revision: this.rev, err }, 'informer watch cancelled, relisting');
       void this.dropWatcher();
       this.retry(() => this.relist(), 0);
     });

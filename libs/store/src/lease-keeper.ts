@@ -146,7 +146,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       stream.on('end', () => drop());
       this.tick();
     } catch (err) {
-      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'cannot open a lease keepalive stream');
+      this.log.warn({ err }, 'cannot open a lease keepalive stream');
     } finally {
       this.connecting = false;
     }

@@ -1,7 +1,7 @@
 import type { Etcd3 } from 'etcd3';
 import { checkPodDelete, checkPodWrite, errors, keyOf, nameKey, type PodRecord } from '@berth/core';
-import { toBerthError } from './client.js';
-import { absent, commit, commitFenced, decodeJson, modifiedAt, putJson, type Compare, type Fence, type Op, type TxnResult, type Versioned } from './txn.js';
+import { Repository } from './repository.js';
+import { absent, commit, commitFenced, modifiedAt, putJson, type Compare, type Fence, type Op, type TxnResult, type Versioned } from './txn.js';
 
 /**
  * The one write path for pod records (`/berth/pods/<id>` and the name claim
@@ -13,7 +13,11 @@ import { absent, commit, commitFenced, decodeJson, modifiedAt, putJson, type Com
  * together with the other records its decision touches (reservations).
  */
 export class PodRepository {
-  constructor(private readonly client: Etcd3) {}
+  private readonly reader: Repository<PodRecord>;
+
+  constructor(private readonly client: Etcd3) {
+    this.reader = new Repository<PodRecord>(client, 'pods', 'pod');
+  }
 
   /** The key of a pod record. */
   key(id: string): string {
@@ -21,13 +25,8 @@ export class PodRepository {
   }
 
   /** Reads one pod straight from etcd (linearizable). */
-  async get(id: string): Promise<Versioned<PodRecord> | undefined> {
-    try {
-      const kv = (await this.client.get(this.key(id)).exec()).kvs[0];
-      return kv === undefined ? undefined : decodeJson<PodRecord>(kv);
-    } catch (err) {
-      throw toBerthError(err);
-    }
+  get(id: string): Promise<Versioned<PodRecord> | undefined> {
+    return this.reader.get(id);
   }
 
   /**
