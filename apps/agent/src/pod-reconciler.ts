@@ -221,6 +221,7 @@ export class PodReconciler {
   private forget(local: LocalPod): void {
     this.prober.clear(local.id);
     this.queue.forget(local.id);
+    this.awaitRevision.delete(local.id);
     if (this.local.get(local.id) === local) this.local.delete(local.id);
   }
 
