@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import pino from 'pino';
 import { isBerthError } from '@berth/core';
@@ -59,7 +60,7 @@ async function shutdown(reason: string, deregister: boolean, code: number): Prom
 }
 
 const ownKeys = new OwnKeyWatcher(client, config.simulate > 1 ? 'prefixes' : 'keys', log, () => {
-  for (const a of agents) a.verify().catch((err: unknown) => log.warn({ err: String(err) }, 'could not verify node keys'));
+  for (const a of agents) a.verify().catch((err: unknown) => log.warn({ err }, 'could not verify node keys'));
 });
 keeper.on('lost', (leaseId) => agents.find((a) => a.lease === leaseId)?.onLeaseLost(leaseId));
 
@@ -119,8 +120,8 @@ async function startWithRetry(a: NodeAgent): Promise<void> {
       return await a.start();
     } catch (err) {
       if (!isBerthError(err, 'ETCD_UNAVAILABLE') || stopping) throw err;
-      log.warn({ node: a.opts.name, err: err.message }, 'etcd unavailable; retrying registration');
-      await new Promise((r) => setTimeout(r, delay));
+      log.warn({ node: a.opts.name, err }, 'etcd unavailable; retrying registration');
+      await sleep(delay);
     }
   }
 }

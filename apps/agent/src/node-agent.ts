@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
@@ -270,8 +271,8 @@ export class NodeAgent {
           await this.heartbeat(false);
           return;
         } catch (err) {
-          this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'heartbeat failed; retrying');
-          await new Promise((r) => setTimeout(r, delay));
+          this.log.warn({ err }, 'heartbeat failed; retrying');
+          await sleep(delay);
         }
       }
     })().finally(() => (this.reheartbeating = undefined));
@@ -291,7 +292,7 @@ export class NodeAgent {
       }
       else void this.reheartbeat('heartbeat key is not on our lease');
     } catch (err) {
-      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'usage report failed');
+      this.log.warn({ err }, 'usage report failed');
     }
   }
 

@@ -48,7 +48,7 @@ export class OwnKeyWatcher {
     });
     watcher.on('error', (err: Error) => {
       // etcd3 has discarded a cancelled watcher: open a new one on the same range, then re-read.
-      this.log.warn({ err: err.message }, 'own-key watch cancelled; re-watching and re-reading keys');
+      this.log.warn({ err }, 'own-key watch cancelled; re-watching and re-reading keys');
       const i = this.watchers.indexOf(watcher);
       if (i >= 0) this.watchers.splice(i, 1);
       const req = (watcher as unknown as { request: { key: Buffer; range_end?: Buffer } }).request;

@@ -7,7 +7,7 @@ interface CpuTimes {
   total: number;
 }
 
-/** Parses the aggregate `cpu` line of /proc/stat (seeds/004: idle = idle + iowait; the rest is busy). */
+/** Parses the aggregate `cpu` line of /proc/stat (idle = idle + iowait; the rest is busy). */
 export function parseProcStat(text: string): CpuTimes {
   const line = text.split('\n').find((l) => l.startsWith('cpu '));
   if (line === undefined) throw new Error('/proc/stat has no aggregate cpu line');
