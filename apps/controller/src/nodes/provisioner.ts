@@ -114,6 +114,7 @@ export class NodeProvisioner {
   async remove(p: ProvisionRecord): Promise<void> {
     if (p.kind === 'docker' && p.containerId) {
       const c = this.docker.getContainer(p.containerId);
+      // Already stopped (304) or gone (404): the forced removal below settles either.
       await c.stop({ t: 5 }).catch(() => undefined);
       await c.remove({ force: true }).catch((err: { statusCode?: number }) => {
         if (err.statusCode !== 404) throw err;
