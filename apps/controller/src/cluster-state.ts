@@ -3,8 +3,12 @@ import type { Logger } from 'pino';
 import {
   errors,
   keyOf,
+  leaderRecordKey,
   prefixes,
   TERMINAL_PHASES,
+  type BerthEvent,
+  type LeaderRecord,
+  type ReplicaInfo,
   type HeartbeatRecord,
   type NodeRecord,
   type NodeUsage,
@@ -26,10 +30,16 @@ export type NodeView = NodeRecord & {
 };
 
 
+/** Informer index names of the caches. */
+const BY_NAME = 'byName';
+const BY_NODE = 'byNode';
+
 /**
- * The watch caches every replica keeps of the cluster (nodes, heartbeats,
- * pods) and the derived indexes the API needs: name -> node id and
- * node id -> bound pods. Reads never go to etcd.
+ * The watch caches every replica keeps of the cluster, so reads never go to
+ * etcd: nodes, heartbeats, pods and reservations (the objects), the election
+ * keys and the leader record (who leads), and audit events. The caches index
+ * what the API looks up (a node or pod by its unique name, the pods bound to
+ * a node), so nobody keeps a map of their own.
  */
 export class ClusterState {
   readonly nodes: Informer<NodeRecord>;
@@ -37,9 +47,12 @@ export class ClusterState {
   readonly pods: Informer<PodRecord>;
   /** The leader's reservations per node. */
   readonly allocations: Informer<AllocationRecord>;
-  private readonly nodeNames = new Map<string, string>();
-  private readonly podNames = new Map<string, string>();
-  private readonly podsByNode = new Map<string, Set<string>>();
+  /** Election keys: one per campaigning replica; the oldest leads. */
+  readonly replicas: Informer<ReplicaInfo>;
+  /** The leader record (`/berth/leader`), written once by each leader in office. */
+  readonly leaderRecord: Informer<LeaderRecord>;
+  /** Audit events (`/berth/events/`), for `GET /v1/events` and the live feed. */
+  readonly auditEvents: Informer<BerthEvent>;
 
   constructor(client: Etcd3, log: Logger) {
     const l = log.child({ component: 'informer' });
@@ -47,37 +60,57 @@ export class ClusterState {
     this.heartbeats = new Informer<HeartbeatRecord>(client, prefixes.heartbeats, l);
     this.pods = new Informer<PodRecord>(client, prefixes.pods, l);
     this.allocations = new Informer<AllocationRecord>(client, prefixes.allocations, l);
-    this.nodes.on('change', ({ item, prev }) => {
-      if (prev && this.nodeNames.get(prev.value.name) === prev.value.id) this.nodeNames.delete(prev.value.name);
-      if (item) this.nodeNames.set(item.value.name, item.value.id);
-    });
-    this.pods.on('change', ({ item, prev }) => {
-      if (prev && this.podNames.get(prev.value.name) === prev.value.id) this.podNames.delete(prev.value.name);
-      if (item) this.podNames.set(item.value.name, item.value.id);
-      const before = prev?.value.status.nodeId;
-      if (before) this.podsByNode.get(before)?.delete(prev.value.id);
-      const after = item?.value.status.nodeId;
-      if (after && item) {
-        let set = this.podsByNode.get(after);
-        if (set === undefined) this.podsByNode.set(after, (set = new Set()));
-        set.add(item.value.id);
-      }
-    });
+    this.replicas = new Informer<ReplicaInfo>(client, prefixes.election, l);
+    this.leaderRecord = new Informer<LeaderRecord>(client, leaderRecordKey, l);
+    this.auditEvents = new Informer<BerthEvent>(client, prefixes.events, l);
+    this.nodes.addIndex(BY_NAME, (n) => n.name);
+    this.pods.addIndex(BY_NAME, (p) => p.name);
+    this.pods.addIndex(BY_NODE, (p) => p.status.nodeId);
   }
 
-  /** The caches, for readiness. */
+  /** Every cache; the replica is ready once all of them have synced. */
   get informers(): Informer<unknown>[] {
-    return [this.nodes, this.heartbeats, this.pods, this.allocations] as Informer<unknown>[];
+    return [this.nodes, this.heartbeats, this.pods, this.allocations, this.replicas, this.leaderRecord, this.auditEvents] as Informer<unknown>[];
+  }
+
+  /** True once every cache has listed etcd. */
+  get synced(): boolean {
+    return this.informers.every((i) => i.ready);
+  }
+
+  /** Prefixes of the caches that have not listed etcd yet. */
+  unsynced(): string[] {
+    return this.informers.filter((i) => !i.ready).map((i) => i.prefix);
+  }
+
+  /** Resolves once every cache has listed etcd. */
+  async whenSynced(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.whenSynced()));
+  }
+
+  /** Highest revision applied across the caches. */
+  get revision(): number {
+    return Math.max(0, ...this.informers.map((i) => i.revision));
+  }
+
+  /** Starts listing and watching every cache (resolves at once; see `whenSynced`). */
+  start(): void {
+    for (const informer of this.informers) void informer.start();
+  }
+
+  /** Stops watching; the caches keep their last content. */
+  async stop(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.stop()));
   }
 
   /** A node by id or unique name; NOT_FOUND otherwise. */
   node(idOrName: string): Versioned<NodeRecord> {
-    return lookup(this.nodes, 'nodes', this.nodeNames, idOrName, 'node');
+    return lookup(this.nodes, 'nodes', idOrName, 'node');
   }
 
   /** A pod by id or unique name; NOT_FOUND otherwise. */
   pod(idOrName: string): Versioned<PodRecord> {
-    return lookup(this.pods, 'pods', this.podNames, idOrName, 'pod');
+    return lookup(this.pods, 'pods', idOrName, 'pod');
   }
 
   /** The heartbeat of a node, while its agent holds it. */
@@ -85,16 +118,14 @@ export class ClusterState {
     return this.heartbeats.get(keyOf('heartbeats', nodeId));
   }
 
+  /** Every pod bound to a node, finished ones included. */
+  podsOn(nodeId: string): PodRecord[] {
+    return this.pods.byIndex(BY_NODE, nodeId).map((p) => p.value);
+  }
+
   /** Pods bound to a node that still hold resources there. */
   activePods(nodeId: string): PodRecord[] {
-    const ids = this.podsByNode.get(nodeId);
-    if (ids === undefined) return [];
-    const out: PodRecord[] = [];
-    for (const id of ids) {
-      const pod = this.pods.get(keyOf('pods', id))?.value;
-      if (pod && !TERMINAL_PHASES.has(pod.status.phase)) out.push(pod);
-    }
-    return out;
+    return this.podsOn(nodeId).filter((p) => !TERMINAL_PHASES.has(p.status.phase));
   }
 
   /** The API's view of a node. */
@@ -118,10 +149,14 @@ export class ClusterState {
   }
 }
 
-/** Path parameters accept the id or the unique name (SPEC.md section 5). */
-function lookup<T>(cache: Informer<T>, collection: 'nodes' | 'pods', names: Map<string, string>, idOrName: string, kind: string): Versioned<T> {
-  const id = idOrName.includes('/') ? undefined : cache.get(keyOf(collection, idOrName)) ? idOrName : names.get(idOrName);
-  const found = id === undefined ? undefined : cache.get(keyOf(collection, id));
+/**
+ * Path parameters accept the id or the unique name. An id is tried first; a
+ * name is looked up in the cache's name index (a name claim in etcd is
+ * unique, so the index holds at most one live record per name).
+ */
+function lookup<T>(cache: Informer<T>, collection: 'nodes' | 'pods', idOrName: string, kind: string): Versioned<T> {
+  // Ids and names never contain '/'; one that did would build a key outside the collection.
+  const found = idOrName.includes('/') ? undefined : (cache.get(keyOf(collection, idOrName)) ?? cache.byIndex(BY_NAME, idOrName)[0]);
   if (found === undefined) throw errors.notFound(kind, idOrName);
   return found;
 }

@@ -24,7 +24,7 @@ export interface ControllerConfig {
   logLevel: string;
 }
 
-/** Cluster-wide default scheduling policy (SPEC.md section 7). */
+/** Cluster-wide default scheduling policy; a pod may name its own (`spec.policy`). Implemented in `libs/scheduler`. */
 export const POLICIES = ['first-fit', 'best-fit', 'worst-fit', 'spread', 'binpack'] as const;
 export type SchedulingPolicy = (typeof POLICIES)[number];
 

@@ -62,16 +62,23 @@ export class EtcdHealth extends EventEmitter<{ change: [down: boolean] }> {
     return this.failingSince !== undefined && Date.now() - this.failingSince >= this.downAfterMs;
   }
 
+  /** The endpoints probed. */
+  get endpointUrls(): string[] {
+    return this.endpoints.map((e) => e.url);
+  }
+
   /** A message for operators saying why etcd is considered unreachable. */
   get problem(): string {
     return this.lastError ?? `etcd has not answered for ${Date.now() - this.lastOkAt} ms (endpoints ${this.endpoints.map((e) => e.url).join(', ')})`;
   }
 
+  /** Probes now and then every `intervalMs`. */
   start(): void {
     void this.probe();
     this.timer = setInterval(() => void this.probe(), this.intervalMs);
   }
 
+  /** Stops probing and closes the probe connections. */
   stop(): void {
     clearInterval(this.timer);
     for (const e of this.endpoints) e.client.close();
@@ -107,7 +114,7 @@ export class EtcdHealth extends EventEmitter<{ change: [down: boolean] }> {
         const first = this.lastError === undefined;
         this.lastError = this.describe();
         this.failingSince ??= Date.now();
-        if (first) this.log.warn({ err: this.lastError }, 'etcd unreachable');
+        if (first) this.log.warn({ problem: this.lastError }, 'etcd unreachable');
       }
       const down = this.down;
       if (down !== this.wasDown) {

@@ -1,3 +1,13 @@
 export { Controller } from './controller.js';
 export { parseConfig, type ControllerConfig } from './config.js';
 export { decideNodeStatus, type NodeTransition } from './nodes/lifecycle.js';
+// The API's parts, so it can be built over a real etcd without a controller process (tests).
+export { buildServer, type ServerDeps } from './server.js';
+export { ClusterState, type NodeView } from './cluster-state.js';
+export { LeadershipView, type LeaderRole } from './leadership.js';
+export { EtcdHealth } from './etcd-health.js';
+export { Metrics } from './metrics.js';
+export { LiveFeed } from './dashboard/feed.js';
+export { PodService, type PodAction } from './pods/service.js';
+export { NodeService } from './nodes/service.js';
+export { NodeProvisioner } from './nodes/provisioner.js';

@@ -1,9 +1,10 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import type { Logger } from 'pino';
 import { ClusterView, ErrorResponse, HealthView, LeaderView, NodeList, NodeView, PodList, PodView, ReplicaView, errors } from '@berth/core';
-import type { Controller } from './controller.js';
 import { installErrorHandling } from './errors.js';
+import { servicesPlugin, type Services } from './plugins/services.js';
 import { systemRoutes } from './routes/system.js';
 import { leaderRoutes } from './routes/leader.js';
 import { nodeRoutes } from './routes/nodes.js';
@@ -11,16 +12,53 @@ import { podRoutes } from './routes/pods.js';
 import { eventRoutes } from './routes/events.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 
+/** What the API of one replica is built from: its services, a logger, and the URL it is reached at. */
+export interface ServerDeps extends Services {
+  log: Logger;
+  /** Where clients reach this replica (the OpenAPI document's server). */
+  advertiseUrl: string;
+}
+
+const errorRef = { $ref: 'ErrorResponse#' } as const;
+
+/**
+ * `/v1` routes that stay up while etcd is down: the diagnostic view (it
+ * reports etcd.reachable and this replica's role) and the event stream, which
+ * stays open and resumes (an EventSource gives up for good on a non-200 answer).
+ */
+function servedWhileEtcdDown(path: string, query: string): boolean {
+  return path === '/v1/cluster' || (path === '/v1/events' && /(^|&)watch=(1|true)\b/.test(query));
+}
+
+/**
+ * Completes every documented route's responses with the errors the server
+ * itself gives, so the OpenAPI document lists them all: 400 where the route
+ * validates input, 503 on `/v1` routes turned away while etcd is down. A
+ * route without a success response is a mistake caught at start-up.
+ */
+function documentCommonErrors(route: RouteOptions): void {
+  const schema = route.schema;
+  if (schema === undefined || schema.hide === true) return;
+  const response = (schema.response ?? {}) as Record<string, unknown>;
+  if (!Object.keys(response).some((status) => status.startsWith('2'))) {
+    throw new Error(`route ${String(route.method)} ${route.url} documents no success response`);
+  }
+  if ((schema.params !== undefined || schema.querystring !== undefined || schema.body !== undefined) && response[400] === undefined) response[400] = errorRef;
+  if (route.url.startsWith('/v1/') && route.url !== '/v1/cluster' && response[503] === undefined) response[503] = errorRef;
+  schema.response = response;
+}
+
 /** The Fastify app of one replica: OpenAPI at /openapi.json, Swagger UI at /docs, every route schema-validated. */
-export async function buildServer(controller: Controller): Promise<FastifyInstance> {
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: controller.log.child({ component: 'api' }) as FastifyBaseLogger,
+    loggerInstance: deps.log.child({ component: 'api' }) as FastifyBaseLogger,
     // Per-request logs would drown the leadership story; /metrics times every route instead.
     logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   });
 
   for (const schema of [ErrorResponse, LeaderView, ReplicaView, ClusterView, HealthView, NodeView, NodeList, PodView, PodList]) app.addSchema(schema);
+  app.addHook('onRoute', documentCommonErrors);
 
   await app.register(swagger, {
     openapi: {
@@ -30,7 +68,7 @@ export async function buildServer(controller: Controller): Promise<FastifyInstan
         version: '1',
         description: 'Highly-available container orchestrator. Every replica serves this API; the elected leader schedules.',
       },
-      servers: [{ url: controller.config.advertiseUrl }],
+      servers: [{ url: deps.advertiseUrl }],
       tags: [
         { name: 'system', description: 'health, readiness, metrics' },
         { name: 'cluster', description: 'leader election and replicas' },
@@ -44,25 +82,33 @@ export async function buildServer(controller: Controller): Promise<FastifyInstan
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  installErrorHandling(app, () => (controller.health.down ? controller.health.problem : undefined));
-  controller.metrics.instrument(app);
+  const health = deps.etcdHealth;
+  installErrorHandling(app, () => (health.down ? health.problem : undefined));
+  deps.metrics.instrument(app);
   // While etcd does not answer (down, or no quorum), the API says so instead of
   // serving a frozen watch cache as if it were current: every /v1 request
-  // answers 503 ETCD_UNAVAILABLE, like a write would after its deadline, only at
-  // once. Exempt: /v1/cluster (the diagnostic view: it reports etcd.reachable
-  // and this replica's role) and the event stream, which stays open and resumes
-  // (an EventSource gives up for good on a non-200 answer).
+  // answers 503 ETCD_UNAVAILABLE, like a write would after its deadline, only at once.
   app.addHook('onRequest', async (req) => {
-    if (!controller.health.down || !req.url.startsWith('/v1/')) return;
-    const path = req.url.split('?')[0];
-    if (path === '/v1/cluster' || (path === '/v1/events' && /[?&]watch=(1|true)\b/.test(req.url))) return;
-    throw errors.etcdUnavailable(controller.health.problem);
+    if (!health.down || !req.url.startsWith('/v1/')) return;
+    const [path = '', query = ''] = req.url.split('?', 2);
+    if (servedWhileEtcdDown(path, query)) return;
+    throw errors.etcdUnavailable(health.problem);
   });
-  await app.register(systemRoutes(controller));
-  await app.register(leaderRoutes(controller), { prefix: '/v1' });
-  await app.register(nodeRoutes(controller), { prefix: '/v1' });
-  await app.register(podRoutes(controller), { prefix: '/v1' });
-  await app.register(eventRoutes(controller, controller.feed), { prefix: '/v1' });
-  await app.register(dashboardRoutes());
+
+  await app.register(servicesPlugin, {
+    leadership: deps.leadership,
+    clusterState: deps.clusterState,
+    etcdHealth: deps.etcdHealth,
+    podService: deps.podService,
+    nodeService: deps.nodeService,
+    metrics: deps.metrics,
+    liveFeed: deps.liveFeed,
+  });
+  await app.register(systemRoutes);
+  await app.register(leaderRoutes, { prefix: '/v1' });
+  await app.register(nodeRoutes, { prefix: '/v1' });
+  await app.register(podRoutes, { prefix: '/v1' });
+  await app.register(eventRoutes, { prefix: '/v1' });
+  await app.register(dashboardRoutes);
   return app;
 }

@@ -1,7 +1,8 @@
-import { idOf, prefixes, type BerthEvent, type LeaderView, type PodRecord, type ReplicaView } from '@berth/core';
+import { idOf, keyOf, prefixes, type BerthEvent, type LeaderView, type PodRecord, type ReplicaView } from '@berth/core';
 import type { Informer } from '@berth/store';
-import type { Controller } from '../controller.js';
-import type { NodeView } from '../cluster-state.js';
+import type { ClusterState, NodeView } from '../cluster-state.js';
+import type { EtcdHealth } from '../etcd-health.js';
+import type { LeadershipView } from '../leadership.js';
 
 /** One message of the live stream (`GET /v1/events?watch=1`), as an SSE event name and its JSON data. */
 export type FeedMessage =
@@ -37,11 +38,18 @@ export interface FeedSnapshot {
 /** What a subscriber receives: batches of messages, each batch after at most `intervalMs` of coalescing. */
 export type FeedListener = (batch: FeedMessage[], revision: number) => void;
 
+/** What the feed reads: the caches, who leads, and whether etcd answers. */
+export interface FeedSources {
+  state: ClusterState;
+  leadership: LeadershipView;
+  health: EtcdHealth;
+}
+
 /** How many recent events a snapshot carries. */
 const SNAPSHOT_EVENTS = 50;
 
 /**
- * Turns the controller's watch caches into a coalesced change stream for the
+ * Turns the replica's watch caches into a coalesced change stream for the
  * dashboard. Changes are collected as dirty ids (a node is dirty when its
  * record, heartbeat, reservations or bound pods change) and flushed at most
  * every `intervalMs`, so a burst of heartbeats or a mass reschedule costs one
@@ -59,7 +67,7 @@ export class LiveFeed {
   private detach: Array<() => void> = [];
 
   constructor(
-    private readonly controller: Controller,
+    private readonly sources: FeedSources,
     private readonly intervalMs = 100,
   ) {}
 
@@ -70,22 +78,22 @@ export class LiveFeed {
 
   /** The current state, read from the caches. */
   snapshot(): FeedSnapshot {
-    const c = this.controller;
-    const events = c.auditEvents.list();
+    const { state, leadership } = this.sources;
+    const events = state.auditEvents.list();
     return {
-      self: { id: c.info.id, role: c.elector.isLeader ? 'leader' : 'follower' },
-      leader: c.leaderView(),
-      replicas: c.replicaViews(),
-      nodes: c.state.nodes.list().map((n) => c.state.nodeView(n.value)),
-      pods: c.state.pods.list().map((p) => p.value),
+      self: { id: leadership.self.id, role: leadership.isLeader ? 'leader' : 'follower' },
+      leader: leadership.leaderView(),
+      replicas: leadership.replicaViews(),
+      nodes: state.nodes.list().map((n) => state.nodeView(n.value)),
+      pods: state.pods.list().map((p) => p.value),
       events: events.slice(-SNAPSHOT_EVENTS).map((e) => e.value),
-      revision: c.cacheRevision,
+      revision: state.revision,
       etcd: this.etcdStatus(),
     };
   }
 
   private etcdStatus(): EtcdStatus {
-    const h = this.controller.health;
+    const h = this.sources.health;
     return h.down ? { reachable: false, message: h.problem } : { reachable: true, message: null };
   }
 
@@ -113,13 +121,13 @@ export class LiveFeed {
   }
 
   private attach(): void {
-    const c = this.controller;
+    const { state, health } = this.sources;
     const onHealth = () => {
       this.etcdDirty = true;
       this.schedule();
     };
-    c.health.on('change', onHealth);
-    this.detach.push(() => c.health.off('change', onHealth));
+    health.on('change', onHealth);
+    this.detach.push(() => health.off('change', onHealth));
     const on = <T>(informer: Informer<T>, fn: (key: string, item: T | undefined, prev: T | undefined) => void) => {
       const handler = (ch: { key: string; item?: { value: T }; prev?: { value: T } }) => {
         fn(ch.key, ch.item?.value, ch.prev?.value);
@@ -128,10 +136,10 @@ export class LiveFeed {
       informer.on('change', handler);
       this.detach.push(() => informer.off('change', handler));
     };
-    on(c.state.nodes, (key) => this.markNode(idOf('nodes', key)));
-    on(c.state.heartbeats, (key) => this.markNode(idOf('heartbeats', key)));
-    on(c.state.allocations, (key) => this.markNode(idOf('allocations', key)));
-    on(c.state.pods, (key, item, prev) => {
+    on(state.nodes, (key) => this.markNode(idOf('nodes', key)));
+    on(state.heartbeats, (key) => this.markNode(idOf('heartbeats', key)));
+    on(state.allocations, (key) => this.markNode(idOf('allocations', key)));
+    on(state.pods, (key, item, prev) => {
       const id = idOf('pods', key);
       if (id !== undefined) this.dirtyPods.add(id);
       // A node's bound pods are part of its view.
@@ -140,9 +148,9 @@ export class LiveFeed {
         this.markNode(prev?.status.nodeId ?? undefined);
       }
     });
-    on(c.replicas, () => (this.leaderDirty = true));
-    on(c.leaderRecord, () => (this.leaderDirty = true));
-    on(c.auditEvents, (key, item, prev) => {
+    on(state.replicas, () => (this.leaderDirty = true));
+    on(state.leaderRecord, () => (this.leaderDirty = true));
+    on(state.auditEvents, (key, item, prev) => {
       if (item !== undefined && prev === undefined && key.startsWith(prefixes.events)) this.pendingEvents.push(item);
     });
   }
@@ -160,16 +168,16 @@ export class LiveFeed {
   }
 
   private flush(): void {
-    const c = this.controller;
+    const { state, leadership } = this.sources;
     const batch: FeedMessage[] = [];
     if (this.etcdDirty) batch.push({ event: 'etcd', data: this.etcdStatus() });
-    if (this.leaderDirty) batch.push({ event: 'leader', data: { leader: c.leaderView(), replicas: c.replicaViews() } });
+    if (this.leaderDirty) batch.push({ event: 'leader', data: { leader: leadership.leaderView(), replicas: leadership.replicaViews() } });
     for (const id of this.dirtyNodes) {
-      const node = c.state.nodes.get(prefixes.nodes + id)?.value;
-      batch.push({ event: 'node', data: { id, node: node === undefined ? null : c.state.nodeView(node) } });
+      const node = state.nodes.get(keyOf('nodes', id))?.value;
+      batch.push({ event: 'node', data: { id, node: node === undefined ? null : state.nodeView(node) } });
     }
     for (const id of this.dirtyPods) {
-      batch.push({ event: 'pod', data: { id, pod: c.state.pods.get(prefixes.pods + id)?.value ?? null } });
+      batch.push({ event: 'pod', data: { id, pod: state.pods.get(keyOf('pods', id))?.value ?? null } });
     }
     for (const e of this.pendingEvents) batch.push({ event: 'event', data: e });
     this.leaderDirty = false;
@@ -178,7 +186,7 @@ export class LiveFeed {
     this.dirtyPods.clear();
     this.pendingEvents = [];
     if (batch.length === 0) return;
-    const revision = c.cacheRevision;
+    const revision = state.revision;
     for (const listener of [...this.listeners]) listener(batch, revision);
   }
 }

@@ -29,8 +29,8 @@ function agentArgs(l: AgentLaunch): string[] {
 }
 
 /**
- * Starts and removes node agents for `POST /v1/nodes` (seeds/003: each node
- * addition launches a container). With a reachable Docker engine and the
+ * Starts and removes node agents for `POST /v1/nodes`: adding a node starts
+ * the agent that becomes it. With a reachable Docker engine and the
  * Berth image, a container with host networking, the node's CPU and memory
  * as limits and the label `berth.node=<id>`; otherwise a detached
  * child-process agent. Both outlive the replica that started them.
@@ -114,6 +114,7 @@ export class NodeProvisioner {
   async remove(p: ProvisionRecord): Promise<void> {
     if (p.kind === 'docker' && p.containerId) {
       const c = this.docker.getContainer(p.containerId);
+      // Already stopped (304) or gone (404): the forced removal below settles either.
       await c.stop({ t: 5 }).catch(() => undefined);
       await c.remove({ force: true }).catch((err: { statusCode?: number }) => {
         if (err.statusCode !== 404) throw err;

@@ -148,8 +148,11 @@ export class NodeService {
       return this.state.nodeView(this.state.node(id).value);
     } catch (err) {
       const output = started ? await this.provisioner.output(started) : '';
-      if (started) await this.provisioner.remove(started).catch((e: unknown) => this.log.error({ err: e }, 'could not remove a failed node'));
-      await commit(this.client, [], [{ type: 'delete', key: nodeKey }, { type: 'delete', key: indexKey }, { type: 'delete', key: keyOf('heartbeats', id) }]).catch(() => undefined);
+      // Clean-up failures are logged, and the original error is what the caller gets.
+      if (started) await this.provisioner.remove(started).catch((e: unknown) => this.log.error({ err: e, nodeId: id, name }, 'could not remove a failed node'));
+      await commit(this.client, [], [{ type: 'delete', key: nodeKey }, { type: 'delete', key: indexKey }, { type: 'delete', key: keyOf('heartbeats', id) }]).catch((e: unknown) =>
+        this.log.warn({ err: e, nodeId: id, name }, 'could not delete the records of a failed node'),
+      );
       if (isBerthError(err, 'TIMEOUT')) {
         throw errors.timeout(`${err.message}; removed its ${started?.kind === 'docker' ? 'container' : 'process'}${output ? `. Agent output:\n${output}` : ''}`);
       }
@@ -205,6 +208,6 @@ export class NodeService {
   private async record(reason: string, node: NodeRecord, message: string): Promise<void> {
     await this.events
       .record({ type: 'Normal', reason, message, involved: { kind: 'node', id: node.id } })
-      .catch((err: unknown) => this.log.warn({ err: String(err) }, 'could not record event'));
+      .catch((err: unknown) => this.log.warn({ err, nodeId: node.id, reason }, 'could not record event'));
   }
 }

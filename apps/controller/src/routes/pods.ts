@@ -1,9 +1,8 @@
 import { Readable } from 'node:stream';
-import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { BerthError, CreatePodRequest, keyOf } from '@berth/core';
-import type { Controller } from '../controller.js';
+import { routePlugin } from '../plugins/services.js';
 import type { PodAction } from '../pods/service.js';
 
 const podRef = { $ref: 'Pod#' } as const;
@@ -12,122 +11,123 @@ const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 253, d
 const PHASES = ['Pending', 'Scheduled', 'Starting', 'Running', 'Paused', 'Stopping', 'Stopped', 'Succeeded', 'Failed'];
 
 /** `/v1/pods`: create, list, get, delete, lifecycle actions, logs (proxied from the node's agent). */
-export function podRoutes(controller: Controller): FastifyPluginAsync {
-  return async (fastify) => {
-    const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-    const { state, podService } = controller;
+export const podRoutes = routePlugin('pod-routes', ['clusterState', 'podService'], async (fastify) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { clusterState: state, podService } = fastify;
 
-    app.get(
-      '/pods',
-      {
-        schema: {
-          tags: ['pods'],
-          summary: 'Pods, optionally filtered by node (id or name), phase or service',
-          querystring: Type.Object(
-            { node: Type.Optional(Type.String()), phase: Type.Optional(Type.String({ enum: PHASES })), service: Type.Optional(Type.String()) },
-            { additionalProperties: false },
-          ),
-          response: { 200: { $ref: 'PodList#' }, 404: errorRef },
-        },
+  app.get(
+    '/pods',
+    {
+      schema: {
+        tags: ['pods'],
+        summary: 'Pods, optionally filtered by node (id or name), phase or service',
+        querystring: Type.Object(
+          { node: Type.Optional(Type.String()), phase: Type.Optional(Type.String({ enum: PHASES })), service: Type.Optional(Type.String()) },
+          { additionalProperties: false },
+        ),
+        response: { 200: { $ref: 'PodList#' }, 404: errorRef },
       },
-      async (req) => {
-        const nodeId = req.query.node === undefined ? undefined : state.node(req.query.node).value.id;
-        return {
-          items: state.pods
-            .list()
-            .map((p) => p.value)
-            .filter((p) => nodeId === undefined || p.status.nodeId === nodeId)
-            .filter((p) => req.query.phase === undefined || p.status.phase === req.query.phase)
-            .filter((p) => req.query.service === undefined || p.service === req.query.service),
-        };
+    },
+    async (req) => {
+      const nodeId = req.query.node === undefined ? undefined : state.node(req.query.node).value.id;
+      const pods = nodeId === undefined ? state.pods.list().map((p) => p.value) : state.podsOn(nodeId).sort((a, b) => (a.id < b.id ? -1 : 1));
+      return {
+        items: pods
+          .filter((p) => req.query.phase === undefined || p.status.phase === req.query.phase)
+          .filter((p) => req.query.service === undefined || p.service === req.query.service),
+      };
+    },
+  );
+
+  app.get(
+    '/pods/:id',
+    { schema: { tags: ['pods'], summary: 'One pod', params: IdParams, response: { 200: podRef, 404: errorRef } } },
+    async (req) => state.pod(req.params.id).value,
+  );
+
+  app.post(
+    '/pods',
+    {
+      schema: {
+        tags: ['pods'],
+        summary: 'Create a pod; it stays Pending with a reason until it fits on a node',
+        body: CreatePodRequest,
+        response: { 201: podRef, 400: errorRef, 409: errorRef },
       },
-    );
+    },
+    async (req, reply) => reply.status(201).send(await podService.create(req.body)),
+  );
 
-    app.get(
-      '/pods/:id',
-      { schema: { tags: ['pods'], summary: 'One pod', params: IdParams, response: { 200: podRef, 404: errorRef } } },
-      async (req) => state.pod(req.params.id).value,
-    );
+  app.delete(
+    '/pods/:id',
+    {
+      schema: {
+        tags: ['pods'],
+        summary: 'Delete a pod (its agent stops and removes the container first)',
+        params: IdParams,
+        response: { 200: podRef, 404: errorRef },
+      },
+    },
+    async (req) => podService.remove(req.params.id),
+  );
 
+  for (const action of ['stop', 'start', 'pause', 'resume', 'restart'] as const satisfies readonly PodAction[]) {
     app.post(
-      '/pods',
+      `/pods/:id/${action}`,
       {
         schema: {
           tags: ['pods'],
-          summary: 'Create a pod; it stays Pending with a reason until it fits on a node',
-          body: CreatePodRequest,
-          response: { 201: podRef, 400: errorRef, 409: errorRef },
-        },
-      },
-      async (req, reply) => reply.status(201).send(await podService.create(req.body)),
-    );
-
-    app.delete(
-      '/pods/:id',
-      {
-        schema: {
-          tags: ['pods'],
-          summary: 'Delete a pod (its agent stops and removes the container first)',
+          summary: `${action[0]!.toUpperCase()}${action.slice(1)} the pod (sets what you want; the node's agent converges)`,
           params: IdParams,
-          response: { 200: podRef, 404: errorRef },
+          response: { 200: podRef, 404: errorRef, 409: errorRef },
         },
       },
-      async (req) => podService.remove(req.params.id),
+      async (req) => podService.act(req.params.id, action),
     );
+  }
 
-    for (const action of ['stop', 'start', 'pause', 'resume', 'restart'] as const satisfies readonly PodAction[]) {
-      app.post(
-        `/pods/:id/${action}`,
-        {
-          schema: {
-            tags: ['pods'],
-            summary: `${action[0]!.toUpperCase()}${action.slice(1)} the pod (sets what you want; the node's agent converges)`,
-            params: IdParams,
-            response: { 200: podRef, 404: errorRef, 409: errorRef },
-          },
-        },
-        async (req) => podService.act(req.params.id, action),
-      );
-    }
-
-    app.get(
-      '/pods/:id/logs',
-      {
-        schema: {
-          tags: ['pods'],
-          summary: "The pod's output, proxied from its node's agent (any replica answers)",
-          params: IdParams,
-          querystring: Type.Object(
-            { tail: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000 })), follow: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('true'), Type.Literal('0'), Type.Literal('false')])) },
-            { additionalProperties: false },
-          ),
-          response: { 404: errorRef, 409: errorRef, 502: errorRef },
+  app.get(
+    '/pods/:id/logs',
+    {
+      schema: {
+        tags: ['pods'],
+        summary: "The pod's output, proxied from its node's agent (any replica answers)",
+        params: IdParams,
+        querystring: Type.Object(
+          { tail: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000 })), follow: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('true'), Type.Literal('0'), Type.Literal('false')])) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: { description: "The pod's output as its agent streams it", content: { 'text/plain': { schema: Type.String() } } },
+          404: errorRef,
+          409: errorRef,
+          502: errorRef,
         },
       },
-      async (req, reply) => {
-        const pod = state.pod(req.params.id).value;
-        if (pod.status.nodeId === null) throw new BerthError('INVALID_TRANSITION', `pod ${pod.name} is ${pod.status.phase}: not on a node, so no logs yet`);
-        const node = state.nodes.get(keyOf('nodes', pod.status.nodeId))?.value;
-        if (node === undefined || node.address === '') throw new BerthError('AGENT_UNREACHABLE', `node ${pod.status.nodeId} of pod ${pod.name} is gone`);
-        const qs = new URLSearchParams();
-        if (req.query.tail !== undefined) qs.set('tail', String(req.query.tail));
-        if (req.query.follow === '1' || req.query.follow === 'true') qs.set('follow', '1');
-        const url = `${node.address}/v1/pods/${pod.id}/logs?${qs.toString()}`;
-        const abort = new AbortController();
-        req.raw.on('close', () => abort.abort());
-        let res: Response;
-        try {
-          res = await fetch(url, { signal: abort.signal });
-        } catch (err) {
-          throw new BerthError('AGENT_UNREACHABLE', `the agent of node ${node.name} at ${node.address} did not answer: ${(err as Error).message}`);
-        }
-        if (!res.ok || res.body === null) {
-          const body = (await res.json().catch(() => ({}))) as { error?: string; message?: string };
-          throw new BerthError(res.status === 404 ? 'NOT_FOUND' : 'AGENT_UNREACHABLE', body.message ?? `agent answered ${res.status}`);
-        }
-        void reply.type(res.headers.get('content-type') ?? 'text/plain; charset=utf-8');
-        return reply.send(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream));
-      },
-    );
-  };
-}
+    },
+    async (req, reply) => {
+      const pod = state.pod(req.params.id).value;
+      if (pod.status.nodeId === null) throw new BerthError('INVALID_TRANSITION', `pod ${pod.name} is ${pod.status.phase}: not on a node, so no logs yet`);
+      const node = state.nodes.get(keyOf('nodes', pod.status.nodeId))?.value;
+      if (node === undefined || node.address === '') throw new BerthError('AGENT_UNREACHABLE', `node ${pod.status.nodeId} of pod ${pod.name} is gone`);
+      const qs = new URLSearchParams();
+      if (req.query.tail !== undefined) qs.set('tail', String(req.query.tail));
+      if (req.query.follow === '1' || req.query.follow === 'true') qs.set('follow', '1');
+      const url = `${node.address}/v1/pods/${pod.id}/logs?${qs.toString()}`;
+      const abort = new AbortController();
+      req.raw.on('close', () => abort.abort());
+      let res: Response;
+      try {
+        res = await fetch(url, { signal: abort.signal });
+      } catch (err) {
+        throw new BerthError('AGENT_UNREACHABLE', `the agent of node ${node.name} at ${node.address} did not answer: ${(err as Error).message}`);
+      }
+      if (!res.ok || res.body === null) {
+        const body = (await res.json().catch(() => ({}))) as { error?: string; message?: string };
+        throw new BerthError(res.status === 404 ? 'NOT_FOUND' : 'AGENT_UNREACHABLE', body.message ?? `agent answered ${res.status}`);
+      }
+      void reply.type(res.headers.get('content-type') ?? 'text/plain; charset=utf-8');
+      return reply.send(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream));
+    },
+  );
+});

@@ -1,0 +1,65 @@
+import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
+import type { ClusterState } from '../cluster-state.js';
+import type { LiveFeed } from '../dashboard/feed.js';
+import type { EtcdHealth } from '../etcd-health.js';
+import type { LeadershipView } from '../leadership.js';
+import type { Metrics } from '../metrics.js';
+import type { NodeService } from '../nodes/service.js';
+import type { PodService } from '../pods/service.js';
+
+/** The services a replica's API reads; each is one decorator of the root instance. */
+export interface Services {
+  leadership: LeadershipView;
+  clusterState: ClusterState;
+  etcdHealth: EtcdHealth;
+  podService: PodService;
+  nodeService: NodeService;
+  metrics: Metrics;
+  liveFeed: LiveFeed;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Who leads (from the election cache) and this replica's own role. */
+    leadership: LeadershipView;
+    /** The watch caches: nodes, heartbeats, pods, reservations, election keys, audit events. */
+    clusterState: ClusterState;
+    /** Whether etcd answers, and why not. */
+    etcdHealth: EtcdHealth;
+    /** User writes of pods. */
+    podService: PodService;
+    /** User writes of nodes, provisioning. */
+    nodeService: NodeService;
+    /** Prometheus metrics. */
+    metrics: Metrics;
+    /** Coalesced cache changes for the live stream. */
+    liveFeed: LiveFeed;
+  }
+}
+
+/**
+ * Decorates the root instance with every service, once. Not encapsulated
+ * (fastify-plugin), so every route plugin registered after it can read them.
+ */
+export const servicesPlugin = fp<Services>(
+  async (app, s) => {
+    app.decorate('leadership', s.leadership);
+    app.decorate('clusterState', s.clusterState);
+    app.decorate('etcdHealth', s.etcdHealth);
+    app.decorate('podService', s.podService);
+    app.decorate('nodeService', s.nodeService);
+    app.decorate('metrics', s.metrics);
+    app.decorate('liveFeed', s.liveFeed);
+  },
+  { name: 'berth-services', fastify: '5.x' },
+);
+
+/**
+ * An encapsulated route plugin that declares the services it reads: Fastify
+ * refuses to register it (at start-up, naming the missing one) unless they
+ * are there, so each plugin's dependencies are stated and checked.
+ */
+export function routePlugin(name: string, uses: ReadonlyArray<keyof Services>, plugin: FastifyPluginAsync): FastifyPluginAsync {
+  return fp(plugin, { name, encapsulate: true, fastify: '5.x', decorators: { fastify: [...uses] } });
+}

@@ -1,0 +1,214 @@
+import t, { type Test } from 'tap';
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { validate } from '@readme/openapi-parser';
+import { keyOf, nameKey, newId, type PodRecord } from '@berth/core';
+import { commit, EventRecorder, putJson } from '@berth/store';
+import { waitFor } from '@berth/devcluster';
+import { buildServer, ClusterState, EtcdHealth, LeadershipView, LiveFeed, Metrics, NodeProvisioner, NodeService, PodService } from '@berth/controller';
+import { clientFor, etcdFor, testLog } from '../helpers/fixtures.js';
+
+/**
+ * The API of one replica built from its real services over a real etcd, and
+ * called with `inject()`: no controller process, no listening socket, no
+ * elector (this replica only follows), so each case costs milliseconds.
+ */
+
+/** Health probes: fast, so the outage case needs about a second to see etcd down. */
+const PROBE_MS = 300;
+const DOWN_AFTER_MS = 900;
+
+interface ErrorBody {
+  error: string;
+  message: string;
+  details?: unknown;
+}
+
+/** Builds the services and the server over `endpoint`; everything is closed at teardown. */
+async function apiFor(t: Test, endpoint: string) {
+  const client = clientFor(t, endpoint);
+  const log = testLog;
+  const self = { id: 'inject', address: 'http://127.0.0.1:0', pid: process.pid, startedAt: new Date().toISOString() };
+  const events = new EventRecorder(client, self.id, log);
+  const health = new EtcdHealth([endpoint], log, PROBE_MS, DOWN_AFTER_MS);
+  const state = new ClusterState(client, log);
+  const leadership = new LeadershipView(self, state, { isLeader: false, fence: undefined }, 2);
+  const liveFeed = new LiveFeed({ state, leadership, health });
+  const provisioner = new NodeProvisioner(self.id, 'berth:local', path.join(os.tmpdir(), 'berth-inject'), log);
+  const app = await buildServer({
+    log,
+    advertiseUrl: self.address,
+    leadership,
+    clusterState: state,
+    etcdHealth: health,
+    podService: new PodService(client, state, events, log),
+    nodeService: new NodeService(client, state, provisioner, events, [endpoint], log, 5000, () => leadership.hasLeader()),
+    metrics: new Metrics({ isLeader: () => false, term: () => 0, fencedRejections: () => 0, terms: () => 0, cacheRevision: () => state.revision }),
+    liveFeed,
+  });
+  health.start();
+  state.start();
+  t.teardown(async () => {
+    await app.close();
+    liveFeed.stop();
+    health.stop();
+    await state.stop();
+  });
+  await state.whenSynced();
+  await waitFor(() => health.reachable, { what: 'the first etcd probe to answer' });
+  return { app, client, state, health };
+}
+
+function call(app: FastifyInstance, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object): Promise<LightMyRequestResponse> {
+  return app.inject({ method, url, ...(payload === undefined ? {} : { payload }) });
+}
+
+const errorOf = (res: LightMyRequestResponse) => res.json<ErrorBody>();
+
+t.test('API over real services, called with inject()', async (t) => {
+  const etcd = await etcdFor(t);
+  const { app, client, state, health } = await apiFor(t, etcd.endpoint);
+
+  t.test('validation errors are 400 VALIDATION_FAILED naming the field', async (t) => {
+    const cases: Array<{ name: string; method: 'GET' | 'POST'; url: string; body?: object; want: RegExp }> = [
+      { name: 'pod name not a DNS label', method: 'POST', url: '/v1/pods', body: { name: 'Web_1', command: ['true'], cpu: 0.1 }, want: /body\/name/ },
+      { name: 'pod cpu 0', method: 'POST', url: '/v1/pods', body: { name: 'web', command: ['true'], cpu: 0 }, want: /body\/cpu must be > 0/ },
+      { name: 'pod without cpu', method: 'POST', url: '/v1/pods', body: { name: 'web', command: ['true'] }, want: /cpu/ },
+      { name: 'unknown pod property', method: 'POST', url: '/v1/pods', body: { name: 'web', command: ['true'], cpu: 1, colour: 'red' }, want: /^body\/colour is not a known field$/ },
+      { name: 'pod with neither command nor image', method: 'POST', url: '/v1/pods', body: { name: 'web', cpu: 1 }, want: /^body\/command: / },
+      { name: 'node cpu 0', method: 'POST', url: '/v1/nodes', body: { cpu: 0 }, want: /body\/cpu must be > 0/ },
+      { name: 'unknown node property', method: 'POST', url: '/v1/nodes', body: { cpu: 1, disks: 2 }, want: /^body\/disks is not a known field$/ },
+      { name: 'unknown query parameter', method: 'GET', url: '/v1/pods?colour=red', want: /^querystring\/colour is not a known field$/ },
+      { name: 'unknown phase', method: 'GET', url: '/v1/pods?phase=Sleeping', want: /querystring\/phase/ },
+      { name: 'event limit out of range', method: 'GET', url: '/v1/events?limit=0', want: /querystring\/limit/ },
+    ];
+    for (const c of cases) {
+      const res = await call(app, c.method, c.url, c.body);
+      t.equal(res.statusCode, 400, `${c.name}: 400`);
+      const body = errorOf(res);
+      t.equal(body.error, 'VALIDATION_FAILED', `${c.name}: VALIDATION_FAILED`);
+      t.match(body.message, c.want, `${c.name}: ${body.message}`);
+    }
+  });
+
+  t.test('unknown pods, nodes and routes are 404 NOT_FOUND', async (t) => {
+    const cases: Array<{ method: 'GET' | 'POST' | 'DELETE'; url: string; want: RegExp }> = [
+      { method: 'GET', url: '/v1/pods/no-such-pod', want: /^pod "no-such-pod" not found$/ },
+      { method: 'GET', url: `/v1/pods/${newId()}`, want: /^pod ".+" not found$/ },
+      { method: 'DELETE', url: '/v1/pods/no-such-pod', want: /^pod "no-such-pod" not found$/ },
+      { method: 'POST', url: '/v1/pods/no-such-pod/restart', want: /^pod "no-such-pod" not found$/ },
+      { method: 'GET', url: '/v1/nodes/no-such-node', want: /^node "no-such-node" not found$/ },
+      { method: 'GET', url: `/v1/nodes/${newId()}`, want: /^node ".+" not found$/ },
+      { method: 'POST', url: '/v1/nodes/no-such-node/cordon', want: /^node "no-such-node" not found$/ },
+      { method: 'GET', url: '/v1/pods?node=no-such-node', want: /^node "no-such-node" not found$/ },
+      { method: 'GET', url: '/v1/nope', want: /^no route GET \/v1\/nope$/ },
+    ];
+    for (const c of cases) {
+      const res = await call(app, c.method, c.url);
+      t.equal(res.statusCode, 404, `${c.method} ${c.url}: 404`);
+      t.match(errorOf(res), { error: 'NOT_FOUND', message: c.want }, `${c.method} ${c.url}`);
+    }
+  });
+
+  t.test('a taken pod name is 409 CONFLICT naming the field; the pod answers to its name and id', async (t) => {
+    const created = await call(app, 'POST', '/v1/pods', { name: 'web', command: ['sleep', '60'], cpu: 0.5 });
+    t.equal(created.statusCode, 201);
+    const pod = created.json<PodRecord>();
+    t.match(pod, { name: 'web', desired: 'running', status: { phase: 'Pending', nodeId: null } });
+    const again = await call(app, 'POST', '/v1/pods', { name: 'web', command: ['true'], cpu: 1 });
+    t.equal(again.statusCode, 409);
+    t.match(errorOf(again), { error: 'CONFLICT', message: /a pod named "web" already exists/, details: { field: 'body/name' } });
+    t.equal((await call(app, 'GET', '/v1/pods/web')).json<PodRecord>().id, pod.id, 'by name');
+    t.equal((await call(app, 'GET', `/v1/pods/${pod.id}`)).json<PodRecord>().name, 'web', 'by id');
+    const restart = await call(app, 'POST', '/v1/pods/web/restart');
+    t.equal(restart.statusCode, 409, 'a Pending pod has nothing to restart');
+    t.equal(errorOf(restart).error, 'INVALID_TRANSITION');
+    const deleted = await call(app, 'DELETE', '/v1/pods/web');
+    t.equal(deleted.statusCode, 200, 'an unbound pod is deleted at once');
+    t.equal((await call(app, 'GET', '/v1/pods/web')).statusCode, 404);
+    t.equal((await call(app, 'POST', '/v1/pods', { name: 'web', command: ['true'], cpu: 1 })).statusCode, 201, 'and its name is free again');
+  });
+
+  t.test('restarting a finished pod only records the request; the leader unbinds it', async (t) => {
+    // Set-up only: a pod some agent ran to completion on a node that has since gone.
+    const id = newId();
+    const pod: PodRecord = {
+      id,
+      name: 'batch',
+      spec: { command: ['true'], env: {}, cpu: 1, memoryMiB: 64, ports: [], restartPolicy: 'Never', priority: 0, nodeSelector: {} },
+      desired: 'running',
+      status: { phase: 'Succeeded', nodeId: 'gone-node', reason: 'Completed', message: 'exited with code 0', restarts: 0, startedAt: '2024-01-01T00:00:00.000Z', finishedAt: '2024-01-01T00:00:01.000Z' },
+      createdAt: '2024-01-01T00:00:00.000Z',
+    };
+    const res = await commit(client, [], [putJson(nameKey('pods', pod.name), id), putJson(keyOf('pods', id), pod)]);
+    await state.pods.waitForRevision(res.revision);
+
+    const restart = await call(app, 'POST', '/v1/pods/batch/restart');
+    t.equal(restart.statusCode, 200);
+    const written = restart.json<PodRecord>();
+    t.match(written, { desired: 'running', status: { phase: 'Succeeded', nodeId: 'gone-node' } }, 'still Succeeded and bound: unbinding is the leader\'s');
+    t.ok(written.restartRequestedAt !== undefined && Date.parse(written.restartRequestedAt) > Date.parse(pod.status.finishedAt!), 'restartRequestedAt is newer than finishedAt');
+    t.same(state.pods.get(keyOf('pods', id))?.value, written, 'the answer is the record as written');
+
+    const deleted = await call(app, 'DELETE', '/v1/pods/batch');
+    t.equal(deleted.statusCode, 200, 'a pod whose node is gone is deleted at once');
+    t.equal(state.pods.get(keyOf('pods', id)), undefined);
+  });
+
+  t.test('the OpenAPI document lists every route with every response it gives', async (t) => {
+    type Operation = { parameters?: unknown[]; requestBody?: unknown; responses?: Record<string, unknown> };
+    const doc = (await call(app, 'GET', '/openapi.json')).json<{ paths: Record<string, Record<string, Operation>> }>();
+    const result = await validate(structuredClone(doc) as never);
+    t.ok(result.valid, `the document validates${result.valid ? '' : `: ${JSON.stringify(result.errors).slice(0, 500)}`}`);
+    const ops = Object.entries(doc.paths).flatMap(([p, methods]) => Object.entries(methods).map(([m, op]) => ({ route: `${m.toUpperCase()} ${p}`, path: p, op })));
+    t.same(
+      ops.map((o) => o.route).sort(),
+      [
+        'GET /healthz', 'GET /readyz', 'GET /metrics', 'GET /v1/leader', 'GET /v1/cluster', 'GET /v1/events',
+        'GET /v1/nodes', 'GET /v1/nodes/{id}', 'POST /v1/nodes', 'DELETE /v1/nodes/{id}',
+        'POST /v1/nodes/{id}/cordon', 'POST /v1/nodes/{id}/uncordon', 'POST /v1/nodes/{id}/drain',
+        'GET /v1/pods', 'GET /v1/pods/{id}', 'POST /v1/pods', 'DELETE /v1/pods/{id}', 'GET /v1/pods/{id}/logs',
+        'POST /v1/pods/{id}/stop', 'POST /v1/pods/{id}/start', 'POST /v1/pods/{id}/pause', 'POST /v1/pods/{id}/resume', 'POST /v1/pods/{id}/restart',
+      ].sort(),
+      'every API route is documented',
+    );
+    for (const { route, path: p, op } of ops) {
+      const statuses = Object.keys(op.responses ?? {});
+      t.ok(statuses.some((s) => s.startsWith('2')), `${route} documents its success`);
+      if (op.parameters?.length || op.requestBody !== undefined) t.ok(statuses.includes('400'), `${route} documents 400`);
+      if (p.startsWith('/v1/') && p !== '/v1/cluster') t.ok(statuses.includes('503'), `${route} documents 503`);
+      if (p.includes('{id}')) t.ok(statuses.includes('404'), `${route} documents 404`);
+    }
+  });
+
+  t.test('while etcd is away every /v1 request is 503 ETCD_UNAVAILABLE, and then it is not', async (t) => {
+    // 1. etcd stops; the probe reports it down once every probe failed for DOWN_AFTER_MS.
+    await etcd.stop();
+    await waitFor(() => health.down, { what: 'the health probe to report etcd down', timeoutMs: 10_000 });
+    for (const [method, url, body] of [
+      ['GET', '/v1/pods', undefined],
+      ['GET', '/v1/leader', undefined],
+      ['POST', '/v1/pods', { name: 'late', command: ['true'], cpu: 1 }],
+    ] as const) {
+      const res = await call(app, method, url, body);
+      t.equal(res.statusCode, 503, `${method} ${url}: 503`);
+      t.equal(res.headers['retry-after'], '1', 'with Retry-After');
+      t.match(errorOf(res), { error: 'ETCD_UNAVAILABLE', message: /^etcd (cannot be reached|did not answer in time)/ });
+    }
+    const readyz = await call(app, 'GET', '/readyz');
+    t.equal(readyz.statusCode, 503);
+    t.equal(errorOf(readyz).error, 'ETCD_UNAVAILABLE');
+    const cluster = await call(app, 'GET', '/v1/cluster');
+    t.equal(cluster.statusCode, 200, '/v1/cluster still answers (diagnostics)');
+    t.match(cluster.json(), { etcd: { endpoints: [etcd.endpoint], reachable: false }, self: { id: 'inject', role: 'follower', ready: false } });
+    t.equal((await call(app, 'GET', '/healthz')).statusCode, 200, 'liveness does not depend on etcd');
+
+    // 2. etcd comes back on the same data; the API serves again without a restart.
+    await etcd.start();
+    await waitFor(() => !health.down && health.reachable, { what: 'the health probe to report etcd back', timeoutMs: 15_000 });
+    const pods = await call(app, 'GET', '/v1/pods');
+    t.equal(pods.statusCode, 200);
+    t.same(pods.json<{ items: PodRecord[] }>().items.map((p) => p.name), ['web'], 'with the state from before the outage');
+  });
+});
