@@ -1,12 +1,20 @@
 import type { Logger } from 'pino';
 import { canTransition, isBerthError, type PodPhase, type PodRecord } from '@berth/core';
-import type { PodRepository, Versioned } from '@berth/store';
+import type { EventRecorder, PodRepository, Versioned } from '@berth/store';
 import { runningPatch, type PhaseWrite, type PodAction, type PodEvent, type PodMemory } from './decide-pod.js';
 import { freePort } from './free-port.js';
 import type { HealthProber } from './health-prober.js';
 import { phasePath } from './phase-path.js';
-import type { ReconcilerNode } from './pod-reconciler.js';
-import { PodCreateError, UnknownPodError, type PodSpecForRuntime } from './runtime.js';
+import { PodCreateError, UnknownPodError, type PodSpecForRuntime, type Runtime } from './runtime.js';
+
+/** One node of this agent process, as the pod reconciler drives it. */
+export interface ReconcilerNode {
+  id: string;
+  name: string;
+  runtime: Runtime;
+  /** Records events with the node's name as their source. */
+  events: EventRecorder;
+}
 
 /** A pod this agent runs: what it remembers (lost on restart) and the node it runs on. */
 export interface LocalPod extends PodMemory {

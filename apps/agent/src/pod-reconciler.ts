@@ -4,18 +4,11 @@ import { idOf, isBerthError, keyOf, prefixes, type PodRecord } from '@berth/core
 import { Informer, PodRepository, WorkQueue, type EventRecorder, type InformerChange } from '@berth/store';
 import { decidePod, type DecideLimits } from './decide-pod.js';
 import { HealthProber } from './health-prober.js';
-import { PodActions, type LocalPod } from './pod-actions.js';
+import { PodActions, type LocalPod, type ReconcilerNode } from './pod-actions.js';
 import { samplePodUsage } from './pod-usage.js';
 import { isTransient, type Runtime } from './runtime.js';
 
-/** One node of this agent process, as the pod reconciler drives it. */
-export interface ReconcilerNode {
-  id: string;
-  name: string;
-  runtime: Runtime;
-  /** Records events with the node's name as their source. */
-  events: EventRecorder;
-}
+export type { ReconcilerNode } from './pod-actions.js';
 
 /** How the pod reconciler behaves (agent flags). */
 export interface PodReconcilerOptions {
