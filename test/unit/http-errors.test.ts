@@ -58,8 +58,6 @@ interface Row {
   error: string;
   message: RegExp;
   etcdProblem?: () => string | undefined;
-  /** Headers the answer must carry. */
-  headers?: Record<string, string>;
 }
 
 const rows: Row[] = [
@@ -82,7 +80,6 @@ const rows: Row[] = [
     status: 503,
     error: 'ETCD_UNAVAILABLE',
     message: /^etcd has no quorum: 2 of 3 members give no answer$/,
-    headers: { 'retry-after': '1' },
   },
   {
     name: 'etcd away on a write: its outcome is unknown',
@@ -105,8 +102,7 @@ for (const row of rows) {
     const body = res.json() as { error: string; message: string };
     t.equal(body.error, row.error, 'code');
     t.match(body.message, row.message, 'message');
-    t.equal(res.statusCode === 503 ? res.headers['retry-after'] : undefined, res.statusCode === 503 ? '1' : undefined, 'Retry-After on 503 only');
-    for (const [k, v] of Object.entries(row.headers ?? {})) t.equal(res.headers[k], v, k);
+    t.equal(res.headers['retry-after'], res.statusCode === 503 ? '1' : undefined, 'Retry-After: 1 on a 503 only');
   });
 }
 
