@@ -1,9 +1,10 @@
 import { once } from 'node:events';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { BerthError, errors } from '@berth/core';
+import { installErrorHandling } from '@berth/http';
 import type { NodeAgent } from './node-agent.js';
-import { UnknownPodError, type Runtime } from './runtime.js';
+import { RuntimeUnavailableError, UnknownPodError, type Runtime } from './runtime.js';
 
 /** Where the API finds a pod's runtime (the pod reconciler). */
 export interface PodLocator {
@@ -15,24 +16,17 @@ const TRUE = new Set(['1', 'true', 'yes']);
 /**
  * The agent's small HTTP API: health, the nodes it runs, and pod logs (the
  * controller proxies `GET /v1/pods/:id/logs` here from the node's address).
- * Errors have the API's shape `{ error, message }`.
+ * Errors are the controller's: `@berth/http`'s handler, one catalogue.
  */
 export function buildAgentServer(nodes: () => NodeAgent[], log: Logger, pods: PodLocator): FastifyInstance {
   const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
-  app.setErrorHandler((err: FastifyError | Error, _req, reply) => {
-    const mapped =
-      err instanceof BerthError
-        ? err
-        : 'validation' in err && err.validation
-          ? errors.validation(err.message, err.validation)
-          : err instanceof UnknownPodError
-            ? errors.notFound('pod', err.podId)
-            : new BerthError('INTERNAL', err.message);
-    if (mapped.statusCode >= 500) log.error({ err }, mapped.message);
-    void reply.status(mapped.statusCode).send({ error: mapped.code, message: mapped.message, ...(mapped.details === undefined ? {} : { details: mapped.details }) });
-  });
-  app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({ error: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` });
+  installErrorHandling(app, {
+    mapError: (err) => {
+      if (err instanceof UnknownPodError) return errors.notFound('pod', err.podId);
+      // The engine's absence is the node's state, not a bug: say so (the message names the engine's address).
+      if (err instanceof RuntimeUnavailableError) return new BerthError('RUNTIME_UNAVAILABLE', err.message, undefined, { cause: err });
+      return undefined;
+    },
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -18,6 +18,8 @@ export const ERROR_STATUS = {
   CONFLICT: 409,
   /** The request is valid but the entity's state does not allow it. */
   INVALID_TRANSITION: 409,
+  /** The request body is larger than the server accepts. */
+  PAYLOAD_TOO_LARGE: 413,
   /** A leader-only write was rejected by etcd: this replica no longer leads. */
   LEADERSHIP_LOST: 503,
   /** etcd did not answer (down, no quorum, or too slow). */
@@ -26,6 +28,8 @@ export const ERROR_STATUS = {
   NOT_READY: 503,
   /** A node agent the controller proxies to did not answer. */
   AGENT_UNREACHABLE: 502,
+  /** A node's container runtime (its Docker engine) does not answer. */
+  RUNTIME_UNAVAILABLE: 503,
   /** Something waited for a condition that did not arrive in time. */
   TIMEOUT: 504,
   /** A bug: an invariant did not hold. */

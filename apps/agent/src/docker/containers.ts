@@ -1,0 +1,61 @@
+import { createHash } from 'node:crypto';
+import type Docker from 'dockerode';
+import type { PodSpecForRuntime, RuntimePodState } from '../runtime.js';
+
+/** The pod a container runs: how the runtime finds its containers, after an agent restart too. */
+export const LABEL_POD = 'berth.pod';
+/** The node that owns a container: agents sharing an engine leave each other's alone. */
+export const LABEL_NODE = 'berth.node';
+/** A hash of what the container was created from (see specHash). */
+export const LABEL_SPEC = 'berth.spec';
+
+/**
+ * What makes a container stale: a stopped container whose spec hash differs
+ * (a new PORT after the agent restarted, say) is replaced on create.
+ */
+export function specHash(spec: PodSpecForRuntime): string {
+  const env = Object.entries(spec.env ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+  return createHash('sha256')
+    .update(JSON.stringify([spec.image, spec.command ?? null, env, spec.cpu, spec.memoryMiB]))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/**
+ * The container of a pod: named `berth-pod-<name>-<id>`, labelled with pod
+ * and node, on the host's network (the agent picked `PORT`), limited to the
+ * pod's CPU and memory, with `Init` so SIGTERM reaches the pod's process
+ * (a shell as PID 1 would ignore it).
+ */
+export function containerOptions(spec: PodSpecForRuntime, nodeId: string): Docker.ContainerCreateOptions {
+  const env = Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`);
+  env.push(`BERTH_POD_ID=${spec.id}`, `BERTH_POD_NAME=${spec.name}`);
+  return {
+    name: `berth-pod-${spec.name}-${spec.id}`.replace(/[^a-zA-Z0-9_.-]/g, '-'),
+    Image: spec.image,
+    ...(spec.command === undefined || spec.command.length === 0 ? {} : { Cmd: spec.command }),
+    Env: env,
+    Labels: { [LABEL_POD]: spec.id, [LABEL_NODE]: nodeId, [LABEL_SPEC]: specHash(spec), 'berth.pod-name': spec.name },
+    HostConfig: {
+      NetworkMode: 'host',
+      Init: true,
+      NanoCpus: Math.round(spec.cpu * 1e9),
+      Memory: Math.round(spec.memoryMiB * 1024 * 1024),
+    },
+  };
+}
+
+/** The runtime's state for an engine state (`docker ps`'s State column or inspect's State.Status). */
+export function stateOf(status: string): RuntimePodState['state'] {
+  switch (status) {
+    case 'created':
+      return 'created';
+    case 'running':
+    case 'restarting':
+      return 'running';
+    case 'paused':
+      return 'paused';
+    default:
+      return 'exited'; // exited, dead, removing
+  }
+}

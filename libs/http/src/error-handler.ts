@@ -1,0 +1,131 @@
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import { BerthError, ERROR_STATUS, type ErrorCode } from '@berth/core';
+
+/** What every error response carries: a catalogue code, a message for people, and sometimes details (e.g. Ajv's errors). */
+export interface ErrorBody {
+  error: ErrorCode;
+  message: string;
+  details?: unknown;
+}
+
+/** What `installErrorHandling` needs to know about the app it serves. */
+export interface ErrorHandlingOptions {
+  /**
+   * Maps the errors of the app's own libraries into the catalogue (an etcd
+   * call that found no etcd, a runtime that does not hold a pod). Returning
+   * undefined leaves the error unexpected: 500 INTERNAL, its text only in
+   * the log.
+   */
+  mapError?: (err: Error) => BerthError | undefined;
+  /**
+   * The health probe's account of etcd when it is away ("etcd has no quorum:
+   * ..."), used as the message of a 503 ETCD_UNAVAILABLE caused by an etcd
+   * call: the failed call knows only its own endpoint's error.
+   */
+  etcdProblem?: () => string | undefined;
+}
+
+interface Answer {
+  status: number;
+  body: ErrorBody;
+}
+
+/**
+ * Makes every error of `app` answer `{ error, message, details? }` with a
+ * code and status from the catalogue in `@berth/core`:
+ *
+ * - BerthError: its own code and status.
+ * - Fastify's schema validation: 400 VALIDATION_FAILED naming the field
+ *   (`body/cpu must be >= 0.001`, `body/colour is not a known field`).
+ * - Fastify's body parsing: bad or empty JSON, an unaccepted content type ->
+ *   400 VALIDATION_FAILED; a body over the limit -> 413 PAYLOAD_TOO_LARGE.
+ * - `opts.mapError`'s answer for anything else; what it does not know is a
+ *   bug: 500 INTERNAL whose message names the request id but not the error's
+ *   own text, which may hold internals (paths, addresses) and goes to the log.
+ *
+ * A 503 carries `Retry-After: 1` (etcd is probed every second). Like
+ * Fastify's default handler, < 500 is logged at info and >= 500 at error.
+ * Unknown routes answer 404 NOT_FOUND naming method and path.
+ */
+export function installErrorHandling(app: FastifyInstance, opts: ErrorHandlingOptions = {}): void {
+  app.setErrorHandler((err: FastifyError | Error, req, reply) => {
+    const { status, body } = answer(err, req, opts, app.initialConfig.bodyLimit);
+    if (status === 503) void reply.header('retry-after', '1');
+    if (status >= 500) req.log.error({ err }, body.message);
+    else req.log.info({ err, code: body.error }, body.message);
+    void reply.status(status).send(body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const body: ErrorBody = { error: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` };
+    void reply.status(404).send(body);
+  });
+}
+
+function answer(err: unknown, req: FastifyRequest, opts: ErrorHandlingOptions, bodyLimit: number | undefined): Answer {
+  if (err instanceof BerthError) return fromBerthError(err, req, opts);
+  if (!(err instanceof Error)) return internal(req);
+  const fe = err as Partial<FastifyError>;
+  if (Array.isArray(fe.validation)) {
+    return { status: 400, body: { error: 'VALIDATION_FAILED', message: validationMessage(fe as FastifyError), details: fe.validation } };
+  }
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) return clientError(fe as FastifyError, req, bodyLimit);
+  const mapped = opts.mapError?.(err);
+  return mapped === undefined ? internal(req) : fromBerthError(mapped, req, opts);
+}
+
+function fromBerthError(err: BerthError, req: FastifyRequest, opts: ErrorHandlingOptions): Answer {
+  const body: ErrorBody = { error: err.code, message: err.message, ...(err.details === undefined ? {} : { details: err.details }) };
+  // An etcd call failed (a replica that already knows etcd is away refuses without a cause, and its message says so).
+  if (err.code === 'ETCD_UNAVAILABLE' && err.cause !== undefined) {
+    body.message = opts.etcdProblem?.() ?? err.message;
+    // A write that reached a member without quorum sits in its raft log and may still be
+    // committed when quorum returns: the client must not take the 503 as "nothing happened".
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      body.message += '. The outcome of this request is unknown: it may still take effect when etcd recovers; check before retrying';
+    }
+  }
+  return { status: err.statusCode, body };
+}
+
+/** Ajv says "body must NOT have additional properties"; name the field instead. */
+function validationMessage(err: FastifyError): string {
+  const first = err.validation?.[0];
+  const extra = first?.params?.additionalProperty;
+  if (first?.keyword === 'additionalProperties' && typeof extra === 'string') {
+    return `${err.validationContext ?? 'body'}${first.instancePath}/${extra} is not a known field`;
+  }
+  return err.message;
+}
+
+/** Fastify's own refusals of a request (its body, its URL), in the catalogue's terms. */
+function clientError(err: FastifyError, req: FastifyRequest, bodyLimit: number | undefined): Answer {
+  const contentType = req.headers['content-type'] ?? '';
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return refused('VALIDATION_FAILED', `the request body is not valid JSON (content-type ${contentType})`);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return refused('VALIDATION_FAILED', `the request body is empty but its content-type is ${contentType}`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return refused('VALIDATION_FAILED', `content-type ${JSON.stringify(contentType)} is not accepted here: send application/json`);
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return refused('PAYLOAD_TOO_LARGE', `the request body is larger than ${bodyLimit === undefined ? 'the limit' : `${bodyLimit} bytes, the limit`}`);
+    default: {
+      // Another 4xx (a bad URL, a content-length that does not match): its status when the
+      // catalogue has a code for it, else a plain 400.
+      const code = codeForStatus(err.statusCode ?? 400) ?? 'VALIDATION_FAILED';
+      return refused(code, err.message);
+    }
+  }
+}
+
+function refused(code: ErrorCode, message: string): Answer {
+  return { status: ERROR_STATUS[code], body: { error: code, message } };
+}
+
+function codeForStatus(status: number): ErrorCode | undefined {
+  return (Object.keys(ERROR_STATUS) as ErrorCode[]).find((c) => ERROR_STATUS[c] === status);
+}
+
+function internal(req: FastifyRequest): Answer {
+  return { status: 500, body: { error: 'INTERNAL', message: `internal error while serving request ${req.id}; the server's log has the details` } };
+}
