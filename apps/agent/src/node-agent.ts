@@ -97,7 +97,17 @@ export class NodeAgent {
         this.fatal(`another agent (instance ${hb.value.instance}) took over node ${this.id}`);
       }
     });
-    await this.heartbeat(true);
+    // The previous instance's key can change between our read and our write (its lease expiring
+    // deletes it): read again and take it over then; a change that keeps happening is a real conflict.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.heartbeat(true);
+        break;
+      } catch (err) {
+        if (!isBerthError(err, 'CONFLICT') || attempt >= 5 || this.stopped) throw err;
+        this.log.info({ node: this.opts.name, err }, 'heartbeat changed while taking it over; reading it again');
+      }
+    }
     // Spread reports of many simulated nodes over the interval instead of bursts.
     const offset = Math.floor(Math.random() * this.opts.reportIntervalMs);
     this.reportTimer = setTimeout(() => {

@@ -22,7 +22,7 @@ const LEFTOVER_GONE_MS = 3000;
 const TAIL_CHUNK = 64 * 1024;
 
 /**
- * Pods as host processes (SPEC.md section 6): each in its own process group,
+ * Pods as host processes: each in its own process group,
  * stdout and stderr appended to `<dataDir>/pods/<id>/output.log`, pause =
  * SIGSTOP/SIGCONT of the group, stop = SIGTERM then SIGKILL after a timeout.
  *

@@ -28,7 +28,7 @@ export interface RuntimePodState {
 export type ExitListener = (podId: string, exitCode: number) => void;
 
 /**
- * How an agent runs pods (SPEC.md section 6). One interface for docker,
+ * How an agent runs pods. One interface for docker,
  * process and simulated, so the agent's reconcile loop does not care which.
  * Every operation is idempotent, so a reconciler that retries after a crash
  * or a conflict can repeat it safely.
@@ -102,7 +102,7 @@ export function isTransient(err: unknown): boolean {
 }
 
 /**
- * The classroom runtime of seeds/003: a node keeps the ids of its pods in an
+ * The simulated runtime (for scale runs): a node keeps the ids of its pods in an
  * in-memory array and "runs" them instantly. Usage is what its pods request.
  */
 export class SimulatedRuntime implements Runtime {
