@@ -87,13 +87,17 @@ function fromBerthError(err: BerthError, req: FastifyRequest, opts: ErrorHandlin
   return { status: err.statusCode, body };
 }
 
-/** Ajv says "body must NOT have additional properties"; name the field instead. */
+/**
+ * Ajv names the object, not the field, for a missing or an unknown property
+ * ("body must have required property 'cpu'"); name the field instead.
+ */
 function validationMessage(err: FastifyError): string {
   const first = err.validation?.[0];
+  const where = `${err.validationContext ?? 'body'}${first?.instancePath ?? ''}`;
   const extra = first?.params?.additionalProperty;
-  if (first?.keyword === 'additionalProperties' && typeof extra === 'string') {
-    return `${err.validationContext ?? 'body'}${first.instancePath}/${extra} is not a known field`;
-  }
+  if (first?.keyword === 'additionalProperties' && typeof extra === 'string') return `${where}/${extra} is not a known field`;
+  const missing = first?.params?.missingProperty;
+  if (first?.keyword === 'required' && typeof missing === 'string') return `${where}/${missing} is required`;
   return err.message;
 }
 
