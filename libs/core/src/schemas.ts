@@ -176,6 +176,10 @@ export const ProvisionNodeRequest = Type.Object(
 );
 export type ProvisionNodeRequest = Static<typeof ProvisionNodeRequest>;
 
+/** `POST /v1/nodes/:id/<action>`: what an operator can do to a node (a drain ends with uncordon). */
+export const NODE_ACTIONS = ['cordon', 'uncordon', 'drain'] as const;
+export type NodeAction = (typeof NODE_ACTIONS)[number];
+
 /** A list answer: `{ items: [...] }`. */
 export const NodeList = Type.Object({ items: Type.Array(Ref(NodeView)) }, { $id: 'NodeList' });
 export type NodeList = Static<typeof NodeList>;
@@ -265,6 +269,10 @@ export const PodView = Type.Object(
 export type PodView = Static<typeof PodView>;
 /** The API serves pod records as stored: the schema cannot drift from the record. */
 type _PodViewMatchesRecord = Assert<Same<PodView, PodRecord>>;
+
+/** `POST /v1/pods/:id/<action>`: each sets what the user wants; the node's agent converges. */
+export const POD_ACTIONS = ['stop', 'start', 'pause', 'resume', 'restart'] as const;
+export type PodAction = (typeof POD_ACTIONS)[number];
 
 /** `GET /v1/pods`. */
 export const PodList = Type.Object({ items: Type.Array(Ref(PodView)) }, { $id: 'PodList' });
