@@ -1,8 +1,7 @@
-import { InvalidArgumentError } from '@commander-js/extra-typings';
 import { EVENT_COLUMNS, EVENT_WIDE_COLUMNS, NODE_COLUMNS, NODE_WIDE_COLUMNS, POD_COLUMNS, POD_WIDE_COLUMNS, eventRow, nodeRow, podRow } from '../render.js';
 import { renderTable } from '../table.js';
 import { parseInteger } from '../units.js';
-import type { CommandContext, Program } from './context.js';
+import { UsageError, type CommandContext, type Program } from './context.js';
 import { arg, getKindArg, outputOption, structured } from './options.js';
 import { watchEvents, watchObjects } from './watch.js';
 
@@ -30,7 +29,7 @@ export function registerGet(program: Program, ctx: CommandContext): void {
       const asData = structured(format);
       const wide = format === 'wide';
       if (kind === 'events') {
-        if (name !== undefined) throw new InvalidArgumentError('events are listed, not fetched by name: berth get events');
+        if (name !== undefined) throw new UsageError('events are listed, not fetched by name: berth get events');
         if (opts.watch) return watchEvents(ctx, api, format);
         const events = await api.events(opts.limit);
         if (asData) return ctx.printData({ items: events }, asData);

@@ -1,11 +1,17 @@
 import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import { getKindOf, kindOf } from '../completion.js';
+import { UsageError } from './context.js';
 
-/** Wraps one of our parsers as a commander argParser, so its error becomes a usage error (exit 1). */
+/** Wraps one of our parsers as a commander argParser: commander prints its error with the usage hint (exit 1). */
 export const arg =
   <T>(fn: (s: string) => T) =>
-  (value: string): T =>
-    usage(() => fn(value));
+  (value: string): T => {
+    try {
+      return fn(value);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
 
 /** argParser of a repeatable option: every value, in order. */
 export const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -31,11 +37,14 @@ export function kindArg(word: string): 'nodes' | 'pods' {
   return kind;
 }
 
-/** Turns a parse error of an option's value into a usage error. */
+/**
+ * Runs a parser inside an action, where commander no longer prints errors:
+ * its error becomes a UsageError, which main prints (exit 1).
+ */
 export function usage<T>(fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
+    throw new UsageError((err as Error).message);
   }
 }
