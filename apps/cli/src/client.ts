@@ -1,16 +1,21 @@
-import type { BerthEvent, ClusterView, LeaderView, NodeRecord, NodeUsage, PodRecord, Resources } from '@berth/core';
+import type {
+  BerthEvent,
+  ClusterView,
+  CreatePodRequest,
+  EventList,
+  HealthView,
+  LeaderView,
+  NodeAction,
+  NodeList,
+  NodeStatus,
+  NodeView,
+  PodAction,
+  PodList,
+  PodView,
+  ProvisionNodeRequest,
+} from '@berth/core';
 
-/** A node as `GET /v1/nodes` shows it. */
-export type NodeView = Omit<NodeRecord, 'provisioner'> & {
-  allocated: Resources;
-  usage: NodeUsage | null;
-  lastHeartbeat: string | null;
-  pods: string[];
-  reservedPods: string[];
-  provisioner?: NodeRecord['provisioner'];
-};
-export type PodView = PodRecord;
-export type { BerthEvent, ClusterView, LeaderView };
+export type { BerthEvent, ClusterView, LeaderView, NodeView, PodView };
 
 /** The API answered with an error body `{error, message, details?}` (exit 1). */
 export class ApiError extends Error {
@@ -50,7 +55,27 @@ function describeFetchError(err: unknown): string {
   return e.message;
 }
 
-/** A thin client of the public REST API (any replica answers). */
+/** How long a request may take: the client's default, none (`null`: it waits on the cluster), and an abort signal. */
+interface RequestOptions {
+  timeoutMs?: number | null;
+  signal?: AbortSignal;
+  accept?: string;
+}
+
+/** `/v1/things?a=1&b=2`, leaving out parameters that are undefined. */
+function withQuery(path: string, query: Record<string, string | number | undefined>): string {
+  const qs = new URLSearchParams(Object.entries(query).flatMap(([k, v]): Array<[string, string]> => (v === undefined ? [] : [[k, String(v)]]))).toString();
+  return qs === '' ? path : `${path}?${qs}`;
+}
+
+const seg = encodeURIComponent;
+
+/**
+ * A typed client of the public REST API (any replica answers): one method per
+ * endpoint, typed with the API's schemas from `@berth/core`. Requests that
+ * wait on the cluster (provisioning, drains, deletes, log streams) have no
+ * timeout; the rest use the client's.
+ */
 export class BerthClient {
   constructor(
     readonly server: string,
@@ -58,8 +83,99 @@ export class BerthClient {
     private readonly timeoutMs = 30_000,
   ) {}
 
-  /** Sends a request; returns the raw response when it is 2xx, throws ApiError or ConnectionError otherwise. */
-  async raw(method: string, path: string, body?: unknown, opts: { timeoutMs?: number | null; signal?: AbortSignal; accept?: string } = {}): Promise<Response> {
+  // ---- system ----
+
+  /** `GET /healthz`: answers while the process runs, even without etcd. */
+  healthz(): Promise<HealthView> {
+    return this.json('GET', '/healthz');
+  }
+
+  /** `GET /v1/leader`: the leader as recorded in etcd. */
+  leader(): Promise<LeaderView> {
+    return this.json('GET', '/v1/leader');
+  }
+
+  /** `GET /v1/cluster`: leader, replicas and this replica's view. */
+  cluster(): Promise<ClusterView> {
+    return this.json('GET', '/v1/cluster');
+  }
+
+  // ---- nodes ----
+
+  async nodes(query: { status?: NodeStatus } = {}): Promise<NodeView[]> {
+    return (await this.json<NodeList>('GET', withQuery('/v1/nodes', query))).items;
+  }
+
+  node(name: string): Promise<NodeView> {
+    return this.json('GET', `/v1/nodes/${seg(name)}`);
+  }
+
+  /** `POST /v1/nodes`: answers once the new node's agent registered. */
+  provisionNode(body: ProvisionNodeRequest): Promise<NodeView> {
+    return this.json('POST', '/v1/nodes', body, { timeoutMs: null });
+  }
+
+  /** `POST /v1/nodes/:id/cordon|uncordon|drain`. */
+  nodeAction(name: string, action: NodeAction): Promise<NodeView> {
+    return this.json('POST', `/v1/nodes/${seg(name)}/${action}`, undefined, { timeoutMs: null });
+  }
+
+  /** `DELETE /v1/nodes/:id`: drained first, then removed. */
+  deleteNode(name: string): Promise<NodeView> {
+    return this.json('DELETE', `/v1/nodes/${seg(name)}`, undefined, { timeoutMs: null });
+  }
+
+  // ---- pods ----
+
+  async pods(query: { node?: string | undefined; phase?: string | undefined; service?: string | undefined } = {}): Promise<PodView[]> {
+    return (await this.json<PodList>('GET', withQuery('/v1/pods', query))).items;
+  }
+
+  pod(name: string): Promise<PodView> {
+    return this.json('GET', `/v1/pods/${seg(name)}`);
+  }
+
+  createPod(body: CreatePodRequest): Promise<PodView> {
+    return this.json('POST', '/v1/pods', body);
+  }
+
+  /** `POST /v1/pods/:id/stop|start|pause|resume|restart`. */
+  podAction(name: string, action: PodAction): Promise<PodView> {
+    return this.json('POST', `/v1/pods/${seg(name)}/${action}`);
+  }
+
+  /** `DELETE /v1/pods/:id`: its agent stops it first. No timeout unless one is given. */
+  deletePod(name: string, timeoutMs: number | null = null): Promise<PodView> {
+    return this.json('DELETE', `/v1/pods/${seg(name)}`, undefined, { timeoutMs });
+  }
+
+  /** `GET /v1/pods/:id/logs`: the raw output stream (null body when there is none). */
+  async logs(name: string, opts: { tail?: number | undefined; follow?: boolean | undefined } = {}): Promise<ReadableStream<Uint8Array> | null> {
+    const path = withQuery(`/v1/pods/${seg(name)}/logs`, { tail: opts.tail, follow: opts.follow ? '1' : undefined });
+    return (await this.send('GET', path, undefined, { timeoutMs: opts.follow ? null : 30_000 })).body;
+  }
+
+  // ---- events ----
+
+  /** The most recent audit events, newest last. */
+  async events(limit?: number): Promise<BerthEvent[]> {
+    return (await this.json<EventList>('GET', withQuery('/v1/events', { limit }))).items;
+  }
+
+  /**
+   * `GET /v1/events?watch=1`: the Server-Sent Events stream (messages typed
+   * by `WatchMessages` in `@berth/core`). Open until `signal` aborts it.
+   */
+  async watch(signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const res = await this.send('GET', '/v1/events?watch=1', undefined, { timeoutMs: null, signal, accept: 'text/event-stream' });
+    if (res.body === null) throw new ConnectionError(this.server, 'empty response');
+    return res.body;
+  }
+
+  // ---- transport ----
+
+  /** Sends a request; returns the response when it is 2xx, throws ApiError or ConnectionError otherwise. */
+  private async send(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<Response> {
     const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
@@ -91,40 +207,14 @@ export class BerthClient {
     return res;
   }
 
-  /** JSON request. */
-  async request<T>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number | null } = {}): Promise<T> {
-    const res = await this.raw(method, path, body, opts);
+  /** A JSON request; the answer is trusted to match the endpoint's schema (the server serialises through it). */
+  private async json<T>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+    const res = await this.send(method, path, body, opts);
     const text = await res.text();
     try {
       return (text === '' ? undefined : JSON.parse(text)) as T;
     } catch {
       throw new ApiError(res.status, 'BAD_RESPONSE', `the server at ${this.server} did not answer JSON for ${method} ${path}`);
     }
-  }
-
-  get<T>(path: string): Promise<T> {
-    return this.request<T>('GET', path);
-  }
-
-  async nodes(): Promise<NodeView[]> {
-    return (await this.get<{ items: NodeView[] }>('/v1/nodes')).items;
-  }
-
-  node(name: string): Promise<NodeView> {
-    return this.get<NodeView>(`/v1/nodes/${encodeURIComponent(name)}`);
-  }
-
-  async pods(query: Record<string, string | undefined> = {}): Promise<PodView[]> {
-    const qs = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined)).toString();
-    return (await this.get<{ items: PodView[] }>(`/v1/pods${qs === '' ? '' : `?${qs}`}`)).items;
-  }
-
-  /** The most recent audit events, newest last. */
-  async events(limit?: number): Promise<BerthEvent[]> {
-    return (await this.get<{ items: BerthEvent[] }>(`/v1/events${limit === undefined ? '' : `?limit=${limit}`}`)).items;
-  }
-
-  pod(name: string): Promise<PodView> {
-    return this.get<PodView>(`/v1/pods/${encodeURIComponent(name)}`);
   }
 }

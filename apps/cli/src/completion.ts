@@ -5,6 +5,11 @@
  * API). Pure apart from the injected name lookup.
  */
 
+import { RESTART_POLICIES, type RuntimeKind } from '@berth/core';
+
+/** The runtimes `berth nodes add --runtime` offers, its default first. */
+export const RUNTIME_CHOICES = ['process', 'simulated', 'docker'] as const satisfies readonly RuntimeKind[];
+
 export const BASH_COMPLETION = `# berth bash completion. Load with:  source <(berth completion bash)
 _berth_complete() {
   local cur="\${COMP_WORDS[COMP_CWORD]}"
@@ -97,8 +102,8 @@ export async function complete(words: readonly string[], names: (kind: 'nodes' |
   const safeNames = async (kind: 'nodes' | 'pods') => filter(await names(kind).catch(() => []));
 
   if (prev === '-o' || prev === '--output') return filter(['wide', 'json', 'yaml']);
-  if (prev === '--restart') return filter(['Always', 'OnFailure', 'Never']);
-  if (prev === '--runtime') return filter(['process', 'simulated', 'docker']);
+  if (prev === '--restart') return filter(RESTART_POLICIES);
+  if (prev === '--runtime') return filter(RUNTIME_CHOICES);
   if (prev === '--node') return safeNames('nodes');
   if (prev !== undefined && VALUE_FLAGS.has(prev)) return [];
 

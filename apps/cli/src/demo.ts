@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { ClusterView, CreatePodRequest } from '@berth/core';
 import { ApiError, BerthClient } from './client.js';
 import type { Palette } from './render.js';
@@ -32,7 +33,8 @@ interface Claim {
 type Out = (line: string) => void;
 
 const POLL_MS = 50;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Each request to a replica; short, since a replica that does not answer may be the one just killed. */
+const REQUEST_TIMEOUT_MS = 2_000;
 
 /** Runs the docker CLI; rejects with its stderr. */
 function dockerCli(bin: string, args: string[]): Promise<string> {
@@ -55,7 +57,7 @@ async function poll<T>(check: () => Promise<T | undefined>, timeoutMs: number): 
       /* not yet: the replica is down or has no answer yet */
     }
     if (Date.now() >= deadline) return undefined;
-    await sleep(POLL_MS);
+    await delay(POLL_MS);
   }
 }
 
@@ -63,7 +65,7 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 /** Every replica that answers, by id, with its view of the cluster. */
 async function views(clients: BerthClient[]): Promise<Array<{ api: BerthClient; view: ClusterView }>> {
-  const all = await Promise.all(clients.map(async (api) => ({ api, view: await api.get<ClusterView>('/v1/cluster').catch(() => undefined) })));
+  const all = await Promise.all(clients.map(async (api) => ({ api, view: await api.cluster().catch(() => undefined) })));
   return all.filter((x): x is { api: BerthClient; view: ClusterView } => x.view !== undefined);
 }
 
@@ -75,14 +77,14 @@ function agreed(vs: Array<{ view: ClusterView }>): { id: string; term: number | 
 }
 
 /**
- * The failover demo of SPEC.md section 1: shows the leader, creates pods,
- * `docker kill`s the leader's container, times the election of the next
- * leader, checks that every pod is still Running and bound exactly once (on
- * the same node, in exactly one node's reservations, in exactly one container),
- * restarts the killed container, waits for it to rejoin as a follower, and
- * checks the pods once more. Returns true when every claim held. Whatever
- * fails on the way, the killed container is started again and the demo pods
- * are deleted.
+ * The failover demo (the README's "Docker Compose" section): shows the
+ * leader, creates pods, `docker kill`s the leader's container, times the
+ * election of the next leader, checks that every pod is still Running and
+ * bound exactly once (on the same node, in exactly one node's reservations,
+ * in exactly one container), restarts the killed container, waits for it to
+ * rejoin as a follower, and checks the pods once more. Returns true when
+ * every claim held. Whatever fails on the way, the killed container is
+ * started again and the demo pods are deleted.
  */
 export async function failoverDemo(o: FailoverDemoOptions, out: Out, c: Palette): Promise<boolean> {
   const claims: Claim[] = [];
@@ -92,7 +94,7 @@ export async function failoverDemo(o: FailoverDemoOptions, out: Out, c: Palette)
   };
   const step = (n: number, text: string) => out(`\n${c.bold(`[${n}/6] ${text}`)}`);
   const shell = (args: string[]) => out(c.dim(`  $ ${o.docker} ${args.join(' ')}`));
-  const clients = o.servers.map((s) => new BerthClient(s, o.token, 2_000));
+  const clients = o.servers.map((s) => new BerthClient(s, o.token, REQUEST_TIMEOUT_MS));
 
   out(c.bold('Berth failover demo: docker kill the leader, watch the cluster carry on'));
 
@@ -138,7 +140,7 @@ export async function failoverDemo(o: FailoverDemoOptions, out: Out, c: Palette)
     step(2, `Creating ${o.pods} pods`);
     for (const name of names) {
       const body: CreatePodRequest = { name, image: o.image, command: ['sleep', '3600'], cpu: 0.05, memoryMiB: 32 };
-      await api0.request('POST', '/v1/pods', body);
+      await api0.createPod(body);
     }
     const running = await poll(async () => {
       const pods = await Promise.all(names.map((n) => api0.pod(n)));
@@ -169,7 +171,7 @@ export async function failoverDemo(o: FailoverDemoOptions, out: Out, c: Palette)
     const limitMs = ttl * 1000 + 1000;
     const waitMs = Math.max(limitMs * 5, 15_000);
     const elected = await poll(async () => {
-      const seen = await Promise.all(survivors.map(([, api]) => api.get<ClusterView>('/v1/cluster')));
+      const seen = await Promise.all(survivors.map(([, api]) => api.cluster()));
       const next = agreed(seen.map((view) => ({ view })));
       return next && next.id !== now.id && (next.term ?? 0) > (now.term ?? 0) ? { ...next, at: Date.now() } : undefined;
     }, waitMs);
@@ -189,7 +191,7 @@ export async function failoverDemo(o: FailoverDemoOptions, out: Out, c: Palette)
     restarted = true;
     const back = byId.get(now.id);
     const rejoined = await poll(async () => {
-      const v = back ? await back.get<ClusterView>('/v1/cluster') : await api.get<ClusterView>('/v1/cluster');
+      const v = back ? await back.cluster() : await api.cluster();
       const replica = v.replicas.find((r) => r.id === now.id);
       const role = back ? v.self.role : replica && !replica.leader ? 'follower' : undefined;
       return replica && role === 'follower' && (!back || v.self.ready) ? { leader: v.leader.leaderId, at: Date.now() } : undefined;
@@ -214,7 +216,7 @@ async function cleanup(o: FailoverDemoOptions, clients: BerthClient[], names: st
   if (o.keep) return out(c.dim(`\n  kept the demo pods: berth delete pod ${names.join(' ')}`));
   const api = await firstAnswering(clients);
   const results = await Promise.all(
-    names.map((n) => (api ? api.request('DELETE', `/v1/pods/${n}`).then(() => 'deleted' as const, (err: unknown) => (err instanceof ApiError && err.status === 404 ? ('absent' as const) : ('failed' as const))) : ('failed' as const))),
+    names.map((n) => (api ? api.deletePod(n, REQUEST_TIMEOUT_MS).then(() => 'deleted' as const, (err: unknown) => (err instanceof ApiError && err.status === 404 ? ('absent' as const) : ('failed' as const))) : ('failed' as const))),
   );
   const failed = names.filter((_, i) => results[i] === 'failed');
   const deleted = names.filter((_, i) => results[i] === 'deleted');
@@ -269,7 +271,7 @@ async function checkPods(
 async function firstAnswering(clients: BerthClient[]): Promise<BerthClient | undefined> {
   for (const api of clients) {
     try {
-      await api.get('/healthz');
+      await api.healthz();
       return api;
     } catch {
       /* next */

@@ -1,5 +1,5 @@
 import { LineCounter, isMap, isScalar, parseAllDocuments, type Document } from 'yaml';
-import { podSpecFromRequest, type CreatePodRequest, type PodSpec } from '@berth/core';
+import { RESTART_POLICIES, SCHEDULING_POLICIES, podSpecFromRequest, type CreatePodRequest, type PodSpec } from '@berth/core';
 import { parseCpu, parseMemory } from './units.js';
 
 /**
@@ -115,10 +115,10 @@ function toPod(doc: Document, value: unknown, lc: LineCounter, file: string): Po
   if (s.memoryMiB !== undefined) req.memoryMiB = wrap('memoryMiB', () => int(s.memoryMiB));
   if (s.ports !== undefined) req.ports = wrap('ports', () => portsOf(s.ports));
   if (s.healthCheck !== undefined) req.healthCheck = s.healthCheck;
-  if (s.restartPolicy !== undefined) req.restartPolicy = wrap('restartPolicy', () => oneOf(s.restartPolicy, ['Always', 'OnFailure', 'Never']));
+  if (s.restartPolicy !== undefined) req.restartPolicy = wrap('restartPolicy', () => oneOf(s.restartPolicy, RESTART_POLICIES));
   if (s.priority !== undefined) req.priority = wrap('priority', () => int(s.priority));
   if (s.nodeSelector !== undefined) req.nodeSelector = wrap('nodeSelector', () => strMap(s.nodeSelector));
-  if (s.policy !== undefined) req.policy = wrap('policy', () => oneOf(s.policy, ['first-fit', 'best-fit', 'worst-fit', 'spread', 'binpack']));
+  if (s.policy !== undefined) req.policy = wrap('policy', () => oneOf(s.policy, SCHEDULING_POLICIES));
   return { request: req as unknown as CreatePodRequest, line: start.line };
 }
 
@@ -130,9 +130,9 @@ function int(v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v)) throw new Error('expected a whole number');
   return v;
 }
-function oneOf(v: unknown, allowed: string[]): string {
-  if (typeof v !== 'string' || !allowed.includes(v)) throw new Error(`expected one of ${allowed.join(', ')}`);
-  return v;
+function oneOf<T extends string>(v: unknown, allowed: readonly T[]): T {
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) throw new Error(`expected one of ${allowed.join(', ')}`);
+  return v as T;
 }
 function argv(v: unknown): string[] {
   if (typeof v === 'string') return [v];

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { ApiError, ConnectionError, type BerthClient } from './client.js';
 
 /** One Server-Sent Events message. */
@@ -67,8 +68,6 @@ export interface FollowOptions {
   idleMs?: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
  * Follows `GET /v1/events?watch=1` for ever. A dropped stream is reopened
  * after a short backoff (250 ms doubling to 2 s); the server then sends a
@@ -94,12 +93,11 @@ export async function followEvents(api: BerthClient, opts: FollowOptions): Promi
     let why = 'the stream ended';
     try {
       touch();
-      const res = await api.raw('GET', '/v1/events?watch=1', undefined, { timeoutMs: null, signal: abort.signal, accept: 'text/event-stream' });
-      if (res.body === null) throw new ConnectionError(api.server, 'empty response');
+      const body = await api.watch(abort.signal);
       connectedOnce = true;
       const parser = new SseParser();
       const decoder = new TextDecoder();
-      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
         touch();
         for (const msg of parser.push(decoder.decode(chunk, { stream: true }))) {
           if (msg.event === 'snapshot') {
@@ -130,7 +128,7 @@ export async function followEvents(api: BerthClient, opts: FollowOptions): Promi
       warned = true;
       opts.warn(`warning: lost the watch on ${api.server} ${Math.round((now - downSince) / 1000)} s ago (${why}); still retrying`);
     }
-    await sleep(backoff);
+    await delay(backoff);
     backoff = Math.min(backoff * 2, 2000);
   }
 }

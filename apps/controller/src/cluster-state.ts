@@ -18,16 +18,8 @@ import {
 } from '@berth/core';
 import { Informer, type Versioned } from '@berth/store';
 
-/** A node as the API shows it: its record plus what heartbeats and pods say. */
-export type NodeView = NodeRecord & {
-  /** Kubernetes-style conditions: Ready (heartbeat) and RuntimeReady (the agent's runtime, e.g. its Docker engine). */
-  conditions: Array<{ type: 'Heartbeat' | 'RuntimeReady'; status: boolean; message: string }>;
-  lastHeartbeat: string | null;
-  usage: NodeUsage | null;
-  allocated: Resources;
-  pods: string[];
-  reservedPods: string[];
-};
+/** A node as the API shows it: its record plus what heartbeats and pods say (the type of core's `NodeView` schema). */
+export type NodeView = import('@berth/core').NodeView;
 
 
 /** Informer index names of the caches. */

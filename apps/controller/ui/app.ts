@@ -7,31 +7,17 @@
  * page moves to another replica that answers.
  */
 
-interface Resources { cpu: number; memoryMiB: number }
-interface LeaderView { leaderId: string | null; term: number | null; since: string | null }
-interface ReplicaView { id: string; address: string; leader: boolean; startedAt: string }
-interface NodeView {
-  id: string; name: string; runtime: string; status: 'Ready' | 'NotReady' | 'Dead'; reason: string;
-  cordoned: boolean; draining: boolean; capacity: Resources; allocated: Resources;
-  usage: { cpuPercent: number; memoryMiB: number; load1: number } | null; pods: string[]; lastHeartbeat: string | null;
-}
-interface PodRecord {
-  id: string; name: string; desired: string; createdAt: string; deletionRequested?: string;
-  spec: { cpu: number; memoryMiB: number; command?: string[]; image?: string };
-  status: { phase: string; nodeId: string | null; reason: string; message: string; restarts: number; startedAt: string | null };
-}
-interface BerthEvent { id: string; time: string; type: 'Normal' | 'Warning'; reason: string; message: string; involved: { kind: string; id: string }; source: string }
-interface EtcdStatus { reachable: boolean; message: string | null }
-interface Snapshot { self: { id: string; role: string }; leader: LeaderView; replicas: ReplicaView[]; nodes: NodeView[]; pods: PodRecord[]; events: BerthEvent[]; etcd?: EtcdStatus }
+// Types only: erased when compiled, so the browser loads no module for them.
+import type { BerthEvent, CreatePodRequest, EtcdStatus, LeaderView, NodeView, PodView, ProvisionNodeRequest, ReplicaView, WatchMessages } from '@berth/core';
 
 const MAX_EVENTS = 200;
 
 const state = {
   self: '',
-  leader: { leaderId: null, term: null, since: null } as LeaderView,
+  leader: { leaderId: null, address: null, term: null, since: null } as LeaderView,
   replicas: [] as ReplicaView[],
   nodes: new Map<string, NodeView>(),
-  pods: new Map<string, PodRecord>(),
+  pods: new Map<string, PodView>(),
   events: [] as BerthEvent[],
   eventIds: new Set<string>(),
 };
@@ -81,7 +67,7 @@ function clearError(): void {
   $('error-text').textContent = '';
 }
 
-/** Calls the API; shows `message` of an error answer (SPEC: `{error, message}`) and rethrows. */
+/** Calls the API; shows the `message` of an error answer (`{error, message}`, as every endpoint answers errors) and rethrows. */
 async function api(method: string, path: string, body?: unknown): Promise<unknown> {
   let res: Response;
   try {
@@ -265,43 +251,43 @@ let source: EventSource | undefined;
 function connect(): void {
   const es = new EventSource('/v1/events?watch=1');
   source = es;
-  const on = <T>(name: string, fn: (data: T) => void) =>
+  const on = <K extends keyof WatchMessages>(name: K, fn: (data: WatchMessages[K]) => void) =>
     es.addEventListener(name, (ev) => {
       try {
-        fn(JSON.parse((ev as MessageEvent<string>).data) as T);
+        fn(JSON.parse((ev as MessageEvent<string>).data) as WatchMessages[K]);
       } catch (err) {
         console.error(`bad ${name} message`, err);
       }
     });
-  on<Snapshot>('snapshot', (s) => {
+  on('snapshot', (s) => {
     state.self = s.self.id;
     state.leader = s.leader;
     state.replicas = s.replicas;
     state.nodes = new Map(s.nodes.map((n) => [n.id, n]));
     state.pods = new Map(s.pods.map((p) => [p.id, p]));
     addEvents(s.events);
-    showEtcd(s.etcd ?? { reachable: true, message: null });
+    showEtcd(s.etcd);
     schedule('leader');
     schedule('nodes');
     schedule('pods');
   });
-  on<{ leader: LeaderView; replicas: ReplicaView[] }>('leader', (m) => {
+  on('leader', (m) => {
     state.leader = m.leader;
     state.replicas = m.replicas;
     schedule('leader');
   });
-  on<{ id: string; node: NodeView | null }>('node', (m) => {
+  on('node', (m) => {
     if (m.node === null) state.nodes.delete(m.id);
     else state.nodes.set(m.id, m.node);
     schedule('nodes');
   });
-  on<{ id: string; pod: PodRecord | null }>('pod', (m) => {
+  on('pod', (m) => {
     if (m.pod === null) state.pods.delete(m.id);
     else state.pods.set(m.id, m.pod);
     schedule('pods');
   });
-  on<BerthEvent>('event', (e) => addEvents([e]));
-  on<EtcdStatus>('etcd', showEtcd);
+  on('event', (e) => addEvents([e]));
+  on('etcd', showEtcd);
   es.addEventListener('open', () => {
     clearTimeout(switchTimer);
     switchTimer = undefined;
@@ -364,7 +350,7 @@ function wireForms(): void {
   run.addEventListener('submit', (ev) => {
     ev.preventDefault();
     const mem = formValue(run, 'memoryMiB');
-    const body = {
+    const body: CreatePodRequest = {
       name: formValue(run, 'name'),
       command: formValue(run, 'command').split(/\s+/).filter((s) => s !== ''),
       cpu: Number(formValue(run, 'cpu')),
@@ -382,7 +368,9 @@ function wireForms(): void {
   add.addEventListener('submit', (ev) => {
     ev.preventDefault();
     const mem = formValue(add, 'memoryMiB');
-    const body = { cpu: Number(formValue(add, 'cpu')), runtime: formValue(add, 'runtime'), ...(mem === '' ? {} : { memoryMiB: Number(mem) }) };
+    // The runtime comes from a <select> of the runtimes; the server validates it as any other field.
+    const runtime = formValue(add, 'runtime') as NonNullable<ProvisionNodeRequest['runtime']>;
+    const body: ProvisionNodeRequest = { cpu: Number(formValue(add, 'cpu')), runtime, ...(mem === '' ? {} : { memoryMiB: Number(mem) }) };
     const submit = add.querySelector('button[type=submit]') as HTMLButtonElement;
     submit.disabled = true;
     submit.textContent = 'Adding…';

@@ -1,9 +1,52 @@
-import { Type, type Static } from 'typebox';
+import { Type, type Static, type TSchema, type TSchemaOptions, type TUnsafe } from 'typebox';
+import { DNS_LABEL } from './keys.js';
+import {
+  DESIRED_STATES,
+  EVENT_TYPES,
+  NODE_CONDITION_TYPES,
+  NODE_STATUSES,
+  POD_PHASES,
+  PROVISIONER_KINDS,
+  REPLICA_ROLES,
+  RESTART_POLICIES,
+  RUNTIMES,
+  SCHEDULING_POLICIES,
+  type NodeRecord,
+  type PodRecord,
+} from './types.js';
 
 /**
- * JSON Schemas of the REST API (SPEC.md section 5). One schema feeds request
- * validation, the TypeScript types and the OpenAPI document.
+ * JSON Schemas of the REST API: the one definition of what crosses the wire.
+ * Each schema feeds the server's request validation and response
+ * serialisation, the OpenAPI document, and (through `Static`) the types the
+ * CLI and the dashboard script compile against. Schemas with an `$id` are
+ * registered once on the server and referenced by that id.
  */
+
+/**
+ * `{type: 'string', enum: values}`, typed as the union of `values`.
+ * (`Type.String({ enum })` would be typed as any string.)
+ */
+export function StringEnum<const T extends readonly string[]>(values: T, options: TSchemaOptions = {}): TUnsafe<T[number]> {
+  return Type.Unsafe<T[number]>({ ...options, type: 'string', enum: [...values] });
+}
+
+/** `{$ref: id}` to a registered schema, typed as that schema (a bare `Type.Ref` is typed unknown). */
+function Ref<T extends TSchema>(schema: T): TUnsafe<Static<T>> {
+  const id = (schema as { $id?: unknown }).$id;
+  if (typeof id !== 'string') throw new Error('Ref: the schema has no $id');
+  return Type.Unsafe<Static<T>>(Type.Ref(id));
+}
+
+/** True when A and B are the same type (each assignable to the other). */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/** Fails to compile unless T is true: how a schema is held to the record it serves. */
+type Assert<T extends true> = T;
+
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+const DateTime = (options: TSchemaOptions = {}) => Type.String({ ...options, format: 'date-time' });
+const DnsLabel = (options: TSchemaOptions = {}) => Type.String({ ...options, pattern: DNS_LABEL.source });
+const Labels = Type.Record(Type.String({ pattern: '^[A-Za-z0-9][-A-Za-z0-9_./]{0,62}$' }), Type.String({ maxLength: 63 }));
 
 /** Every error answer: `{ error, message, details? }`. */
 export const ErrorResponse = Type.Object(
@@ -16,7 +59,7 @@ export const ErrorResponse = Type.Object(
 );
 export type ErrorResponse = Static<typeof ErrorResponse>;
 
-const NullableString = Type.Union([Type.String(), Type.Null()]);
+// ---- leader and replicas ----
 
 /** `GET /v1/leader`: the leader every replica agrees on (read from etcd, not a local belief). */
 export const LeaderView = Type.Object(
@@ -24,7 +67,7 @@ export const LeaderView = Type.Object(
     leaderId: Type.Union([Type.String(), Type.Null()], { description: 'replica id of the leader; null while there is none' }),
     address: NullableString,
     term: Type.Union([Type.Integer(), Type.Null()], { description: "create revision of the leader's election key" }),
-    since: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'when the leader took office' }),
+    since: Type.Union([DateTime(), Type.Null()], { description: 'when the leader took office' }),
   },
   { $id: 'LeaderView' },
 );
@@ -36,7 +79,7 @@ export const ReplicaView = Type.Object(
     id: Type.String(),
     address: Type.String(),
     pid: Type.Integer(),
-    startedAt: Type.String({ format: 'date-time' }),
+    startedAt: DateTime(),
     leader: Type.Boolean(),
     electionKey: Type.String(),
     createRevision: Type.Integer(),
@@ -48,62 +91,63 @@ export type ReplicaView = Static<typeof ReplicaView>;
 /** `GET /v1/cluster`. */
 export const ClusterView = Type.Object(
   {
-    leader: Type.Ref('LeaderView'),
+    leader: Ref(LeaderView),
     self: Type.Object({
       id: Type.String(),
-      role: Type.Union([Type.Literal('leader'), Type.Literal('follower')]),
+      role: StringEnum(REPLICA_ROLES),
       term: Type.Union([Type.Integer(), Type.Null()]),
       ready: Type.Boolean(),
-      cacheRevision: Type.Integer({ description: 'highest etcd revision applied to this replica\'s caches' }),
+      cacheRevision: Type.Integer({ description: "highest etcd revision applied to this replica's caches" }),
     }),
-    replicas: Type.Array(Type.Ref('ReplicaView')),
-    leaseTtlSeconds: Type.Integer({ description: "TTL of the election lease: a leader that dies without resigning is replaced about this long (plus a second) later" }),
+    replicas: Type.Array(Ref(ReplicaView)),
+    leaseTtlSeconds: Type.Integer({ description: 'TTL of the election lease: a leader that dies without resigning is replaced about this long (plus a second) later' }),
     etcd: Type.Object({ endpoints: Type.Array(Type.String()), reachable: Type.Boolean() }),
   },
   { $id: 'ClusterView' },
 );
-/** TypeBox types `$ref`s as unknown; the referenced shapes are spelled out here. */
-export type ClusterView = Omit<Static<typeof ClusterView>, 'leader' | 'replicas'> & { leader: LeaderView; replicas: ReplicaView[] };
+export type ClusterView = Static<typeof ClusterView>;
 
 /** `GET /healthz` and `GET /readyz`. */
 export const HealthView = Type.Object(
   { status: Type.String(), checks: Type.Optional(Type.Record(Type.String(), Type.String())) },
   { $id: 'HealthView' },
 );
+export type HealthView = Static<typeof HealthView>;
+
+// ---- nodes ----
 
 const Resources = Type.Object({ cpu: Type.Number({ description: 'cores' }), memoryMiB: Type.Number() });
 
-/** `GET /v1/nodes/:id`. */
+/** `GET /v1/nodes/:id`: the node's record plus what its heartbeat, reservations and pods say. */
 export const NodeView = Type.Object(
   {
     id: Type.String(),
     name: Type.String(),
     labels: Type.Record(Type.String(), Type.String()),
-    runtime: Type.String({ enum: ['docker', 'process', 'simulated'] }),
-    address: Type.String({ description: "agent API base URL" }),
-    status: Type.String({ enum: ['Ready', 'NotReady', 'Dead'] }),
+    runtime: StringEnum(RUNTIMES),
+    address: Type.String({ description: 'agent API base URL' }),
+    status: StringEnum(NODE_STATUSES),
     reason: Type.String({ description: 'why the status is what it is, e.g. HeartbeatLost' }),
-    statusChangedAt: Type.String({ format: 'date-time' }),
+    statusChangedAt: DateTime(),
     cordoned: Type.Boolean(),
     draining: Type.Boolean(),
-    registeredAt: Type.String({ format: 'date-time' }),
-    deregisteredAt: Type.Optional(Type.String({ format: 'date-time' })),
+    registeredAt: DateTime(),
+    deregisteredAt: Type.Optional(DateTime()),
     capacity: Resources,
     allocated: Resources,
     usage: Type.Union([Type.Object({ cpuPercent: Type.Number(), memoryMiB: Type.Number(), load1: Type.Number() }), Type.Null()]),
-    lastHeartbeat: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: "agent's last usage report; null without a heartbeat" }),
-    conditions: Type.Array(
-      Type.Object({ type: Type.String({ enum: ['Heartbeat', 'RuntimeReady'] }), status: Type.Boolean(), message: Type.String() }),
-      { description: 'Heartbeat: the agent holds its lease; RuntimeReady: its runtime (e.g. the Docker engine) answers' },
-    ),
+    lastHeartbeat: Type.Union([DateTime(), Type.Null()], { description: "agent's last usage report; null without a heartbeat" }),
+    conditions: Type.Array(Type.Object({ type: StringEnum(NODE_CONDITION_TYPES), status: Type.Boolean(), message: Type.String() }), {
+      description: 'Heartbeat: the agent holds its lease; RuntimeReady: its runtime (e.g. the Docker engine) answers',
+    }),
     pods: Type.Array(Type.String(), { description: 'ids of pods bound to the node (pods whose status names it)' }),
     reservedPods: Type.Array(Type.String(), {
-      description: "ids of pods the leader reserved capacity for on the node (its allocation record): a pod is bound once when it is reserved on exactly one node",
+      description: 'ids of pods the leader reserved capacity for on the node (its allocation record): a pod is bound once when it is reserved on exactly one node',
     }),
     agent: Type.Object({ hostname: Type.String(), pid: Type.Integer(), startedAt: Type.String(), version: Type.String() }),
     provisioner: Type.Optional(
       Type.Object({
-        kind: Type.String({ enum: ['docker', 'process'] }),
+        kind: StringEnum(PROVISIONER_KINDS),
         by: Type.String(),
         host: Type.String(),
         containerId: Type.Optional(Type.String()),
@@ -114,27 +158,35 @@ export const NodeView = Type.Object(
   },
   { $id: 'Node' },
 );
+export type NodeView = Static<typeof NodeView>;
+/** The view is the stored record plus these fields; the rest must match the record field for field. */
+type NodeViewExtras = 'allocated' | 'usage' | 'lastHeartbeat' | 'conditions' | 'pods' | 'reservedPods';
+type _NodeViewMatchesRecord = Assert<Same<Omit<NodeView, NodeViewExtras>, NodeRecord>>;
 
 /** `POST /v1/nodes`: provision a node (a container, or a process where no Docker engine is reachable). */
 export const ProvisionNodeRequest = Type.Object(
   {
-    name: Type.Optional(Type.String({ pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$', description: 'DNS-1123 label; generated when omitted' })),
+    name: Type.Optional(DnsLabel({ description: 'DNS-1123 label; generated when omitted' })),
     cpu: Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: 'CPU cores (decimal)' }),
     memoryMiB: Type.Optional(Type.Integer({ minimum: 16, maximum: 4194304, description: 'memory in MiB (default 512)' })),
-    runtime: Type.Optional(Type.String({ enum: ['docker', 'process', 'simulated'], description: 'how the node runs pods (default process)' })),
-    labels: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9][-A-Za-z0-9_./]{0,62}$' }), Type.String({ maxLength: 63 }))),
+    runtime: Type.Optional(StringEnum(RUNTIMES, { description: 'how the node runs pods (default process)' })),
+    labels: Type.Optional(Labels),
   },
   { $id: 'ProvisionNodeRequest', additionalProperties: false },
 );
 export type ProvisionNodeRequest = Static<typeof ProvisionNodeRequest>;
 
-/** A list answer: `{ items: [...] }`. */
-export const NodeList = Type.Object({ items: Type.Array(Type.Ref('Node')) }, { $id: 'NodeList' });
+/** `POST /v1/nodes/:id/<action>`: what an operator can do to a node (a drain ends with uncordon). */
+export const NODE_ACTIONS = ['cordon', 'uncordon', 'drain'] as const;
+export type NodeAction = (typeof NODE_ACTIONS)[number];
 
-const DnsLabel = Type.String({ pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$', minLength: 1, maxLength: 63 });
-const Labels = Type.Record(Type.String({ pattern: '^[A-Za-z0-9][-A-Za-z0-9_./]{0,62}$' }), Type.String({ maxLength: 63 }));
-const PolicyName = Type.String({ enum: ['first-fit', 'best-fit', 'worst-fit', 'spread', 'binpack'] });
-const HealthCheckSchema = Type.Object(
+/** A list answer: `{ items: [...] }`. */
+export const NodeList = Type.Object({ items: Type.Array(Ref(NodeView)) }, { $id: 'NodeList' });
+export type NodeList = Static<typeof NodeList>;
+
+// ---- pods ----
+
+const HealthCheckRequest = Type.Object(
   {
     path: Type.String({ pattern: '^/', maxLength: 1024 }),
     port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
@@ -148,49 +200,138 @@ const HealthCheckSchema = Type.Object(
 /** `POST /v1/pods`. */
 export const CreatePodRequest = Type.Object(
   {
-    name: DnsLabel,
+    name: DnsLabel({ minLength: 1, maxLength: 63 }),
     image: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'container image (docker runtime)' })),
     command: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 256, description: 'argv (what runs for the process runtime)' })),
     env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String({ maxLength: 32768 }))),
     cpu: Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: 'CPU cores (decimal, e.g. 0.5)' }),
     memoryMiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 4194304, description: 'memory in MiB (default 128)' })),
     ports: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 16 })),
-    healthCheck: Type.Optional(HealthCheckSchema),
-    restartPolicy: Type.Optional(Type.String({ enum: ['Always', 'OnFailure', 'Never'] })),
+    healthCheck: Type.Optional(HealthCheckRequest),
+    restartPolicy: Type.Optional(StringEnum(RESTART_POLICIES)),
     priority: Type.Optional(Type.Integer({ minimum: -1000000, maximum: 1000000 })),
     nodeSelector: Type.Optional(Labels),
-    policy: Type.Optional(PolicyName),
+    policy: Type.Optional(StringEnum(SCHEDULING_POLICIES)),
   },
   { $id: 'CreatePodRequest', additionalProperties: false },
 );
 export type CreatePodRequest = Static<typeof CreatePodRequest>;
 
-/** A pod as the API shows it. */
+/** A stored spec: the request with the API's defaults applied (`podSpecFromRequest`). */
+const PodSpecView = Type.Object({
+  image: Type.Optional(Type.String()),
+  command: Type.Optional(Type.Array(Type.String())),
+  env: Type.Record(Type.String(), Type.String()),
+  cpu: Type.Number({ description: 'cores' }),
+  memoryMiB: Type.Integer(),
+  ports: Type.Array(Type.Integer()),
+  healthCheck: Type.Optional(
+    Type.Object({
+      path: Type.String(),
+      port: Type.Optional(Type.Integer({ description: "default: the pod's allocated PORT" })),
+      intervalSeconds: Type.Number(),
+      timeoutSeconds: Type.Number(),
+      failureThreshold: Type.Integer(),
+    }),
+  ),
+  restartPolicy: StringEnum(RESTART_POLICIES),
+  priority: Type.Integer(),
+  nodeSelector: Type.Record(Type.String(), Type.String()),
+  policy: Type.Optional(StringEnum(SCHEDULING_POLICIES, { description: "scheduling policy for this pod (else the cluster's)" })),
+});
+
+/** A pod as the API shows it: its stored record. */
 export const PodView = Type.Object(
   {
     id: Type.String(),
     name: Type.String(),
-    service: Type.Optional(Type.String()),
-    spec: Type.Object({}, { additionalProperties: true }),
-    desired: Type.String({ enum: ['running', 'paused', 'stopped'] }),
-    status: Type.Object(
-      {
-        phase: Type.String(),
-        nodeId: Type.Union([Type.String(), Type.Null()]),
-        reason: Type.String(),
-        message: Type.String(),
-        restarts: Type.Integer(),
-        startedAt: Type.Union([Type.String(), Type.Null()]),
-        finishedAt: Type.Union([Type.String(), Type.Null()]),
-      },
-      { additionalProperties: true },
-    ),
-    createdAt: Type.String({ format: 'date-time' }),
-    deletionRequested: Type.Optional(Type.String()),
-    restartRequestedAt: Type.Optional(Type.String()),
+    service: Type.Optional(Type.String({ description: 'the service that owns this pod' })),
+    spec: PodSpecView,
+    desired: StringEnum(DESIRED_STATES),
+    status: Type.Object({
+      phase: StringEnum(POD_PHASES),
+      nodeId: Type.Union([Type.String(), Type.Null()], { description: 'bound node; null while Pending' }),
+      reason: Type.String({ description: 'short CamelCase cause of the phase, e.g. Unschedulable' }),
+      message: Type.String({ description: 'detail, e.g. "0/5 nodes: 3 insufficient cpu, 2 NotReady"' }),
+      restarts: Type.Integer(),
+      startedAt: NullableString,
+      finishedAt: NullableString,
+      exitCode: Type.Optional(Type.Integer()),
+      hostPort: Type.Optional(Type.Integer({ description: 'host port the agent allocated (PORT)' })),
+      usage: Type.Optional(Type.Object({ cpuPercent: Type.Number(), memoryMiB: Type.Number(), at: Type.String() })),
+    }),
+    createdAt: DateTime(),
+    deletionRequested: Type.Optional(Type.String({ description: 'set by DELETE; the agent removes the container, then the record' })),
+    restartRequestedAt: Type.Optional(Type.String({ description: 'set by POST .../restart' })),
   },
   { $id: 'Pod' },
 );
+export type PodView = Static<typeof PodView>;
+/** The API serves pod records as stored: the schema cannot drift from the record. */
+type _PodViewMatchesRecord = Assert<Same<PodView, PodRecord>>;
+
+/** `POST /v1/pods/:id/<action>`: each sets what the user wants; the node's agent converges. */
+export const POD_ACTIONS = ['stop', 'start', 'pause', 'resume', 'restart'] as const;
+export type PodAction = (typeof POD_ACTIONS)[number];
 
 /** `GET /v1/pods`. */
-export const PodList = Type.Object({ items: Type.Array(Type.Ref('Pod')) }, { $id: 'PodList' });
+export const PodList = Type.Object({ items: Type.Array(Ref(PodView)) }, { $id: 'PodList' });
+export type PodList = Static<typeof PodList>;
+
+// ---- events and the live stream ----
+
+/** An audit event (`/berth/events/<time>-<id>`), kept on a TTL lease. */
+export const BerthEvent = Type.Object(
+  {
+    id: Type.String(),
+    time: DateTime(),
+    type: StringEnum(EVENT_TYPES),
+    reason: Type.String({ description: 'short CamelCase cause, e.g. LeaderElected' }),
+    message: Type.String(),
+    involved: Type.Object({ kind: Type.String(), id: Type.String() }, { description: "what it is about, e.g. {kind: 'controller', id: 'c1'}" }),
+    source: Type.String({ description: 'replica or node that recorded it' }),
+    term: Type.Optional(Type.Integer({ description: 'term of the leader that recorded it (fenced events)' })),
+  },
+  { $id: 'Event' },
+);
+export type BerthEvent = Static<typeof BerthEvent>;
+
+/** `GET /v1/events`. */
+export const EventList = Type.Object({ items: Type.Array(Ref(BerthEvent)) }, { $id: 'EventList' });
+export type EventList = Static<typeof EventList>;
+
+/** Whether the answering replica reaches etcd; while it does not, what it streams is its last known state. */
+export const EtcdStatus = Type.Object({ reachable: Type.Boolean(), message: Type.Union([Type.String(), Type.Null()], { description: 'why not, while it is not' }) });
+export type EtcdStatus = Static<typeof EtcdStatus>;
+
+/** The first message of `GET /v1/events?watch=1` (and of every reconnect): everything a fresh view needs at once. */
+export const WatchSnapshot = Type.Object({
+  self: Type.Object({ id: Type.String(), role: StringEnum(REPLICA_ROLES) }, { description: 'the replica serving the stream' }),
+  leader: Ref(LeaderView),
+  replicas: Type.Array(Ref(ReplicaView)),
+  nodes: Type.Array(Ref(NodeView)),
+  pods: Type.Array(Ref(PodView)),
+  events: Type.Array(Ref(BerthEvent), { description: 'most recent audit events, newest last' }),
+  revision: Type.Integer({ description: 'highest etcd revision applied to the caches' }),
+  etcd: EtcdStatus,
+});
+export type WatchSnapshot = Static<typeof WatchSnapshot>;
+
+/** Stream message `leader`: leadership or the set of replicas changed. */
+export const LeaderChange = Type.Object({ leader: Ref(LeaderView), replicas: Type.Array(Ref(ReplicaView)) });
+/** Stream message `node`: a node changed; `node` is null once it is gone. */
+export const NodeChange = Type.Object({ id: Type.String(), node: Type.Union([Ref(NodeView), Type.Null()]) });
+/** Stream message `pod`: a pod changed; `pod` is null once it is gone. */
+export const PodChange = Type.Object({ id: Type.String(), pod: Type.Union([Ref(PodView), Type.Null()]) });
+
+/** The data of each message of `GET /v1/events?watch=1`, by SSE event name. */
+export interface WatchMessages {
+  snapshot: WatchSnapshot;
+  leader: Static<typeof LeaderChange>;
+  node: Static<typeof NodeChange>;
+  pod: Static<typeof PodChange>;
+  event: BerthEvent;
+  etcd: EtcdStatus;
+}
+/** One message of the stream: its SSE event name and its (JSON) data. */
+export type WatchMessage = { [K in keyof WatchMessages]: { event: K; data: WatchMessages[K] } }[keyof WatchMessages];

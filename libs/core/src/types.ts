@@ -1,4 +1,9 @@
-/** Domain shapes shared by the controller, agents and CLI (SPEC.md section 5). */
+/**
+ * Domain shapes shared by the controller, agents and CLI: the records kept in
+ * etcd. What the API sends is defined by the schemas in `schemas.ts`, which
+ * take their enum values from the lists here and are checked at compile time
+ * to agree with these records.
+ */
 
 /** What a controller replica puts as the value of its election key. */
 export interface ReplicaInfo {
@@ -12,6 +17,10 @@ export interface ReplicaInfo {
   startedAt: string;
 }
 
+/** A replica's part in the election. */
+export const REPLICA_ROLES = ['leader', 'follower'] as const;
+export type ReplicaRole = (typeof REPLICA_ROLES)[number];
+
 /** The record a leader writes, fenced, when it takes office. */
 export interface LeaderRecord {
   leaderId: string;
@@ -22,27 +31,13 @@ export interface LeaderRecord {
   since: string;
 }
 
-/** An audit event (`/berth/events/<time>-<id>`), kept on a TTL lease. */
-export interface BerthEvent {
-  id: string;
-  /** ISO time. */
-  time: string;
-  /** `Normal` or `Warning`, as in Kubernetes. */
-  type: 'Normal' | 'Warning';
-  /** Short CamelCase reason, e.g. `LeaderElected`. */
-  reason: string;
-  message: string;
-  /** What it is about, e.g. `{kind: 'controller', id: 'c1'}`. */
-  involved: { kind: string; id: string };
-  /** Which replica or agent recorded it. */
-  source: string;
-  /** Term of the leader that recorded it, for leader-only (fenced) events. */
-  term?: number;
-}
-
-/** Where pods run on a node (SPEC.md section 6). */
+/** How a node runs its pods: Docker containers, host processes, or simulated ones that run nothing. */
 export const RUNTIMES = ['docker', 'process', 'simulated'] as const;
 export type RuntimeKind = (typeof RUNTIMES)[number];
+
+/** An audit event's kind, as in Kubernetes: `Warning` when something went wrong. */
+export const EVENT_TYPES = ['Normal', 'Warning'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
 
 /** CPU in cores (decimal) and memory in MiB. */
 export interface Resources {
@@ -50,10 +45,19 @@ export interface Resources {
   memoryMiB: number;
 }
 
-/** Node liveness as decided by the leader (SPEC.md section 4). */
-export type NodeStatus = 'Ready' | 'NotReady' | 'Dead';
+/** Node liveness as decided by the leader from the agent's heartbeat lease. */
+export const NODE_STATUSES = ['Ready', 'NotReady', 'Dead'] as const;
+export type NodeStatus = (typeof NODE_STATUSES)[number];
 
-/** What an agent measured on its node (seeds/004: /proc/stat, /proc/meminfo, /proc/loadavg). */
+/** A node's conditions: Heartbeat (the agent holds its lease), RuntimeReady (its runtime, e.g. the Docker engine, answers). */
+export const NODE_CONDITION_TYPES = ['Heartbeat', 'RuntimeReady'] as const;
+export type NodeConditionType = (typeof NODE_CONDITION_TYPES)[number];
+
+/** How `POST /v1/nodes` starts a node's agent: as a container, or as a process where no Docker engine is reachable. */
+export const PROVISIONER_KINDS = ['docker', 'process'] as const;
+export type ProvisionerKind = (typeof PROVISIONER_KINDS)[number];
+
+/** What an agent measured on its node (from /proc/stat, /proc/meminfo and /proc/loadavg). */
 export interface NodeUsage {
   cpuPercent: number;
   memoryMiB: number;
@@ -62,7 +66,7 @@ export interface NodeUsage {
 
 /** How a node was provisioned through `POST /v1/nodes`, so any replica can remove it. */
 export interface Provisioner {
-  kind: 'docker' | 'process';
+  kind: ProvisionerKind;
   /** Replica that started it. */
   by: string;
   /** Host the agent runs on (process kind: pids only mean something there). */
@@ -106,7 +110,7 @@ export interface HeartbeatRecord {
   /** When the agent last wrote a report (ISO); keepalives between reports do not change it. */
   reportedAt: string;
   usage: NodeUsage;
-  /** Pod ids the node's runtime holds (the seeds' per-node pod array). */
+  /** Pod ids the node's runtime holds, as the agent last listed them. */
   pods: string[];
   /** Identifies one agent process, so two agents never share a node unnoticed. */
   instance: string;
@@ -114,14 +118,21 @@ export interface HeartbeatRecord {
   runtime?: { ready: boolean; message: string };
 }
 
-/** Pod lifecycle phase (SPEC.md section 4). */
-export type PodPhase = 'Pending' | 'Scheduled' | 'Starting' | 'Running' | 'Paused' | 'Stopping' | 'Stopped' | 'Succeeded' | 'Failed';
+/** Pod lifecycle phases; which may follow which is the table in `pod-state.ts`. */
+export const POD_PHASES = ['Pending', 'Scheduled', 'Starting', 'Running', 'Paused', 'Stopping', 'Stopped', 'Succeeded', 'Failed'] as const;
+export type PodPhase = (typeof POD_PHASES)[number];
 
 /** What a user wants a pod to be; agents converge to it. */
-export type DesiredState = 'running' | 'paused' | 'stopped';
+export const DESIRED_STATES = ['running', 'paused', 'stopped'] as const;
+export type DesiredState = (typeof DESIRED_STATES)[number];
 
 /** When a pod's container is started again after it exits (Kubernetes' semantics). */
-export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
+export const RESTART_POLICIES = ['Always', 'OnFailure', 'Never'] as const;
+export type RestartPolicy = (typeof RESTART_POLICIES)[number];
+
+/** How the scheduler picks among the nodes that fit (the policies themselves live in `@berth/scheduler`). */
+export const SCHEDULING_POLICIES = ['first-fit', 'best-fit', 'worst-fit', 'spread', 'binpack'] as const;
+export type SchedulingPolicy = (typeof SCHEDULING_POLICIES)[number];
 
 /** An HTTP health check the agent runs against the pod; failing `failureThreshold` times in a row restarts it. */
 export interface HealthCheck {
@@ -133,7 +144,7 @@ export interface HealthCheck {
   failureThreshold: number;
 }
 
-/** What a pod runs and needs (SPEC.md section 5). */
+/** What a pod runs and needs: a `POST /v1/pods` request with the API's defaults applied (`podSpecFromRequest`). */
 export interface PodSpec {
   /** Container image (docker runtime). */
   image?: string;
@@ -150,7 +161,7 @@ export interface PodSpec {
   priority: number;
   nodeSelector: Record<string, string>;
   /** Scheduling policy for this pod (else the cluster's). */
-  policy?: 'first-fit' | 'best-fit' | 'worst-fit' | 'spread' | 'binpack';
+  policy?: SchedulingPolicy;
 }
 
 /** Where a pod is and how it got there. */

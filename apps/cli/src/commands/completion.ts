@@ -1,0 +1,34 @@
+import { InvalidArgumentError } from '@commander-js/extra-typings';
+import { BerthClient } from '../client.js';
+import { BASH_COMPLETION, ZSH_COMPLETION, complete, extractGlobalFlags } from '../completion.js';
+import { resolveConfig } from '../config.js';
+import type { CommandContext, GlobalOptions, Io, Program } from './context.js';
+
+/** `berth completion bash|zsh`, and the hidden `berth __complete` its scripts call. */
+export function registerCompletion(program: Program, ctx: CommandContext): void {
+  program
+    .command('completion')
+    .description('Print a shell completion script: source <(berth completion bash), or zsh')
+    .argument('<shell>', 'bash or zsh', (s) => {
+      if (s !== 'bash' && s !== 'zsh') throw new InvalidArgumentError('supported shells: bash, zsh');
+      return s;
+    })
+    .action((shell) => void ctx.io.stdout.write(shell === 'bash' ? BASH_COMPLETION : ZSH_COMPLETION));
+
+  program
+    .command('__complete', { hidden: true })
+    .description('completion candidates for the words typed so far (used by the completion scripts)')
+    .argument('[words...]')
+    .allowUnknownOption()
+    .helpOption(false)
+    .action(async (words) => runComplete(words, ctx.io, program.opts()).catch(() => undefined));
+}
+
+/** `berth __complete WORDS...`: prints one candidate per line; never fails loudly (a shell is waiting). */
+export async function runComplete(words: readonly string[], io: Io, globals: GlobalOptions = {}): Promise<void> {
+  const flags = extractGlobalFlags(words);
+  const cfg = resolveConfig({ server: flags.server ?? globals.server, token: flags.token ?? globals.token }, io.env);
+  const api = new BerthClient(cfg.server, cfg.token, 3000);
+  const candidates = await complete(words, async (kind) => (kind === 'nodes' ? await api.nodes() : await api.pods()).map((x) => x.name).sort());
+  if (candidates.length > 0) io.stdout.write(`${candidates.join('\n')}\n`);
+}

@@ -1,0 +1,50 @@
+import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import { getKindOf, kindOf } from '../completion.js';
+import { UsageError } from './context.js';
+
+/** Wraps one of our parsers as a commander argParser: commander prints its error with the usage hint (exit 1). */
+export const arg =
+  <T>(fn: (s: string) => T) =>
+  (value: string): T => {
+    try {
+      return fn(value);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+
+/** argParser of a repeatable option: every value, in order. */
+export const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** `-o`: a wider table, or the API's objects as JSON or YAML. */
+export type Output = 'wide' | 'json' | 'yaml' | undefined;
+export const outputOption = () => new Option('-o, --output <format>', 'output format: wide, json or yaml').choices(['wide', 'json', 'yaml'] as const);
+
+/** `json` or `yaml` when the objects themselves are printed, else undefined (a table). */
+export const structured = (format: Output): 'json' | 'yaml' | undefined => (format === 'json' || format === 'yaml' ? format : undefined);
+
+/** What `berth get` lists. */
+export function getKindArg(word: string): 'nodes' | 'pods' | 'events' {
+  const kind = getKindOf(word);
+  if (kind === undefined) throw new InvalidArgumentError(`unknown resource type ${JSON.stringify(word)}: use nodes (node, no), pods (pod, po) or events (event, ev)`);
+  return kind;
+}
+
+/** A node or a pod (describe, delete). */
+export function kindArg(word: string): 'nodes' | 'pods' {
+  const kind = kindOf(word);
+  if (kind === undefined) throw new InvalidArgumentError(`unknown resource type ${JSON.stringify(word)}: use nodes (node, no) or pods (pod, po)`);
+  return kind;
+}
+
+/**
+ * Runs a parser inside an action, where commander no longer prints errors:
+ * its error becomes a UsageError, which main prints (exit 1).
+ */
+export function usage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
