@@ -11,7 +11,6 @@ import {
   type ReplicaInfo,
   type HeartbeatRecord,
   type NodeRecord,
-  type NodeUsage,
   type AllocationRecord,
   type PodRecord,
   type Resources,

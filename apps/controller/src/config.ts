@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseEndpoints } from '@berth/store';
+import { SCHEDULING_POLICIES, type SchedulingPolicy } from '@berth/core';
 
 /** Everything a controller replica is configured with (flags, or BERTH_* env vars). */
 export interface ControllerConfig {
@@ -12,6 +13,7 @@ export interface ControllerConfig {
   /** URL other processes use to reach this replica's API. */
   advertiseUrl: string;
   leaseTtl: number;
+  /** Cluster-wide default scheduling policy; a pod may name its own (`spec.policy`). */
   policy: SchedulingPolicy;
   /** How long a node stays NotReady before it is declared Dead. */
   nodeGraceMs: number;
@@ -23,10 +25,6 @@ export interface ControllerConfig {
   provisionTimeoutMs: number;
   logLevel: string;
 }
-
-/** Cluster-wide default scheduling policy; a pod may name its own (`spec.policy`). Implemented in `libs/scheduler`. */
-export const POLICIES = ['first-fit', 'best-fit', 'worst-fit', 'spread', 'binpack'] as const;
-export type SchedulingPolicy = (typeof POLICIES)[number];
 
 function intIn(name: string, min: number, max: number) {
   return (raw: string): number => {
@@ -48,7 +46,7 @@ export function parseConfig(argv: string[]): ControllerConfig {
     .addOption(
       new Option('--lease-ttl <seconds>', 'leader election lease TTL').env('BERTH_LEASE_TTL').default(2).argParser(intIn('--lease-ttl', 2, 60)),
     )
-    .addOption(new Option('--policy <name>', 'default scheduling policy').env('BERTH_POLICY').choices(POLICIES).default('spread'))
+    .addOption(new Option('--policy <name>', 'default scheduling policy').env('BERTH_POLICY').choices(SCHEDULING_POLICIES).default('spread'))
     .addOption(
       new Option('--node-grace <seconds>', 'NotReady -> Dead after this long without a heartbeat').env('BERTH_NODE_GRACE').default(5).argParser(intIn('--node-grace', 1, 3600)),
     )

@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
-import { ClusterView, ErrorResponse, HealthView, LeaderView, NodeList, NodeView, PodList, PodView, ReplicaView, errors } from '@berth/core';
+import { BerthEvent, ClusterView, ErrorResponse, EventList, HealthView, LeaderView, NodeList, NodeView, PodList, PodView, ReplicaView, errors } from '@berth/core';
 import { installErrorHandling } from './errors.js';
 import { servicesPlugin, type Services } from './plugins/services.js';
 import { systemRoutes } from './routes/system.js';
@@ -57,7 +57,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   });
 
-  for (const schema of [ErrorResponse, LeaderView, ReplicaView, ClusterView, HealthView, NodeView, NodeList, PodView, PodList]) app.addSchema(schema);
+  for (const schema of [ErrorResponse, LeaderView, ReplicaView, ClusterView, HealthView, NodeView, NodeList, PodView, PodList, BerthEvent, EventList]) app.addSchema(schema);
   app.addHook('onRoute', documentCommonErrors);
 
   await app.register(swagger, {

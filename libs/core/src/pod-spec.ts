@@ -25,9 +25,9 @@ export function podSpecFromRequest(req: CreatePodRequest): PodSpec {
             failureThreshold: req.healthCheck.failureThreshold ?? 3,
           },
         }),
-    restartPolicy: (req.restartPolicy ?? 'Always') as PodSpec['restartPolicy'],
+    restartPolicy: req.restartPolicy ?? 'Always',
     priority: req.priority ?? 0,
     nodeSelector: req.nodeSelector ?? {},
-    ...(req.policy === undefined ? {} : { policy: req.policy as NonNullable<PodSpec['policy']> }),
+    ...(req.policy === undefined ? {} : { policy: req.policy }),
   };
 }

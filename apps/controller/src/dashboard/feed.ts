@@ -1,39 +1,14 @@
-import { idOf, keyOf, prefixes, type BerthEvent, type LeaderView, type PodRecord, type ReplicaView } from '@berth/core';
+import { idOf, keyOf, prefixes, type BerthEvent, type EtcdStatus, type PodRecord, type WatchMessage, type WatchSnapshot } from '@berth/core';
 import type { Informer } from '@berth/store';
-import type { ClusterState, NodeView } from '../cluster-state.js';
+import type { ClusterState } from '../cluster-state.js';
 import type { EtcdHealth } from '../etcd-health.js';
 import type { LeadershipView } from '../leadership.js';
 
-/** One message of the live stream (`GET /v1/events?watch=1`), as an SSE event name and its JSON data. */
-export type FeedMessage =
-  | { event: 'snapshot'; data: FeedSnapshot }
-  | { event: 'leader'; data: { leader: LeaderView; replicas: ReplicaView[] } }
-  | { event: 'node'; data: { id: string; node: NodeView | null } }
-  | { event: 'pod'; data: { id: string; pod: PodRecord | null } }
-  | { event: 'event'; data: BerthEvent }
-  | { event: 'etcd'; data: EtcdStatus };
+/** One message of the live stream (`GET /v1/events?watch=1`): its wire shape is core's `WatchMessage`. */
+export type FeedMessage = WatchMessage;
 
-/** Whether this replica can reach etcd; while it cannot, everything the stream shows is the last known state. */
-export interface EtcdStatus {
-  reachable: boolean;
-  /** Why not, while it is not. */
-  message: string | null;
-}
-
-/** Everything a fresh dashboard needs at once. */
-export interface FeedSnapshot {
-  /** The replica serving this stream. */
-  self: { id: string; role: 'leader' | 'follower' };
-  leader: LeaderView;
-  replicas: ReplicaView[];
-  nodes: NodeView[];
-  pods: PodRecord[];
-  /** Most recent audit events, newest last. */
-  events: BerthEvent[];
-  /** Highest etcd revision applied to the caches. */
-  revision: number;
-  etcd: EtcdStatus;
-}
+/** Everything a fresh dashboard needs at once (core's `WatchSnapshot`). */
+export type FeedSnapshot = WatchSnapshot;
 
 /** What a subscriber receives: batches of messages, each batch after at most `intervalMs` of coalescing. */
 export type FeedListener = (batch: FeedMessage[], revision: number) => void;

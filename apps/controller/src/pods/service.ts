@@ -1,11 +1,11 @@
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import { BerthError, errors, isBerthError, keyOf, newId, podSpecFromRequest, TERMINAL_PHASES, type CreatePodRequest, type PodRecord } from '@berth/core';
+import { BerthError, errors, isBerthError, keyOf, newId, podSpecFromRequest, TERMINAL_PHASES, type CreatePodRequest, type PodAction, type PodRecord } from '@berth/core';
 import { PodRepository, type EventRecorder, type Versioned } from '@berth/store';
 import type { ClusterState } from '../cluster-state.js';
 
 /** Lifecycle actions of `POST /v1/pods/:id/<action>`. */
-export type PodAction = 'stop' | 'start' | 'pause' | 'resume' | 'restart';
+export type { PodAction } from '@berth/core';
 
 /** How often a user write is decided again after losing a compare-and-swap. */
 const MAX_ATTEMPTS = 10;

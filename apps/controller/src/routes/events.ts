@@ -13,18 +13,6 @@ const errorRef = { $ref: 'ErrorResponse#' } as const;
  */
 const sse = sseModule as unknown as typeof fastifySSE;
 
-/** An audit event (`/berth/events/<time>-<id>`). */
-const EventView = Type.Object({
-  id: Type.String(),
-  time: Type.String({ format: 'date-time' }),
-  type: Type.String({ enum: ['Normal', 'Warning'] }),
-  reason: Type.String({ description: 'short CamelCase cause, e.g. LeaderElected' }),
-  message: Type.String(),
-  involved: Type.Object({ kind: Type.String(), id: Type.String() }),
-  source: Type.String({ description: 'replica or node that recorded it' }),
-  term: Type.Optional(Type.Integer({ description: 'term of the leader that recorded it (fenced events)' })),
-});
-
 /** Heartbeat comments keep proxies and browsers from timing the stream out. */
 export const HEARTBEAT_MS = 15_000;
 
@@ -69,7 +57,7 @@ export const eventRoutes = routePlugin('event-routes', ['clusterState', 'leaders
           200: {
             description: 'The events, or (watch=1) a text/event-stream',
             content: {
-              'application/json': { schema: Type.Object({ items: Type.Array(EventView) }) },
+              'application/json': { schema: { $ref: 'EventList#' } },
               'text/event-stream': { schema: Type.String({ description: 'SSE: snapshot, leader, node, pod, event' }) },
             },
           },

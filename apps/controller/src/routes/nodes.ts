@@ -1,6 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { ProvisionNodeRequest } from '@berth/core';
+import { NODE_ACTIONS, NODE_STATUSES, ProvisionNodeRequest, StringEnum } from '@berth/core';
 import { routePlugin } from '../plugins/services.js';
 
 const nodeRef = { $ref: 'Node#' } as const;
@@ -18,7 +18,7 @@ export const nodeRoutes = routePlugin('node-routes', ['clusterState', 'nodeServi
       schema: {
         tags: ['nodes'],
         summary: 'Nodes with status, capacity, allocated, usage and pods',
-        querystring: Type.Object({ status: Type.Optional(Type.String({ enum: ['Ready', 'NotReady', 'Dead'] })) }, { additionalProperties: false }),
+        querystring: Type.Object({ status: Type.Optional(StringEnum(NODE_STATUSES)) }, { additionalProperties: false }),
         response: { 200: { $ref: 'NodeList#' } },
       },
     },
@@ -49,7 +49,7 @@ export const nodeRoutes = routePlugin('node-routes', ['clusterState', 'nodeServi
     async (req, reply) => reply.status(201).send(await nodeService.provision(req.body)),
   );
 
-  for (const action of ['cordon', 'uncordon', 'drain'] as const) {
+  for (const action of NODE_ACTIONS) {
     app.post(
       `/nodes/:id/${action}`,
       {

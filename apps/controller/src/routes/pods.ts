@@ -1,14 +1,12 @@
 import { Readable } from 'node:stream';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { BerthError, CreatePodRequest, keyOf } from '@berth/core';
+import { BerthError, CreatePodRequest, keyOf, POD_ACTIONS, POD_PHASES, StringEnum } from '@berth/core';
 import { routePlugin } from '../plugins/services.js';
-import type { PodAction } from '../pods/service.js';
 
 const podRef = { $ref: 'Pod#' } as const;
 const errorRef = { $ref: 'ErrorResponse#' } as const;
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 253, description: 'pod id or unique name' }) });
-const PHASES = ['Pending', 'Scheduled', 'Starting', 'Running', 'Paused', 'Stopping', 'Stopped', 'Succeeded', 'Failed'];
 
 /** `/v1/pods`: create, list, get, delete, lifecycle actions, logs (proxied from the node's agent). */
 export const podRoutes = routePlugin('pod-routes', ['clusterState', 'podService'], async (fastify) => {
@@ -22,7 +20,7 @@ export const podRoutes = routePlugin('pod-routes', ['clusterState', 'podService'
         tags: ['pods'],
         summary: 'Pods, optionally filtered by node (id or name), phase or service',
         querystring: Type.Object(
-          { node: Type.Optional(Type.String()), phase: Type.Optional(Type.String({ enum: PHASES })), service: Type.Optional(Type.String()) },
+          { node: Type.Optional(Type.String()), phase: Type.Optional(StringEnum(POD_PHASES)), service: Type.Optional(Type.String()) },
           { additionalProperties: false },
         ),
         response: { 200: { $ref: 'PodList#' }, 404: errorRef },
@@ -71,7 +69,7 @@ export const podRoutes = routePlugin('pod-routes', ['clusterState', 'podService'
     async (req) => podService.remove(req.params.id),
   );
 
-  for (const action of ['stop', 'start', 'pause', 'resume', 'restart'] as const satisfies readonly PodAction[]) {
+  for (const action of POD_ACTIONS) {
     app.post(
       `/pods/:id/${action}`,
       {
