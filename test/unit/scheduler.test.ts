@@ -2,7 +2,11 @@ import t from 'tap';
 import fc from 'fast-check';
 import {
   ClusterSnapshot,
+  CpuFitFilter,
   FILTERS,
+  MemoryFitFilter,
+  NodeReadyFilter,
+  NodeSelectorFilter,
   POLICIES,
   REASON_CORDONED,
   REASON_DEAD,
@@ -11,32 +15,38 @@ import {
   REASON_INSUFFICIENT_CPU,
   REASON_INSUFFICIENT_MEMORY,
   REASON_NOT_READY,
+  REASON_RUNTIME_NOT_READY,
   REASON_SELECTOR,
   binpackScore,
   capacityMillicores,
   chooseVictims,
   comparePods,
+  filterStages,
   findPreemption,
   fits,
   formatUnschedulable,
   requestMillicores,
+  reservationFor,
+  reservedTotal,
   scheduleBatch,
   scheduleOne,
   spreadScore,
   tieBreakHash,
   type Decision,
+  type Filter,
   type NodeInfo,
   type Policy,
   type PodRequest,
   type RunningPod,
 } from '@berth/scheduler';
 
-// Fixtures: a 4-core, 4 GiB, Ready, empty node and a 1-core, 256 MiB pod, overridden per case.
+// Fixtures: a 4-core, 4 GiB, Ready (runtime too), empty node and a 1-core, 256 MiB pod, overridden per case.
 const node = (name: string, o: Partial<NodeInfo> = {}): NodeInfo => ({
   id: `id-${name}`,
   name,
   labels: {},
   status: 'Ready',
+  runtimeReady: true,
   cordoned: false,
   draining: false,
   deregistered: false,
@@ -58,6 +68,9 @@ t.test('filters: each rejects with its reason constant', async (t) => {
     { name: 'a Ready empty node fits', pod: pod('p'), node: node('n'), want: undefined },
     { name: 'NotReady', pod: pod('p'), node: node('n', { status: 'NotReady' }), want: REASON_NOT_READY },
     { name: 'Dead', pod: pod('p'), node: node('n', { status: 'Dead' }), want: REASON_DEAD },
+    { name: 'runtime away', pod: pod('p'), node: node('n', { runtimeReady: false }), want: REASON_RUNTIME_NOT_READY },
+    { name: 'NotReady is told before the runtime', pod: pod('p'), node: node('n', { status: 'NotReady', runtimeReady: false }), want: REASON_NOT_READY },
+    { name: 'the runtime is told before a cordon', pod: pod('p'), node: node('n', { runtimeReady: false, cordoned: true }), want: REASON_RUNTIME_NOT_READY },
     { name: 'cordoned', pod: pod('p'), node: node('n', { cordoned: true }), want: REASON_CORDONED },
     { name: 'draining', pod: pod('p'), node: node('n', { draining: true, cordoned: true }), want: REASON_DRAINING },
     { name: 'deregistered', pod: pod('p'), node: node('n', { deregistered: true, draining: true }), want: REASON_DEREGISTERED },
@@ -80,7 +93,7 @@ t.test('filters: each rejects with its reason constant', async (t) => {
   for (const c of cases) t.equal(fits(c.pod, c.node), c.want, c.name);
   t.same(
     FILTERS.map((f) => f.name),
-    ['NodeReady', 'NodeSchedulable', 'NodeSelector', 'CpuFit', 'MemoryFit'],
+    ['NodeReady', 'RuntimeReady', 'NodeSchedulable', 'NodeSelector', 'CpuFit', 'MemoryFit'],
     'filters run in the documented order',
   );
   t.equal(requestMillicores(0.0001), 1, 'a sub-millicore request costs a whole millicore');
@@ -176,7 +189,7 @@ t.test('unschedulable: counts per reason and the operator message', async (t) =>
   const full = (name: string) => sized(name, 4, 4);
   const cases: { name: string; pod: PodRequest; nodes: NodeInfo[]; want: string; reasons?: Record<string, number> }[] = [
     {
-      name: 'the SPEC example',
+      name: 'the example the API documents',
       pod: pod('p'),
       nodes: [full('a'), node('b', { status: 'NotReady' }), full('c'), node('d', { status: 'NotReady' }), full('e')],
       want: '0/5 nodes: 3 insufficient cpu, 2 NotReady',
@@ -189,6 +202,13 @@ t.test('unschedulable: counts per reason and the operator message', async (t) =>
       want: '0/6 nodes: 2 node selector mismatch, 1 Dead, 1 cordoned, 1 deregistered, 1 draining',
     },
     { name: 'memory', pod: pod('p', { memoryMiB: 5000 }), nodes: [node('a')], want: '0/1 nodes: 1 insufficient memory' },
+    {
+      name: 'a node whose runtime is away has its own reason',
+      pod: pod('p'),
+      nodes: [node('a', { runtimeReady: false }), full('b'), full('c')],
+      want: '0/3 nodes: 2 insufficient cpu, 1 runtime not ready',
+      reasons: { [REASON_INSUFFICIENT_CPU]: 2, [REASON_RUNTIME_NOT_READY]: 1 },
+    },
     {
       name: 'a node counts under its first failing filter only',
       pod: pod('p', { cpu: 99, memoryMiB: 99999, nodeSelector: { x: 'y' } }),
@@ -211,6 +231,61 @@ t.test('unschedulable: counts per reason and the operator message', async (t) =>
     if (c.reasons) t.same(d.reasons, c.reasons, `${c.name}: reasons`);
   }
   t.equal(formatUnschedulable(3, { b: 1, a: 1, c: 1 }), '0/3 nodes: 1 a, 1 b, 1 c');
+});
+
+t.test('the snapshot and preemption run the filter list they are given', async (t) => {
+  // 1. A node-stage filter added to the list rejects in the batch path and is counted under its own reason.
+  const odd: Filter = { name: 'NoOddNames', stage: 'node', filter: (_pod, n) => (n.name.endsWith('1') ? 'odd name' : undefined) };
+  const withOdd = [...FILTERS.slice(0, 3), odd, ...FILTERS.slice(3)];
+  const nodes = [node('n1'), sized('n2', 4, 4), node('n3', { cordoned: true })];
+  const snap = new ClusterSnapshot(nodes, SEED, { filters: withOdd });
+  t.same(snap.schedule(pod('p'), 'spread'), {
+    kind: 'unschedulable',
+    podId: 'p-p',
+    reasons: { cordoned: 1, [REASON_INSUFFICIENT_CPU]: 1, 'odd name': 1 },
+    message: '0/3 nodes: 1 cordoned, 1 insufficient cpu, 1 odd name',
+  });
+  t.equal(boundTo(new ClusterSnapshot(nodes, SEED).schedule(pod('p'), 'spread')), 'id-n1', 'the default list lets n1 through');
+
+  // 2. A selector-stage filter sees the pod's selector; its verdict is cached per selector, not reused across them.
+  const tainted: Filter = {
+    name: 'Taint',
+    stage: 'selector',
+    filter: (p, n) => (n.labels.taint !== undefined && p.nodeSelector.tolerate !== n.labels.taint ? 'tainted' : undefined),
+  };
+  const taintList = [...FILTERS.slice(0, 4), tainted, CpuFitFilter, MemoryFitFilter];
+  const taintNodes = [node('t', { labels: { taint: 'gpu' } }), sized('u', 4, 4)];
+  const tsnap = new ClusterSnapshot(taintNodes, SEED, { filters: taintList });
+  t.equal(tsnap.schedule(pod('a'), 'best-fit').kind, 'unschedulable');
+  t.equal(boundTo(tsnap.schedule(pod('b', { nodeSelector: { tolerate: 'gpu' } }), 'best-fit')), 'unschedulable: 0/2 nodes: 2 node selector mismatch');
+  t.equal(boundTo(tsnap.schedule(pod('c', { nodeSelector: {} }), 'best-fit')), 'unschedulable: 0/2 nodes: 1 insufficient cpu, 1 tainted');
+
+  // 3. A filter left out no longer rejects; preemption honours the list too.
+  const noReady = FILTERS.filter((f) => f !== NodeReadyFilter);
+  const down = [node('d', { status: 'Dead' })];
+  t.equal(boundTo(new ClusterSnapshot(down, SEED, { filters: noReady }).schedule(pod('p'), 'first-fit')), 'id-d');
+  const fullDead = [node('d', { status: 'Dead', allocated: { cpu: 4, memoryMiB: 0 } })];
+  const victim = [running('v', 'd', 4, 0)];
+  t.equal(findPreemption(pod('p', { priority: 1 }), fullDead, victim, { seed: SEED }), undefined, 'a Dead node is no target');
+  t.same(findPreemption(pod('p', { priority: 1 }), fullDead, victim, { seed: SEED, filters: noReady }), { nodeId: 'id-d', victims: ['v'] });
+  t.equal(findPreemption(pod('p', { priority: 1 }), [{ ...fullDead[0]!, status: 'Ready', runtimeReady: false }], victim, { seed: SEED }), undefined, 'nor one whose runtime is away');
+
+  // 4. The list's rules: stages in order, exactly one cpu and one memory fit.
+  t.throws(() => filterStages([CpuFitFilter, NodeReadyFilter, MemoryFitFilter]), /NodeReady \(node\) comes after a resource filter/);
+  t.throws(() => filterStages([NodeSelectorFilter, NodeReadyFilter, CpuFitFilter, MemoryFitFilter]), /comes after a selector filter/);
+  t.throws(() => new ClusterSnapshot([], SEED, { filters: [NodeReadyFilter, MemoryFitFilter] }), /exactly one cpu fit, found 0/);
+  t.throws(() => filterStages([CpuFitFilter, CpuFitFilter, MemoryFitFilter]), /exactly one cpu fit, found 2/);
+});
+
+t.test('reservations: one entry per pod, summed in one place', async (t) => {
+  t.same(reservationFor({ cpu: 0.1 + 0.2, memoryMiB: 64 }), { cpuMillis: 300, memoryMiB: 64 }, 'float noise does not cost a millicore');
+  t.same(reservationFor({ cpu: 0.0001, memoryMiB: 0.5 }), { cpuMillis: 1, memoryMiB: 1 }, 'requests round up');
+  t.same(reservedTotal(undefined), { cpu: 0, memoryMiB: 0 }, 'no record reserves nothing');
+  t.same(reservedTotal({ pods: { a: { cpuMillis: 100, memoryMiB: 64 }, b: { cpuMillis: 250, memoryMiB: 128 } } }), { cpu: 0.35, memoryMiB: 192 });
+  // The scheduler reads the sum back exactly: three tenths reserved leave seven tenths of a core.
+  const n = node('n', { capacity: { cpu: 1, memoryMiB: 1024 }, allocated: reservedTotal({ pods: { a: { cpuMillis: 100, memoryMiB: 0 }, b: { cpuMillis: 200, memoryMiB: 0 } } }) });
+  t.equal(fits(pod('p', { cpu: 0.7 }), n), undefined);
+  t.equal(fits(pod('p', { cpu: 0.701 }), n), REASON_INSUFFICIENT_CPU);
 });
 
 t.test('batches: priority order, no overcommit, inputs untouched', async (t) => {
@@ -373,12 +448,28 @@ t.test('preemption', async (t) => {
   t.same(chooseVictims([{ cpu: 1, mem: 0 }], 0, 0), [], 'no deficit, no victims');
 });
 
-/** Reference for scheduleBatch: a fresh snapshot per pod (always a full scan), the allocation grown in cores as the leader would. */
+/**
+ * Reference for scheduleBatch: a fresh snapshot per pod (always a full scan),
+ * the allocation grown in cores as the leader would. Each decision is also
+ * checked against `fits`, the filter list asked one node at a time: a bound
+ * node passes it, and an unschedulable pod's reason counts are its verdicts.
+ */
 function oneByOne(pods: PodRequest[], nodes: NodeInfo[], opts: { policy: Policy; seed: string }): Decision[] {
   const current = nodes.map((n) => ({ ...n, allocated: { ...n.allocated } }));
   return [...pods].sort(comparePods).map((p) => {
     const d = scheduleOne(p, current, opts);
+    if (d.kind === 'unschedulable' && Object.keys(d.reasons).length > 0) {
+      const counts: Record<string, number> = {};
+      for (const n of current) {
+        const reason = fits(p, n)!;
+        counts[reason] = (counts[reason] ?? 0) + 1;
+      }
+      if (JSON.stringify(Object.entries(counts).sort()) !== JSON.stringify(Object.entries(d.reasons).sort())) {
+        throw new Error(`${p.id}: the snapshot counted ${JSON.stringify(d.reasons)}, fits() ${JSON.stringify(counts)}`);
+      }
+    }
     if (d.kind === 'bound') {
+      if (fits(p, current.find((c) => c.id === d.nodeId)!) !== undefined) throw new Error(`${p.id} bound to ${d.nodeId}, which fits() rejects`);
       const n = current.find((c) => c.id === d.nodeId)!;
       n.allocated.cpu += p.cpu;
       n.allocated.memoryMiB += p.memoryMiB;
@@ -414,7 +505,18 @@ t.test('determinism: same seed, same decisions, whatever the input order', async
 // ---- Properties: random clusters and batches, checked against an integer model kept by the test itself.
 
 interface Gen {
-  nodes: { capM: number; allocParts: number[]; capMiB: number; allocMiB: number; status: NodeInfo['status']; cordoned: boolean; draining: boolean; deregistered: boolean; zone: string }[];
+  nodes: {
+    capM: number;
+    allocParts: number[];
+    capMiB: number;
+    allocMiB: number;
+    status: NodeInfo['status'];
+    runtimeReady: boolean;
+    cordoned: boolean;
+    draining: boolean;
+    deregistered: boolean;
+    zone: string;
+  }[];
   pods: { cpuM: number; mem: number; priority: number; zone: string | null }[];
   policy: Policy;
   seed: string;
@@ -426,6 +528,7 @@ const nodeArb: fc.Arbitrary<Gen['nodes'][number]> = fc.record({
   capMiB: fc.integer({ min: 0, max: 8192 }),
   allocMiB: fc.integer({ min: 0, max: 8192 }),
   status: fc.constantFrom<NodeInfo['status']>('Ready', 'Ready', 'Ready', 'NotReady', 'Dead'),
+  runtimeReady: fc.constantFrom(true, true, true, false),
   cordoned: fc.boolean(),
   draining: fc.constantFrom(false, false, false, true),
   deregistered: fc.constantFrom(false, false, false, true),
@@ -455,6 +558,7 @@ function build(g: Gen) {
     node(`n${i}`, {
       labels: { zone: n.zone },
       status: n.status,
+      runtimeReady: n.runtimeReady,
       cordoned: n.cordoned,
       draining: n.draining,
       deregistered: n.deregistered,
@@ -480,7 +584,7 @@ t.test('property: a batch never overcommits, never double-binds, never binds an 
       const usedMiB = g.nodes.map((n) => n.allocMiB);
       const eligible = (i: number, p: Gen['pods'][number]) => {
         const n = g.nodes[i]!;
-        return n.status === 'Ready' && !n.cordoned && !n.draining && !n.deregistered && (p.zone === null || p.zone === n.zone);
+        return n.status === 'Ready' && n.runtimeReady && !n.cordoned && !n.draining && !n.deregistered && (p.zone === null || p.zone === n.zone);
       };
       const fitsNow = (i: number, p: Gen['pods'][number]) => eligible(i, p) && usedM[i]! + p.cpuM <= g.nodes[i]!.capM && usedMiB[i]! + p.mem <= g.nodes[i]!.capMiB;
       for (const d of decisions) {
@@ -555,7 +659,7 @@ t.test('property: preemption evicts only lower priorities, on one feasible node,
   t.pass('300 random preemptions');
 });
 
-t.test('property: a batch picks exactly what one full scan per pod picks (shape indexes are only a speed-up)', async (t) => {
+t.test('property: a batch picks exactly what one full scan per pod picks, and explains as fits() does (shape indexes are only a speed-up)', async (t) => {
   const shapes = [
     { cpuM: 500, mem: 256, zone: null },
     { cpuM: 1000, mem: 0, zone: null },

@@ -19,7 +19,7 @@ import {
   type Op,
   type Versioned,
 } from '@berth/store';
-import { findPreemption, requestMillicores, scheduleBatch, type Decision, type NodeInfo, type Policy, type PodRequest, type RunningPod } from '@berth/scheduler';
+import { findPreemption, requestMillicores, reservedTotal, scheduleBatch, type Decision, type NodeInfo, type Policy, type PodRequest, type RunningPod } from '@berth/scheduler';
 import type { ClusterState } from '../cluster-state.js';
 
 /** Pods per binding transaction: each costs a guard and a put, plus one of each per touched node (etcd allows 128). */
@@ -149,11 +149,8 @@ export class PodScheduler {
     // 3. Bind Pending pods.
     const pending = pods.filter((p) => p.value.status.phase === 'Pending' && !p.value.deletionRequested);
     if (pending.length === 0) return;
-    const infos = [...nodes.values()].map((n) => {
-      const info = nodeInfo(n.value, allocs.get(n.value.id)?.value);
-      // A node whose runtime is away (its Docker engine stopped) keeps its pods but gets no new ones.
-      return this.state.heartbeat(n.value.id)?.value.runtime?.ready === false && info.status === 'Ready' ? { ...info, status: 'NotReady' as const } : info;
-    });
+    // A node whose runtime is away (its Docker engine stopped) keeps its pods but gets no new ones (RuntimeReadyFilter).
+    const infos = [...nodes.values()].map((n) => nodeInfo(n.value, allocs.get(n.value.id)?.value, this.state.heartbeat(n.value.id)?.value.runtime?.ready !== false));
     const requests = pending.map((p) => podRequest(p.value));
     const decisions = scheduleBatch(requests, infos, { policy: this.defaultPolicy, seed: `${fence.term}:${this.passes}` });
     const byId = new Map(pending.map((p) => [p.value.id, p]));
@@ -321,23 +318,18 @@ function unbindReason(node: NodeRecord | undefined): UnbindReason | undefined {
 }
 
 /** A node as the pure scheduler sees it; `allocated` is the reservation record's sum. */
-function nodeInfo(n: NodeRecord, alloc: AllocationRecord | undefined): NodeInfo {
-  let cpuMillis = 0;
-  let memoryMiB = 0;
-  for (const r of Object.values(alloc?.pods ?? {})) {
-    cpuMillis += r.cpuMillis;
-    memoryMiB += r.memoryMiB;
-  }
+function nodeInfo(n: NodeRecord, alloc: AllocationRecord | undefined, runtimeReady: boolean): NodeInfo {
   return {
     id: n.id,
     name: n.name,
     labels: n.labels,
     status: n.status,
+    runtimeReady,
     cordoned: n.cordoned,
     draining: n.draining,
     deregistered: n.deregisteredAt !== undefined,
     capacity: n.capacity,
-    allocated: { cpu: cpuMillis / 1000, memoryMiB },
+    allocated: reservedTotal(alloc),
   };
 }
 
