@@ -19,11 +19,21 @@ export type Reservations = Map<string, Versioned<AllocationRecord>>;
 
 /**
  * A fenced write lost a compare-and-swap: a pod or a reservation changed
- * after the cache the decision was made on. Not a failure of etcd: the pass
- * is retried after a backoff, on caches that have caught up with the change.
+ * after the cache the decision was made on. Not a failure of etcd. Deciding
+ * again at once would read the same stale cache; the change that won is on
+ * its way through the watch (and its event asks for a pass), so the queue
+ * retries only after a backoff. (Waiting for `revision` instead would not do:
+ * it may be a change under another prefix, which these caches never see.)
  */
 export class RaceLost extends Error {
   override readonly name = 'RaceLost';
+
+  constructor(
+    /** The store's revision when the write failed. */
+    readonly revision: number,
+  ) {
+    super(`a pod or reservation changed before revision ${revision}`);
+  }
 }
 
 /**
@@ -77,7 +87,7 @@ export class PodBinder {
           writeReservations(batch, nodeId, alloc.modRevision, remaining);
         }
         const res = await batch.commit();
-        if (!res.succeeded) return this.lost(res.revision);
+        if (!res.succeeded) throw new RaceLost(res.revision);
         if (alloc !== undefined && released.length > 0) allocs.set(nodeId, { ...alloc, value: { nodeId, pods: remaining }, modRevision: res.revision });
         await this.state.pods.waitForRevision(res.revision);
         const names = chunk.map((c) => c.pod.value.name);
@@ -106,7 +116,7 @@ export class PodBinder {
       // (A removed node's record goes away with its last reservation.)
       const batch = writeReservations(this.repo.fenced(fence), nodeId, a.modRevision, Object.fromEntries(held));
       const res = await batch.commit();
-      if (!res.succeeded) return this.lost(res.revision);
+      if (!res.succeeded) throw new RaceLost(res.revision);
       await this.state.allocations.waitForRevision(res.revision);
       wrote = true;
     }
@@ -153,7 +163,7 @@ export class PodBinder {
         batch.guard(rev === undefined ? absent(key) : modifiedAt(key, rev)).op(putJson(key, { nodeId, pods: reserved } satisfies AllocationRecord));
       }
       const res = await batch.commit();
-      if (!res.succeeded) return this.lost(res.revision);
+      if (!res.succeeded) throw new RaceLost(res.revision);
       for (const nodeId of touched) working.get(nodeId)!.rev = res.revision;
       this.bound += chunk.length;
       this.log.debug({ pods: chunk.length, revision: res.revision }, 'pods bound');
@@ -180,12 +190,6 @@ export class PodBinder {
       if ((await batch.commit()).succeeded || chunk.length === 1) continue;
       for (const c of chunk) await this.repo.fenced(fence).put(c.pod, c.next).commit();
     }
-  }
-
-  /** Waits until the caches have seen what beat us (the store's revision when the write failed), then throws RaceLost. */
-  private async lost(revision: number): Promise<never> {
-    await Promise.all([this.state.pods.waitForRevision(revision, 2000), this.state.allocations.waitForRevision(revision, 2000)]);
-    throw new RaceLost(`a pod or reservation changed before revision ${revision}`);
   }
 }
 
