@@ -83,7 +83,7 @@ export class ClusterSnapshot {
     this.stages = opts.filters === undefined ? DEFAULT_STAGES : filterStages(opts.filters);
     this.ids = new Array<string>(n);
     this.names = new Array<string>(n);
-    this.nodeReason = new Array<string | undefined>(n);
+    this.nodeReason = new Array<string | undefined>(n).fill(undefined);
     this.nodeOk = new Uint8Array(n);
     this.capCpu = new Float64Array(n);
     this.capMem = new Float64Array(n);
@@ -345,20 +345,25 @@ export class ClusterSnapshot {
     const cpuFirst = this.stages.resources[0] === this.stages.cpu;
     const [req1, free1, reason1] = cpuFirst ? [cpu, this.freeCpu, this.stages.cpu.reason] : [mem, this.freeMem, this.stages.memory.reason];
     const [req2, free2, reason2] = cpuFirst ? [mem, this.freeMem, this.stages.memory.reason] : [cpu, this.freeCpu, this.stages.cpu.reason];
+    const mask = selected.mask;
     const counts = new Map<string, number>();
+    // Most nodes of a full cluster fail a resource fit: count those in plain integers, the rest in the map.
+    let short1 = 0;
+    let short2 = 0;
     for (let i = 0; i < this.size; i++) {
-      const reason =
-        this.nodeReason[i] ?? selectorReasons[i] ?? (!fitsUnits(req1, free1[i]!) ? reason1 : !fitsUnits(req2, free2[i]!) ? reason2 : undefined);
-      /* c8 ignore next -- select() found no node, so every node has a reason */
-      if (reason === undefined) continue;
-      counts.set(reason, (counts.get(reason) ?? 0) + 1);
+      const reason = this.nodeReason[i] ?? (mask[i] !== 1 ? selectorReasons[i] : undefined);
+      if (reason !== undefined) counts.set(reason, (counts.get(reason) ?? 0) + 1);
+      else if (!fitsUnits(req1, free1[i]!)) short1++;
+      else if (!fitsUnits(req2, free2[i]!)) short2++;
     }
+    if (short1 > 0) counts.set(reason1, (counts.get(reason1) ?? 0) + short1);
+    if (short2 > 0) counts.set(reason2, (counts.get(reason2) ?? 0) + short2);
     return unschedulable(pod.id, this.size, counts);
   }
 
   /** The selector stage's rejection per node, where the node stage passed it but the mask did not. */
   private selectorReasons(pod: PodRequest, mask: Uint8Array): (string | undefined)[] {
-    const out = new Array<string | undefined>(this.size);
+    const out = new Array<string | undefined>(this.size).fill(undefined);
     for (let i = 0; i < this.size; i++) {
       if (mask[i] !== 1 && this.nodeOk[i] === 1) out[i] = fits(pod, this.nodes[i]!, this.stages.selector);
     }
