@@ -34,6 +34,8 @@ type Unschedulable = Extract<Decision, { kind: 'unschedulable' }>;
 export class PodScheduler {
   private fence: Fence | undefined;
   private passes = 0;
+  /** A kick is waiting for the end of this turn of the event loop. */
+  private kickPending = false;
   private readonly queue: WorkQueue<typeof PASS>;
   private readonly binder: PodBinder;
 
@@ -74,7 +76,7 @@ export class PodScheduler {
   /** Starts acting for a term. */
   start(fence: Fence): void {
     this.fence = fence;
-    this.queue.add(PASS);
+    this.kick();
   }
 
   /** Stops at once (deposed): a pass under way finds its fence rejected by etcd. */
@@ -83,9 +85,19 @@ export class PodScheduler {
     this.queue.clear();
   }
 
-  /** Asks for a pass; passes never overlap and bursts of watch events coalesce. */
+  /**
+   * Asks for a pass; passes never overlap and bursts of watch events coalesce.
+   * The key is added once the current turn of the event loop is over: a pass
+   * then sees every watch response received in it, and never runs inside an
+   * informer's change event (or the elector's), half-way through applying it.
+   */
   kick(): void {
-    if (this.fence !== undefined) this.queue.add(PASS);
+    if (this.fence === undefined || this.kickPending) return;
+    this.kickPending = true;
+    setImmediate(() => {
+      this.kickPending = false;
+      if (this.fence !== undefined) this.queue.add(PASS);
+    });
   }
 
   private async sync(): Promise<void> {
