@@ -42,6 +42,7 @@ const nodes: NodeInfo[] = Array.from({ length: N }, (_, i) => {
     name: `n${i}`,
     labels: { zone: pick(['a', 'b', 'c']), disk: pick(['ssd', 'hdd']) },
     status: rand() < 0.02 ? 'NotReady' : 'Ready',
+    runtimeReady: true,
     cordoned: rand() < 0.01,
     draining: false,
     deregistered: false,

@@ -1,7 +1,8 @@
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { prefixes, type BerthEvent } from '@berth/core';
-import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster';
+import { AgentProcess, repoRoot, waitFor, type ControllerProcess } from '@berth/devcluster';
 import { clientFor, clusterFor, tempDir } from '../helpers/fixtures.js';
 
 const HEARTBEAT_TTL = 3;
@@ -179,14 +180,30 @@ t.test('nodes: agents, heartbeats through leases, lifecycle, provisioning', asyn
 
   t.test('an agent that cannot register: 504 after the timeout, and nothing is left behind', async (t) => {
     // A replica whose environment breaks every agent it starts (a bad BERTH_LABELS).
-    const broken = await clusterFor(t, { etcd: cluster.etcd, controllers: 1, controllerArgs: ['--provision-timeout', '2'], controllerEnv: { ...noDocker, BERTH_LABELS: 'not-a-label' } });
+    const brokenEnv = { ...noDocker, BERTH_LABELS: 'not-a-label' };
+    // 1. Such an agent exits on its own saying why: run one directly and wait for its exit (no deadline).
+    //    How long that took is how long an agent needs to start on this machine under its load right now.
+    const startedAt = Date.now();
+    const direct = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      const args = [path.join(repoRoot, 'apps/agent/dist/main.js'), '--etcd', cluster.etcd.endpoint, '--name', 'doomed-direct', '--cpu', '1'];
+      const child = execFile(process.execPath, args, { env: { ...process.env, ...brokenEnv } }, (_err, stdout, stderr) => resolve({ code: child.exitCode, output: stdout + stderr }));
+    });
+    const startupMs = Date.now() - startedAt;
+    t.not(direct.code, 0, 'the agent refuses to start');
+    t.match(direct.output, /--labels: expected k=v/, 'and says why');
+    // 2. The provisioning timeout is a multiple of that (2 s at least), so the agent has failed and said so
+    //    before the replica gives up, however slow the machine is, and the test stays short when it is not.
+    const timeoutS = Math.max(2, Math.ceil((5 * startupMs) / 1000));
+    t.comment(`an agent took ${startupMs} ms to fail; provisioning timeout ${timeoutS} s`);
+    const broken = await clusterFor(t, { etcd: cluster.etcd, controllers: 1, controllerArgs: ['--provision-timeout', String(timeoutS)], controllerEnv: brokenEnv });
     const b = broken.controllers[0]!;
     const res = await api(b, 'POST', '/v1/nodes', { name: 'doomed', cpu: 1 });
     t.equal(res.status, 504);
     t.equal(res.body.error, 'TIMEOUT');
-    t.match(res.body.message, /did not register within 2 s; removed its process/);
+    t.match(res.body.message, `did not register within ${timeoutS} s; removed its process`);
     t.match(res.body.message, /--labels: expected k=v/, 'the agent\'s own error is shown');
     t.equal((await api(c, 'GET', '/v1/nodes/doomed')).status, 404, 'no node record left');
     t.equal(await client.get('/berth/names/nodes/doomed').string(), null, 'the name is released');
+    t.equal((await api(c, 'GET', '/v1/nodes/doomed-direct')).status, 404, 'the agent run directly registered nothing either');
   });
 });

@@ -2,8 +2,9 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { PodRecord } from '@berth/core';
+import { PodRepository } from '@berth/store';
 import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster';
-import { clusterFor, tempDir } from '../helpers/fixtures.js';
+import { clientFor, clusterFor, tempDir } from '../helpers/fixtures.js';
 
 const TTL = 2;
 const GRACE = 2;
@@ -120,6 +121,40 @@ t.test('pods on real process-runtime agents', async (t) => {
       return p.status.phase === 'Running' && p.status.restarts === before + 1;
     }, { what: 'restart counted' });
     t.pass('restart counted once');
+  });
+
+  t.test('a finished pod asked to restart goes back through the scheduler and runs again', async (t) => {
+    // Exits 0 the first time (restartPolicy Never: it stays Succeeded), keeps running the second time.
+    const marker = path.join(logDir, 'once.marker');
+    const created = await api(c, 'POST', '/v1/pods', {
+      name: 'once',
+      command: ['sh', '-c', `if [ -e ${marker} ]; then exec sleep 300; else touch ${marker}; fi`],
+      cpu: 0.25,
+      memoryMiB: 32,
+      restartPolicy: 'Never',
+    });
+    t.equal(created.status, 201);
+    podIds.add(created.body.id);
+    const finished = await phase('once', 'Succeeded');
+    t.equal(finished.status.restarts, 0);
+    // 1. The user's restart of a finished pod only records when it was asked for (the write
+    //    POST /v1/pods/:id/restart makes for it); nothing runs it on the node it finished on.
+    const repo = new PodRepository(clientFor(t, cluster.etcd.endpoint));
+    const cur = (await repo.get(finished.id))!;
+    await repo.update('user', cur, { ...cur.value, restartRequestedAt: new Date().toISOString() });
+    // 2. The leader unbinds it (fenced, counting the restart) and binds it again like any Pending pod.
+    const again = await waitFor(async () => {
+      const p = await pod('once');
+      return p.status.phase === 'Running' ? p : undefined;
+    }, { what: 'once Running again', timeoutMs: 20_000 });
+    t.equal(again.status.restarts, 1, 'the restart is counted once');
+    t.ok(Date.parse(again.status.startedAt!) > Date.parse(finished.status.finishedAt!), 'started after it had finished');
+    const event = await waitFor(async () => {
+      const items = (await api(c, 'GET', '/v1/events?limit=1000')).body.items as Array<{ reason: string; message: string }>;
+      return items.find((e) => e.reason === 'PodsRestarting' && e.message.includes(': once'));
+    }, { what: 'the leader\'s event for the restart' });
+    t.match(event.message, /left node \w+ \(RestartRequested\): once/, 'the leader sent it back');
+    t.equal((await api(c, 'DELETE', '/v1/pods/once')).status, 200);
   });
 
   t.test('SIGKILL an agent: its pods run elsewhere within TTL + grace + 2 s', async (t) => {

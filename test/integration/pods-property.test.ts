@@ -2,7 +2,6 @@ import t from 'tap';
 import fc from 'fast-check';
 import type { AllocationRecord, NodeRecord, PodRecord } from '@berth/core';
 import { prefixes } from '@berth/core';
-import { listPrefix } from '@berth/store';
 import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster';
 import { clientFor, clusterFor, tempDir } from '../helpers/fixtures.js';
 
@@ -43,16 +42,26 @@ t.test('no overcommit, no double binding under creates, deletes, node deaths and
   await cluster.waitForAgreedLeader();
 
   const violations: string[] = [];
+  /** Checks that could not run (etcd stays up in this test, so any is a failure). */
+  const checkErrors: string[] = [];
   let checks = 0;
+  /** The values under `prefix` at `revision` (the store's current one when undefined), and that revision. */
+  async function readAt<T>(prefix: string, revision?: number): Promise<{ revision: number; values: T[] }> {
+    const range = client.getAll().prefix(prefix);
+    const res = await (revision === undefined ? range : range.revision(revision)).exec();
+    return { revision: Number(res.header.revision), values: res.kvs.map((kv) => JSON.parse(kv.value.toString()) as T) };
+  }
   async function check(): Promise<void> {
-    const [podsSnap, allocSnap, nodesSnap] = await Promise.all([
-      listPrefix(client, prefixes.pods),
-      listPrefix(client, prefixes.allocations),
-      listPrefix(client, prefixes.nodes),
+    // One revision for all three reads: a binding writes its pod and its reservation in one transaction,
+    // and reads at different revisions could see one without the other.
+    const podsSnap = await readAt<PodRecord>(prefixes.pods);
+    const [allocSnap, nodesSnap] = await Promise.all([
+      readAt<AllocationRecord>(prefixes.allocations, podsSnap.revision),
+      readAt<NodeRecord>(prefixes.nodes, podsSnap.revision),
     ]);
-    const pods = podsSnap.kvs.map((kv) => JSON.parse(kv.value.toString()) as PodRecord);
-    const allocs = allocSnap.kvs.map((kv) => JSON.parse(kv.value.toString()) as AllocationRecord);
-    const nodes = new Map(nodesSnap.kvs.map((kv) => JSON.parse(kv.value.toString()) as NodeRecord).map((n) => [n.id, n]));
+    const pods = podsSnap.values;
+    const allocs = allocSnap.values;
+    const nodes = new Map(nodesSnap.values.map((n) => [n.id, n]));
     const holders = new Map<string, string[]>();
     for (const a of allocs) {
       const cap = nodes.get(a.nodeId)?.capacity;
@@ -69,11 +78,17 @@ t.test('no overcommit, no double binding under creates, deletes, node deaths and
     checks++;
   }
 
-  // A checker running beside every sequence, reading etcd about every 50 ms.
+  // A checker running beside every sequence, reading etcd about every 50 ms. A check that throws
+  // stops it and fails the test: an invariant that could not be checked is not a pass.
   let checking = true;
   const checker = (async () => {
     while (checking) {
-      await check().catch(() => undefined);
+      try {
+        await check();
+      } catch (err) {
+        checkErrors.push(err instanceof Error ? (err.stack ?? err.message) : String(err));
+        return;
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
   })();
@@ -92,54 +107,58 @@ t.test('no overcommit, no double binding under creates, deletes, node deaths and
     return 0;
   }
 
-  await fc.assert(
-    fc.asyncProperty(fc.array(cmdArb, { minLength: 8, maxLength: 20 }), async (cmds) => {
-      seq++;
-      let n = 0;
-      for (const cmd of cmds) {
-        switch (cmd.kind) {
-          case 'create':
-            await post('/v1/pods', { name: `s${seq}-${n++}`, command: ['sleep', '1'], cpu: cmd.cpu, memoryMiB: 64, priority: cmd.priority });
-            break;
-          case 'delete': {
-            const items = ((await (await fetch(`${live().url}/v1/pods`)).json()) as { items: PodRecord[] }).items;
-            if (items.length > 0) await post(`/v1/pods/${items[cmd.pick % items.length]!.id}`, undefined, 'DELETE');
-            break;
-          }
-          case 'killNode':
-            agents[cmd.node]!.process.signal('SIGKILL');
-            await agents[cmd.node]!.process.waitExit();
-            break;
-          case 'restartNode':
-            if (!agents[cmd.node]!.process.running) await agents[cmd.node]!.start();
-            break;
-          case 'killLeader': {
-            const leader = await cluster.waitForAgreedLeader();
-            leader.process.signal('SIGKILL');
-            await leader.process.waitExit();
-            await cluster.waitForAgreedLeader({ excluding: leader.id });
-            await leader.start();
-            break;
+  try {
+    await fc.assert(
+      fc.asyncProperty(fc.array(cmdArb, { minLength: 8, maxLength: 20 }), async (cmds) => {
+        seq++;
+        let n = 0;
+        for (const cmd of cmds) {
+          switch (cmd.kind) {
+            case 'create':
+              await post('/v1/pods', { name: `s${seq}-${n++}`, command: ['sleep', '1'], cpu: cmd.cpu, memoryMiB: 64, priority: cmd.priority });
+              break;
+            case 'delete': {
+              const items = ((await (await fetch(`${live().url}/v1/pods`)).json()) as { items: PodRecord[] }).items;
+              if (items.length > 0) await post(`/v1/pods/${items[cmd.pick % items.length]!.id}`, undefined, 'DELETE');
+              break;
+            }
+            case 'killNode':
+              agents[cmd.node]!.process.signal('SIGKILL');
+              await agents[cmd.node]!.process.waitExit();
+              break;
+            case 'restartNode':
+              if (!agents[cmd.node]!.process.running) await agents[cmd.node]!.start();
+              break;
+            case 'killLeader': {
+              const leader = await cluster.waitForAgreedLeader();
+              leader.process.signal('SIGKILL');
+              await leader.process.waitExit();
+              await cluster.waitForAgreedLeader({ excluding: leader.id });
+              await leader.start();
+              break;
+            }
           }
         }
-      }
-      // Settle: all nodes back, a leader, and every pod either bound or Pending with a reason.
-      for (const a of agents) if (!a.process.running) await a.start();
-      await cluster.waitForAgreedLeader();
-      await waitFor(
-        async () => {
-          const items = ((await (await fetch(`${live().url}/v1/pods`)).json()) as { items: PodRecord[] }).items;
-          return items.every((p) => p.status.nodeId !== null || p.status.reason === 'Unschedulable' || p.status.reason === 'Preempted');
-        },
-        { what: 'the scheduler to settle', timeoutMs: 20_000 },
-      );
-      await check();
-      return violations.length === 0;
-    }),
-    { numRuns: 4, seed: Number(process.env.BERTH_PROPERTY_SEED ?? 4242), endOnFailure: true },
-  );
-  checking = false;
-  await checker;
+        // Settle: all nodes back, a leader, and every pod either bound or Pending with a reason.
+        for (const a of agents) if (!a.process.running) await a.start();
+        await cluster.waitForAgreedLeader();
+        await waitFor(
+          async () => {
+            const items = ((await (await fetch(`${live().url}/v1/pods`)).json()) as { items: PodRecord[] }).items;
+            return items.every((p) => p.status.nodeId !== null || p.status.reason === 'Unschedulable' || p.status.reason === 'Preempted');
+          },
+          { what: 'the scheduler to settle', timeoutMs: 20_000 },
+        );
+        await check();
+        return violations.length === 0 && checkErrors.length === 0;
+      }),
+      { numRuns: 4, seed: Number(process.env.BERTH_PROPERTY_SEED ?? 4242), endOnFailure: true },
+    );
+  } finally {
+    checking = false;
+    await checker;
+  }
+  t.same(checkErrors, [], 'every check could read etcd');
   t.same(violations, [], `no violation in ${checks} checks of etcd`);
   t.ok(checks > 20, `the invariants were checked continuously (${checks} times)`);
 });

@@ -2,7 +2,7 @@ import t from 'tap';
 import type { NodeRecord } from '@berth/core';
 import { decideNodeStatus } from '@berth/controller';
 
-// The leader's node lifecycle decision (SPEC.md section 4) as a table: every
+// The leader's node lifecycle decision (ARCHITECTURE.md, "Nodes") as a table: every
 // status x heartbeat present/absent x grace elapsed or not, plus the cases
 // that must not transition (provisioning, a new leader's own grace).
 

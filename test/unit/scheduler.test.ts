@@ -1,8 +1,11 @@
 import t from 'tap';
-import fc from 'fast-check';
 import {
   ClusterSnapshot,
+  CpuFitFilter,
   FILTERS,
+  MemoryFitFilter,
+  NodeReadyFilter,
+  NodeSelectorFilter,
   POLICIES,
   REASON_CORDONED,
   REASON_DEAD,
@@ -11,53 +14,39 @@ import {
   REASON_INSUFFICIENT_CPU,
   REASON_INSUFFICIENT_MEMORY,
   REASON_NOT_READY,
+  REASON_RUNTIME_NOT_READY,
   REASON_SELECTOR,
   binpackScore,
   capacityMillicores,
-  chooseVictims,
-  comparePods,
+  filterStages,
   findPreemption,
   fits,
   formatUnschedulable,
   requestMillicores,
+  reservationFor,
+  reservedTotal,
   scheduleBatch,
   scheduleOne,
   spreadScore,
   tieBreakHash,
-  type Decision,
+  type Filter,
   type NodeInfo,
   type Policy,
   type PodRequest,
-  type RunningPod,
 } from '@berth/scheduler';
+import { SEED, boundTo, node, pod, running, sized } from '../helpers/scheduler-fixtures.js';
 
-// Fixtures: a 4-core, 4 GiB, Ready, empty node and a 1-core, 256 MiB pod, overridden per case.
-const node = (name: string, o: Partial<NodeInfo> = {}): NodeInfo => ({
-  id: `id-${name}`,
-  name,
-  labels: {},
-  status: 'Ready',
-  cordoned: false,
-  draining: false,
-  deregistered: false,
-  capacity: { cpu: 4, memoryMiB: 4096 },
-  allocated: { cpu: 0, memoryMiB: 0 },
-  ...o,
-});
-/** A node with `cpu` cores of which `allocCpu` are taken (memory 4096 MiB unless given). */
-const sized = (name: string, cpu: number, allocCpu: number, mem = 4096, allocMem = 0): NodeInfo =>
-  node(name, { capacity: { cpu, memoryMiB: mem }, allocated: { cpu: allocCpu, memoryMiB: allocMem } });
-const pod = (name: string, o: Partial<PodRequest> = {}): PodRequest => ({ id: `p-${name}`, name, cpu: 1, memoryMiB: 256, priority: 0, nodeSelector: {}, ...o });
-const running = (id: string, nodeName: string, cpu: number, priority: number, memoryMiB = 0): RunningPod => ({ id, nodeId: `id-${nodeName}`, cpu, memoryMiB, priority });
-const SEED = 'eval-1';
-
-const boundTo = (d: Decision) => (d.kind === 'bound' ? d.nodeId : `unschedulable: ${d.message}`);
+// The pure scheduler, case by case: filters, policies, scores, ties, reasons, batches.
+// Preemption is in scheduler-preemption.test.ts, the random properties in scheduler-batch.test.ts.
 
 t.test('filters: each rejects with its reason constant', async (t) => {
   const cases: { name: string; pod: PodRequest; node: NodeInfo; want: string | undefined }[] = [
     { name: 'a Ready empty node fits', pod: pod('p'), node: node('n'), want: undefined },
     { name: 'NotReady', pod: pod('p'), node: node('n', { status: 'NotReady' }), want: REASON_NOT_READY },
     { name: 'Dead', pod: pod('p'), node: node('n', { status: 'Dead' }), want: REASON_DEAD },
+    { name: 'runtime away', pod: pod('p'), node: node('n', { runtimeReady: false }), want: REASON_RUNTIME_NOT_READY },
+    { name: 'NotReady is told before the runtime', pod: pod('p'), node: node('n', { status: 'NotReady', runtimeReady: false }), want: REASON_NOT_READY },
+    { name: 'the runtime is told before a cordon', pod: pod('p'), node: node('n', { runtimeReady: false, cordoned: true }), want: REASON_RUNTIME_NOT_READY },
     { name: 'cordoned', pod: pod('p'), node: node('n', { cordoned: true }), want: REASON_CORDONED },
     { name: 'draining', pod: pod('p'), node: node('n', { draining: true, cordoned: true }), want: REASON_DRAINING },
     { name: 'deregistered', pod: pod('p'), node: node('n', { deregistered: true, draining: true }), want: REASON_DEREGISTERED },
@@ -80,7 +69,7 @@ t.test('filters: each rejects with its reason constant', async (t) => {
   for (const c of cases) t.equal(fits(c.pod, c.node), c.want, c.name);
   t.same(
     FILTERS.map((f) => f.name),
-    ['NodeReady', 'NodeSchedulable', 'NodeSelector', 'CpuFit', 'MemoryFit'],
+    ['NodeReady', 'RuntimeReady', 'NodeSchedulable', 'NodeSelector', 'CpuFit', 'MemoryFit'],
     'filters run in the documented order',
   );
   t.equal(requestMillicores(0.0001), 1, 'a sub-millicore request costs a whole millicore');
@@ -176,7 +165,7 @@ t.test('unschedulable: counts per reason and the operator message', async (t) =>
   const full = (name: string) => sized(name, 4, 4);
   const cases: { name: string; pod: PodRequest; nodes: NodeInfo[]; want: string; reasons?: Record<string, number> }[] = [
     {
-      name: 'the SPEC example',
+      name: 'the example the API documents',
       pod: pod('p'),
       nodes: [full('a'), node('b', { status: 'NotReady' }), full('c'), node('d', { status: 'NotReady' }), full('e')],
       want: '0/5 nodes: 3 insufficient cpu, 2 NotReady',
@@ -189,6 +178,13 @@ t.test('unschedulable: counts per reason and the operator message', async (t) =>
       want: '0/6 nodes: 2 node selector mismatch, 1 Dead, 1 cordoned, 1 deregistered, 1 draining',
     },
     { name: 'memory', pod: pod('p', { memoryMiB: 5000 }), nodes: [node('a')], want: '0/1 nodes: 1 insufficient memory' },
+    {
+      name: 'a node whose runtime is away has its own reason',
+      pod: pod('p'),
+      nodes: [node('a', { runtimeReady: false }), full('b'), full('c')],
+      want: '0/3 nodes: 2 insufficient cpu, 1 runtime not ready',
+      reasons: { [REASON_INSUFFICIENT_CPU]: 2, [REASON_RUNTIME_NOT_READY]: 1 },
+    },
     {
       name: 'a node counts under its first failing filter only',
       pod: pod('p', { cpu: 99, memoryMiB: 99999, nodeSelector: { x: 'y' } }),
@@ -211,6 +207,61 @@ t.test('unschedulable: counts per reason and the operator message', async (t) =>
     if (c.reasons) t.same(d.reasons, c.reasons, `${c.name}: reasons`);
   }
   t.equal(formatUnschedulable(3, { b: 1, a: 1, c: 1 }), '0/3 nodes: 1 a, 1 b, 1 c');
+});
+
+t.test('the snapshot and preemption run the filter list they are given', async (t) => {
+  // 1. A node-stage filter added to the list rejects in the batch path and is counted under its own reason.
+  const odd: Filter = { name: 'NoOddNames', stage: 'node', filter: (_pod, n) => (n.name.endsWith('1') ? 'odd name' : undefined) };
+  const withOdd = [...FILTERS.slice(0, 3), odd, ...FILTERS.slice(3)];
+  const nodes = [node('n1'), sized('n2', 4, 4), node('n3', { cordoned: true })];
+  const snap = new ClusterSnapshot(nodes, SEED, { filters: withOdd });
+  t.same(snap.schedule(pod('p'), 'spread'), {
+    kind: 'unschedulable',
+    podId: 'p-p',
+    reasons: { cordoned: 1, [REASON_INSUFFICIENT_CPU]: 1, 'odd name': 1 },
+    message: '0/3 nodes: 1 cordoned, 1 insufficient cpu, 1 odd name',
+  });
+  t.equal(boundTo(new ClusterSnapshot(nodes, SEED).schedule(pod('p'), 'spread')), 'id-n1', 'the default list lets n1 through');
+
+  // 2. A selector-stage filter sees the pod's selector; its verdict is cached per selector, not reused across them.
+  const tainted: Filter = {
+    name: 'Taint',
+    stage: 'selector',
+    filter: (p, n) => (n.labels.taint !== undefined && p.nodeSelector.tolerate !== n.labels.taint ? 'tainted' : undefined),
+  };
+  const taintList = [...FILTERS.slice(0, 4), tainted, CpuFitFilter, MemoryFitFilter];
+  const taintNodes = [node('t', { labels: { taint: 'gpu' } }), sized('u', 4, 4)];
+  const tsnap = new ClusterSnapshot(taintNodes, SEED, { filters: taintList });
+  t.equal(tsnap.schedule(pod('a'), 'best-fit').kind, 'unschedulable');
+  t.equal(boundTo(tsnap.schedule(pod('b', { nodeSelector: { tolerate: 'gpu' } }), 'best-fit')), 'unschedulable: 0/2 nodes: 2 node selector mismatch');
+  t.equal(boundTo(tsnap.schedule(pod('c', { nodeSelector: {} }), 'best-fit')), 'unschedulable: 0/2 nodes: 1 insufficient cpu, 1 tainted');
+
+  // 3. A filter left out no longer rejects; preemption honours the list too.
+  const noReady = FILTERS.filter((f) => f !== NodeReadyFilter);
+  const down = [node('d', { status: 'Dead' })];
+  t.equal(boundTo(new ClusterSnapshot(down, SEED, { filters: noReady }).schedule(pod('p'), 'first-fit')), 'id-d');
+  const fullDead = [node('d', { status: 'Dead', allocated: { cpu: 4, memoryMiB: 0 } })];
+  const victim = [running('v', 'd', 4, 0)];
+  t.equal(findPreemption(pod('p', { priority: 1 }), fullDead, victim, { seed: SEED }), undefined, 'a Dead node is no target');
+  t.same(findPreemption(pod('p', { priority: 1 }), fullDead, victim, { seed: SEED, filters: noReady }), { nodeId: 'id-d', victims: ['v'] });
+  t.equal(findPreemption(pod('p', { priority: 1 }), [{ ...fullDead[0]!, status: 'Ready', runtimeReady: false }], victim, { seed: SEED }), undefined, 'nor one whose runtime is away');
+
+  // 4. The list's rules: stages in order, exactly one cpu and one memory fit.
+  t.throws(() => filterStages([CpuFitFilter, NodeReadyFilter, MemoryFitFilter]), /NodeReady \(node\) comes after a resource filter/);
+  t.throws(() => filterStages([NodeSelectorFilter, NodeReadyFilter, CpuFitFilter, MemoryFitFilter]), /comes after a selector filter/);
+  t.throws(() => new ClusterSnapshot([], SEED, { filters: [NodeReadyFilter, MemoryFitFilter] }), /exactly one cpu fit, found 0/);
+  t.throws(() => filterStages([CpuFitFilter, CpuFitFilter, MemoryFitFilter]), /exactly one cpu fit, found 2/);
+});
+
+t.test('reservations: one entry per pod, summed in one place', async (t) => {
+  t.same(reservationFor({ cpu: 0.1 + 0.2, memoryMiB: 64 }), { cpuMillis: 300, memoryMiB: 64 }, 'float noise does not cost a millicore');
+  t.same(reservationFor({ cpu: 0.0001, memoryMiB: 0.5 }), { cpuMillis: 1, memoryMiB: 1 }, 'requests round up');
+  t.same(reservedTotal(undefined), { cpu: 0, memoryMiB: 0 }, 'no record reserves nothing');
+  t.same(reservedTotal({ pods: { a: { cpuMillis: 100, memoryMiB: 64 }, b: { cpuMillis: 250, memoryMiB: 128 } } }), { cpu: 0.35, memoryMiB: 192 });
+  // The scheduler reads the sum back exactly: three tenths reserved leave seven tenths of a core.
+  const n = node('n', { capacity: { cpu: 1, memoryMiB: 1024 }, allocated: reservedTotal({ pods: { a: { cpuMillis: 100, memoryMiB: 0 }, b: { cpuMillis: 200, memoryMiB: 0 } } }) });
+  t.equal(fits(pod('p', { cpu: 0.7 }), n), undefined);
+  t.equal(fits(pod('p', { cpu: 0.701 }), n), REASON_INSUFFICIENT_CPU);
 });
 
 t.test('batches: priority order, no overcommit, inputs untouched', async (t) => {
@@ -272,309 +323,4 @@ t.test('batches: priority order, no overcommit, inputs untouched', async (t) => 
     for (const policy of POLICIES) scheduleBatch(pods, nodes, { policy, seed: SEED });
     t.same({ nodes, pods }, before);
   });
-});
-
-t.test('preemption', async (t) => {
-  const full = (name: string, cpu = 4, o: Partial<NodeInfo> = {}) => node(name, { capacity: { cpu, memoryMiB: 4096 }, allocated: { cpu, memoryMiB: 0 }, ...o });
-  const cases: { name: string; pod: PodRequest; nodes: NodeInfo[]; running: RunningPod[]; want: { nodeId: string; victims: string[] } | undefined }[] = [
-    {
-      name: 'only strictly lower priorities are victims',
-      pod: pod('p', { priority: 10 }),
-      nodes: [full('n1')],
-      running: [running('low', 'n1', 1, 5), running('high', 'n1', 3, 20)],
-      want: { nodeId: 'id-n1', victims: ['low'] },
-    },
-    { name: 'an equal priority is no victim', pod: pod('p', { priority: 10 }), nodes: [full('n1')], running: [running('eq', 'n1', 4, 10)], want: undefined },
-    {
-      name: 'one big victim rather than two small ones',
-      pod: pod('p', { cpu: 2, priority: 1 }),
-      nodes: [full('n1')],
-      running: [running('a', 'n1', 1, 0), running('b', 'n1', 1, 0), running('c', 'n1', 2, 0)],
-      want: { nodeId: 'id-n1', victims: ['c'] },
-    },
-    {
-      name: 'a victim the pod can do without is reprieved',
-      pod: pod('p', { cpu: 3, priority: 5 }),
-      nodes: [full('n1')],
-      running: [running('a', 'n1', 1, 0), running('b', 'n1', 3, 1)],
-      want: { nodeId: 'id-n1', victims: ['b'] },
-    },
-    {
-      name: 'lowest priorities first, even if that takes more victims',
-      pod: pod('p', { cpu: 2, priority: 10 }),
-      nodes: [full('n1', 2), full('n2', 2)],
-      running: [running('x', 'n1', 2, 5), running('y1', 'n2', 1, 1), running('y2', 'n2', 1, 1)],
-      want: { nodeId: 'id-n2', victims: ['y1', 'y2'] },
-    },
-    {
-      name: 'fewest victims at equal priority',
-      pod: pod('p', { cpu: 2, priority: 10 }),
-      nodes: [full('n1', 2), full('n2', 2)],
-      running: [running('a1', 'n1', 1, 1), running('a2', 'n1', 1, 1), running('b', 'n2', 2, 1)],
-      want: { nodeId: 'id-n2', victims: ['b'] },
-    },
-    {
-      name: 'lowest priority sum when counts and maxima tie',
-      pod: pod('p', { cpu: 2, priority: 10 }),
-      nodes: [full('n1', 2), full('n2', 2)],
-      running: [running('a1', 'n1', 1, 3), running('a2', 'n1', 1, 3), running('b1', 'n2', 1, 0), running('b2', 'n2', 1, 3)],
-      want: { nodeId: 'id-n2', victims: ['b1', 'b2'] },
-    },
-    {
-      name: 'a node where the pod already fits needs no victims',
-      pod: pod('p', { priority: 10 }),
-      nodes: [full('n1'), node('n2')],
-      running: [running('low', 'n1', 4, 0)],
-      want: { nodeId: 'id-n2', victims: [] },
-    },
-    {
-      name: 'other filters still apply',
-      pod: pod('p', { priority: 10, nodeSelector: { zone: 'a' } }),
-      nodes: [
-        full('n1', 4, { cordoned: true, labels: { zone: 'a' } }),
-        full('n2', 4, { status: 'NotReady', labels: { zone: 'a' } }),
-        full('n3'),
-        full('n4', 4, { labels: { zone: 'a' } }),
-      ],
-      running: [running('a', 'n1', 4, 0), running('b', 'n2', 4, 0), running('c', 'n3', 4, 0), running('d', 'n4', 4, 0)],
-      want: { nodeId: 'id-n4', victims: ['d'] },
-    },
-    {
-      name: 'none when evicting everything lower is not enough',
-      pod: pod('p', { cpu: 3, priority: 10 }),
-      nodes: [full('n1')],
-      running: [running('low', 'n1', 2, 0), running('high', 'n1', 2, 50)],
-      want: undefined,
-    },
-    { name: 'none when the pod is bigger than any node', pod: pod('p', { cpu: 8, priority: 10 }), nodes: [full('n1')], running: [running('a', 'n1', 4, 0)], want: undefined },
-    {
-      name: 'memory deficits pick memory holders',
-      pod: pod('p', { cpu: 1, memoryMiB: 512, priority: 10 }),
-      nodes: [node('n1', { capacity: { cpu: 4, memoryMiB: 1024 }, allocated: { cpu: 1, memoryMiB: 1024 } })],
-      running: [running('cpu-only', 'n1', 1, 0, 0), running('mem', 'n1', 0, 0, 1024)],
-      want: { nodeId: 'id-n1', victims: ['mem'] },
-    },
-    {
-      name: 'decimal victims free exact millicores',
-      pod: pod('p', { cpu: 0.3, priority: 10 }),
-      nodes: [sized('n1', 1, 0.1 + 0.2 + 0.4 + 0.3)],
-      running: [running('a', 'n1', 0.1, 0), running('b', 'n1', 0.2, 0), running('c', 'n1', 0.4, 5), running('d', 'n1', 0.3, 5)],
-      want: { nodeId: 'id-n1', victims: ['b', 'a'] },
-    },
-    { name: 'an invalid pod has no preemption', pod: pod('p', { cpu: Number.NaN, priority: 10 }), nodes: [full('n1')], running: [running('a', 'n1', 4, 0)], want: undefined },
-  ];
-  for (const c of cases) t.same(findPreemption(c.pod, c.nodes, c.running, { seed: SEED }), c.want, c.name);
-
-  const twins = [full('n1'), full('n2')];
-  const victims = [running('a', 'n1', 4, 0), running('b', 'n2', 4, 0)];
-  const expected = ['id-n1', 'id-n2'].sort((a, b) => tieBreakHash(SEED, a) - tieBreakHash(SEED, b))[0];
-  t.equal(findPreemption(pod('p', { priority: 1 }), twins, victims, { seed: SEED })?.nodeId, expected, 'ties between nodes go to the seeded hash');
-  t.equal(findPreemption(pod('p', { priority: 1 }), [...twins].reverse(), [...victims].reverse(), { seed: SEED })?.nodeId, expected, 'whatever the input order');
-  t.same(chooseVictims([{ cpu: 1, mem: 0 }], 0, 0), [], 'no deficit, no victims');
-});
-
-/** Reference for scheduleBatch: a fresh snapshot per pod (always a full scan), the allocation grown in cores as the leader would. */
-function oneByOne(pods: PodRequest[], nodes: NodeInfo[], opts: { policy: Policy; seed: string }): Decision[] {
-  const current = nodes.map((n) => ({ ...n, allocated: { ...n.allocated } }));
-  return [...pods].sort(comparePods).map((p) => {
-    const d = scheduleOne(p, current, opts);
-    if (d.kind === 'bound') {
-      const n = current.find((c) => c.id === d.nodeId)!;
-      n.allocated.cpu += p.cpu;
-      n.allocated.memoryMiB += p.memoryMiB;
-    }
-    return d;
-  });
-}
-
-t.test('determinism: same seed, same decisions, whatever the input order', async (t) => {
-  const nodes = Array.from({ length: 300 }, (_, i) => sized(`n${i}`, 2 + (i % 5), (i % 3) * 0.5, 2048 + 512 * (i % 4), 256 * (i % 3)));
-  const pods = Array.from({ length: 400 }, (_, i) => pod(`p${i}`, { cpu: 0.25 * (1 + (i % 4)), memoryMiB: 128 * (i % 5), priority: i % 3 }));
-  for (const policy of POLICIES) {
-    const a = scheduleBatch(pods, nodes, { policy, seed: SEED });
-    t.same(scheduleBatch(pods, nodes, { policy, seed: SEED }), a, `${policy}: same seed, same result`);
-    t.same(scheduleBatch([...pods].reverse(), [...nodes].reverse(), { policy, seed: SEED }), a, `${policy}: reversed inputs, same result`);
-    t.same(a, oneByOne(pods, nodes, { policy, seed: SEED }), `${policy}: shape indexes agree with a full scan per pod`);
-    // A snapshot allowed almost no index memory keeps 4 shapes and evicts the rest: same decisions.
-    const tight = new ClusterSnapshot(nodes, SEED, { indexBudgetBytes: 0 });
-    t.same([...pods].sort(comparePods).map((p) => tight.schedule(p, policy)), a, `${policy}: evicting shape indexes changes nothing`);
-  }
-  t.same(
-    [pod('b', { priority: Number.NaN }), pod('a', { priority: -1 }), pod('c', { priority: 0 })].sort(comparePods).map((p) => p.id),
-    ['p-b', 'p-c', 'p-a'],
-    'a NaN priority counts as 0',
-  );
-  t.equal(comparePods(pod('a'), pod('a')), 0);
-  // A corrupt snapshot with a repeated node id still answers, deterministically: the first copy wins a full tie.
-  const twins = [sized('a', 4, 1), sized('a', 4, 1)];
-  for (const policy of POLICIES) t.equal(boundTo(scheduleOne(pod('p'), twins, { policy, seed: SEED })), 'id-a');
-  t.same(findPreemption(pod('p', { priority: 1 }), [sized('a', 1, 1), sized('a', 1, 1)], [running('r', 'a', 1, 0)], { seed: SEED }), { nodeId: 'id-a', victims: ['r'] });
-});
-
-// ---- Properties: random clusters and batches, checked against an integer model kept by the test itself.
-
-interface Gen {
-  nodes: { capM: number; allocParts: number[]; capMiB: number; allocMiB: number; status: NodeInfo['status']; cordoned: boolean; draining: boolean; deregistered: boolean; zone: string }[];
-  pods: { cpuM: number; mem: number; priority: number; zone: string | null }[];
-  policy: Policy;
-  seed: string;
-}
-
-const nodeArb: fc.Arbitrary<Gen['nodes'][number]> = fc.record({
-  capM: fc.integer({ min: 0, max: 8000 }),
-  allocParts: fc.array(fc.integer({ min: 0, max: 1500 }), { maxLength: 6 }),
-  capMiB: fc.integer({ min: 0, max: 8192 }),
-  allocMiB: fc.integer({ min: 0, max: 8192 }),
-  status: fc.constantFrom<NodeInfo['status']>('Ready', 'Ready', 'Ready', 'NotReady', 'Dead'),
-  cordoned: fc.boolean(),
-  draining: fc.constantFrom(false, false, false, true),
-  deregistered: fc.constantFrom(false, false, false, true),
-  zone: fc.constantFrom('a', 'b'),
-});
-
-const genArb: fc.Arbitrary<Gen> = fc.record({
-  nodes: fc.array(nodeArb, { maxLength: 12 }),
-  pods: fc.array(
-    fc.record({
-      cpuM: fc.integer({ min: 0, max: 3000 }),
-      mem: fc.integer({ min: 0, max: 2048 }),
-      priority: fc.integer({ min: 0, max: 3 }),
-      zone: fc.constantFrom(null, null, 'a', 'c'),
-    }),
-    { maxLength: 30 },
-  ),
-  policy: fc.constantFrom(...POLICIES),
-  seed: fc.string({ maxLength: 8 }),
-});
-
-/** Cores as the API would hold them: decimal sums of millicore quantities, float noise included. */
-const cores = (parts: number[]) => parts.reduce((s, m) => s + m / 1000, 0);
-
-function build(g: Gen) {
-  const nodes: NodeInfo[] = g.nodes.map((n, i) =>
-    node(`n${i}`, {
-      labels: { zone: n.zone },
-      status: n.status,
-      cordoned: n.cordoned,
-      draining: n.draining,
-      deregistered: n.deregistered,
-      capacity: { cpu: n.capM / 1000, memoryMiB: n.capMiB },
-      allocated: { cpu: cores(n.allocParts), memoryMiB: n.allocMiB },
-    }),
-  );
-  const pods: PodRequest[] = g.pods.map((p, i) =>
-    pod(`p${i}`, { cpu: p.cpuM / 1000, memoryMiB: p.mem, priority: p.priority, nodeSelector: p.zone ? { zone: p.zone } : {} }),
-  );
-  return { nodes, pods };
-}
-
-t.test('property: a batch never overcommits, never double-binds, never binds an infeasible node, and leaves Pending only what fits nowhere', async (t) => {
-  fc.assert(
-    fc.property(genArb, (g) => {
-      const { nodes, pods } = build(g);
-      const decisions = scheduleBatch(pods, nodes, { policy: g.policy, seed: g.seed });
-      const ids = decisions.map((d) => d.podId);
-      if (new Set(ids).size !== ids.length || ids.length !== pods.length) return false;
-      // Integer model: millicores and MiB used per node.
-      const usedM = g.nodes.map((n) => n.allocParts.reduce((s, m) => s + m, 0));
-      const usedMiB = g.nodes.map((n) => n.allocMiB);
-      const eligible = (i: number, p: Gen['pods'][number]) => {
-        const n = g.nodes[i]!;
-        return n.status === 'Ready' && !n.cordoned && !n.draining && !n.deregistered && (p.zone === null || p.zone === n.zone);
-      };
-      const fitsNow = (i: number, p: Gen['pods'][number]) => eligible(i, p) && usedM[i]! + p.cpuM <= g.nodes[i]!.capM && usedMiB[i]! + p.mem <= g.nodes[i]!.capMiB;
-      for (const d of decisions) {
-        const p = g.pods[Number(d.podId.slice(3))]!;
-        if (d.kind === 'bound') {
-          const i = Number(d.nodeId.slice(4));
-          if (!fitsNow(i, p)) return false; // infeasible or overcommitting
-          usedM[i]! += p.cpuM;
-          usedMiB[i]! += p.mem;
-        } else if (Object.values(d.reasons).reduce((s, c) => s + c, 0) !== nodes.length) return false;
-      }
-      // Capacity only shrinks during a batch, so a pod left Pending must fit nowhere at the end either.
-      for (const d of decisions) {
-        if (d.kind !== 'unschedulable') continue;
-        const p = g.pods[Number(d.podId.slice(3))]!;
-        if (g.nodes.some((_, i) => fitsNow(i, p))) return false;
-      }
-      // Replay: the same snapshot in another order gives the same decisions.
-      const again = scheduleBatch([...pods].reverse(), [...nodes].reverse(), { policy: g.policy, seed: g.seed });
-      return JSON.stringify(again) === JSON.stringify(decisions);
-    }),
-    { numRuns: 300 },
-  );
-  t.pass('300 random clusters');
-});
-
-t.test('property: preemption evicts only lower priorities, on one feasible node, and the pod then fits', async (t) => {
-  const arb = fc.record({
-    nodes: fc.array(
-      fc.record({
-        capM: fc.integer({ min: 0, max: 4000 }),
-        capMiB: fc.integer({ min: 0, max: 4096 }),
-        cordoned: fc.constantFrom(false, false, true),
-        pods: fc.array(fc.record({ cpuM: fc.integer({ min: 0, max: 1500 }), mem: fc.integer({ min: 0, max: 1500 }), priority: fc.integer({ min: 0, max: 4 }) }), { maxLength: 5 }),
-      }),
-      { maxLength: 6 },
-    ),
-    pod: fc.record({ cpuM: fc.integer({ min: 0, max: 4000 }), mem: fc.integer({ min: 0, max: 4096 }), priority: fc.integer({ min: 0, max: 4 }) }),
-    seed: fc.string({ maxLength: 4 }),
-  });
-  fc.assert(
-    fc.property(arb, (g) => {
-      const nodes = g.nodes.map((n, i) =>
-        node(`n${i}`, {
-          cordoned: n.cordoned,
-          capacity: { cpu: n.capM / 1000, memoryMiB: n.capMiB },
-          allocated: { cpu: cores(n.pods.map((p) => p.cpuM)), memoryMiB: n.pods.reduce((s, p) => s + p.mem, 0) },
-        }),
-      );
-      const run = g.nodes.flatMap((n, i) => n.pods.map((p, j) => ({ id: `r${i}-${j}`, nodeId: `id-n${i}`, cpu: p.cpuM / 1000, memoryMiB: p.mem, priority: p.priority, m: p })));
-      const want = pod('p', { cpu: g.pod.cpuM / 1000, memoryMiB: g.pod.mem, priority: g.pod.priority });
-      // Fits on node i once `evicted` are gone (integer model).
-      const fitsAfter = (i: number, evicted: Set<string>) => {
-        const left = run.filter((r) => r.nodeId === `id-n${i}` && !evicted.has(r.id));
-        const n = g.nodes[i]!;
-        return !n.cordoned && left.reduce((s, r) => s + r.m.cpuM, 0) + g.pod.cpuM <= n.capM && left.reduce((s, r) => s + r.m.mem, 0) + g.pod.mem <= n.capMiB;
-      };
-      const got = findPreemption(want, nodes, run, { seed: g.seed });
-      if (!got) {
-        // Nowhere would evicting every lower-priority pod be enough.
-        return g.nodes.every((_, i) => !fitsAfter(i, new Set(run.filter((r) => r.priority < g.pod.priority).map((r) => r.id))));
-      }
-      const i = Number(got.nodeId.slice(4));
-      const victims = got.victims.map((id) => run.find((r) => r.id === id)!);
-      if (victims.some((v) => v.nodeId !== got.nodeId || v.priority >= g.pod.priority)) return false;
-      if (!fitsAfter(i, new Set(got.victims))) return false;
-      // Irreducible: sparing any one victim breaks the fit.
-      return got.victims.every((spared) => !fitsAfter(i, new Set(got.victims.filter((v) => v !== spared))));
-    }),
-    { numRuns: 300 },
-  );
-  t.pass('300 random preemptions');
-});
-
-t.test('property: a batch picks exactly what one full scan per pod picks (shape indexes are only a speed-up)', async (t) => {
-  const shapes = [
-    { cpuM: 500, mem: 256, zone: null },
-    { cpuM: 1000, mem: 0, zone: null },
-    { cpuM: 250, mem: 1024, zone: 'a' },
-  ];
-  const arb = fc.record({
-    nodes: fc.array(nodeArb, { minLength: 1, maxLength: 40 }),
-    pods: fc.array(fc.record({ shape: fc.integer({ min: 0, max: shapes.length - 1 }), priority: fc.integer({ min: 0, max: 2 }) }), { minLength: 10, maxLength: 80 }),
-    policy: fc.constantFrom(...POLICIES),
-    seed: fc.string({ maxLength: 4 }),
-  });
-  fc.assert(
-    fc.property(arb, (a) => {
-      const g: Gen = { nodes: a.nodes, pods: a.pods.map((p) => ({ ...shapes[p.shape]!, priority: p.priority })), policy: a.policy, seed: a.seed };
-      const { nodes, pods } = build(g);
-      const opts = { policy: g.policy, seed: g.seed };
-      return JSON.stringify(scheduleBatch(pods, nodes, opts)) === JSON.stringify(oneByOne(pods, nodes, opts));
-    }),
-    { numRuns: 300 },
-  );
-  t.pass('300 random batches of few shapes');
 });

@@ -4,5 +4,7 @@ export * from './quantity.js';
 export * from './filters.js';
 export * from './score.js';
 export * from './snapshot.js';
+export * from './explain.js';
 export * from './pipeline.js';
 export * from './preempt.js';
+export * from './reservations.js';

@@ -1,7 +1,10 @@
-import { nodeReadyReason, nodeSchedulableReason, selectorMatches } from './filters.js';
-import { MILLI, freeUnits, invalidRequest, quantise, requestMiB, requestMillicores } from './quantity.js';
+import { FILTERS, filterStages, fits, type Filter } from './filters.js';
+import { MILLI, invalidRequest, quantise } from './quantity.js';
 import { seedState, tieBreak } from './score.js';
 import type { NodeInfo, PodRequest, PreemptOptions, Preemption, RunningPod } from './types.js';
+
+/** The default filter list, split once. */
+const DEFAULT_STAGES = filterStages(FILTERS);
 
 /** A possible victim in exact units; what evicting it frees is rounded down, so the pod is never promised room it may not get. */
 interface Victim {
@@ -72,7 +75,8 @@ function better(a: Candidate, b: Candidate): boolean {
 /**
  * Where `pod` could run if strictly lower-priority pods were evicted, and
  * which ones, or undefined when no eviction would make it fit. Every filter
- * but the resource fits still applies (a cordoned node is no target). The
+ * but the resource fits still applies (a cordoned node, or one whose runtime
+ * is away, is no target). The
  * node is chosen as kube-scheduler does: the one whose most important victim
  * is least important, then the fewest victims, then the lowest priority sum.
  * A node where the pod already fits wins with no victims: the caller should
@@ -81,8 +85,10 @@ function better(a: Candidate, b: Candidate): boolean {
  */
 export function findPreemption(pod: PodRequest, nodes: readonly NodeInfo[], running: readonly RunningPod[], opts: PreemptOptions): Preemption | undefined {
   if (invalidRequest(pod.cpu, pod.memoryMiB) !== undefined) return undefined;
-  const cpu = requestMillicores(pod.cpu);
-  const mem = requestMiB(pod.memoryMiB);
+  const stages = opts.filters === undefined ? DEFAULT_STAGES : filterStages(opts.filters);
+  const eligibility: readonly Filter[] = [...stages.node, ...stages.selector];
+  const cpu = stages.cpu.request(pod);
+  const mem = stages.memory.request(pod);
   const byNode = new Map<string, Victim[]>();
   for (const r of running) {
     if (!(r.priority < pod.priority) || r.id === pod.id) continue;
@@ -94,10 +100,9 @@ export function findPreemption(pod: PodRequest, nodes: readonly NodeInfo[], runn
   const state = seedState(opts.seed);
   let best: Candidate | undefined;
   for (const node of nodes) {
-    if (nodeReadyReason(node) !== undefined || nodeSchedulableReason(node) !== undefined) continue;
-    if (!selectorMatches(pod.nodeSelector ?? {}, node.labels ?? {})) continue;
-    const needCpu = cpu - freeUnits(node.capacity.cpu, node.allocated.cpu, MILLI);
-    const needMem = mem - freeUnits(node.capacity.memoryMiB, node.allocated.memoryMiB, 1);
+    if (fits(pod, node, eligibility) !== undefined) continue;
+    const needCpu = cpu - stages.cpu.free(node);
+    const needMem = mem - stages.memory.free(node);
     const pool = (byNode.get(node.id) ?? []).sort(victimOrder);
     const victims = chooseVictims(pool, needCpu, needMem);
     if (!victims) continue;

@@ -1,12 +1,7 @@
-import {
-  REASON_INSUFFICIENT_CPU,
-  REASON_INSUFFICIENT_MEMORY,
-  REASON_SELECTOR,
-  nodeReadyReason,
-  nodeSchedulableReason,
-  selectorMatches,
-} from './filters.js';
-import { MILLI, capacityMiB, capacityMillicores, freeUnits, invalidRequest, requestMiB, requestMillicores } from './quantity.js';
+import { unschedulable } from './explain.js';
+import { emptyShapeIndex, nameOrder, type ShapeIndex } from './shape-index.js';
+import { FILTERS, filterStages, fits, fitsUnits, type Filter, type FilterStages } from './filters.js';
+import { capacityMiB, capacityMillicores, invalidRequest } from './quantity.js';
 import { binpackScore, bestFitScore, displayScore, MAX_SCORE, seedState, spreadScore, tieBreak, utilisation, worstFitScore } from './score.js';
 import { POLICIES, type Decision, type NodeInfo, type Policy, type PodRequest } from './types.js';
 
@@ -16,43 +11,38 @@ const MASK_CACHE_LIMIT = 256;
 const INDEX_BUDGET_BYTES = 32 * 2 ** 20;
 /** Shapes remembered as seen once, before that memory is reset. */
 const SEEN_LIMIT = 65_536;
+/** The default filter list, split once. */
+const DEFAULT_STAGES = filterStages(FILTERS);
+/** What node-stage filters are called with: by contract they do not read the pod. */
+const ANY_POD: PodRequest = Object.freeze({ id: '', name: '', cpu: 0, memoryMiB: 0, priority: 0, nodeSelector: Object.freeze({}) });
 
-/**
- * A shape is (policy, exact request, selector): pods of one shape rank nodes
- * identically, and a node's keys change only when a binding lands on it. The
- * index keeps each node's ranking keys and a tournament tree over them whose
- * root is the node the policy picks; a binding is replayed into it in
- * O(log n), so a batch of similar pods costs O(log n) each instead of a scan.
- */
-interface ShapeIndex {
-  policy: Policy;
-  cpu: number;
-  mem: number;
+/** The nodes that pass the node and selector stages for one distinct nodeSelector. */
+interface SelectorMask {
+  /** 1 where the node passes. */
   mask: Uint8Array;
-  /** Primary key per node, higher wins; -Infinity where the node is infeasible. */
-  k1: Float64Array;
-  /** Secondary key (best-fit and worst-fit only). */
-  k2: Float64Array | undefined;
-  /** tree[1] is the winner; leaves are tree[leaves + i] = i, padding -1. */
-  tree: Int32Array;
-  leaves: number;
-  /** Position in the snapshot's change log up to which bindings are applied. */
-  logPos: number;
+  /** The selector stage's rejection per node, computed only when a pod of this selector is explained. */
+  reasons: (string | undefined)[] | undefined;
 }
 
 /** Tuning of a ClusterSnapshot. */
 export interface SnapshotOptions {
   /** Memory its shape indexes may hold (default 32 MiB); at least 4 are kept, least recently used go first. */
   indexBudgetBytes?: number;
+  /** The filters to run (default FILTERS), in stage order, with one cpu and one memory fit (see filterStages). */
+  filters?: readonly Filter[];
 }
 
 /**
  * The scheduler's working copy of a cluster snapshot, compiled once into flat
  * typed arrays (integer millicores and MiB): placing a pod is one pass with
  * no sort and no node-sized allocation, or, for a ranked shape seen before, a
- * tree lookup. Each
- * binding grows the copy's allocation, so a batch never overcommits; the
- * NodeInfo objects it was built from are never written.
+ * tree lookup. Each binding grows the copy's allocation, so a batch never
+ * overcommits; the NodeInfo objects it was built from are never written.
+ *
+ * It runs the filter list (FILTERS) by stage: node filters once per node,
+ * selector filters once per node and distinct selector (both folded into a
+ * cached mask), resource filters as `request <= free` on the typed arrays,
+ * which every binding updates.
  *
  * Ranking (first-fit: the first feasible node by name, then id; the others
  * by keys, higher wins, then the seeded tie-break, then id):
@@ -64,18 +54,19 @@ export interface SnapshotOptions {
 export class ClusterSnapshot {
   /** Number of nodes. */
   readonly size: number;
+  private readonly nodes: readonly NodeInfo[];
+  private readonly stages: FilterStages;
   private readonly ids: string[];
   private readonly names: string[];
-  private readonly labels: Record<string, string>[];
-  /** Node-state rejection (NotReady, cordoned, ...) per node; it cannot change within a snapshot. */
-  private readonly stateReason: (string | undefined)[];
-  private readonly stateOk: Uint8Array;
+  /** The node stage's rejection (NotReady, cordoned, ...) per node; it cannot change within a snapshot. */
+  private readonly nodeReason: (string | undefined)[];
+  private readonly nodeOk: Uint8Array;
   private readonly capCpu: Float64Array;
   private readonly capMem: Float64Array;
   private readonly freeCpu: Float64Array;
   private readonly freeMem: Float64Array;
   private readonly rank: Uint32Array;
-  private readonly masks = new Map<string, Uint8Array>();
+  private readonly masks = new Map<string, SelectorMask>();
   /** Node index of every binding so far, in order: what shape indexes replay. */
   private readonly changed: number[] = [];
   private readonly indexes = new Map<string, ShapeIndex>();
@@ -88,11 +79,12 @@ export class ClusterSnapshot {
   constructor(nodes: readonly NodeInfo[], seed: string, opts: SnapshotOptions = {}) {
     const n = nodes.length;
     this.size = n;
+    this.nodes = nodes;
+    this.stages = opts.filters === undefined ? DEFAULT_STAGES : filterStages(opts.filters);
     this.ids = new Array<string>(n);
     this.names = new Array<string>(n);
-    this.labels = new Array<Record<string, string>>(n);
-    this.stateReason = new Array<string | undefined>(n);
-    this.stateOk = new Uint8Array(n);
+    this.nodeReason = new Array<string | undefined>(n).fill(undefined);
+    this.nodeOk = new Uint8Array(n);
     this.capCpu = new Float64Array(n);
     this.capMem = new Float64Array(n);
     this.freeCpu = new Float64Array(n);
@@ -100,18 +92,18 @@ export class ClusterSnapshot {
     this.rank = new Uint32Array(n);
     this.maxIndexes = Math.max(4, Math.floor((opts.indexBudgetBytes ?? INDEX_BUDGET_BYTES) / (32 * Math.max(1, n))));
     const state = seedState(seed);
+    const { cpu, memory } = this.stages;
     for (let i = 0; i < n; i++) {
       const node = nodes[i]!;
       this.ids[i] = node.id;
       this.names[i] = node.name;
-      this.labels[i] = node.labels ?? {};
-      const reason = nodeReadyReason(node) ?? nodeSchedulableReason(node);
-      this.stateReason[i] = reason;
-      this.stateOk[i] = reason === undefined ? 1 : 0;
+      const reason = fits(ANY_POD, node, this.stages.node);
+      this.nodeReason[i] = reason;
+      this.nodeOk[i] = reason === undefined ? 1 : 0;
       this.capCpu[i] = capacityMillicores(node.capacity.cpu);
       this.capMem[i] = capacityMiB(node.capacity.memoryMiB);
-      this.freeCpu[i] = freeUnits(node.capacity.cpu, node.allocated.cpu, MILLI);
-      this.freeMem[i] = freeUnits(node.capacity.memoryMiB, node.allocated.memoryMiB, 1);
+      this.freeCpu[i] = cpu.free(node);
+      this.freeMem[i] = memory.free(node);
       this.rank[i] = tieBreak(state, node.id);
     }
   }
@@ -129,18 +121,18 @@ export class ClusterSnapshot {
   /**
    * Places one pod under `policy` and, when it is bound, charges its request
    * to the chosen node in this copy. Stages, in order: validate, filter
-   * (node state + selector, cached as a mask; then cpu and memory), rank and
-   * select in the same pass, explain (only when nothing fits, so the common
-   * path never builds reason counts).
+   * (node and selector stages, cached as a mask; then the resource fits),
+   * rank and select in the same pass, explain (only when nothing fits, so the
+   * common path never builds reason counts).
    */
   schedule(pod: PodRequest, policy: Policy): Decision {
     const invalid = invalidRequest(pod.cpu, pod.memoryMiB) ?? (POLICIES.includes(policy) ? undefined : `invalid request: unknown policy ${String(policy)}`);
     if (invalid !== undefined) return { kind: 'unschedulable', podId: pod.id, reasons: {}, message: invalid };
-    const cpu = requestMillicores(pod.cpu);
-    const mem = requestMiB(pod.memoryMiB);
-    const [selectorKey, mask] = this.mask(pod.nodeSelector ?? {});
-    const picked = this.select(policy, cpu, mem, mask, selectorKey);
-    if (picked < 0) return this.explain(pod.id, cpu, mem, mask);
+    const cpu = this.stages.cpu.request(pod);
+    const mem = this.stages.memory.request(pod);
+    const [selectorKey, selected] = this.mask(pod);
+    const picked = this.select(policy, cpu, mem, selected.mask, selectorKey);
+    if (picked < 0) return this.explain(pod, cpu, mem, selected);
     const score = this.scoreOf(policy, picked, cpu, mem);
     this.freeCpu[picked] = this.freeCpu[picked]! - cpu;
     this.freeMem[picked] = this.freeMem[picked]! - mem;
@@ -148,20 +140,24 @@ export class ClusterSnapshot {
     return { kind: 'bound', podId: pod.id, nodeId: this.ids[picked]!, score: displayScore(score) };
   }
 
-  /** The canonical selector key and which nodes pass the state and selector filters for it; most pods share the empty one. */
-  private mask(selector: Record<string, string>): [string, Uint8Array] {
+  /** The canonical key of the pod's selector and which nodes pass the node and selector stages for it; most pods share the empty one. */
+  private mask(pod: PodRequest): [string, SelectorMask] {
+    const selector = pod.nodeSelector ?? {};
     const keys = Object.keys(selector);
-    if (keys.length === 0) return ['', this.stateOk];
-    keys.sort();
-    const key = JSON.stringify(keys.map((k) => [k, selector[k]]));
-    let mask = this.masks.get(key);
-    if (!mask) {
+    const key = keys.length === 0 ? '' : JSON.stringify(keys.sort().map((k) => [k, selector[k]]));
+    let entry = this.masks.get(key);
+    if (!entry) {
       if (this.masks.size >= MASK_CACHE_LIMIT) this.masks.clear();
-      mask = new Uint8Array(this.size);
-      for (let i = 0; i < this.size; i++) mask[i] = this.stateOk[i] === 1 && selectorMatches(selector, this.labels[i]!) ? 1 : 0;
-      this.masks.set(key, mask);
+      const filters = this.stages.selector;
+      let mask = this.nodeOk;
+      if (filters.length > 0) {
+        mask = new Uint8Array(this.size);
+        for (let i = 0; i < this.size; i++) mask[i] = this.nodeOk[i] === 1 && fits(pod, this.nodes[i]!, filters) === undefined ? 1 : 0;
+      }
+      entry = { mask, reasons: undefined };
+      this.masks.set(key, entry);
     }
-    return [key, mask];
+    return [key, entry];
   }
 
   /**
@@ -257,19 +253,7 @@ export class ClusterSnapshot {
 
   /** Builds a shape index from scratch: every node's keys, then the tree bottom-up. */
   private build(policy: Policy, cpu: number, mem: number, mask: Uint8Array): ShapeIndex {
-    let leaves = 1;
-    while (leaves < this.size) leaves *= 2;
-    const index: ShapeIndex = {
-      policy,
-      cpu,
-      mem,
-      mask,
-      k1: new Float64Array(this.size),
-      k2: policy === 'best-fit' || policy === 'worst-fit' ? new Float64Array(this.size) : undefined,
-      tree: new Int32Array(2 * leaves).fill(-1),
-      leaves,
-      logPos: 0,
-    };
+    const index = emptyShapeIndex(policy, cpu, mem, mask, this.size);
     this.rebuild(index);
     return index;
   }
@@ -349,54 +333,40 @@ export class ClusterSnapshot {
   /** Stable first-fit order (name, then id), sorted once per snapshot, not per pod. */
   private order(): Int32Array {
     if (!this.firstFitOrder) {
-      const { names, ids } = this;
-      const order = Int32Array.from({ length: this.size }, (_, i) => i);
-      order.sort((a, b) => {
-        const na = names[a]!;
-        const nb = names[b]!;
-        if (na !== nb) return na < nb ? -1 : 1;
-        const ia = ids[a]!;
-        const ib = ids[b]!;
-        return ia !== ib ? (ia < ib ? -1 : 1) : a - b;
-      });
-      this.firstFitOrder = order;
+      this.firstFitOrder = nameOrder(this.names, this.ids);
     }
     return this.firstFitOrder;
   }
 
-  /** The slow path: count each node under the first filter that rejects it. */
-  private explain(podId: string, cpu: number, mem: number, mask: Uint8Array): Decision {
+  /** The slow path: count each node under the first filter that rejects it (the stages run in list order). */
+  private explain(pod: PodRequest, cpu: number, mem: number, selected: SelectorMask): Decision {
+    const selectorReasons = (selected.reasons ??= this.selectorReasons(pod, selected.mask));
+    // The two resource fits in list order (filterStages guarantees one cpu and one memory fit).
+    const cpuFirst = this.stages.resources[0] === this.stages.cpu;
+    const [req1, free1, reason1] = cpuFirst ? [cpu, this.freeCpu, this.stages.cpu.reason] : [mem, this.freeMem, this.stages.memory.reason];
+    const [req2, free2, reason2] = cpuFirst ? [mem, this.freeMem, this.stages.memory.reason] : [cpu, this.freeCpu, this.stages.cpu.reason];
+    const mask = selected.mask;
     const counts = new Map<string, number>();
+    // Most nodes of a full cluster fail a resource fit: count those in plain integers, the rest in the map.
+    let short1 = 0;
+    let short2 = 0;
     for (let i = 0; i < this.size; i++) {
-      const reason =
-        this.stateReason[i] ??
-        (mask[i] !== 1 ? REASON_SELECTOR : cpu > this.freeCpu[i]! ? REASON_INSUFFICIENT_CPU : mem > this.freeMem[i]! ? REASON_INSUFFICIENT_MEMORY : undefined);
-      /* c8 ignore next -- select() found no node, so every node has a reason */
-      if (reason === undefined) continue;
-      counts.set(reason, (counts.get(reason) ?? 0) + 1);
+      const reason = this.nodeReason[i] ?? (mask[i] !== 1 ? selectorReasons[i] : undefined);
+      if (reason !== undefined) counts.set(reason, (counts.get(reason) ?? 0) + 1);
+      else if (!fitsUnits(req1, free1[i]!)) short1++;
+      else if (!fitsUnits(req2, free2[i]!)) short2++;
     }
-    // Keys in message order, so equal decisions serialise equally whatever the node order was.
-    const reasons: Record<string, number> = {};
-    for (const [reason, count] of [...counts].sort(byCountThenName)) reasons[reason] = count;
-    return { kind: 'unschedulable', podId, reasons, message: formatUnschedulable(this.size, reasons) };
+    if (short1 > 0) counts.set(reason1, (counts.get(reason1) ?? 0) + short1);
+    if (short2 > 0) counts.set(reason2, (counts.get(reason2) ?? 0) + short2);
+    return unschedulable(pod.id, this.size, counts);
   }
-}
 
-/** Count descending, then reason name (code-unit order, not locale, so it never varies by host). */
-function byCountThenName([ra, ca]: [string, number], [rb, cb]: [string, number]): number {
-  if (ca !== cb) return cb - ca;
-  return ra < rb ? -1 : ra > rb ? 1 : 0;
-}
-
-/**
- * The Pending reason an operator reads, "0/5 nodes: 3 insufficient cpu, 2
- * NotReady": reasons by count descending, then by name, so the same
- * rejections always print the same message.
- */
-export function formatUnschedulable(total: number, reasons: Record<string, number>): string {
-  if (total === 0) return '0/0 nodes: no nodes in the cluster';
-  const parts = Object.entries(reasons)
-    .sort(byCountThenName)
-    .map(([reason, count]) => `${count} ${reason}`);
-  return `0/${total} nodes: ${parts.join(', ')}`;
+  /** The selector stage's rejection per node, where the node stage passed it but the mask did not. */
+  private selectorReasons(pod: PodRequest, mask: Uint8Array): (string | undefined)[] {
+    const out = new Array<string | undefined>(this.size).fill(undefined);
+    for (let i = 0; i < this.size; i++) {
+      if (mask[i] !== 1 && this.nodeOk[i] === 1) out[i] = fits(pod, this.nodes[i]!, this.stages.selector);
+    }
+    return out;
+  }
 }

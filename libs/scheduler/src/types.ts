@@ -1,6 +1,7 @@
 import type { NodeStatus, Resources } from '@berth/core';
+import type { Filter } from './filters.js';
 
-/** Placement policies (SPEC.md section 7): the three of seeds/003 and the two scored ones of seeds/004. */
+/** Placement policies: three hole-fitting rules and two scored ones (see README.md for each formula). */
 export const POLICIES = ['first-fit', 'best-fit', 'worst-fit', 'spread', 'binpack'] as const;
 
 /** How the select stage ranks feasible nodes; a pod's own policy overrides the cluster's. */
@@ -16,6 +17,8 @@ export interface NodeInfo {
   name: string;
   labels: Record<string, string>;
   status: NodeStatus;
+  /** The node's runtime can start pods (e.g. its Docker engine answers); a node heartbeats without it. */
+  runtimeReady: boolean;
   cordoned: boolean;
   draining: boolean;
   /** The agent shut down cleanly: nothing new may land there. */
@@ -67,6 +70,8 @@ export interface ScheduleOptions {
 /** Options of a preemption search: the seed breaks ties between equally good nodes. */
 export interface PreemptOptions {
   seed: string;
+  /** The filters to honour (default FILTERS); all but the resource fits decide which nodes are targets. */
+  filters?: readonly Filter[];
 }
 
 /** Where a pod can go if `victims` (pod ids, lowest priority first) are evicted back to Pending. */

@@ -1,7 +1,7 @@
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { isBerthError, keyOf, prefixes, type NodeRecord, type NodeStatus } from '@berth/core';
-import { commitFenced, modifiedAt, putJson, type Compare, type EventRecorder, type Fence, type LeaderElector, type Op } from '@berth/store';
+import { commitFenced, modifiedAt, putJson, WorkQueue, type Compare, type EventRecorder, type Fence, type LeaderElector, type Op } from '@berth/store';
 import type { ClusterState } from '../cluster-state.js';
 
 /** A status change the leader decided for one node. */
@@ -55,25 +55,30 @@ export function decideNodeStatus(
   return {};
 }
 
-/** Nodes per transaction: 2 guards and 2 puts each, under etcd's default limit of 128 per txn. */
+/** Nodes per transaction: 2 guards and 2 puts (record, event) each, under etcd's default limit of 128 of either per txn. */
 const BATCH = 50;
+
+/** Transitions waiting for one transaction, and the promise of its outcome. */
+interface PendingBatch {
+  items: NodeTransition[];
+  done: Promise<void>;
+}
 
 /**
  * Leader-only loop: heartbeat key gone -> NotReady, after the grace -> Dead,
- * heartbeat back -> Ready. Watch-driven (no polling): informer changes and
- * grace timers enqueue node ids; batches of transitions are committed in one
- * fenced transaction whose guards also check the node record and the
- * heartbeat as read, so a stale cache can never produce a false transition.
+ * heartbeat back -> Ready. Watch-driven (no polling): informer changes add
+ * node ids to a work queue, grace timers add them after a delay, and a failed
+ * write sends them back with per-node backoff. The queue runs up to BATCH
+ * nodes at once; the transitions they decide in the same tick join one
+ * fenced transaction whose guards also check each node record and heartbeat
+ * as read, so a stale cache can never produce a false transition.
  */
 export class NodeLifecycle {
   private fence: Fence | undefined;
   private termStart = 0;
-  private readonly queue = new Set<string>();
-  /** Nodes whose write failed; they return to the queue after a backoff, not at once. */
-  private readonly retryIds = new Set<string>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
-  private draining = false;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly queue: WorkQueue<string>;
+  /** The batch transitions decided in this tick join; written on the next turn of the event loop. */
+  private gathering: PendingBatch | undefined;
   /** Transitions written, for tests and metrics. */
   written = 0;
 
@@ -85,6 +90,15 @@ export class NodeLifecycle {
     private readonly graceMs: number,
     private readonly log: Logger,
   ) {
+    this.queue = new WorkQueue<string>({
+      handler: (id) => this.sync(id),
+      // One transaction's worth of nodes decide at once, so their transitions share it.
+      concurrency: BATCH,
+      baseDelayMs: 250,
+      maxDelayMs: 5000,
+      // Deposed: the elector steps down and stop() follows. Anything else (etcd away) retries with backoff.
+      onError: (_id, err) => (this.fence === undefined || isBerthError(err, 'LEADERSHIP_LOST') ? false : undefined),
+    });
     state.nodes.on('change', (c) => this.enqueue((c.item ?? c.prev)!.value.id));
     state.heartbeats.on('change', (c) => this.enqueue(c.key.slice(prefixes.heartbeats.length)));
   }
@@ -94,64 +108,48 @@ export class NodeLifecycle {
     this.fence = fence;
     this.termStart = Date.now();
     for (const n of this.state.nodes.list()) this.queue.add(n.value.id);
-    this.kick();
   }
 
-  /** Stops at once (deposed): forget queued work and timers. */
+  /** Stops at once (deposed): forget queued work, grace timers and backoffs. */
   stop(): void {
     this.fence = undefined;
     this.queue.clear();
-    this.retryIds.clear();
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
-    clearTimeout(this.retryTimer);
   }
 
   private enqueue(nodeId: string): void {
+    if (this.fence !== undefined) this.queue.add(nodeId);
+  }
+
+  /** Decides one node from the caches; a transition joins the current batch and resolves once it is committed. */
+  private async sync(nodeId: string): Promise<void> {
     if (this.fence === undefined) return;
-    this.queue.add(nodeId);
-    this.kick();
+    const item = this.state.nodes.get(keyOf('nodes', nodeId));
+    if (item === undefined) return;
+    const present = this.state.heartbeat(nodeId) !== undefined;
+    const now = Date.now();
+    const { transition, wakeAt } = decideNodeStatus(item.value, item.modRevision, present, this.graceMs, now, this.termStart);
+    if (wakeAt !== undefined) this.queue.addAfter(nodeId, wakeAt - now);
+    if (transition !== undefined) await this.join(transition);
   }
 
-  private kick(): void {
-    if (this.draining || this.fence === undefined) return;
-    this.draining = true;
-    // Let a burst of watch events coalesce into one batch.
-    setImmediate(() =>
-      void this.drain().finally(() => {
-        this.draining = false;
-        if (this.queue.size > 0) this.kick();
-      }),
-    );
-  }
-
-  private async drain(): Promise<void> {
-    while (this.queue.size > 0 && this.fence !== undefined) {
-      const now = Date.now();
-      const batch: NodeTransition[] = [];
-      for (const id of this.queue) {
-        this.queue.delete(id);
-        const item = this.state.nodes.get(keyOf('nodes', id));
-        if (item === undefined) continue;
-        const present = this.state.heartbeat(id) !== undefined;
-        const { transition, wakeAt } = decideNodeStatus(item.value, item.modRevision, present, this.graceMs, now, this.termStart);
-        if (wakeAt !== undefined) this.wakeAt(id, wakeAt);
-        if (transition) batch.push(transition);
-        if (batch.length >= BATCH) break;
-      }
-      if (batch.length > 0 && !(await this.write(batch))) return;
+  /** Adds a transition to the batch being gathered (a full one is left to be written and a new one begun). */
+  private join(t: NodeTransition): Promise<void> {
+    let batch = this.gathering;
+    if (batch === undefined || batch.items.length >= BATCH) {
+      const items: NodeTransition[] = [];
+      const gathered: PendingBatch = {
+        items,
+        done: new Promise((resolve, reject) =>
+          setImmediate(() => {
+            if (this.gathering === gathered) this.gathering = undefined;
+            this.write(items).then(resolve, reject);
+          }),
+        ),
+      };
+      batch = this.gathering = gathered;
     }
-  }
-
-  private wakeAt(nodeId: string, at: number): void {
-    clearTimeout(this.timers.get(nodeId));
-    this.timers.set(
-      nodeId,
-      setTimeout(() => {
-        this.timers.delete(nodeId);
-        this.enqueue(nodeId);
-      }, Math.max(0, at - Date.now())),
-    );
+    batch.items.push(t);
+    return batch.done;
   }
 
   private async ops(t: NodeTransition, term: number): Promise<Op[]> {
@@ -167,32 +165,27 @@ export class NodeLifecycle {
     return [putJson(keyOf('nodes', t.nodeId), t.record), op];
   }
 
-  /** Writes a batch; false when it failed and the loop must back off. */
-  private async write(batch: NodeTransition[]): Promise<boolean> {
+  /**
+   * Writes a batch in one fenced transaction; when one stale guard fails it,
+   * node by node (a node that still loses changed meanwhile, and that change
+   * is on its way through the watch). Throws (LEADERSHIP_LOST, etcd away) so
+   * that every node of the batch backs off in the queue.
+   */
+  private async write(batch: NodeTransition[]): Promise<void> {
     try {
       await this.elector.withFence(async (fence) => {
         const ops = (await Promise.all(batch.map((t) => this.ops(t, fence.term)))).flat();
         const res = await commitFenced(this.client, fence, batch.flatMap((t) => t.guards), ops);
         if (res.succeeded) return this.applied(batch);
-        // One stale guard fails the whole batch: write them one by one; the losers are re-enqueued by their watch events.
         for (const t of batch) {
           if (this.fence !== fence) return; // deposed meanwhile: stop at once
           const one = await commitFenced(this.client, fence, t.guards, await this.ops(t, fence.term));
           if (one.succeeded) this.applied([t]);
         }
       });
-      return true;
     } catch (err) {
-      if (isBerthError(err, 'LEADERSHIP_LOST')) return false; // the elector steps down
-      this.log.warn({ err: err instanceof Error ? err.message : String(err), nodes: batch.length }, 'node status write failed; retrying in 500 ms');
-      for (const t of batch) this.retryIds.add(t.nodeId);
-      clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => {
-        for (const id of this.retryIds) this.queue.add(id);
-        this.retryIds.clear();
-        this.kick();
-      }, 500);
-      return false;
+      if (!isBerthError(err, 'LEADERSHIP_LOST')) this.log.warn({ err, nodes: batch.length }, 'node status write failed; retrying with backoff');
+      throw err;
     }
   }
 
@@ -200,7 +193,7 @@ export class NodeLifecycle {
     this.written += batch.length;
     for (const t of batch) {
       this.log.info({ node: t.record.name, id: t.nodeId, status: t.to, reason: t.reason }, 'node status changed');
-      if (t.to === 'NotReady') this.wakeAt(t.nodeId, Math.max(Date.parse(t.record.statusChangedAt), this.termStart) + this.graceMs);
+      if (t.to === 'NotReady') this.queue.addAfter(t.nodeId, Math.max(Date.parse(t.record.statusChangedAt), this.termStart) + this.graceMs - Date.now());
     }
   }
 }
