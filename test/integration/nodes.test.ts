@@ -1,26 +1,12 @@
 import t from 'tap';
 import { execFile, execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { prefixes, type BerthEvent } from '@berth/core';
+import { prefixes, type BerthEvent, type NodeView } from '@berth/core';
 import { AgentProcess, repoRoot, waitFor, type ControllerProcess } from '@berth/devcluster';
 import { clientFor, clusterFor, tempDir } from '../helpers/fixtures.js';
 
 const HEARTBEAT_TTL = 3;
 const GRACE = 3;
-
-interface NodeView {
-  id: string;
-  name: string;
-  status: string;
-  reason: string;
-  capacity: { cpu: number; memoryMiB: number };
-  usage: { cpuPercent: number; memoryMiB: number; load1: number } | null;
-  lastHeartbeat: string | null;
-  cordoned: boolean;
-  draining: boolean;
-  deregisteredAt?: string;
-  provisioner?: { kind: string; pid?: number; containerId?: string };
-}
 
 /** Calls the API of one replica. */
 const api = (c: ControllerProcess, method: string, path: string, body?: unknown) => c.request(method, path, body);

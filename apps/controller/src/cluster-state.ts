@@ -16,6 +16,7 @@ import {
   type Resources,
 } from '@berth/core';
 import { Informer, type Versioned } from '@berth/store';
+import { reservedTotal } from '@berth/scheduler';
 
 /** A node as the API shows it: its record plus what heartbeats and pods say (the type of core's `NodeView` schema). */
 export type NodeView = import('@berth/core').NodeView;
@@ -124,14 +125,9 @@ export class ClusterState {
     const hb = this.heartbeat(node.id)?.value;
     const pods = this.activePods(node.id);
     // What the leader reserved (the scheduler's view), not a sum that may lag a binding.
-    let cpuMillis = 0;
-    let memoryMiB = 0;
-    const reserved = this.allocations.get(keyOf('allocations', node.id))?.value.pods ?? {};
-    for (const r of Object.values(reserved)) {
-      cpuMillis += r.cpuMillis;
-      memoryMiB += r.memoryMiB;
-    }
-    const allocated: Resources = { cpu: cpuMillis / 1000, memoryMiB };
+    const record = this.allocations.get(keyOf('allocations', node.id))?.value;
+    const reserved = record?.pods ?? {};
+    const allocated: Resources = reservedTotal(record);
     const conditions: NodeView['conditions'] = [
       { type: 'Heartbeat', status: hb !== undefined, message: hb ? `last report ${hb.reportedAt}` : 'no heartbeat: the agent\'s lease expired or it deregistered' },
     ];

@@ -1,6 +1,8 @@
 import type { Resources } from '@berth/core';
 import { MILLI, freeUnits, requestMiB, requestMillicores } from './quantity.js';
-import type { NodeInfo, PodRequest } from './types.js';
+import type { Filter, FilterStage, NodeInfo, PodRequest, ResourceFilter } from './types.js';
+
+export type { Filter, FilterStage, ResourceFilter } from './types.js';
 
 /*
  * Feasibility: each filter is a thin adapter over an exported pure predicate,
@@ -59,40 +61,6 @@ export function selectorMatches(selector: Record<string, string>, labels: Record
 /** True when an integer request fits in the integer free amount (same unit); a negative or NaN request never fits. */
 export function fitsUnits(request: number, free: number): boolean {
   return request >= 0 && request <= free;
-}
-
-/**
- * What a filter's verdict depends on, which tells the batch snapshot how
- * often it must ask: `node` filters once per node and snapshot, `selector`
- * filters once per node and distinct nodeSelector, `resource` filters after
- * every binding (they compare a request with what is still free).
- */
-export type FilterStage = 'node' | 'selector' | 'resource';
-
-/** One feasibility check: the reason it rejects `node` for `pod`, or undefined when the node passes. */
-export interface Filter {
-  /** Stable name, for logs and docs. */
-  readonly name: string;
-  /** What the verdict depends on; a `node` filter must not read the pod, a `selector` filter only its nodeSelector. */
-  readonly stage: FilterStage;
-  filter(pod: PodRequest, node: NodeInfo): string | undefined;
-}
-
-/**
- * A fit over one consumable resource in exact integer units, so the snapshot
- * can keep what is free per node in a typed array and charge each binding:
- * the node passes when `fitsUnits(request(pod), free(node))`.
- */
-export interface ResourceFilter extends Filter {
-  readonly stage: 'resource';
-  /** The resource (a key of `capacity` and `allocated`). */
-  readonly resource: keyof Resources;
-  /** The one reason it rejects with. */
-  readonly reason: string;
-  /** The pod's request, rounded up to an integer unit. */
-  request(pod: PodRequest): number;
-  /** Capacity (rounded down) minus allocated (rounded up), in the same unit; -1 when a figure is broken. */
-  free(node: NodeInfo): number;
 }
 
 /** Adapter over {@link nodeReadyReason}. */

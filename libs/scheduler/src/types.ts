@@ -1,8 +1,7 @@
-import type { NodeStatus, Resources } from '@berth/core';
-import type { Filter } from './filters.js';
+import { SCHEDULING_POLICIES, type NodeStatus, type Resources } from '@berth/core';
 
 /** Placement policies: three hole-fitting rules and two scored ones (see README.md for each formula). */
-export const POLICIES = ['first-fit', 'best-fit', 'worst-fit', 'spread', 'binpack'] as const;
+export const POLICIES = SCHEDULING_POLICIES;
 
 /** How the select stage ranks feasible nodes; a pod's own policy overrides the cluster's. */
 export type Policy = (typeof POLICIES)[number];
@@ -78,4 +77,38 @@ export interface PreemptOptions {
 export interface Preemption {
   nodeId: string;
   victims: string[];
+}
+
+/**
+ * What a filter's verdict depends on, which tells the batch snapshot how
+ * often it must ask: `node` filters once per node and snapshot, `selector`
+ * filters once per node and distinct nodeSelector, `resource` filters after
+ * every binding (they compare a request with what is still free).
+ */
+export type FilterStage = 'node' | 'selector' | 'resource';
+
+/** One feasibility check: the reason it rejects `node` for `pod`, or undefined when the node passes. */
+export interface Filter {
+  /** Stable name, for logs and docs. */
+  readonly name: string;
+  /** What the verdict depends on; a `node` filter must not read the pod, a `selector` filter only its nodeSelector. */
+  readonly stage: FilterStage;
+  filter(pod: PodRequest, node: NodeInfo): string | undefined;
+}
+
+/**
+ * A fit over one consumable resource in exact integer units, so the snapshot
+ * can keep what is free per node in a typed array and charge each binding:
+ * the node passes when `fitsUnits(request(pod), free(node))`.
+ */
+export interface ResourceFilter extends Filter {
+  readonly stage: 'resource';
+  /** The resource (a key of `capacity` and `allocated`). */
+  readonly resource: keyof Resources;
+  /** The one reason it rejects with. */
+  readonly reason: string;
+  /** The pod's request, rounded up to an integer unit. */
+  request(pod: PodRequest): number;
+  /** Capacity (rounded down) minus allocated (rounded up), in the same unit; -1 when a figure is broken. */
+  free(node: NodeInfo): number;
 }
