@@ -10,32 +10,26 @@ import type { PodService } from '../pods/service.js';
 
 /** The services a replica's API reads; each is one decorator of the root instance. */
 export interface Services {
+  /** Who leads (from the election cache) and this replica's own role. */
   leadership: LeadershipView;
+  /** The watch caches: nodes, heartbeats, pods, reservations, election keys, audit events. */
   clusterState: ClusterState;
+  /** Whether etcd answers, and why not. */
   etcdHealth: EtcdHealth;
+  /** User writes of pods. */
   podService: PodService;
+  /** User writes of nodes, provisioning. */
   nodeService: NodeService;
+  /** Prometheus metrics. */
   metrics: Metrics;
+  /** Coalesced cache changes for the live stream. */
   liveFeed: LiveFeed;
 }
 
 declare module 'fastify' {
-  interface FastifyInstance {
-    /** Who leads (from the election cache) and this replica's own role. */
-    leadership: LeadershipView;
-    /** The watch caches: nodes, heartbeats, pods, reservations, election keys, audit events. */
-    clusterState: ClusterState;
-    /** Whether etcd answers, and why not. */
-    etcdHealth: EtcdHealth;
-    /** User writes of pods. */
-    podService: PodService;
-    /** User writes of nodes, provisioning. */
-    nodeService: NodeService;
-    /** Prometheus metrics. */
-    metrics: Metrics;
-    /** Coalesced cache changes for the live stream. */
-    liveFeed: LiveFeed;
-  }
+  // The decorators `servicesPlugin` adds, typed once from `Services`.
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+  interface FastifyInstance extends Services {}
 }
 
 /**
