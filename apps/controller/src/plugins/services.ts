@@ -28,7 +28,6 @@ export interface Services {
 
 declare module 'fastify' {
   // The decorators `servicesPlugin` adds, typed once from `Services`.
-  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
   interface FastifyInstance extends Services {}
 }
 
