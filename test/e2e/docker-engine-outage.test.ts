@@ -62,7 +62,7 @@ t.test('Docker engine gone: the node says so, pods are not failed in a storm, al
     const p = (await c.request('GET', '/v1/pods/later')).body as PodRecord;
     return p.status.reason === 'Unschedulable' ? p : undefined;
   }, { what: 'the new pod to wait' });
-  t.match(later.status.message, /1 NotReady/);
+  t.match(later.status.message, /1 runtime not ready/, 'the reason names the runtime, not the node');
   const box = (await c.request('GET', '/v1/pods/box')).body as PodRecord;
   t.not(box.status.phase, 'Failed', `the running pod is not failed while the engine is away (${box.status.phase})`);
 

@@ -55,14 +55,14 @@ const rows: Row[] = [
   { name: 'Stopped, desired running: start again (not a restart)', record: pod('Stopped', finished), actual: exited(0), want: { kind: 'launch', restarts: 2, fresh: false, restarted: false, reason: 'Starting', message: '' } },
   { name: 'Stopped, desired stopped: nothing', record: pod('Stopped', finished, { desired: 'stopped' }), actual: exited(0), want: { kind: 'none' } },
   {
-    name: 'Stopped, restart requested after it finished: start counts as a restart',
+    name: 'Stopped, restart requested and not yet honoured: start counts as a restart',
     record: pod('Stopped', finished, { restartRequestedAt: iso(T0 - 1000) }),
     actual: exited(0),
     want: { kind: 'launch', restarts: 3, fresh: false, restarted: true, reason: 'Restarting', message: '' },
   },
   {
-    name: 'Stopped, restart requested before it finished (agent restarted): already honoured',
-    record: pod('Stopped', finished, { restartRequestedAt: iso(T0 - 45_000) }),
+    name: 'Stopped, restart request honoured by the last start (agent restarted): not again',
+    record: pod('Stopped', { ...finished, restartHandled: iso(T0 - 45_000) }, { restartRequestedAt: iso(T0 - 45_000) }),
     actual: exited(0),
     want: { kind: 'launch', restarts: 2, fresh: false, restarted: false, reason: 'Starting', message: '' },
   },
@@ -250,7 +250,13 @@ const rows: Row[] = [
     want: { kind: 'restart', restarts: 3, reason: 'Restarting', message: `restart requested at ${iso(T0 - 1000)}` },
   },
   { name: 'restart request already applied: keep running', record: pod('Running', {}, { restartRequestedAt: iso(T0 - 1000) }), actual: running, local: { crashes: 0, restartApplied: iso(T0 - 1000) }, want: { kind: 'running', resume: false } },
-  { name: 'restart requested before it started (agent restarted): already honoured', record: pod('Running', {}, { restartRequestedAt: iso(T0 - 90_000) }), actual: running, want: { kind: 'running', resume: false } },
+  { name: 'restart request honoured by the running start (agent restarted): already done', record: pod('Running', { restartHandled: iso(T0 - 90_000) }, { restartRequestedAt: iso(T0 - 90_000) }), actual: running, want: { kind: 'running', resume: false } },
+  {
+    name: 'a request stamped before the start by a slower clock still restarts once',
+    record: pod('Running', { restartHandled: iso(T0 - 120_000) }, { restartRequestedAt: iso(T0 - 90_000) }),
+    actual: running,
+    want: { kind: 'restart', restarts: 3, reason: 'Restarting', message: `restart requested at ${iso(T0 - 90_000)}` },
+  },
   {
     name: 'Paused, restart requested: restart',
     record: pod('Paused', {}, { desired: 'paused', restartRequestedAt: iso(T0 - 1000) }),

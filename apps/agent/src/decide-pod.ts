@@ -142,7 +142,7 @@ export function decidePod(pod: PodRecord, actual: RuntimePodState | undefined, l
   }
   // Started, but the write saying so was lost (a conflict, or the agent restarted and adopted the container).
   if (phase === 'Starting') {
-    return { kind: 'running', resume: actual.state === 'paused', write: { to: 'Running', patch: runningPatch(restarts, 'Started', local.lastStart ?? now, local.hostPort ?? pod.status.hostPort) } };
+    return { kind: 'running', resume: actual.state === 'paused', write: { to: 'Running', patch: runningPatch(restarts, 'Started', local.lastStart ?? now, local.hostPort ?? pod.status.hostPort, local.restartApplied ?? pod.status.restartHandled) } };
   }
   if (pod.desired === 'paused') {
     const runtime = actual.state === 'running';
@@ -197,21 +197,18 @@ function exited(pod: PodRecord, code: number, local: Readonly<PodMemory>, now: n
 }
 
 /**
- * True when `restartRequestedAt` asks for a restart not yet done. The agent
- * remembers the request it applied; after an agent restart that memory is
- * gone, so a container started (or, for a stopped pod, finished) after the
- * request counts as having honoured it.
+ * True when `restartRequestedAt` asks for a restart no start has honoured:
+ * every start records the request it honoured in `status.restartHandled`
+ * (and the agent remembers it until that write lands), so neither an agent
+ * that restarted nor a clock that differs between machines repeats one.
  */
 export function restartPending(pod: PodRecord, local: Readonly<PodMemory>): boolean {
   const at = pod.restartRequestedAt;
-  if (at === undefined || at === local.restartApplied) return false;
-  const active = pod.status.phase === 'Starting' || pod.status.phase === 'Running' || pod.status.phase === 'Paused';
-  const since = active ? pod.status.startedAt : (pod.status.finishedAt ?? pod.status.startedAt);
-  return since === null || !(Date.parse(at) <= Date.parse(since));
+  return at !== undefined && at !== local.restartApplied && at !== pod.status.restartHandled;
 }
 
-/** The status of a container that has just started (`startedAt` in ms) with `hostPort` as its PORT. */
-export function runningPatch(restarts: number, reason: string, startedAt: number, hostPort: number | undefined): Partial<PodStatus> {
+/** The status of a container that has just started (`startedAt` in ms) with `hostPort` as its PORT, honouring `restartHandled`. */
+export function runningPatch(restarts: number, reason: string, startedAt: number, hostPort: number | undefined, restartHandled?: string): Partial<PodStatus> {
   return {
     reason,
     message: '',
@@ -221,5 +218,6 @@ export function runningPatch(restarts: number, reason: string, startedAt: number
     exitCode: undefined,
     hostPort,
     usage: undefined,
+    restartHandled,
   };
 }

@@ -142,7 +142,7 @@ export class PodActions {
     const { runtime } = local.node;
     const hostPort = await this.hostPortFor(pod, local, a.fresh);
     if (pod.status.phase !== 'Starting' && canTransition(pod.status.phase, 'Starting')) {
-      cur = await this.write(cur, local, { to: 'Starting', patch: { reason: a.reason, message: a.message, restarts: a.restarts, hostPort } });
+      cur = await this.write(cur, local, { to: 'Starting', patch: { reason: a.reason, message: a.message, restarts: a.restarts, hostPort, restartHandled: pod.restartRequestedAt } });
     }
     try {
       await runtime.create(runtimeSpec(pod, hostPort));
@@ -156,7 +156,7 @@ export class PodActions {
     delete local.restartAt;
     delete local.unhealthy;
     local.restartApplied = pod.restartRequestedAt;
-    cur = await this.write(cur, local, { to: 'Running', patch: runningPatch(a.restarts, a.restarted ? 'Restarted' : 'Started', local.lastStart, hostPort) });
+    cur = await this.write(cur, local, { to: 'Running', patch: runningPatch(a.restarts, a.restarted ? 'Restarted' : 'Started', local.lastStart, hostPort, pod.restartRequestedAt) });
     if (a.restarted) {
       this.log.info({ pod: pod.name, restarts: a.restarts, reason: a.reason }, 'pod started again');
       await this.event(local, pod, { type: 'Normal', reason: 'Restarted', message: `started again (restart ${a.restarts})${a.message ? `: ${a.message}` : ''}` });

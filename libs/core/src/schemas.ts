@@ -259,6 +259,7 @@ export const PodView = Type.Object(
       exitCode: Type.Optional(Type.Integer()),
       hostPort: Type.Optional(Type.Integer({ description: 'host port the agent allocated (PORT)' })),
       usage: Type.Optional(Type.Object({ cpuPercent: Type.Number(), memoryMiB: Type.Number(), at: Type.String() })),
+      restartHandled: Type.Optional(Type.String({ description: 'the restartRequestedAt the latest start honoured' })),
     }),
     createdAt: DateTime(),
     deletionRequested: Type.Optional(Type.String({ description: 'set by DELETE; the agent removes the container, then the record' })),

@@ -181,6 +181,13 @@ export interface PodStatus {
   hostPort?: number;
   /** The container's latest usage sample while it runs (docker runtime), written only when it changed notably. */
   usage?: { cpuPercent: number; memoryMiB: number; at: string };
+  /**
+   * The `restartRequestedAt` the latest start of the container honoured (the
+   * agent writes it with every start): a request equal to it is done. The
+   * agent after its own restart and the leader for a finished pod compare
+   * these strings, never two machines' clocks.
+   */
+  restartHandled?: string;
 }
 
 /**

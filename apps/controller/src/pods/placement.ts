@@ -23,14 +23,14 @@ export function nodeUnbindReason(node: NodeRecord | undefined): Exclude<UnbindRe
 }
 
 /**
- * True when a finished (Succeeded or Failed) pod was asked to run again
- * after it finished. A finished pod holds no reservation, so only the
- * scheduler can run it again: it goes back to Pending and is bound anew.
+ * True when a finished (Succeeded or Failed) pod was asked to run again and
+ * no start has honoured that request yet (`status.restartHandled`, written by
+ * the agent with every start). A finished pod holds no reservation, so only
+ * the scheduler can run it again: it goes back to Pending and is bound anew.
  */
 export function restartRequested(pod: PodRecord): boolean {
   if (!TERMINAL_PHASES.has(pod.status.phase) || pod.restartRequestedAt === undefined) return false;
-  const finished = pod.status.finishedAt;
-  return finished === null || Date.parse(pod.restartRequestedAt) > Date.parse(finished);
+  return pod.restartRequestedAt !== pod.status.restartHandled;
 }
 
 /**

@@ -78,7 +78,7 @@ export class PodService {
           return { ...p, desired: 'running' };
         case 'restart':
           if (p.status.nodeId === null) throw new BerthError('INVALID_TRANSITION', `pod ${p.name} is ${phase}: not bound to a node yet, nothing to restart`);
-          return { ...p, desired: 'running', restartRequestedAt: restartStamp(p) };
+          return { ...p, desired: 'running', restartRequestedAt: new Date().toISOString() };
       }
     });
   }
@@ -141,14 +141,3 @@ export class PodService {
   }
 }
 
-/**
- * When a restart is requested. The leader restarts a finished pod whose
- * request is later than its `finishedAt`, a time its agent's clock wrote: the
- * stamp is never earlier than that, so an agent clock running ahead of this
- * replica's cannot make the request look already done.
- */
-function restartStamp(p: PodRecord): string {
-  const now = Date.now();
-  const finished = p.status.finishedAt === null ? NaN : Date.parse(p.status.finishedAt);
-  return new Date(TERMINAL_PHASES.has(p.status.phase) && finished >= now ? finished + 1 : now).toISOString();
-}
