@@ -13,8 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { keyOf, nameKey, newId, prefixes, type NodeRecord, type PodRecord } from '@berth/core';
-import { commit, createEtcdClient, Informer, putJson, type Op } from '@berth/store';
+import { newId, prefixes, type NodeRecord, type PodRecord } from '@berth/core';
+import { createEtcdClient, Informer, PodRepository } from '@berth/store';
 import { AgentProcess, killChildrenOnSignals, LocalCluster, waitFor } from '@berth/devcluster';
 import { machineSummary, summarize } from './machine.js';
 
@@ -62,10 +62,11 @@ for (const n of sizes) {
     if (item && item.value.status.phase !== 'Pending' && !boundAt.has(item.value.id) && createdAt.has(item.value.id)) boundAt.set(item.value.id, performance.now());
   });
   const t0 = performance.now();
-  const PER_TXN = 50; // two puts per pod (record + name) under etcd's 128 ops
-  const batches: Op[][] = [];
+  const PER_TXN = 50; // at most MAX_CREATE_BATCH pods (record + name claim each) per transaction
+  const repo = new PodRepository(client);
+  const batches: PodRecord[][] = [];
   for (let i = 0; i < podCount; i += PER_TXN) {
-    const ops: Op[] = [];
+    const batch: PodRecord[] = [];
     for (let j = i; j < Math.min(podCount, i + PER_TXN); j++) {
       const id = newId();
       const name = `bench-${j}`;
@@ -76,19 +77,19 @@ for (const n of sizes) {
         status: { phase: 'Pending', nodeId: null, reason: 'Created', message: '', restarts: 0, startedAt: null, finishedAt: null },
         createdAt: new Date().toISOString(),
       };
-      ops.push(putJson(keyOf('pods', id), pod), putJson(nameKey('pods', name), id));
+      batch.push(pod);
       createdAt.set(id, 0);
     }
-    batches.push(ops);
+    batches.push(batch);
   }
   // 8 writers in parallel, stamping each pod's create time when its txn is sent.
   let next = 0;
   await Promise.all(Array.from({ length: 8 }, async () => {
     while (next < batches.length) {
-      const ops = batches[next++]!;
+      const batch = batches[next++]!;
       const sent = performance.now();
-      for (const op of ops) if (op.type === 'put' && op.key.startsWith(prefixes.pods)) createdAt.set(op.key.slice(prefixes.pods.length), sent);
-      await commit(client, [], ops);
+      for (const pod of batch) createdAt.set(pod.id, sent);
+      await repo.createMany(batch);
     }
   }));
   const created = performance.now();

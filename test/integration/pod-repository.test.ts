@@ -41,12 +41,14 @@ t.test('pod repository against a real etcd', async (t) => {
     await t.rejects(repo.create(bound), { code: 'VALIDATION_FAILED' }, 'a new pod starts Pending');
   });
 
-  t.test('users write intent with CAS; a stale revision loses and says where the store is', async (t) => {
+  t.test('users write intent with CAS; a stale revision loses and learns the revision that won', async (t) => {
     const cur = await read('p1');
     const next = await repo.update('user', cur, { ...cur.value, desired: 'stopped' });
     t.equal((await read('p1')).value.desired, 'stopped');
+    // Other prefixes move the store on; the loser must learn the pod's revision, which a pods cache reaches.
+    await commit(client, [], [putJson(keyOf('heartbeats', 'n9'), {})]);
     const err = await repo.update('user', cur, { ...cur.value, desired: 'paused' }).catch((e: unknown) => e);
-    t.match(err, { code: 'CONFLICT', details: { revision: Number } });
+    t.match(err, { code: 'CONFLICT', details: { revision: next.modRevision } });
     t.equal((await read('p1')).modRevision, next.modRevision, 'nothing written by the loser');
     await t.rejects(repo.update('user', next, { ...next.value, status: { ...next.value.status, phase: 'Scheduled', nodeId: 'n1' } }), { code: 'INTERNAL' }, 'users never bind');
   });
@@ -90,6 +92,13 @@ t.test('pod repository against a real etcd', async (t) => {
       { code: 'LEADERSHIP_LOST' },
     );
     t.equal((await read('p1')).modRevision, cur.modRevision);
+  });
+
+  t.test('a CAS on a pod that is gone answers NOT_FOUND', async (t) => {
+    await repo.create(pod('p5', 'brief'));
+    const cur = await read('p5');
+    await repo.delete('user', cur);
+    await t.rejects(repo.update('user', cur, { ...cur.value, desired: 'stopped' }), { code: 'NOT_FOUND' });
   });
 
   t.test('users delete unbound pods; a bound pod is marked and its agent deletes it with its name', async (t) => {

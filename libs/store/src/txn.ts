@@ -70,6 +70,31 @@ export async function commit(client: Etcd3, compares: Compare[], ops: Op[]): Pro
   }
 }
 
+/** What a compare-and-swap on one key reports. */
+export type CasResult =
+  | { succeeded: true; revision: number }
+  /** `modRevision`: the key's own revision now (what won), undefined when the key is gone. */
+  | { succeeded: false; modRevision: number | undefined };
+
+/**
+ * Commits `ops` if `key` is still at `modRevision`; when it is not, the same
+ * round trip reads the key, so the loser learns the revision of the write
+ * that won (a watch cache of that key's prefix reaches it), not the store's
+ * revision, which other prefixes may have moved past what that cache will
+ * ever see.
+ */
+export async function commitCas(client: Etcd3, key: string, modRevision: number, ops: Op[]): Promise<CasResult> {
+  let res;
+  try {
+    res = await client.if(key, 'Mod', '==', modRevision).then(...buildOps(client, ops)).else(client.get(key)).commit();
+  } catch (err) {
+    throw toBerthError(err);
+  }
+  if (res.succeeded) return { succeeded: true, revision: Number(res.header.revision) };
+  const kv = res.responses[0]?.response_range?.kvs[0];
+  return { succeeded: false, modRevision: kv === undefined ? undefined : Number(kv.mod_revision) };
+}
+
 /**
  * Commits `ops` only while `fence` still holds: the election key must exist
  * with the term as its create revision, so a deposed or paused leader can
