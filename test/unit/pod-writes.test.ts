@@ -29,6 +29,7 @@ const rows: Row[] = [
   { name: 'leader explains a Pending pod', writer: 'leader', prev: pod({}), next: pod({ reason: 'Unschedulable', message: '0/1 nodes' }), want: 'ok' },
   { name: 'leader unbinds a running pod', writer: 'leader', prev: bound('Running'), next: pod({ phase: 'Pending', reason: 'NodeDead' }), want: 'ok' },
   { name: 'leader unbinds a finished pod to restart it', writer: 'leader', prev: bound('Succeeded'), next: pod({ phase: 'Pending', restarts: 1 }), want: 'ok' },
+  { name: 'leader may not unbind a pod marked for deletion', writer: 'leader', prev: bound('Running', { deletionRequested: 'x' }), next: pod({ phase: 'Pending' }, { deletionRequested: 'x' }), want: 'INTERNAL' },
   { name: 'leader may not start a pod', writer: 'leader', prev: bound('Scheduled'), next: bound('Starting'), want: 'INTERNAL' },
   { name: 'leader may not move a pod between nodes', writer: 'leader', prev: bound('Running'), next: pod({ phase: 'Scheduled', nodeId: 'n2' }), want: 'INVALID_TRANSITION' },
   { name: 'leader may not bind and leave it Pending', writer: 'leader', prev: pod({}), next: pod({ nodeId: 'n1' }), want: 'INTERNAL' },

@@ -11,3 +11,4 @@ export { LiveFeed } from './dashboard/feed.js';
 export { PodService, type PodAction } from './pods/service.js';
 export { NodeService } from './nodes/service.js';
 export { NodeProvisioner } from './nodes/provisioner.js';
+export { boundPodAction, unboundRecord, type BoundPodAction } from './pods/placement.js';

@@ -64,6 +64,8 @@ export function checkPodWrite(writer: PodWriter, prev: PodRecord, next: PodRecor
     const unbind = to === 'Pending' && prev.status.nodeId !== null && next.status.nodeId === null;
     const annotate = from === to && from === 'Pending' && next.status.nodeId === null && status.every((k) => k === 'reason' || k === 'message');
     if (!bind && !unbind && !annotate) refuse(writer, prev, `write status ${from} -> ${to} (the leader only binds, unbinds and explains Pending pods)`);
+    // Unbinding a marked pod would leave it Pending and marked, where no agent ever deletes it.
+    if (unbind && prev.deletionRequested !== undefined) refuse(writer, prev, 'unbind a pod marked for deletion (delete it instead)');
     return;
   }
   // agent

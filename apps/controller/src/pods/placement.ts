@@ -35,8 +35,9 @@ export function restartRequested(pod: PodRecord): boolean {
 
 /**
  * What happens to a bound pod whose `node` (undefined: the record is gone)
- * is as given: a running pod leaves a node that cannot run it any more, or is
- * deleted there when deletion was asked for (its agent will not do it); a
+ * is as given: a running pod leaves a node that cannot run it any more, or,
+ * when deletion was asked for and the node is dead or gone, is deleted (no
+ * agent will do it; a draining node's agent still does); a
  * finished pod is deleted when marked on a node whose agent is gone, and
  * unbound when a restart was asked for.
  */
@@ -48,7 +49,9 @@ export function boundPodAction(pod: PodRecord, node: NodeRecord | undefined): Bo
     return restartRequested(pod) ? { kind: 'unbind', reason: 'RestartRequested' } : undefined;
   }
   if (leave === undefined) return undefined;
-  return pod.deletionRequested !== undefined ? { kind: 'forceDelete' } : { kind: 'unbind', reason: leave };
+  // A marked pod is deleted by its agent while one runs (a draining node's); the leader does it only where none will.
+  if (pod.deletionRequested !== undefined) return leave === 'NodeDead' || leave === 'NodeRemoved' ? { kind: 'forceDelete' } : undefined;
+  return { kind: 'unbind', reason: leave };
 }
 
 /** The record of `pod` sent back to Pending for `reason`: no node, not started, its restarts counted when it is a restart. */

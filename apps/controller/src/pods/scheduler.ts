@@ -163,7 +163,8 @@ export class PodScheduler {
     seed: string,
   ): Promise<void> {
     const running: RunningPod[] = pods
-      .filter((p) => p.value.status.nodeId !== null && !TERMINAL_PHASES.has(p.value.status.phase))
+      // A pod being deleted is no victim: it leaves anyway, and unbinding it would strand it Pending and marked.
+      .filter((p) => p.value.status.nodeId !== null && !TERMINAL_PHASES.has(p.value.status.phase) && p.value.deletionRequested === undefined)
       .map((p) => ({ id: p.value.id, nodeId: p.value.status.nodeId!, cpu: p.value.spec.cpu, memoryMiB: p.value.spec.memoryMiB, priority: p.value.spec.priority }));
     const minPriority = Math.min(...running.map((r) => r.priority));
     const candidates = unschedulable
