@@ -108,6 +108,11 @@ t.test('pod repository against a real etcd', async (t) => {
     t.equal(await client.get(nameKey('pods', 'idle')).string(), null, 'name released');
     const cur = await read('p1');
     await t.rejects(repo.delete('user', cur), { code: 'INTERNAL' });
+    // A cache that has not seen node n1 yet says it is gone; etcd has the final word.
+    await commit(client, [], [putJson(keyOf('nodes', 'n1'), { id: 'n1' })]);
+    await t.rejects(repo.delete('user', cur, { nodeGone: true }), { code: 'CONFLICT' }, 'its node exists: only its agent deletes it');
+    t.ok(await repo.get('p1'), 'nothing deleted');
+    await client.delete().key(keyOf('nodes', 'n1'));
     const marked = await repo.update('user', cur, { ...cur.value, deletionRequested: new Date().toISOString() });
     await repo.delete('agent', marked, { node: 'n1' });
     t.equal(await repo.get('p1'), undefined);

@@ -346,8 +346,8 @@ const paths: Array<{ from: PodPhase; to: PodPhase; want: PodPhase[] | undefined 
   { from: 'Running', to: 'Running', want: ['Running'] },
   { from: 'Scheduled', to: 'Starting', want: ['Starting'] },
   { from: 'Running', to: 'Stopped', want: ['Stopping', 'Stopped'] },
-  // The first shortest path in table order: Paused lists Running before Stopping.
-  { from: 'Paused', to: 'Failed', want: ['Running', 'Failed'] },
+  // The first shortest path in table order: Paused lists Stopping before Running, so a paused pod that fails is never reported Running.
+  { from: 'Paused', to: 'Failed', want: ['Stopping', 'Failed'] },
   { from: 'Paused', to: 'Stopped', want: ['Stopping', 'Stopped'] },
   { from: 'Paused', to: 'Starting', want: ['Running', 'Starting'] },
   { from: 'Succeeded', to: 'Starting', want: undefined },

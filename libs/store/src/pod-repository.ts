@@ -82,7 +82,13 @@ export class PodRepository {
     if (writer === 'agent' && cur.value.status.nodeId !== opts.node) {
       throw errors.conflict(`pod ${cur.value.name} is not bound to node ${opts.node ?? '(none)'}`, { revision: cur.modRevision });
     }
-    const res = await commitCas(this.client, cur.key, cur.modRevision, deleteOps(cur.value));
+    // "Its node is gone" is read from a cache: etcd must agree, or an agent about to run the pod would lose its record.
+    const nodeId = cur.value.status.nodeId;
+    const nodeAbsent = writer === 'user' && nodeId !== null ? [absent(keyOf('nodes', nodeId))] : [];
+    const res = await commitCas(this.client, cur.key, cur.modRevision, deleteOps(cur.value), nodeAbsent);
+    if (!res.succeeded && res.modRevision === cur.modRevision) {
+      throw errors.conflict(`node ${nodeId} of pod ${cur.value.name} exists: its agent deletes the pod; mark it instead`);
+    }
     if (!res.succeeded) throw lost(cur.value, res.modRevision);
     return res.revision;
   }

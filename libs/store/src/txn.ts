@@ -77,16 +77,19 @@ export type CasResult =
   | { succeeded: false; modRevision: number | undefined };
 
 /**
- * Commits `ops` if `key` is still at `modRevision`; when it is not, the same
+ * Commits `ops` if `key` is still at `modRevision` (and the `also` guards
+ * hold); when it is not, the same
  * round trip reads the key, so the loser learns the revision of the write
  * that won (a watch cache of that key's prefix reaches it), not the store's
  * revision, which other prefixes may have moved past what that cache will
  * ever see.
  */
-export async function commitCas(client: Etcd3, key: string, modRevision: number, ops: Op[]): Promise<CasResult> {
+export async function commitCas(client: Etcd3, key: string, modRevision: number, ops: Op[], also: Compare[] = []): Promise<CasResult> {
   let res;
   try {
-    res = await client.if(key, 'Mod', '==', modRevision).then(...buildOps(client, ops)).else(client.get(key)).commit();
+    let builder = client.if(key, 'Mod', '==', modRevision);
+    for (const c of also) builder = builder.and(c.key, c.target, c.cmp, c.value);
+    res = await builder.then(...buildOps(client, ops)).else(client.get(key)).commit();
   } catch (err) {
     throw toBerthError(err);
   }

@@ -63,7 +63,7 @@ export const podRoutes = routePlugin('pod-routes', ['clusterState', 'podService'
         tags: ['pods'],
         summary: 'Delete a pod (its agent stops and removes the container first)',
         params: IdParams,
-        response: { 200: podRef, 404: errorRef },
+        response: { 200: podRef, 404: errorRef, 409: errorRef },
       },
     },
     async (req) => podService.remove(req.params.id),
