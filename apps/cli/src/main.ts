@@ -7,6 +7,12 @@ import pc from 'picocolors';
 
 const io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
 
+// `berth get pods | head`: the reader went away, so there is nobody left to print for (as kubectl does).
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 /** Prints an error the kubectl way and picks the exit code: 2 unreachable, 1 everything else. */
 function fail(err: unknown): number {
   const red = colorEnabled(process.stderr, process.env) ? pc.createColors(true).red : (s: string) => s;

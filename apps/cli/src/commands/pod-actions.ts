@@ -8,7 +8,7 @@ const POD_ACTION_TEXT: Record<PodAction, { done: string; what: string }> = {
   start: { done: 'started', what: 'Start a stopped pod' },
   pause: { done: 'paused', what: 'Pause a running pod' },
   resume: { done: 'resumed', what: 'Resume a paused pod' },
-  restart: { done: 'restarted', what: 'Restart a pod in place' },
+  restart: { done: 'restarted', what: 'Restart a pod (in place; a finished one is scheduled again)' },
 };
 
 /** `berth stop|start|pause|resume|restart pod NAME`: each sets what the user wants; the pod's agent converges. */
