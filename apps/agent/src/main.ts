@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import pino from 'pino';
 import { isBerthError } from '@berth/core';
-import { createEtcdClient, EventRecorder, LeaseKeeper } from '@berth/store';
+import { createEtcdClient, EventRecorder, LeaseKeeper, onWatchIncident } from '@berth/store';
 import { parseConfig } from './config.js';
 import { NodeAgent } from './node-agent.js';
 import { OwnKeyWatcher } from './own-keys.js';
@@ -16,6 +16,7 @@ import { UsageSampler } from './usage.js';
 
 const config = parseConfig(process.argv);
 const log = pino({ level: config.logLevel, base: { agent: config.name } });
+onWatchIncident((incident) => log.warn({ incident }, 'etcd watch stream fault contained'));
 const client = createEtcdClient(config.etcd);
 const keeper = new LeaseKeeper(client, config.heartbeatIntervalMs, log.child({ component: 'leases' }));
 const agents: NodeAgent[] = [];

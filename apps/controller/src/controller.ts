@@ -2,7 +2,7 @@ import type { Etcd3 } from 'etcd3';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import type { ReplicaInfo } from '@berth/core';
-import { createEtcdClient, EventRecorder, LeaderElector } from '@berth/store';
+import { createEtcdClient, EventRecorder, LeaderElector, onWatchIncident } from '@berth/store';
 import type { ControllerConfig } from './config.js';
 import { ClusterState } from './cluster-state.js';
 import { LiveFeed } from './dashboard/feed.js';
@@ -34,6 +34,8 @@ export class Controller {
   private readonly scheduler: PodScheduler;
   private readonly deps: ServerDeps;
   private server: FastifyInstance | undefined;
+  /** Stops logging the etcd watch faults the store contained for this replica. */
+  private readonly stopIncidentLog: () => void;
 
   constructor(
     private readonly config: ControllerConfig,
@@ -42,6 +44,7 @@ export class Controller {
     this.log = log ?? pino({ level: config.logLevel, base: { replica: config.id } });
     const child = (component: string) => this.log.child({ component });
     this.client = createEtcdClient(config.etcd);
+    this.stopIncidentLog = onWatchIncident((incident) => child('etcd-watch').warn({ incident }, 'etcd watch stream fault contained'));
     const self: ReplicaInfo = { id: config.id, address: config.advertiseUrl, pid: process.pid, startedAt: new Date().toISOString() };
     const events = new EventRecorder(this.client, config.id, child('events'));
     this.health = new EtcdHealth(config.etcd, child('etcd-health'));
@@ -107,5 +110,6 @@ export class Controller {
     this.health.stop();
     await this.state.stop();
     this.client.close();
+    this.stopIncidentLog();
   }
 }

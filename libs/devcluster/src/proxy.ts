@@ -1,13 +1,22 @@
 import net from 'node:net';
 import { freePort } from './ports.js';
 
+/** One-way latency a proxy adds: each chunk waits a uniform draw from [minMs, maxMs], never overtaking the one before. */
+export interface ProxyDelay {
+  minMs: number;
+  maxMs: number;
+}
+
 /**
- * A loopback TCP proxy that can cut every connection on demand: a network
- * partition between one client and etcd, without touching etcd itself.
+ * A loopback TCP proxy that can cut every connection on demand (a network
+ * partition between one client and etcd, without touching etcd itself) or
+ * delay what etcd sends (a busy or distant etcd), keeping byte order.
  */
 export class TcpProxy {
   private readonly sockets = new Set<net.Socket>();
   private cutOff = false;
+  /** Latency added to what the target sends back; none by default. */
+  private delay: ProxyDelay | undefined;
 
   private constructor(
     private readonly server: net.Server,
@@ -29,7 +38,24 @@ export class TcpProxy {
         s.on('error', () => undefined);
       }
       client.pipe(upstream);
-      upstream.pipe(client);
+      // Target -> client: in order, each chunk after its own delay (but never before the previous one).
+      let lastDue = 0;
+      upstream.on('data', (chunk: Buffer) => {
+        const d = proxy?.delay;
+        if (d === undefined && lastDue <= Date.now()) {
+          client.write(chunk);
+          return;
+        }
+        const wait = d === undefined ? 0 : d.minMs + Math.random() * (d.maxMs - d.minMs);
+        lastDue = Math.max(lastDue, Date.now() + wait);
+        setTimeout(() => {
+          if (!client.destroyed) client.write(chunk);
+        }, lastDue - Date.now());
+      });
+      upstream.on('end', () => {
+        const flushAt = Math.max(0, lastDue - Date.now());
+        setTimeout(() => client.end(), flushAt);
+      });
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });
@@ -51,6 +77,11 @@ export class TcpProxy {
 
   restore(): void {
     this.cutOff = false;
+  }
+
+  /** Delays everything the target sends from now on (undefined: no delay). */
+  setDelay(delay: ProxyDelay | undefined): void {
+    this.delay = delay;
   }
 
   async close(): Promise<void> {

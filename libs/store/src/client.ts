@@ -9,6 +9,7 @@ import {
 } from 'etcd3';
 import { type IBackoff, circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, isBrokenCircuitError, retry } from 'cockatiel';
 import { BerthError, errors } from '@berth/core';
+import { installWatchGuard } from './watch-guard.js';
 
 /** Tuning of the etcd client; the defaults suit a local HA cluster and the tests. */
 export interface EtcdClientOptions {
@@ -34,6 +35,8 @@ export function parseEndpoints(spec: string): string[] {
  * without quorum produces an error instead of a hang.
  */
 export function createEtcdClient(endpoints: string[] | string, opts: EtcdClientOptions = {}): Etcd3 {
+  // etcd3's watch manager can throw from a gRPC callback after a stream failure: contained once per process.
+  installWatchGuard();
   const hosts = typeof endpoints === 'string' ? parseEndpoints(endpoints) : endpoints;
   const callTimeoutMs = opts.callTimeoutMs ?? 3000;
   const options: IOptions = {

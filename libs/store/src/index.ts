@@ -7,3 +7,4 @@ export * from './election.js';
 export * from './lease-keeper.js';
 export * from './pod-repository.js';
 export * from './work-queue.js';
+export * from './watch-guard.js';
