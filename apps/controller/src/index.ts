@@ -12,3 +12,4 @@ export { PodService, type PodAction } from './pods/service.js';
 export { NodeService } from './nodes/service.js';
 export { NodeProvisioner } from './nodes/provisioner.js';
 export { boundPodAction, unboundRecord, type BoundPodAction } from './pods/placement.js';
+export { PodBinder, RaceLost } from './pods/binder.js';

@@ -57,9 +57,17 @@ export class PodBinder {
   /**
    * Sends pods back to Pending and deletes marked pods whose agent is gone,
    * releasing their reservations in the same transactions, in chunks per node
-   * and reason (one event each).
+   * and reason (one event each). Where the reason is the node's state (dead,
+   * drained, removed), the transaction also guards the node record as `nodes`
+   * shows it, so a stale cache cannot take pods off a node that is Ready again.
    */
-  async unbind(fence: Fence, unbind: readonly Unbind[], forceDelete: readonly Versioned<PodRecord>[], allocs: Reservations): Promise<void> {
+  async unbind(
+    fence: Fence,
+    unbind: readonly Unbind[],
+    forceDelete: readonly Versioned<PodRecord>[],
+    allocs: Reservations,
+    nodes?: ReadonlyMap<string, Versioned<NodeRecord>>,
+  ): Promise<void> {
     const groups = new Map<string, { nodeId: string; why: UnbindReason | 'Deleted'; items: Array<{ pod: Versioned<PodRecord>; next?: PodRecord }> }>();
     const add = (nodeId: string, why: UnbindReason | 'Deleted', item: { pod: Versioned<PodRecord>; next?: PodRecord }) => {
       const key = `${nodeId}\u0000${why}`;
@@ -77,6 +85,11 @@ export class PodBinder {
         for (const c of chunk) {
           if (c.next) batch.put(c.pod, c.next);
           else batch.delete(c.pod);
+        }
+        if (nodes !== undefined && why !== 'Preempted' && why !== 'RestartRequested') {
+          const node = nodes.get(nodeId);
+          const nodeKey = keyOf('nodes', nodeId);
+          batch.guard(node === undefined ? absent(nodeKey) : modifiedAt(nodeKey, node.modRevision));
         }
         const alloc = allocs.get(nodeId);
         const released = alloc === undefined ? [] : chunk.filter((c) => alloc.value.pods[c.pod.value.id] !== undefined);
@@ -104,17 +117,28 @@ export class PodBinder {
     }
   }
 
-  /** Releases reservations of pods that are gone, finished or bound elsewhere; true when it wrote. */
+  /**
+   * Releases reservations of pods that are gone, finished or bound elsewhere;
+   * true when it wrote. Each release is guarded on the pod record as the
+   * cache shows it (its revision, or its absence): the reservation and pod
+   * caches follow separate watches, and a pods cache behind the reservations
+   * must not free the reservation of a pod that was just bound and runs.
+   */
   async releaseStale(fence: Fence, allocs: Reservations): Promise<boolean> {
     let wrote = false;
     for (const [nodeId, a] of allocs) {
-      const held = Object.entries(a.value.pods).filter(([podId]) => {
-        const pod = this.state.pods.get(keyOf('pods', podId))?.value;
-        return pod !== undefined && pod.status.nodeId === nodeId && !TERMINAL_PHASES.has(pod.status.phase);
-      });
-      if (held.length === Object.keys(a.value.pods).length) continue;
+      const stale = Object.keys(a.value.pods)
+        .filter((podId) => !holdsReservation(this.state.pods.get(keyOf('pods', podId))?.value, nodeId))
+        .slice(0, MAX_RELEASES);
+      if (stale.length === 0) continue;
+      const kept = Object.fromEntries(Object.entries(a.value.pods).filter(([podId]) => !stale.includes(podId)));
       // (A removed node's record goes away with its last reservation.)
-      const batch = writeReservations(this.repo.fenced(fence), nodeId, a.modRevision, Object.fromEntries(held));
+      const batch = writeReservations(this.repo.fenced(fence), nodeId, a.modRevision, kept);
+      for (const podId of stale) {
+        const key = keyOf('pods', podId);
+        const cached = this.state.pods.get(key);
+        batch.guard(cached === undefined ? absent(key) : modifiedAt(key, cached.modRevision));
+      }
       const res = await batch.commit();
       if (!res.succeeded) throw new RaceLost(res.revision);
       await this.state.allocations.waitForRevision(res.revision);
@@ -161,6 +185,9 @@ export class PodBinder {
         const { pods: reserved, rev } = working.get(nodeId)!;
         const key = keyOf('allocations', nodeId);
         batch.guard(rev === undefined ? absent(key) : modifiedAt(key, rev)).op(putJson(key, { nodeId, pods: reserved } satisfies AllocationRecord));
+        // The node as decided on: a stale cache cannot bind onto a node that is cordoned, draining, dead or gone by now.
+        const node = nodes.get(nodeId);
+        batch.guard(node === undefined ? absent(keyOf('nodes', nodeId)) : modifiedAt(keyOf('nodes', nodeId), node.modRevision));
       }
       const res = await batch.commit();
       if (!res.succeeded) throw new RaceLost(res.revision);
@@ -194,6 +221,14 @@ export class PodBinder {
 }
 
 /** Guards a node's reservation record at `rev` and rewrites it with `pods` (deleted when none are left). */
+/** Releases per transaction: one guard each, plus the fence and the reservation record, under etcd's 128 compares. */
+const MAX_RELEASES = 100;
+
+/** True while `pod` (as cached) still holds its reservation on `nodeId`: bound there and not finished. */
+export function holdsReservation(pod: PodRecord | undefined, nodeId: string): boolean {
+  return pod !== undefined && pod.status.nodeId === nodeId && !TERMINAL_PHASES.has(pod.status.phase);
+}
+
 function writeReservations(batch: FencedPodBatch, nodeId: string, rev: number, pods: AllocationRecord['pods']): FencedPodBatch {
   const key = keyOf('allocations', nodeId);
   return batch.guard(modifiedAt(key, rev)).op(Object.keys(pods).length === 0 ? { type: 'delete', key } : putJson(key, { nodeId, pods } satisfies AllocationRecord));

@@ -125,7 +125,7 @@ export class PodScheduler {
     }
     let wrote = false;
     if (unbind.length > 0 || forceDelete.length > 0) {
-      await this.binder.unbind(fence, unbind, forceDelete, allocs);
+      await this.binder.unbind(fence, unbind, forceDelete, allocs, nodes);
       wrote = true;
     }
 

@@ -1,0 +1,100 @@
+import t from 'tap';
+import { keyOf, prefixes, type AllocationRecord, type PodRecord } from '@berth/core';
+import { absent, commit, EventRecorder, PodRepository, putJson } from '@berth/store';
+import { ClusterState, PodBinder, RaceLost } from '@berth/controller';
+import { waitFor } from '@berth/devcluster';
+import { clientFor, etcdFor, testLog } from '../helpers/fixtures.js';
+
+// A leader whose pods cache is behind its reservations cache (they follow
+// separate watches) must not free the reservation of a pod that was just
+// bound: the release is guarded on the pod record as the cache shows it.
+// The skew is made deterministic by freezing the pods cache.
+
+t.test('a pods cache behind the reservations cannot release a live pod\'s reservation', async (t) => {
+  const etcd = await etcdFor(t);
+  const client = clientFor(t, etcd.endpoint);
+  const repo = new PodRepository(client);
+  const electionKey = `${prefixes.election}test`;
+  const { revision: term } = await commit(client, [], [putJson(electionKey, { id: 'test' })]);
+  const fence = { electionKey, term };
+  const state = new ClusterState(client, testLog);
+  state.start();
+  t.teardown(() => state.stop());
+  await state.whenSynced();
+  const binder = new PodBinder(repo, state, new EventRecorder(client, 'test', testLog), testLog);
+
+  // 1. A Pending pod, seen by the leader's caches.
+  const pod: PodRecord = {
+    id: 'p1',
+    name: 'web',
+    spec: { env: {}, cpu: 0.5, memoryMiB: 64, ports: [], restartPolicy: 'Always', priority: 0, nodeSelector: {} },
+    desired: 'running',
+    status: { phase: 'Pending', nodeId: null, reason: 'Created', message: '', restarts: 0, startedAt: null, finishedAt: null },
+    createdAt: new Date().toISOString(),
+  };
+  await state.pods.waitForRevision(await repo.create(pod));
+  // 2. The pods cache stops seeing changes (its watch lags); the reservations cache does not.
+  await state.pods.stop();
+  // 3. The pod is bound on n1 with its reservation (what a previous pass of this leader, or the last leader, wrote).
+  const cur = (await repo.get('p1'))!;
+  const allocKey = keyOf('allocations', 'n1');
+  const bound = await repo
+    .fenced(fence)
+    .put(cur, { ...cur.value, status: { ...cur.value.status, phase: 'Scheduled', nodeId: 'n1', reason: 'Scheduled' } })
+    .guard(absent(allocKey))
+    .op(putJson(allocKey, { nodeId: 'n1', pods: { p1: { cpuMillis: 500, memoryMiB: 64 } } } satisfies AllocationRecord))
+    .commit();
+  t.ok(bound.succeeded);
+  await state.allocations.waitForRevision(bound.revision);
+  t.equal(state.pods.get(keyOf('pods', 'p1'))?.value.status.nodeId, null, 'the pods cache still shows it Pending');
+  // 4. The release step reads "p1 is not bound to n1" from the lagging cache; etcd refuses the release.
+  const allocs = new Map(state.allocations.list().map((a) => [a.value.nodeId, a]));
+  await t.rejects(binder.releaseStale(fence, allocs), RaceLost, 'the release loses: the pod is not as the cache says');
+  const record = JSON.parse((await client.get(allocKey).string())!) as AllocationRecord;
+  t.ok(record.pods.p1, 'the running pod keeps its reservation');
+  // 5. Once the pod is really gone, the reservation is released.
+  const gone = (await repo.get('p1'))!;
+  const marked = await repo.update('user', gone, { ...gone.value, deletionRequested: new Date().toISOString() });
+  await repo.delete('agent', marked, { node: 'n1' });
+  const fresh = new ClusterState(client, testLog);
+  fresh.start();
+  t.teardown(() => fresh.stop());
+  await fresh.whenSynced();
+  const freshBinder = new PodBinder(repo, fresh, new EventRecorder(client, 'test', testLog), testLog);
+  t.ok(await freshBinder.releaseStale(fence, new Map(fresh.allocations.list().map((a) => [a.value.nodeId, a]))), 'released');
+  await waitFor(async () => (await client.get(allocKey).string()) === null, { what: 'the empty reservation record removed' });
+});
+
+t.test('a binding decided on a node record that changed since does not commit', async (t) => {
+  const etcd = await etcdFor(t);
+  const client = clientFor(t, etcd.endpoint);
+  const repo = new PodRepository(client);
+  const electionKey = `${prefixes.election}test`;
+  const { revision: term } = await commit(client, [], [putJson(electionKey, { id: 'test' })]);
+  const fence = { electionKey, term };
+  const state = new ClusterState(client, testLog);
+  state.start();
+  t.teardown(() => state.stop());
+  await state.whenSynced();
+  const binder = new PodBinder(repo, state, new EventRecorder(client, 'test', testLog), testLog);
+  const nodeKey = keyOf('nodes', 'n1');
+  const node = { id: 'n1', name: 'node-1', cordoned: false };
+  await state.nodes.waitForRevision((await commit(client, [], [putJson(nodeKey, node)])).revision);
+  const pod: PodRecord = {
+    id: 'p2',
+    name: 'api',
+    spec: { env: {}, cpu: 0.5, memoryMiB: 64, ports: [], restartPolicy: 'Always', priority: 0, nodeSelector: {} },
+    desired: 'running',
+    status: { phase: 'Pending', nodeId: null, reason: 'Created', message: '', restarts: 0, startedAt: null, finishedAt: null },
+    createdAt: new Date().toISOString(),
+  };
+  await state.pods.waitForRevision(await repo.create(pod));
+  // 1. The decision is made on the caches as they are...
+  const nodes = new Map(state.nodes.list().map((n) => [n.value.id, n]));
+  const pods = new Map(state.pods.list().map((p) => [p.value.id, p]));
+  // 2. ...then the node is cordoned before the binding commits.
+  await commit(client, [], [putJson(nodeKey, { ...node, cordoned: true })]);
+  await t.rejects(binder.bind(fence, [{ kind: 'bound', podId: 'p2', nodeId: 'n1', score: 100 }], pods, new Map(), nodes), RaceLost);
+  t.equal((await repo.get('p2'))?.value.status.phase, 'Pending', 'not bound onto the cordoned node');
+  t.equal(await client.get(keyOf('allocations', 'n1')).string(), null, 'nothing reserved');
+});
