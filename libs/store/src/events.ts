@@ -1,4 +1,4 @@
-import type { Etcd3 } from 'etcd3';
+import { EtcdLeaseInvalidError, type Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { eventKey, newId, type BerthEvent } from '@berth/core';
 import { toBerthError } from './client.js';
@@ -34,16 +34,44 @@ export class EventRecorder {
 
   /** Records an event unconditionally (user intent, agent reports). */
   async record(input: EventInput): Promise<BerthEvent> {
-    const { event, op } = await this.prepare(input);
-    await commit(this.client, [], [op]);
-    return event;
+    return this.once(async () => {
+      const { event, op } = await this.prepare(input);
+      await commit(this.client, [], [op]);
+      return event;
+    });
   }
 
   /** Records an event only while `fence` holds (the leader's own actions); throws LEADERSHIP_LOST otherwise. */
   async recordFenced(fence: Fence, input: EventInput): Promise<BerthEvent> {
-    const { event, op } = await this.prepare(input, fence.term);
-    await commitFenced(this.client, fence, [], [op]);
-    return event;
+    return this.once(async () => {
+      const { event, op } = await this.prepare(input, fence.term);
+      await commitFenced(this.client, fence, [], [op]);
+      return event;
+    });
+  }
+
+  /**
+   * Forgets the cached lease when `err` says etcd no longer has it (revoked,
+   * or expired while etcd was away), so the next event is put on a new one
+   * instead of failing, with every transaction it is part of, until the
+   * cache would have renewed it. True when it did. Callers that commit
+   * prepared events in their own transactions call it with their failure.
+   */
+  forgetLeaseOn(err: unknown): boolean {
+    if (!leaseInvalid(err)) return false;
+    this.log.warn({ lease: this.lease?.id }, 'the event lease is gone from etcd; granting a new one');
+    this.lease = undefined;
+    return true;
+  }
+
+  /** Runs `fn`; once more on a new lease when the cached one was gone. */
+  private async once<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!this.forgetLeaseOn(err)) throw err;
+      return fn();
+    }
   }
 
   private async leaseId(): Promise<string> {
@@ -64,4 +92,12 @@ export class EventRecorder {
     })();
     return this.granting;
   }
+}
+
+/** True when `err` (or what it wraps) is etcd's "requested lease not found". */
+function leaseInvalid(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = (e as { cause?: unknown }).cause) {
+    if (e instanceof EtcdLeaseInvalidError || /requested lease not found/.test(e.message)) return true;
+  }
+  return false;
 }

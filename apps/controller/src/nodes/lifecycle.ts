@@ -184,6 +184,8 @@ export class NodeLifecycle {
         }
       });
     } catch (err) {
+      // A revoked event lease fails every transaction carrying an event: the retry puts them on a new one.
+      this.events.forgetLeaseOn(err);
       if (!isBerthError(err, 'LEADERSHIP_LOST')) this.log.warn({ err, nodes: batch.length }, 'node status write failed; retrying with backoff');
       throw err;
     }
