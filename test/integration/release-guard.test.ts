@@ -98,3 +98,43 @@ t.test('a binding decided on a node record that changed since does not commit', 
   t.equal((await repo.get('p2'))?.value.status.phase, 'Pending', 'not bound onto the cordoned node');
   t.equal(await client.get(keyOf('allocations', 'n1')).string(), null, 'nothing reserved');
 });
+
+t.test('a bound running pod without a reservation is reserved again, and only from caches that agree', async (t) => {
+  const etcd = await etcdFor(t);
+  const client = clientFor(t, etcd.endpoint);
+  const repo = new PodRepository(client);
+  const electionKey = `${prefixes.election}test`;
+  const { revision: term } = await commit(client, [], [putJson(electionKey, { id: 'test' })]);
+  const fence = { electionKey, term };
+  const state = new ClusterState(client, testLog);
+  state.start();
+  t.teardown(() => state.stop());
+  await state.whenSynced();
+  const binder = new PodBinder(repo, state, new EventRecorder(client, 'test', testLog), testLog);
+  const pod: PodRecord = {
+    id: 'p3',
+    name: 'orphan',
+    spec: { env: {}, cpu: 0.25, memoryMiB: 32, ports: [], restartPolicy: 'Always', priority: 0, nodeSelector: {} },
+    desired: 'running',
+    status: { phase: 'Pending', nodeId: null, reason: 'Created', message: '', restarts: 0, startedAt: null, finishedAt: null },
+    createdAt: new Date().toISOString(),
+  };
+  await repo.create(pod);
+  // 1. A binding without its reservation (what no Berth code writes; a bug or a hand edit).
+  const cur = (await repo.get('p3'))!;
+  const res = await repo.fenced(fence).put(cur, { ...cur.value, status: { ...cur.value.status, phase: 'Scheduled', nodeId: 'n1', reason: 'Scheduled' } }).commit();
+  await state.pods.waitForRevision(res.revision);
+  const snapshot = () => ({ pods: [...state.pods.values()], allocs: new Map([...state.allocations.values()].map((a) => [a.value.nodeId, a])) });
+  // 2. A cache that has not seen a reservation written meanwhile loses the race instead of reserving twice.
+  const stale = snapshot();
+  await commit(client, [], [putJson(keyOf('allocations', 'n1'), { nodeId: 'n1', pods: { other: { cpuMillis: 100, memoryMiB: 8 } } } satisfies AllocationRecord)]);
+  await t.rejects(binder.reserveMissing(fence, stale.pods, stale.allocs), RaceLost);
+  // 3. From caches that agree, the pod is reserved next to what the record holds.
+  await waitFor(() => state.allocations.get(keyOf('allocations', 'n1')) !== undefined, { what: 'the reservation cache caught up' });
+  const fresh = snapshot();
+  t.ok(await binder.reserveMissing(fence, fresh.pods, fresh.allocs), 'it wrote');
+  const record = JSON.parse((await client.get(keyOf('allocations', 'n1')).string())!) as AllocationRecord;
+  t.same(record.pods, { other: { cpuMillis: 100, memoryMiB: 8 }, p3: { cpuMillis: 250, memoryMiB: 32 } });
+  const again = snapshot();
+  t.notOk(await binder.reserveMissing(fence, again.pods, again.allocs), 'nothing left to repair');
+});

@@ -148,6 +148,45 @@ export class PodBinder {
   }
 
   /**
+   * Reserves what bound, running pods hold without a reservation, which
+   * should never happen (every binding writes its reservation in the same
+   * transaction): logged as an error and recorded as a Warning event when it
+   * does, because the node's free capacity was overstated until then. Guarded
+   * on the reservation record and each pod as read, so a cache that lags
+   * (pods ahead of reservations) loses the race instead of reserving twice.
+   * True when it wrote.
+   */
+  async reserveMissing(fence: Fence, pods: readonly Versioned<PodRecord>[], allocs: Reservations): Promise<boolean> {
+    const missing = new Map<string, Versioned<PodRecord>[]>();
+    for (const p of pods) {
+      const nodeId = p.value.status.nodeId;
+      if (nodeId === null || !holdsReservation(p.value, nodeId) || allocs.get(nodeId)?.value.pods[p.value.id] !== undefined) continue;
+      const list = missing.get(nodeId) ?? [];
+      list.push(p);
+      missing.set(nodeId, list);
+    }
+    for (const [nodeId, all] of missing) {
+      const chunk = all.slice(0, MAX_RELEASES);
+      const a = allocs.get(nodeId);
+      const key = keyOf('allocations', nodeId);
+      const reserved: AllocationRecord['pods'] = { ...(a?.value.pods ?? {}) };
+      for (const p of chunk) reserved[p.value.id] = reservationFor(p.value.spec);
+      const batch = this.repo.fenced(fence).guard(a === undefined ? absent(key) : modifiedAt(key, a.modRevision)).op(putJson(key, { nodeId, pods: reserved } satisfies AllocationRecord));
+      for (const p of chunk) batch.guard(modifiedAt(p.key, p.modRevision));
+      const res = await batch.commit();
+      if (!res.succeeded) throw new RaceLost(res.revision);
+      const names = chunk.map((p) => p.value.name);
+      this.log.error({ node: nodeId, pods: names }, 'bound pods had no reservation: reserved them now (a binding always writes one; this is a bug)');
+      void this.events
+        .recordFenced(fence, { type: 'Warning', reason: 'ReservationRepaired', message: `${chunk.length} pod(s) bound to node ${nodeId} had no reservation: ${names.join(', ')}`, involved: { kind: 'node', id: nodeId } })
+        .catch((err: unknown) => this.log.debug({ err }, 'could not record the event'));
+      await this.state.allocations.waitForRevision(res.revision);
+      return true;
+    }
+    return false;
+  }
+
+  /**
    * Binds the scheduler's `bound` decisions in chunks; each chunk also
    * rewrites the reservation record of every node it touches, guarded on the
    * revision read (or on its absence), then on the revision this pass wrote.

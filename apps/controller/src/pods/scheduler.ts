@@ -22,7 +22,8 @@ type Unschedulable = Extract<Decision, { kind: 'unschedulable' }>;
  *   1. unbinds pods of Dead, draining, deregistered or removed nodes, and
  *      finished pods a user asked to restart; deletes marked pods whose agent
  *      is gone;
- *   2. releases reservations of pods that are gone, finished or bound elsewhere;
+ *   2. releases reservations of pods that are gone, finished or bound elsewhere,
+ *      and reserves (loudly) bound live pods that have none;
  *   3. binds Pending pods chosen by the pure scheduler (libs/scheduler), in
  *      fenced transactions that also guard each node's reservation record, so
  *      nothing can overcommit a node or bind a pod twice;
@@ -129,8 +130,9 @@ export class PodScheduler {
       wrote = true;
     }
 
-    // 2. Reservations nobody holds any more.
+    // 2. Reservations nobody holds any more, and (never expected) bound pods without one.
     if (await this.binder.releaseStale(fence, allocs)) wrote = true;
+    if (!wrote && (await this.binder.reserveMissing(fence, pods, allocs))) wrote = true;
     if (wrote) return this.kick(); // decide the rest on caches that have seen these writes
 
     // 3. Pending pods, in one batch of the pure scheduler.
