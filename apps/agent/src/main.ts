@@ -95,6 +95,7 @@ for (const name of names) {
           if (gone !== undefined) reconciler.removeNode(gone.id);
           if (config.simulate === 0) void shutdown(reason, false, 3);
         },
+        onRuntimeBack: (nodeId) => reconciler.resyncNode(nodeId),
       },
       {
         name,

@@ -42,6 +42,8 @@ export interface NodeAgentDeps {
   log: Logger;
   /** Called when the node must stop: deleted from the cluster, or taken over by another agent. */
   onFatal: (nodeName: string, reason: string) => void;
+  /** The node's runtime answers again after being away: its pods are looked at again. */
+  onRuntimeBack?: (nodeId: string) => void;
 }
 
 /**
@@ -233,8 +235,11 @@ export class NodeAgent {
     // A runtime that is away cannot list its pods; report none rather than fail the heartbeat.
     const pods = runtime.ready ? (await this.opts.runtime.list().catch(() => [])).map((p) => p.id) : [];
     if (this.lastRuntimeReady !== runtime.ready) {
+      const back = this.lastRuntimeReady === false && runtime.ready;
       this.lastRuntimeReady = runtime.ready;
       this.log[runtime.ready ? 'info' : 'warn']({ node: this.opts.name }, runtime.message);
+      // What died while the runtime was away (an engine restart stops its containers) may never be reported.
+      if (back) this.deps.onRuntimeBack?.(this.id);
     }
     return { nodeId: this.id, reportedAt: new Date().toISOString(), usage: this.opts.usage(), pods, instance: this.instance, runtime };
   }

@@ -130,6 +130,14 @@ export class PodReconciler {
   }
 
   /** Stops acting for a node (taken over by another agent): forgets its pods without touching the runtime. */
+  /** Looks at every pod of a node again (its runtime came back: what ended meanwhile may have gone unreported). */
+  resyncNode(nodeId: string): void {
+    for (const key of this.informer.indexKeys(BY_NODE, nodeId)) {
+      const id = idOf('pods', key);
+      if (id !== undefined) this.queue.add(id);
+    }
+  }
+
   removeNode(nodeId: string): void {
     this.nodes.delete(nodeId);
     for (const l of [...this.local.values()]) if (l.node.id === nodeId) this.forget(l);
