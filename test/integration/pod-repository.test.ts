@@ -2,19 +2,13 @@ import t from 'tap';
 import { keyOf, nameKey, prefixes, type PodRecord } from '@berth/core';
 import { commit, Informer, PodRepository, putJson, type Versioned } from '@berth/store';
 import { clientFor, etcdFor, testLog } from '../helpers/fixtures.js';
+import { podRecord, testFence } from '../helpers/pods.js';
 
 // The one write path for pod records against a real etcd: every writer's
 // rules are enforced before anything reaches etcd, every write is a
 // compare-and-swap, and the leader's batches only commit through its fence.
 
-const pod = (id: string, name: string): PodRecord => ({
-  id,
-  name,
-  spec: { env: {}, cpu: 0.5, memoryMiB: 64, ports: [], restartPolicy: 'Always', priority: 0, nodeSelector: {} },
-  desired: 'running',
-  status: { phase: 'Pending', nodeId: null, reason: 'Created', message: '', restarts: 0, startedAt: null, finishedAt: null },
-  createdAt: new Date().toISOString(),
-});
+const pod = (id: string, name: string): PodRecord => podRecord({ id, name });
 
 t.test('pod repository against a real etcd', async (t) => {
   const etcd = await etcdFor(t);
@@ -26,10 +20,8 @@ t.test('pod repository against a real etcd', async (t) => {
     return cur;
   };
 
-  // A fence: an election key whose create revision is the term.
-  const electionKey = `${prefixes.election}test`;
-  const { revision: term } = await commit(client, [], [putJson(electionKey, { id: 'test' })]);
-  const fence = { electionKey, term };
+  const fence = await testFence(client);
+  const { electionKey } = fence;
 
   t.test('create claims the name in the same transaction', async (t) => {
     await repo.create(pod('p1', 'web'));

@@ -1,37 +1,35 @@
-import t from 'tap';
-import { keyOf, prefixes, type AllocationRecord, type PodRecord } from '@berth/core';
+import t, { type Test } from 'tap';
+import { keyOf, type AllocationRecord } from '@berth/core';
 import { absent, commit, EventRecorder, PodRepository, putJson } from '@berth/store';
 import { ClusterState, PodBinder, RaceLost } from '@berth/controller';
 import { waitFor } from '@berth/devcluster';
 import { clientFor, etcdFor, testLog } from '../helpers/fixtures.js';
+import { podRecord, testFence } from '../helpers/pods.js';
 
 // A leader whose pods cache is behind its reservations cache (they follow
 // separate watches) must not free the reservation of a pod that was just
 // bound: the release is guarded on the pod record as the cache shows it.
 // The skew is made deterministic by freezing the pods cache.
 
-t.test('a pods cache behind the reservations cannot release a live pod\'s reservation', async (t) => {
+/** The leader's parts over a real etcd, without a controller process: its caches, its fence, its binder. */
+async function leaderParts(t: Test) {
   const etcd = await etcdFor(t);
   const client = clientFor(t, etcd.endpoint);
   const repo = new PodRepository(client);
-  const electionKey = `${prefixes.election}test`;
-  const { revision: term } = await commit(client, [], [putJson(electionKey, { id: 'test' })]);
-  const fence = { electionKey, term };
+  const fence = await testFence(client);
   const state = new ClusterState(client, testLog);
   state.start();
   t.teardown(() => state.stop());
   await state.whenSynced();
   const binder = new PodBinder(repo, state, new EventRecorder(client, 'test', testLog), testLog);
+  return { client, repo, fence, state, binder };
+}
+
+t.test('a pods cache behind the reservations cannot release a live pod\'s reservation', async (t) => {
+  const { client, repo, fence, state, binder } = await leaderParts(t);
 
   // 1. A Pending pod, seen by the leader's caches.
-  const pod: PodRecord = {
-    id: 'p1',
-    name: 'web',
-    spec: { env: {}, cpu: 0.5, memoryMiB: 64, ports: [], restartPolicy: 'Always', priority: 0, nodeSelector: {} },
-    desired: 'running',
-    status: { phase: 'Pending', nodeId: null, reason: 'Created', message: '', restarts: 0, startedAt: null, finishedAt: null },
-    createdAt: new Date().toISOString(),
-  };
+  const pod = podRecord({ id: 'p1', name: 'web' });
   await state.pods.waitForRevision(await repo.create(pod));
   // 2. The pods cache stops seeing changes (its watch lags); the reservations cache does not.
   await state.pods.stop();
@@ -66,28 +64,11 @@ t.test('a pods cache behind the reservations cannot release a live pod\'s reserv
 });
 
 t.test('a binding decided on a node record that changed since does not commit', async (t) => {
-  const etcd = await etcdFor(t);
-  const client = clientFor(t, etcd.endpoint);
-  const repo = new PodRepository(client);
-  const electionKey = `${prefixes.election}test`;
-  const { revision: term } = await commit(client, [], [putJson(electionKey, { id: 'test' })]);
-  const fence = { electionKey, term };
-  const state = new ClusterState(client, testLog);
-  state.start();
-  t.teardown(() => state.stop());
-  await state.whenSynced();
-  const binder = new PodBinder(repo, state, new EventRecorder(client, 'test', testLog), testLog);
+  const { client, repo, fence, state, binder } = await leaderParts(t);
   const nodeKey = keyOf('nodes', 'n1');
   const node = { id: 'n1', name: 'node-1', cordoned: false };
   await state.nodes.waitForRevision((await commit(client, [], [putJson(nodeKey, node)])).revision);
-  const pod: PodRecord = {
-    id: 'p2',
-    name: 'api',
-    spec: { env: {}, cpu: 0.5, memoryMiB: 64, ports: [], restartPolicy: 'Always', priority: 0, nodeSelector: {} },
-    desired: 'running',
-    status: { phase: 'Pending', nodeId: null, reason: 'Created', message: '', restarts: 0, startedAt: null, finishedAt: null },
-    createdAt: new Date().toISOString(),
-  };
+  const pod = podRecord({ id: 'p2', name: 'api' });
   await state.pods.waitForRevision(await repo.create(pod));
   // 1. The decision is made on the caches as they are...
   const nodes = new Map(state.nodes.list().map((n) => [n.value.id, n]));
@@ -100,25 +81,8 @@ t.test('a binding decided on a node record that changed since does not commit', 
 });
 
 t.test('a bound running pod without a reservation is reserved again, and only from caches that agree', async (t) => {
-  const etcd = await etcdFor(t);
-  const client = clientFor(t, etcd.endpoint);
-  const repo = new PodRepository(client);
-  const electionKey = `${prefixes.election}test`;
-  const { revision: term } = await commit(client, [], [putJson(electionKey, { id: 'test' })]);
-  const fence = { electionKey, term };
-  const state = new ClusterState(client, testLog);
-  state.start();
-  t.teardown(() => state.stop());
-  await state.whenSynced();
-  const binder = new PodBinder(repo, state, new EventRecorder(client, 'test', testLog), testLog);
-  const pod: PodRecord = {
-    id: 'p3',
-    name: 'orphan',
-    spec: { env: {}, cpu: 0.25, memoryMiB: 32, ports: [], restartPolicy: 'Always', priority: 0, nodeSelector: {} },
-    desired: 'running',
-    status: { phase: 'Pending', nodeId: null, reason: 'Created', message: '', restarts: 0, startedAt: null, finishedAt: null },
-    createdAt: new Date().toISOString(),
-  };
+  const { client, repo, fence, state, binder } = await leaderParts(t);
+  const pod = podRecord({ id: 'p3', name: 'orphan', spec: { cpu: 0.25, memoryMiB: 32 } });
   await repo.create(pod);
   // 1. A binding without its reservation (what no Berth code writes; a bug or a hand edit).
   const cur = (await repo.get('p3'))!;

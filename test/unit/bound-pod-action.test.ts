@@ -1,6 +1,7 @@
 import t from 'tap';
 import { checkPodDelete, checkPodWrite, type NodeRecord, type PodRecord } from '@berth/core';
 import { boundPodAction, unboundRecord, type BoundPodAction } from '@berth/controller';
+import { podRecord } from '../helpers/pods.js';
 
 // What the leader does with a bound pod, as a table of {pod, node, want}:
 // leave a node that cannot run it, restart a finished pod through Pending,
@@ -24,15 +25,8 @@ const node = (over: Partial<NodeRecord> = {}): NodeRecord => ({
   agent: { hostname: 'h', pid: 42, startedAt: T, version: '0.1.0' },
   ...over,
 });
-const pod = (phase: PodRecord['status']['phase'], over: Partial<PodRecord> = {}, status: Partial<PodRecord['status']> = {}): PodRecord => ({
-  id: 'p1',
-  name: 'web',
-  spec: { env: {}, cpu: 0.5, memoryMiB: 64, ports: [], restartPolicy: 'Never', priority: 0, nodeSelector: {} },
-  desired: 'running',
-  status: { phase, nodeId: 'n1', reason: '', message: '', restarts: 0, startedAt: T, finishedAt: null, ...status },
-  createdAt: T,
-  ...over,
-});
+const pod = (phase: PodRecord['status']['phase'], over: Partial<PodRecord> = {}, status: Partial<PodRecord['status']> = {}): PodRecord =>
+  podRecord({ createdAt: T, ...over, spec: { restartPolicy: 'Never' }, status: { phase, nodeId: 'n1', reason: '', startedAt: T, ...status } });
 const marked = { deletionRequested: T };
 
 const rows: Array<{ name: string; pod: PodRecord; node: NodeRecord | undefined; want: BoundPodAction | undefined }> = [

@@ -1,17 +1,11 @@
 import t from 'tap';
 import { checkPodDelete, checkPodWrite, isBerthError, POD_TRANSITIONS, type PodRecord, type PodWriter } from '@berth/core';
+import { podRecord } from '../helpers/pods.js';
 
 // Who may write what on a pod record, as a table: {writer, from, change, want}.
 // `want` is 'ok', or the error code the write is refused with.
 
-const base: PodRecord = {
-  id: 'p1',
-  name: 'web',
-  spec: { env: {}, cpu: 0.5, memoryMiB: 64, ports: [], restartPolicy: 'Always', priority: 0, nodeSelector: {} },
-  desired: 'running',
-  status: { phase: 'Pending', nodeId: null, reason: 'Created', message: '', restarts: 0, startedAt: null, finishedAt: null },
-  createdAt: '2026-12-01T00:00:00.000Z',
-};
+const base = podRecord();
 const pod = (status: Partial<PodRecord['status']>, over: Partial<PodRecord> = {}): PodRecord => ({ ...base, ...over, status: { ...base.status, ...status } });
 const bound = (phase: PodRecord['status']['phase'], over: Partial<PodRecord> = {}) => pod({ phase, nodeId: 'n1' }, over);
 
