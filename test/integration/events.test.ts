@@ -12,6 +12,7 @@ t.test('an event lease gone from etcd is replaced at the next event', async (t) 
   const etcd = await etcdFor(t);
   const client = clientFor(t, etcd.endpoint);
   const recorder = new EventRecorder(client, 'test', testLog);
+  const revoke = (ID: string) => client.leaseClient.leaseRevoke({ ID });
   const leaseOf = async (id: string) => {
     const all = await client.getAll().prefix(prefixes.events).exec();
     const kv = all.kvs.find((k) => k.value.toString().includes(id));
@@ -22,14 +23,14 @@ t.test('an event lease gone from etcd is replaced at the next event', async (t) 
   const lease = await leaseOf(first.id);
   t.ok(lease && lease !== '0', 'the event is on a lease');
   // 1. etcd loses the lease (and with it the event).
-  await (client as unknown as { leaseClient: { leaseRevoke(req: { ID: string }): Promise<unknown> } }).leaseClient.leaseRevoke({ ID: lease! });
+  await revoke(lease!);
   // 2. The next event still records, on a new lease.
   const second = await recorder.record({ type: 'Normal', reason: 'Second', message: 'two', involved: { kind: 'test', id: 'x' } });
   const next = await leaseOf(second.id);
   t.ok(next && next !== lease, 'recorded on a new lease');
 
   // 3. A caller that commits prepared events in its own transaction learns the same way.
-  await (client as unknown as { leaseClient: { leaseRevoke(req: { ID: string }): Promise<unknown> } }).leaseClient.leaseRevoke({ ID: next! });
+  await revoke(next!);
   const { op } = await recorder.prepare({ type: 'Normal', reason: 'Third', message: 'three', involved: { kind: 'test', id: 'x' } });
   const failed = await commit(client, [], [op, putJson('/test/other', 1)]).catch((err: unknown) => err);
   t.ok(failed instanceof Error, 'the transaction with the stale lease fails');

@@ -91,27 +91,29 @@ t.test('concurrency bounds the workers across keys', async (t) => {
 t.test('failures retry with per-key exponential backoff, reset on success', async (t) => {
   const delays: number[] = [];
   let fails = 3;
+  let succeeded!: () => void;
+  const done = new Promise<void>((resolve) => (succeeded = resolve));
   const q = new WorkQueue<string>({
     baseDelayMs: 10,
     maxDelayMs: 25,
     handler: async () => {
       if (fails-- > 0) throw new Error('not yet');
+      succeeded();
     },
     onError: (_k, _err, n) => {
       delays.push(q.backoff(n));
       return undefined;
     },
   });
-  const done = new Promise<void>((resolve) => {
-    const check = setInterval(() => {
-      if (q.runs === 4 && q.length === 0) {
-        clearInterval(check);
-        resolve();
-      }
-    }, 5);
-  });
   q.add('k');
-  await done;
+  // 1. The fourth run succeeds (after three backoffs of 10-25 ms); a regression fails here instead of hanging.
+  //    (The queue's delay timers do not keep the process alive; this deadline does, meanwhile.)
+  let deadline: NodeJS.Timeout | undefined;
+  await Promise.race([done, new Promise((_, reject) => (deadline = setTimeout(() => reject(new Error('no successful run within 5 s')), 5000)))]);
+  clearTimeout(deadline);
+  // 2. The queue settles once that run has returned.
+  await q.idle();
+  t.equal(q.runs, 4);
   t.same(delays, [10, 20, 25], 'doubles, capped');
   t.equal(q.failuresOf('k'), 0, 'success forgets the failures');
 });

@@ -38,6 +38,8 @@ export interface PodActionsOptions {
   wrote: (podId: string, revision: number) => void;
   /** The pod is no longer run here: drop what the agent remembers about it. */
   forget: (local: LocalPod) => void;
+  /** False once this agent stopped acting for the node (another agent took it over, or it was deleted). */
+  acting: (node: ReconcilerNode) => boolean;
 }
 
 const FINISHED: ReadonlySet<PodPhase> = new Set<PodPhase>(['Stopped', 'Succeeded', 'Failed']);
@@ -141,9 +143,12 @@ export class PodActions {
     const pod = cur.value;
     const { runtime } = local.node;
     const hostPort = await this.hostPortFor(pod, local, a.fresh);
-    if (pod.status.phase !== 'Starting' && canTransition(pod.status.phase, 'Starting')) {
+    // Always one compare-and-swap before the container starts, even for a pod already Starting (a
+    // crash-loop restart): a record the leader has moved on since (unbound, bound elsewhere) stops it here.
+    if (pod.status.phase === 'Starting' || canTransition(pod.status.phase, 'Starting')) {
       cur = await this.write(cur, local, { to: 'Starting', patch: { reason: a.reason, message: a.message, restarts: a.restarts, hostPort, restartHandled: pod.restartRequestedAt } });
     }
+    if (!this.opts.acting(local.node)) return;
     try {
       await runtime.create(runtimeSpec(pod, hostPort));
     } catch (err) {
@@ -178,8 +183,9 @@ export class PodActions {
       await this.stopContainer(pod, local, 'delete');
     }
     await local.node.runtime.remove(pod.id);
-    this.opts.forget(local);
+    // Forgotten only once the record is gone: a lost delete decides again with what this sync wrote.
     await this.opts.repo.delete('agent', cur, { node: local.node.id });
+    this.opts.forget(local);
     this.log.info({ pod: pod.name, id: pod.id }, 'pod deleted');
     await this.event(local, pod, { type: 'Normal', reason: 'Deleted', message: 'container removed and record deleted' });
   }

@@ -8,7 +8,6 @@ import { PodActions, type LocalPod, type ReconcilerNode } from './pod-actions.js
 import { samplePodUsage } from './pod-usage.js';
 import { isTransient, type Runtime } from './runtime.js';
 
-export type { ReconcilerNode } from './pod-actions.js';
 
 /** How the pod reconciler behaves (agent flags). */
 export interface PodReconcilerOptions {
@@ -51,6 +50,8 @@ export class PodReconciler {
   private readonly actions: PodActions;
   private readonly prober: HealthProber;
   private readonly nodes = new Map<string, ReconcilerNode>();
+  /** Nodes this process stopped acting for (taken over or deleted); never added again. */
+  private readonly removed = new Set<string>();
   private readonly local = new Map<string, LocalPod>();
   /** Per pod, the revision this agent last wrote or lost a CAS against: its next sync first waits for the cache to show it. */
   private readonly awaitRevision = new Map<string, number>();
@@ -86,6 +87,7 @@ export class PodReconciler {
       requeue: (id, ms) => (ms > 0 ? this.queue.addAfter(id, ms) : this.queue.add(id)),
       wrote: (id, revision) => this.awaitRevision.set(id, Math.max(revision, this.awaitRevision.get(id) ?? 0)),
       forget: (l) => this.forget(l),
+      acting: (node) => this.nodes.get(node.id) === node,
     });
   }
 
@@ -125,11 +127,12 @@ export class PodReconciler {
       await node.runtime.remove(id).catch((err: unknown) => this.log.warn({ err, pod: id }, 'could not remove a leftover pod'));
     }
     if (leftovers.length > 0) this.log.info({ node: node.name, leftovers: leftovers.length }, 'ended what a previous agent instance left running');
+    // Removed while it was being added (taken over, deleted): its pods are another agent's.
+    if (this.removed.has(node.id)) return;
     this.nodes.set(node.id, node);
     for (const p of this.informer.byIndex(BY_NODE, node.id)) this.queue.add(p.value.id);
   }
 
-  /** Stops acting for a node (taken over by another agent): forgets its pods without touching the runtime. */
   /** Looks at every pod of a node again (its runtime came back: what ended meanwhile may have gone unreported). */
   resyncNode(nodeId: string): void {
     for (const key of this.informer.indexKeys(BY_NODE, nodeId)) {
@@ -138,7 +141,9 @@ export class PodReconciler {
     }
   }
 
+  /** Stops acting for a node (taken over by another agent): forgets its pods without touching the runtime. */
   removeNode(nodeId: string): void {
+    this.removed.add(nodeId);
     this.nodes.delete(nodeId);
     for (const l of [...this.local.values()]) if (l.node.id === nodeId) this.forget(l);
   }
@@ -200,7 +205,7 @@ export class PodReconciler {
   private async sync(id: string): Promise<void> {
     const wanted = this.awaitRevision.get(id);
     if (wanted !== undefined) {
-      if (this.informer.revision < wanted) await this.informer.waitForRevision(wanted, CACHE_WAIT_MS);
+      await this.informer.waitForRevision(wanted, CACHE_WAIT_MS);
       if (this.awaitRevision.get(id) === wanted) this.awaitRevision.delete(id);
     }
     const cur = this.informer.get(keyOf('pods', id));
@@ -214,6 +219,7 @@ export class PodReconciler {
     let local = this.local.get(id);
     if (local === undefined) this.local.set(id, (local = { id, node, crashes: 0 }));
     const actual = await node.runtime.inspect(id);
+    if (this.nodes.get(node.id) !== node) return; // removed while inspecting: no longer this agent's to act on
     const action = decidePod(cur.value, actual, local, Date.now(), this.limits);
     this.log.trace({ pod: cur.value.name, phase: cur.value.status.phase, actual: actual?.state, action: action.kind }, 'pod decided');
     await this.actions.execute(action, cur, local);

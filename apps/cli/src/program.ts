@@ -15,9 +15,8 @@ import { registerPodActions } from './commands/pod-actions.js';
 import { registerRun } from './commands/run.js';
 import { registerTop } from './commands/top.js';
 
-export { colorEnabled, UsageError, type Io } from './commands/context.js';
+export { colorEnabled, type Io } from './commands/context.js';
 export { runComplete } from './commands/completion.js';
-export { parseKeyValue } from './units.js';
 
 /**
  * Builds the `berth` program: the global flags, then each command from its

@@ -95,15 +95,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     throw errors.etcdUnavailable(health.problem);
   });
 
-  await app.register(servicesPlugin, {
-    leadership: deps.leadership,
-    clusterState: deps.clusterState,
-    etcdHealth: deps.etcdHealth,
-    podService: deps.podService,
-    nodeService: deps.nodeService,
-    metrics: deps.metrics,
-    liveFeed: deps.liveFeed,
-  });
+  const { log: _log, advertiseUrl: _url, ...services } = deps;
+  await app.register(servicesPlugin, services);
   await app.register(systemRoutes);
   await app.register(leaderRoutes, { prefix: '/v1' });
   await app.register(nodeRoutes, { prefix: '/v1' });

@@ -27,7 +27,10 @@ function changedKeys(a: object, b: object): string[] {
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
   const out: string[] = [];
   for (const k of keys) {
-    if (JSON.stringify((a as Record<string, unknown>)[k]) !== JSON.stringify((b as Record<string, unknown>)[k])) out.push(k);
+    const x = (a as Record<string, unknown>)[k];
+    const y = (b as Record<string, unknown>)[k];
+    // Writers spread the record they change, so untouched fields (the spec) are the same object: no stringify.
+    if (x !== y && JSON.stringify(x) !== JSON.stringify(y)) out.push(k);
   }
   return out;
 }

@@ -38,26 +38,26 @@ export class TcpProxy {
         s.on('error', () => undefined);
       }
       client.pipe(upstream);
-      // Target -> client: in order, each chunk after its own delay (but never before the previous one).
+      // Target -> client: in order, each chunk after its own delay (but never before the previous one),
+      // pausing the target while the client is not reading (backpressure, as pipe would).
       let lastDue = 0;
+      const forward = (chunk: Buffer) => {
+        if (client.destroyed || client.write(chunk)) return;
+        upstream.pause();
+        client.once('drain', () => upstream.resume());
+      };
+      const afterDelayed = (fn: () => void) => setTimeout(fn, Math.max(0, lastDue - Date.now()));
       upstream.on('data', (chunk: Buffer) => {
         const d = proxy?.delay;
-        if (d === undefined && lastDue <= Date.now()) {
-          client.write(chunk);
-          return;
-        }
+        if (d === undefined && lastDue <= Date.now()) return forward(chunk);
         const wait = d === undefined ? 0 : d.minMs + Math.random() * (d.maxMs - d.minMs);
         lastDue = Math.max(lastDue, Date.now() + wait);
-        setTimeout(() => {
-          if (!client.destroyed) client.write(chunk);
-        }, lastDue - Date.now());
+        afterDelayed(() => forward(chunk));
       });
-      upstream.on('end', () => {
-        const flushAt = Math.max(0, lastDue - Date.now());
-        setTimeout(() => client.end(), flushAt);
-      });
+      // The target's end and close reach the client after what is still delayed.
+      upstream.on('end', () => afterDelayed(() => client.end()));
+      upstream.on('close', () => afterDelayed(() => client.destroy()));
       client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
     });
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     proxy = new TcpProxy(server, port);

@@ -4,7 +4,7 @@ import { Repository } from './repository.js';
 import { absent, commit, commitCas, commitFenced, modifiedAt, putJson, type Compare, type Fence, type Op, type TxnResult, type Versioned } from './txn.js';
 
 /** Where pod name claims live (`/berth/names/pods/<name>`). */
-const POD_NAMES = `${prefixes.names}pods/`;
+const POD_NAMES = nameKey('pods', '');
 
 /**
  * The one write path for pod records (`/berth/pods/<id>` and the name claim
@@ -20,11 +20,6 @@ export class PodRepository {
 
   constructor(private readonly client: Etcd3) {
     this.reader = new Repository<PodRecord>(client, 'pods', 'pod');
-  }
-
-  /** The key of a pod record. */
-  key(id: string): string {
-    return keyOf('pods', id);
   }
 
   /** Reads one pod straight from etcd (linearizable). */

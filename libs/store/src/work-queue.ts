@@ -76,13 +76,6 @@ export class WorkQueue<K> {
     this.delayed.set(key, { at, timer });
   }
 
-  /** Queues `key` after its backoff: `baseDelay * 2^(failures)`, capped; counts as a failure. */
-  addRateLimited(key: K): void {
-    const n = (this.failures.get(key) ?? 0) + 1;
-    this.failures.set(key, n);
-    this.addAfter(key, this.backoff(n));
-  }
-
   /** The delay of the n-th consecutive failure. */
   backoff(failures: number): number {
     return Math.min(this.baseDelayMs * 2 ** Math.max(0, failures - 1), this.maxDelayMs);

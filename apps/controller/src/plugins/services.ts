@@ -36,14 +36,8 @@ declare module 'fastify' {
  * (fastify-plugin), so every route plugin registered after it can read them.
  */
 export const servicesPlugin = fp<Services>(
-  async (app, s) => {
-    app.decorate('leadership', s.leadership);
-    app.decorate('clusterState', s.clusterState);
-    app.decorate('etcdHealth', s.etcdHealth);
-    app.decorate('podService', s.podService);
-    app.decorate('nodeService', s.nodeService);
-    app.decorate('metrics', s.metrics);
-    app.decorate('liveFeed', s.liveFeed);
+  async (app, services) => {
+    for (const [name, service] of Object.entries(services)) app.decorate(name, service);
   },
   { name: 'berth-services', fastify: '5.x' },
 );

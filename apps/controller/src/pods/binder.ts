@@ -7,6 +7,8 @@ import { unboundRecord, type UnbindReason } from './placement.js';
 
 /** Pods per transaction: each costs a guard and a put, plus one of each per touched node (etcd allows 128 ops). */
 const BATCH = 40;
+/** Releases per transaction: one guard each, plus the fence and the reservation record, under etcd's 128 compares. */
+const MAX_RELEASES = 100;
 
 /** A bound pod to send back to Pending, and why. */
 export interface Unbind {
@@ -86,7 +88,7 @@ export class PodBinder {
           if (c.next) batch.put(c.pod, c.next);
           else batch.delete(c.pod);
         }
-        if (nodes !== undefined && why !== 'Preempted' && why !== 'RestartRequested') {
+        if (nodes !== undefined && why !== 'RestartRequested') {
           const node = nodes.get(nodeId);
           const nodeKey = keyOf('nodes', nodeId);
           batch.guard(node === undefined ? absent(nodeKey) : modifiedAt(nodeKey, node.modRevision));
@@ -259,15 +261,12 @@ export class PodBinder {
   }
 }
 
-/** Guards a node's reservation record at `rev` and rewrites it with `pods` (deleted when none are left). */
-/** Releases per transaction: one guard each, plus the fence and the reservation record, under etcd's 128 compares. */
-const MAX_RELEASES = 100;
-
 /** True while `pod` (as cached) still holds its reservation on `nodeId`: bound there and not finished. */
-export function holdsReservation(pod: PodRecord | undefined, nodeId: string): boolean {
+function holdsReservation(pod: PodRecord | undefined, nodeId: string): boolean {
   return pod !== undefined && pod.status.nodeId === nodeId && !TERMINAL_PHASES.has(pod.status.phase);
 }
 
+/** Guards a node's reservation record at `rev` and rewrites it with `pods` (deleted when none are left). */
 function writeReservations(batch: FencedPodBatch, nodeId: string, rev: number, pods: AllocationRecord['pods']): FencedPodBatch {
   const key = keyOf('allocations', nodeId);
   return batch.guard(modifiedAt(key, rev)).op(Object.keys(pods).length === 0 ? { type: 'delete', key } : putJson(key, { nodeId, pods } satisfies AllocationRecord));

@@ -153,7 +153,7 @@ export class PodScheduler {
     await this.binder.explain(fence, unschedulable, byId);
 
     // 5. Preemption, one pod per pass, when nothing could be bound.
-    if (binds.length === 0 && unschedulable.length > 0) await this.preempt(fence, unschedulable, byId, infos, pods, seed);
+    if (binds.length === 0 && unschedulable.length > 0) await this.preempt(fence, unschedulable, byId, infos, pods, allocs, seed);
   }
 
   private async preempt(
@@ -162,13 +162,17 @@ export class PodScheduler {
     pending: ReadonlyMap<string, Versioned<PodRecord>>,
     infos: readonly NodeInfo[],
     pods: readonly Versioned<PodRecord>[],
+    /** The pass's reservations: still current, since nothing was written before preemption runs. */
+    allocs: Reservations,
     seed: string,
   ): Promise<void> {
     const running: RunningPod[] = pods
       // A pod being deleted is no victim: it leaves anyway, and unbinding it would strand it Pending and marked.
       .filter((p) => p.value.status.nodeId !== null && !TERMINAL_PHASES.has(p.value.status.phase) && p.value.deletionRequested === undefined)
       .map((p) => ({ id: p.value.id, nodeId: p.value.status.nodeId!, cpu: p.value.spec.cpu, memoryMiB: p.value.spec.memoryMiB, priority: p.value.spec.priority }));
-    const minPriority = Math.min(...running.map((r) => r.priority));
+    // A loop, not Math.min(...): spreading 100,000s of arguments overflows the stack.
+    let minPriority = Infinity;
+    for (const r of running) minPriority = Math.min(minPriority, r.priority);
     const candidates = unschedulable
       .map((d) => pending.get(d.podId))
       .filter((p): p is Versioned<PodRecord> => p !== undefined && p.value.spec.priority > minPriority)
@@ -177,7 +181,6 @@ export class PodScheduler {
       const plan = findPreemption(podRequest(p.value), infos, running, { seed });
       if (plan === undefined || plan.victims.length === 0) continue;
       const victims = plan.victims.map((id) => this.state.pods.get(keyOf('pods', id))).filter((v): v is Versioned<PodRecord> => v !== undefined);
-      const allocs: Reservations = new Map(this.state.allocations.list().map((a) => [a.value.nodeId, a]));
       this.log.info({ pod: p.value.name, node: plan.nodeId, victims: victims.map((v) => v.value.name) }, 'preempting lower-priority pods');
       await this.binder.unbind(fence, victims.map((pod) => ({ pod, reason: 'Preempted' as const })), [], allocs);
       return;
