@@ -11,6 +11,7 @@ import {
   type ReplicaInfo,
   type HeartbeatRecord,
   type NodeRecord,
+  type NodeView,
   type AllocationRecord,
   type PodRecord,
   type Resources,
@@ -19,7 +20,7 @@ import { Informer, type Versioned } from '@berth/store';
 import { reservedTotal } from '@berth/scheduler';
 
 /** A node as the API shows it: its record plus what heartbeats and pods say (the type of core's `NodeView` schema). */
-export type NodeView = import('@berth/core').NodeView;
+export type { NodeView };
 
 
 /** Informer index names of the caches. */

@@ -1,4 +1,4 @@
-import { idOf, keyOf, prefixes, type BerthEvent, type EtcdStatus, type PodRecord, type WatchMessage, type WatchSnapshot } from '@berth/core';
+import { idOf, keyOf, type BerthEvent, type EtcdStatus, type PodRecord, type WatchMessage, type WatchSnapshot } from '@berth/core';
 import type { Informer } from '@berth/store';
 import type { ClusterState } from '../cluster-state.js';
 import type { EtcdHealth } from '../etcd-health.js';
@@ -126,7 +126,7 @@ export class LiveFeed {
     on(state.replicas, () => (this.leaderDirty = true));
     on(state.leaderRecord, () => (this.leaderDirty = true));
     on(state.auditEvents, (key, item, prev) => {
-      if (item !== undefined && prev === undefined && key.startsWith(prefixes.events)) this.pendingEvents.push(item);
+      if (item !== undefined && prev === undefined) this.pendingEvents.push(item);
     });
   }
 
