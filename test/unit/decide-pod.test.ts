@@ -32,6 +32,9 @@ const exited = (exitCode: number) => ({ id: 'p1', state: 'exited', exitCode }) a
 const fresh: PodMemory = { crashes: 0 };
 const finished = { startedAt: iso(T0 - 60_000), finishedAt: iso(T0 - 30_000) };
 const STOPPED = { to: 'Stopped', patch: { reason: 'Stopped', message: '' } } as const;
+const EVICT = { reason: 'NodeDrained', requestedAt: iso(T0) } as const;
+const EVICTED = { to: 'Stopped', patch: { reason: 'Evicted', message: 'evicted: NodeDrained' } } as const;
+const EVICTED_EVENT = { type: 'Normal', reason: 'Evicted', message: 'evicted: NodeDrained' } as const;
 
 type Row = { name: string; record: PodRecord; actual: { id: string; state: 'created' | 'running' | 'paused' | 'exited'; exitCode?: number } | undefined; local?: PodMemory; now?: number; want: PodAction };
 const rows: Row[] = [
@@ -304,6 +307,24 @@ const rows: Row[] = [
     want: { kind: 'stop-then-write', why: 'stop', first: { to: 'Stopping', patch: { reason: 'Stopping', message: 'grace 1 s' } }, then: STOPPED },
   },
   // Deletion
+  // Eviction (drain, preemption, a node that shrank): stop, acknowledge with Stopped, never start again here.
+  {
+    name: 'evicted while running: Stopping, stop with grace, then Stopped (Evicted)',
+    record: pod('Running', { eviction: EVICT }),
+    actual: running,
+    want: { kind: 'stop-then-write', why: 'evicted', first: { to: 'Stopping', patch: { reason: 'Evicting', message: 'evicted: NodeDrained; grace 1 s' } }, then: EVICTED, event: EVICTED_EVENT },
+  },
+  {
+    name: 'evicted while paused: stopped the same way',
+    record: pod('Paused', { eviction: EVICT }),
+    actual: paused,
+    want: { kind: 'stop-then-write', why: 'evicted', first: { to: 'Stopping', patch: { reason: 'Evicting', message: 'evicted: NodeDrained; grace 1 s' } }, then: EVICTED, event: EVICTED_EVENT },
+  },
+  { name: 'evicted before it started: Stopped at once, not launched', record: pod('Scheduled', { eviction: EVICT }), actual: undefined, want: { kind: 'write', to: 'Stopped', patch: { ...EVICTED.patch, finishedAt: iso(T0) }, event: EVICTED_EVENT } },
+  { name: 'evicted while backing off (exited): Stopped, not restarted', record: pod('Starting', { eviction: EVICT }), actual: exited(1), local: { crashes: 2, restartAt: T0 + 1000 }, want: { kind: 'write', to: 'Stopped', patch: { ...EVICTED.patch, finishedAt: iso(T0) }, event: EVICTED_EVENT } },
+  { name: 'evicted and Stopped: acknowledged, nothing to do (even if desired running)', record: pod('Stopped', { eviction: EVICT }), actual: exited(0), want: { kind: 'none' } },
+  { name: 'evicted and Stopped but a container is live: stop it', record: pod('Stopped', { eviction: EVICT }), actual: running, want: { kind: 'stop', why: 'a stale container' } },
+  { name: 'evicted and marked for deletion: deleted (deletion wins)', record: pod('Running', { eviction: EVICT }, { deletionRequested: iso(T0) }), actual: running, want: { kind: 'delete', stopFirst: true } },
   { name: 'deletion requested, live: stop first', record: pod('Running', {}, { deletionRequested: iso(T0) }), actual: running, want: { kind: 'delete', stopFirst: true } },
   { name: 'deletion requested, paused: stop first', record: pod('Paused', {}, { deletionRequested: iso(T0) }), actual: paused, want: { kind: 'delete', stopFirst: true } },
   { name: 'deletion requested, exited: remove at once', record: pod('Succeeded', finished, { deletionRequested: iso(T0) }), actual: exited(0), want: { kind: 'delete', stopFirst: false } },

@@ -1,4 +1,4 @@
-import type { BerthEvent, PodPhase, PodRecord, PodStatus } from '@berth/core';
+import { TERMINAL_PHASES, type BerthEvent, type PodPhase, type PodRecord, type PodStatus } from '@berth/core';
 import type { RuntimePodState } from './runtime.js';
 
 /** A status write: move the pod to `to` (hop by hop if need be) with `patch` applied. */
@@ -99,6 +99,10 @@ export function decidePod(pod: PodRecord, actual: RuntimePodState | undefined, l
     return { kind: 'write', to: 'Stopped', patch: { ...then.patch, finishedAt: iso(now), exitCode: actual?.exitCode } };
   }
 
+  // The leader evicts the pod (drain, preemption, a node that shrank): stop it and say so (Stopped); it then
+  // unbinds it and releases its reservation. Nothing starts again here, whatever is wanted.
+  if (pod.status.eviction !== undefined) return evicted(pod, live, now, limits);
+
   if (phase === 'Scheduled') {
     if (pod.desired === 'stopped') return { kind: 'write', to: 'Stopped', patch: { reason: 'Stopped', message: 'stopped before it started', finishedAt: iso(now) } };
     return { kind: 'launch', restarts, fresh: true, restarted: false, reason: 'Starting', message: '' };
@@ -152,6 +156,21 @@ export function decidePod(pod: PodRecord, actual: RuntimePodState | undefined, l
   let patch: Partial<PodStatus> | undefined = phase === 'Running' ? undefined : { reason: 'Resumed', message: '' };
   if (local.usage !== undefined) patch = { ...patch, usage: local.usage };
   return { kind: 'running', resume: actual.state === 'paused', ...(patch === undefined ? {} : { write: { to: 'Running', patch } }) };
+}
+
+/** A pod the leader evicts: stopped with the usual grace, then Stopped with reason Evicted (its acknowledgement). */
+function evicted(pod: PodRecord, live: boolean, now: number, limits: DecideLimits): PodAction {
+  const message = `evicted: ${pod.status.eviction!.reason}`;
+  const then = { to: 'Stopped', patch: { reason: 'Evicted', message } } as const;
+  const event = { type: 'Normal', reason: 'Evicted', message } as const;
+  const { phase } = pod.status;
+  // Stopped or finished: acknowledged already (a container still there is stale: never leave one running).
+  if (phase === 'Stopped' || TERMINAL_PHASES.has(phase)) return live ? { kind: 'stop', why: 'a stale container' } : { kind: 'none' };
+  if (live && phase !== 'Scheduled') {
+    return { kind: 'stop-then-write', why: 'evicted', first: { to: 'Stopping', patch: { reason: 'Evicting', message: `${message}; grace ${limits.stopTimeoutMs / 1000} s` } }, then, event };
+  }
+  if (live) return { kind: 'stop-then-write', why: 'evicted', then, event };
+  return { kind: 'write', to: 'Stopped', patch: { ...then.patch, finishedAt: iso(now) }, event };
 }
 
 /** The container exited on its own: start it again per restartPolicy (with back-off), or finish the pod. */

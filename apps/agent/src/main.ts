@@ -34,13 +34,24 @@ async function shutdown(reason: string, deregister: boolean, code: number): Prom
   if (stopping) return;
   stopping = true;
   log.info({ reason, deregister }, 'agent stopping');
-  const force = setTimeout(() => process.exit(code || 1), 10_000);
+  // Long enough for the leader to evict every pod (each stop takes up to --stop-timeout) and the rest below.
+  const force = setTimeout(() => process.exit(code || 1), config.stopTimeoutMs + 15_000);
   force.unref();
+  if (deregister) {
+    // The node leaves the cluster like a drained one: marked deregistered, the leader evicts its pods,
+    // this agent stops each and says so, and only then are they rescheduled: never two copies at once.
+    await Promise.allSettled(
+      agents.map(async (a) => {
+        await a.markDeregistered();
+        if (!(await reconciler.drained(a.id, config.stopTimeoutMs + 3000))) log.warn({ node: a.opts.name }, 'pods were not all evicted in time (no leader?); stopping them here');
+      }),
+    );
+  }
   await reconciler.stop().catch((err: unknown) => log.warn({ err }, 'pod reconciler did not stop cleanly'));
   if (deregister) {
-    // The node leaves the cluster like a drained node: the leader moves its pods, so stop them here
-    // (gracefully, 3 s at most) rather than leave duplicates behind. A crash or a fatal error keeps
-    // them running for the next agent instance to take over.
+    // What is left (no leader evicted it) is stopped here (3 s grace at most): it stays bound to the node,
+    // which the leader declares Dead after the grace, and only then reschedules. A crash or a fatal error
+    // keeps pods running for the next agent instance to take over.
     await Promise.allSettled(
       agents.map(async (a) => {
         const pods = await a.opts.runtime.list();

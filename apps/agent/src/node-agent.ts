@@ -138,10 +138,16 @@ export class NodeAgent {
       return;
     }
     // Only the agent that holds the node may deregister it (a newer agent may have taken it over).
-    const hb = await this.readHeartbeat().catch(() => undefined);
-    if (hb?.value.instance === this.instance) await this.updateRecord((n) => ({ ...n, deregisteredAt: new Date().toISOString() }));
+    await this.markDeregistered();
     if (leaseId) await this.deps.keeper.revoke(leaseId);
     this.log.info({ node: this.opts.name, id: this.nodeId }, 'node deregistered');
+  }
+
+  /** Marks the node deregistered (it is leaving the cluster): the leader evicts its pods. Only the agent that holds the node may. */
+  async markDeregistered(): Promise<void> {
+    if (this.nodeId === undefined) return;
+    const hb = await this.readHeartbeat().catch(() => undefined);
+    if (hb?.value.instance === this.instance) await this.updateRecord((n) => (n.deregisteredAt ? n : { ...n, deregisteredAt: new Date().toISOString() }));
   }
 
   /** Stops this node for good (it was deleted, or another agent holds it) and tells the process. */

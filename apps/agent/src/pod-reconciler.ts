@@ -1,6 +1,6 @@
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import { idOf, isBerthError, keyOf, prefixes, type PodRecord } from '@berth/core';
+import { idOf, isBerthError, keyOf, prefixes, TERMINAL_PHASES, type PodRecord } from '@berth/core';
 import { Informer, PodRepository, WorkQueue, type EventRecorder, type InformerChange } from '@berth/store';
 import { decidePod, type DecideLimits } from './decide-pod.js';
 import { HealthProber } from './health-prober.js';
@@ -146,6 +146,29 @@ export class PodReconciler {
     this.removed.add(nodeId);
     this.nodes.delete(nodeId);
     for (const l of [...this.local.values()]) if (l.node.id === nodeId) this.forget(l);
+  }
+
+  /**
+   * Resolves once no pod that still runs (or is to run) is bound to `nodeId`,
+   * or after `timeoutMs`; true when drained. While the node leaves the
+   * cluster the leader evicts its pods: this reconciler stops each one and
+   * says so (phase Stopped), then the leader unbinds it and reschedules it.
+   */
+  drained(nodeId: string, timeoutMs: number): Promise<boolean> {
+    const empty = () => this.informer.byIndex(BY_NODE, nodeId).every((p) => TERMINAL_PHASES.has(p.value.status.phase));
+    if (empty()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.informer.off('change', check);
+        resolve(ok);
+      };
+      const check = () => {
+        if (empty()) done(true);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.informer.on('change', check);
+    });
   }
 
   /** The runtime that holds (or held) a pod's container on this agent, for its logs. */

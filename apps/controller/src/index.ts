@@ -11,5 +11,5 @@ export { LiveFeed } from './dashboard/feed.js';
 export { PodService, type PodAction } from './pods/service.js';
 export { NodeService } from './nodes/service.js';
 export { NodeProvisioner } from './nodes/provisioner.js';
-export { boundPodAction, unboundRecord, type BoundPodAction } from './pods/placement.js';
+export { boundPodAction, evictedRecord, overcommitVictims, unboundRecord, type BoundPodAction } from './pods/placement.js';
 export { PodBinder, RaceLost } from './pods/binder.js';

@@ -8,7 +8,8 @@ import type { PodRecord, PodStatus } from './types.js';
  *   `deletionRequested`; creates pods and deletes unbound ones.
  * - `leader` (fenced): the binding, i.e. `status.nodeId` with the phase
  *   edges into and out of `Pending`, and the reason it gives for either;
- *   deletes marked pods whose node is gone.
+ *   `status.eviction` on a bound pod (the first half of an eviction; the
+ *   unbinding clears it); deletes marked pods whose node is gone.
  * - `agent` (the bound node's): every other part of `status`, along the
  *   transition table, never to or from `Pending`; deletes marked pods.
  * Nobody changes `id`, `name`, `service`, `spec` or `createdAt`.
@@ -18,9 +19,9 @@ export type PodWriter = 'user' | 'leader' | 'agent';
 /** Top-level fields a user may change. */
 const USER_FIELDS: ReadonlySet<string> = new Set(['desired', 'restartRequestedAt', 'deletionRequested']);
 /** Status fields the leader writes with a binding, an unbinding or a scheduling reason. */
-const LEADER_STATUS: ReadonlySet<string> = new Set(['phase', 'nodeId', 'reason', 'message', 'startedAt', 'restarts']);
-/** Status fields the agent may not write: the binding is the leader's. */
-const AGENT_FORBIDDEN_STATUS: ReadonlySet<string> = new Set(['nodeId']);
+const LEADER_STATUS: ReadonlySet<string> = new Set(['phase', 'nodeId', 'reason', 'message', 'startedAt', 'restarts', 'eviction']);
+/** Status fields the agent may not write: the binding and the eviction are the leader's. */
+const AGENT_FORBIDDEN_STATUS: ReadonlySet<string> = new Set(['nodeId', 'eviction']);
 
 /** Keys whose values differ between two JSON objects (a key missing on one side counts). */
 function changedKeys(a: object, b: object): string[] {
@@ -66,7 +67,10 @@ export function checkPodWrite(writer: PodWriter, prev: PodRecord, next: PodRecor
     const bind = from === 'Pending' && to === 'Scheduled' && prev.status.nodeId === null && next.status.nodeId !== null;
     const unbind = to === 'Pending' && prev.status.nodeId !== null && next.status.nodeId === null;
     const annotate = from === to && from === 'Pending' && next.status.nodeId === null && status.every((k) => k === 'reason' || k === 'message');
-    if (!bind && !unbind && !annotate) refuse(writer, prev, `write status ${from} -> ${to} (the leader only binds, unbinds and explains Pending pods)`);
+    // Marking a bound pod for eviction changes nothing else: its node, phase and reservation stay until its agent stopped it.
+    const evict = from === to && prev.status.nodeId !== null && prev.status.eviction === undefined && next.status.eviction !== undefined && status.every((k) => k === 'eviction');
+    if (!bind && !unbind && !annotate && !evict) refuse(writer, prev, `write status ${from} -> ${to} (the leader only binds, unbinds, evicts and explains Pending pods)`);
+    if (unbind && next.status.eviction !== undefined) refuse(writer, prev, 'keep an eviction on an unbound pod');
     // Unbinding a marked pod would leave it Pending and marked, where no agent ever deletes it.
     if (unbind && prev.deletionRequested !== undefined) refuse(writer, prev, 'unbind a pod marked for deletion (delete it instead)');
     return;

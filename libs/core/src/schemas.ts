@@ -9,6 +9,7 @@ import {
   PROVISIONER_KINDS,
   REPLICA_ROLES,
   RESTART_POLICIES,
+  EVICTION_REASONS,
   RUNTIMES,
   SCHEDULING_POLICIES,
   type NodeRecord,
@@ -260,6 +261,12 @@ export const PodView = Type.Object(
       hostPort: Type.Optional(Type.Integer({ description: 'host port the agent allocated (PORT)' })),
       usage: Type.Optional(Type.Object({ cpuPercent: Type.Number(), memoryMiB: Type.Number(), at: Type.String() })),
       restartHandled: Type.Optional(Type.String({ description: 'the restartRequestedAt the latest start honoured' })),
+      eviction: Type.Optional(
+        Type.Object(
+          { reason: StringEnum(EVICTION_REASONS), requestedAt: DateTime() },
+          { description: 'the leader wants the pod off its node: its agent stops it (phase Stopped), then the leader unbinds it and releases its reservation' },
+        ),
+      ),
     }),
     createdAt: DateTime(),
     deletionRequested: Type.Optional(Type.String({ description: 'set by DELETE; the agent removes the container, then the record' })),

@@ -130,6 +130,15 @@ export type DesiredState = (typeof DESIRED_STATES)[number];
 export const RESTART_POLICIES = ['Always', 'OnFailure', 'Never'] as const;
 export type RestartPolicy = (typeof RESTART_POLICIES)[number];
 
+/**
+ * Why the leader evicts a pod from a node that still runs it (two-phase:
+ * marked, stopped by its agent, then unbound): the node is draining or its
+ * agent deregistered, a higher-priority pod needs the room, or the node came
+ * back with less capacity than its pods reserve.
+ */
+export const EVICTION_REASONS = ['NodeDrained', 'Preempted', 'CapacityReduced'] as const;
+export type EvictionReason = (typeof EVICTION_REASONS)[number];
+
 /** How the scheduler picks among the nodes that fit (the policies themselves live in `@berth/scheduler`). */
 export const SCHEDULING_POLICIES = ['first-fit', 'best-fit', 'worst-fit', 'spread', 'binpack'] as const;
 export type SchedulingPolicy = (typeof SCHEDULING_POLICIES)[number];
@@ -188,6 +197,20 @@ export interface PodStatus {
    * these strings, never two machines' clocks.
    */
   restartHandled?: string;
+  /**
+   * Set by the leader when the pod must leave its node (drain, preemption,
+   * a node that shrank): the first half of an eviction. The pod keeps its
+   * node and reservation until its agent has stopped it (phase Stopped);
+   * only then does the leader unbind it and release the reservation, so the
+   * pod never runs in two places and nothing lands on capacity it still uses.
+   */
+  eviction?: PodEviction;
+}
+
+/** Why and since when the leader wants a pod off its node. */
+export interface PodEviction {
+  reason: EvictionReason;
+  requestedAt: string;
 }
 
 /**

@@ -1,14 +1,20 @@
 import type { Logger } from 'pino';
-import { keyOf, TERMINAL_PHASES, type AllocationRecord, type NodeRecord, type PodRecord } from '@berth/core';
+import { keyOf, TERMINAL_PHASES, type AllocationRecord, type EvictionReason, type NodeRecord, type PodRecord } from '@berth/core';
 import { absent, modifiedAt, putJson, type EventRecorder, type FencedPodBatch, type Fence, type PodRepository, type Versioned } from '@berth/store';
 import { reservationFor, type Decision } from '@berth/scheduler';
 import type { ClusterState } from '../cluster-state.js';
-import { unboundRecord, type UnbindReason } from './placement.js';
+import { evictedRecord, unboundRecord, type UnbindReason } from './placement.js';
 
 /** Pods per transaction: each costs a guard and a put, plus one of each per touched node (etcd allows 128 ops). */
 const BATCH = 40;
 /** Releases per transaction: one guard each, plus the fence and the reservation record, under etcd's 128 compares. */
 const MAX_RELEASES = 100;
+
+/** A bound pod to mark for eviction, and why. */
+export interface Evict {
+  pod: Versioned<PodRecord>;
+  reason: EvictionReason;
+}
 
 /** A bound pod to send back to Pending, and why. */
 export interface Unbind {
@@ -112,6 +118,45 @@ export class PodBinder {
             type: why === 'RestartRequested' ? 'Normal' : 'Warning',
             reason: why === 'RestartRequested' ? 'PodsRestarting' : 'PodsRescheduled',
             message: `${chunk.length} pod(s) left node ${nodeId} (${why}): ${names.join(', ')}`,
+            involved: { kind: 'node', id: nodeId },
+          })
+          .catch((err: unknown) => this.log.debug({ err }, 'could not record the event'));
+      }
+    }
+  }
+
+  /**
+   * Marks pods for eviction, in chunks per node (one event each), each chunk
+   * guarding the node record as decided on. Nothing else changes: the pods
+   * keep their node and reservation until their agent has stopped them, and
+   * a later pass unbinds them (boundPodAction).
+   */
+  async evict(fence: Fence, evict: readonly Evict[], nodes: ReadonlyMap<string, Versioned<NodeRecord>>): Promise<void> {
+    const byNode = new Map<string, Evict[]>();
+    for (const e of evict) {
+      const list = byNode.get(e.pod.value.status.nodeId!) ?? [];
+      list.push(e);
+      byNode.set(e.pod.value.status.nodeId!, list);
+    }
+    const now = Date.now();
+    for (const [nodeId, all] of byNode) {
+      for (let i = 0; i < all.length; i += BATCH) {
+        const chunk = all.slice(i, i + BATCH);
+        const batch = this.repo.fenced(fence);
+        for (const e of chunk) batch.put(e.pod, evictedRecord(e.pod.value, e.reason, now));
+        const node = nodes.get(nodeId);
+        const nodeKey = keyOf('nodes', nodeId);
+        batch.guard(node === undefined ? absent(nodeKey) : modifiedAt(nodeKey, node.modRevision));
+        const res = await batch.commit();
+        if (!res.succeeded) throw new RaceLost(res.revision);
+        await this.state.pods.waitForRevision(res.revision);
+        const names = chunk.map((e) => `${e.pod.value.name} (${e.reason})`);
+        this.log.info({ node: nodeId, pods: names }, 'evicting pods: their agent stops them, then they are rescheduled');
+        void this.events
+          .recordFenced(fence, {
+            type: 'Normal',
+            reason: 'PodsEvicting',
+            message: `${chunk.length} pod(s) being evicted from node ${nodeId}: ${names.join(', ')}`,
             involved: { kind: 'node', id: nodeId },
           })
           .catch((err: unknown) => this.log.debug({ err }, 'could not record the event'));

@@ -1,11 +1,11 @@
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import { isBerthError, keyOf, TERMINAL_PHASES, type PodRecord } from '@berth/core';
+import { isBerthError, keyOf, TERMINAL_PHASES, type NodeRecord, type PodRecord } from '@berth/core';
 import { PodRepository, WorkQueue, type EventRecorder, type Fence, type LeaderElector, type Versioned } from '@berth/store';
 import { findPreemption, scheduleBatch, type Decision, type NodeInfo, type Policy, type RunningPod } from '@berth/scheduler';
 import type { ClusterState } from '../cluster-state.js';
-import { PodBinder, RaceLost, type Reservations, type Unbind } from './binder.js';
-import { boundPodAction, nodeInfo, podRequest } from './placement.js';
+import { PodBinder, RaceLost, type Evict, type Reservations, type Unbind } from './binder.js';
+import { boundPodAction, nodeInfo, nodeUnbindReason, overcommitVictims, podRequest } from './placement.js';
 
 /** The work queue's only key: every change asks for one pass over the whole cluster. */
 const PASS = 'pass';
@@ -19,17 +19,20 @@ type Unschedulable = Extract<Decision, { kind: 'unschedulable' }>;
  * coalesce into one pass, passes never overlap, and a pass that fails (etcd
  * away, or a write that lost a race against a change the cache had not seen
  * yet) is retried with backoff instead of at once. A pass:
- *   1. unbinds pods of Dead, draining, deregistered or removed nodes, and
- *      finished pods a user asked to restart; deletes marked pods whose agent
- *      is gone;
+ *   1. evicts pods of draining or deregistered nodes and of nodes that
+ *      reserve more than their capacity (marks them; once their agent has
+ *      stopped them, unbinds them); unbinds pods of Dead nodes and, after the
+ *      fence budget, of removed ones, and finished pods a user asked to
+ *      restart; deletes marked pods whose agent is gone;
  *   2. releases reservations of pods that are gone, finished or bound elsewhere,
  *      and reserves (loudly) bound live pods that have none;
  *   3. binds Pending pods chosen by the pure scheduler (libs/scheduler), in
  *      fenced transactions that also guard each node's reservation record, so
  *      nothing can overcommit a node or bind a pod twice;
  *   4. writes the reasons of pods that fit nowhere;
- *   5. preempts lower-priority pods for one of those, which then binds on a
- *      later pass.
+ *   5. preempts lower-priority pods for one of those: evicts them, and the
+ *      preemptor binds on a later pass, once their agent has stopped them and
+ *      their reservations are released (one preemption at a time).
  * Every write goes through the pod repository (binder.ts).
  */
 export class PodScheduler {
@@ -39,6 +42,8 @@ export class PodScheduler {
   private kickPending = false;
   private readonly queue: WorkQueue<typeof PASS>;
   private readonly binder: PodBinder;
+  /** When this term first saw each removed node that still has pods bound (ms). */
+  private readonly goneSince = new Map<string, number>();
 
   constructor(
     client: Etcd3,
@@ -47,6 +52,14 @@ export class PodScheduler {
     events: EventRecorder,
     private readonly defaultPolicy: Policy,
     private readonly log: Logger,
+    /**
+     * How long pods stay bound to a node whose record was deleted under them
+     * (no leader drained it first) before they are rescheduled: the node's
+     * agent may still run them until it notices, and fences itself at most
+     * the fence budget later. The node's heartbeat TTL plus the controllers'
+     * node grace covers it (ARCHITECTURE.md, "the fence budget").
+     */
+    private readonly removedNodeBudgetMs = 8000,
   ) {
     this.binder = new PodBinder(new PodRepository(client), state, events, log);
     this.queue = new WorkQueue<typeof PASS>({
@@ -84,6 +97,7 @@ export class PodScheduler {
   stop(): void {
     this.fence = undefined;
     this.queue.clear();
+    this.goneSince.clear();
   }
 
   /**
@@ -116,15 +130,12 @@ export class PodScheduler {
     const allocs: Reservations = new Map([...this.state.allocations.values()].map((a) => [a.value.nodeId, a]));
 
     // 1. Bound pods that must leave their node, or be deleted where their agent no longer will.
-    const unbind: Unbind[] = [];
-    const forceDelete: Versioned<PodRecord>[] = [];
-    for (const p of pods) {
-      const nodeId = p.value.status.nodeId;
-      const action = nodeId === null ? undefined : boundPodAction(p.value, nodes.get(nodeId)?.value);
-      if (action?.kind === 'unbind') unbind.push({ pod: p, reason: action.reason });
-      else if (action?.kind === 'forceDelete') forceDelete.push(p);
-    }
+    const { unbind, evict, forceDelete } = this.leaving(pods, nodes, allocs);
     let wrote = false;
+    if (evict.length > 0) {
+      await this.binder.evict(fence, evict, nodes);
+      wrote = true;
+    }
     if (unbind.length > 0 || forceDelete.length > 0) {
       await this.binder.unbind(fence, unbind, forceDelete, allocs, nodes);
       wrote = true;
@@ -152,8 +163,54 @@ export class PodScheduler {
     const unschedulable = decisions.filter((d): d is Unschedulable => d.kind === 'unschedulable');
     await this.binder.explain(fence, unschedulable, byId);
 
-    // 5. Preemption, one pod per pass, when nothing could be bound.
-    if (binds.length === 0 && unschedulable.length > 0) await this.preempt(fence, unschedulable, byId, infos, pods, allocs, seed);
+    // 5. Preemption, one at a time, when nothing could be bound.
+    const preempting = pods.some((p) => p.value.status.eviction?.reason === 'Preempted');
+    if (binds.length === 0 && unschedulable.length > 0 && !preempting) await this.preempt(fence, unschedulable, byId, infos, pods, nodes, seed);
+  }
+
+  /** Step 1's decisions: which bound pods are unbound, marked for eviction or deleted this pass. */
+  private leaving(
+    pods: readonly Versioned<PodRecord>[],
+    nodes: ReadonlyMap<string, Versioned<NodeRecord>>,
+    allocs: Reservations,
+  ): { unbind: Unbind[]; evict: Evict[]; forceDelete: Versioned<PodRecord>[] } {
+    const unbind: Unbind[] = [];
+    const evict: Evict[] = [];
+    const forceDelete: Versioned<PodRecord>[] = [];
+    const now = Date.now();
+    let wakeIn = Infinity;
+    const orphaned = new Set<string>();
+    for (const p of pods) {
+      const nodeId = p.value.status.nodeId;
+      if (nodeId === null) continue;
+      const action = boundPodAction(p.value, nodes.get(nodeId)?.value);
+      if (action === undefined) continue;
+      if (action.kind === 'unbind' && action.reason === 'NodeRemoved') {
+        orphaned.add(nodeId);
+        const since = this.goneSince.get(nodeId) ?? now;
+        this.goneSince.set(nodeId, since);
+        const wait = since + this.removedNodeBudgetMs - now;
+        if (wait > 0) {
+          wakeIn = Math.min(wakeIn, wait);
+          continue;
+        }
+      }
+      if (action.kind === 'unbind') unbind.push({ pod: p, reason: action.reason });
+      else if (action.kind === 'evict') evict.push({ pod: p, reason: action.reason });
+      else forceDelete.push(p);
+    }
+    for (const id of this.goneSince.keys()) if (!orphaned.has(id)) this.goneSince.delete(id);
+    if (wakeIn !== Infinity) this.queue.addAfter(PASS, wakeIn);
+    // Nodes that came back smaller than what they reserve (an agent re-joined with less --cpu).
+    for (const n of nodes.values()) {
+      if (n.value.status !== 'Ready' || nodeUnbindReason(n.value) !== undefined) continue;
+      const victims = overcommitVictims(n.value, allocs.get(n.value.id)?.value, this.state.podsOn(n.value.id));
+      for (const v of victims) {
+        const pod = this.state.pods.get(keyOf('pods', v.id));
+        if (pod !== undefined && !evict.some((e) => e.pod.value.id === v.id)) evict.push({ pod, reason: 'CapacityReduced' });
+      }
+    }
+    return { unbind, evict, forceDelete };
   }
 
   private async preempt(
@@ -162,13 +219,12 @@ export class PodScheduler {
     pending: ReadonlyMap<string, Versioned<PodRecord>>,
     infos: readonly NodeInfo[],
     pods: readonly Versioned<PodRecord>[],
-    /** The pass's reservations: still current, since nothing was written before preemption runs. */
-    allocs: Reservations,
+    nodes: ReadonlyMap<string, Versioned<NodeRecord>>,
     seed: string,
   ): Promise<void> {
     const running: RunningPod[] = pods
-      // A pod being deleted is no victim: it leaves anyway, and unbinding it would strand it Pending and marked.
-      .filter((p) => p.value.status.nodeId !== null && !TERMINAL_PHASES.has(p.value.status.phase) && p.value.deletionRequested === undefined)
+      // A pod being deleted or evicted is no victim: it leaves anyway.
+      .filter((p) => p.value.status.nodeId !== null && !TERMINAL_PHASES.has(p.value.status.phase) && p.value.deletionRequested === undefined && p.value.status.eviction === undefined)
       .map((p) => ({ id: p.value.id, nodeId: p.value.status.nodeId!, cpu: p.value.spec.cpu, memoryMiB: p.value.spec.memoryMiB, priority: p.value.spec.priority }));
     // A loop, not Math.min(...): spreading 100,000s of arguments overflows the stack.
     let minPriority = Infinity;
@@ -182,7 +238,7 @@ export class PodScheduler {
       if (plan === undefined || plan.victims.length === 0) continue;
       const victims = plan.victims.map((id) => this.state.pods.get(keyOf('pods', id))).filter((v): v is Versioned<PodRecord> => v !== undefined);
       this.log.info({ pod: p.value.name, node: plan.nodeId, victims: victims.map((v) => v.value.name) }, 'preempting lower-priority pods');
-      await this.binder.unbind(fence, victims.map((pod) => ({ pod, reason: 'Preempted' as const })), [], allocs);
+      await this.binder.evict(fence, victims.map((pod) => ({ pod, reason: 'Preempted' as const })), nodes);
       return;
     }
   }

@@ -1,0 +1,200 @@
+import t from 'tap';
+import fs from 'node:fs';
+import type { NodeView, PodRecord } from '@berth/core';
+import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster';
+import { clusterFor, tempDir } from '../helpers/fixtures.js';
+
+// Two-phase eviction on real process-runtime agents: a drained node's pods,
+// preemption victims and the pods of a node that re-joined smaller are first
+// stopped by their agent (here: 2 s each, they trap SIGTERM), then unbound
+// and started elsewhere. A sampler reads the process table every 50 ms and
+// records any instant at which one pod id runs in two process groups.
+
+/** Trap SIGTERM and take 2 s to exit, as a server finishing its requests would. */
+const SLOW_STOP = ['sh', '-c', 'trap "sleep 2; exit 0" TERM; while :; do sleep 0.1; done'];
+
+/** Process groups running each pod id now, from /proc/<pid>/environ (BERTH_POD_ID) and /proc/<pid>/stat (pgrp). */
+function podGroups(ids: ReadonlySet<string>): Map<string, Set<number>> {
+  const out = new Map<string, Set<number>>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const m = /(?:^|\0)BERTH_POD_ID=([^\0]+)/.exec(fs.readFileSync(`/proc/${entry}/environ`, 'utf8'));
+      if (!m || !ids.has(m[1]!)) continue;
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces): state, ppid, pgrp.
+      const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      const groups = out.get(m[1]!) ?? new Set<number>();
+      groups.add(pgrp);
+      out.set(m[1]!, groups);
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
+}
+
+/** Samples the process table until stopped: every pod id seen in two process groups at once, and every group seen per pod. */
+function sampler(ids: Set<string>) {
+  const doubles: string[] = [];
+  const seen = new Map<string, Set<number>>();
+  let samples = 0;
+  const sample = () => {
+    samples += 1;
+    for (const [id, groups] of podGroups(ids)) {
+      if (groups.size > 1) doubles.push(`${id} in groups ${[...groups].join(',')} at ${new Date().toISOString()}`);
+      const all = seen.get(id) ?? new Set<number>();
+      for (const g of groups) all.add(g);
+      seen.set(id, all);
+    }
+  };
+  const timer = setInterval(sample, 50);
+  return {
+    doubles,
+    seen,
+    get samples() {
+      return samples;
+    },
+    stop: () => {
+      clearInterval(timer);
+      sample(); // what runs at the end, however long the last scan of /proc took
+    },
+  };
+}
+
+function killPodProcesses(ids: ReadonlySet<string>): void {
+  for (const groups of podGroups(ids).values()) for (const g of groups) try { process.kill(-g, 'SIGKILL'); } catch { /* gone */ }
+}
+
+t.test('two-phase eviction never runs a pod in two places', async (t) => {
+  const cluster = await clusterFor(t, { controllerArgs: ['--node-grace', '3', '--policy', 'first-fit'] });
+  const logDir = tempDir(t, 'berth-evict-');
+  const agent = (name: string, cpu: number) =>
+    new AgentProcess({ name, etcd: cluster.etcd.endpoint, logDir, runtime: 'process', cpu, memoryMiB: 2048, extraArgs: ['--stop-timeout', '5', '--heartbeat-interval', '500'] });
+  const agents = new Map<string, AgentProcess>();
+  const ids = new Set<string>();
+  t.teardown(async () => {
+    await Promise.all([...agents.values()].map((a) => a.process.stop('SIGKILL')));
+    killPodProcesses(ids);
+  });
+  const start = async (name: string, cpu: number) => {
+    const a = agent(name, cpu);
+    agents.set(name, a);
+    await a.start();
+    return a;
+  };
+  await cluster.waitForAgreedLeader();
+  const c: ControllerProcess = cluster.controllers[0]!;
+  const api = (method: string, path: string, body?: unknown) => c.request(method, path, body);
+  const pods = async () => (await api('GET', '/v1/pods')).body.items as PodRecord[];
+  const nodeByName = async (name: string) => (await api('GET', `/v1/nodes/${name}`)).body as NodeView;
+  const create = async (name: string, cpu: number, priority = 0) => {
+    const res = await api('POST', '/v1/pods', { name, command: SLOW_STOP, cpu, memoryMiB: 64, priority });
+    t.equal(res.status, 201, `created ${name}`);
+    ids.add(res.body.id);
+    return res.body as PodRecord;
+  };
+  const runningOn = (nodeId: string, names: string[]) =>
+    waitFor(async () => {
+      const all = await pods();
+      return names.every((n) => all.some((p) => p.name === n && p.status.phase === 'Running' && p.status.nodeId === nodeId)) ? all : undefined;
+    }, { what: `${names.join(', ')} Running on ${nodeId}`, timeoutMs: 30_000 });
+
+  t.test('drain: each pod stops on its node before it starts on another', async (t) => {
+    await start('d1', 4);
+    const d1 = (await waitFor(async () => ((await nodeByName('d1')).status === 'Ready' ? nodeByName('d1') : undefined), { what: 'd1 Ready' })).id;
+    const names = ['drain-a', 'drain-b', 'drain-c'];
+    for (const n of names) await create(n, 0.5);
+    await runningOn(d1, names);
+    await start('d2', 4);
+    const d2 = (await waitFor(async () => ((await nodeByName('d2')).status === 'Ready' ? nodeByName('d2') : undefined), { what: 'd2 Ready' })).id;
+    const watch = sampler(ids);
+    try {
+      t.equal((await api('POST', '/v1/nodes/d1/drain')).status, 200);
+      // Evicting shows on the old node first: marked, then Stopping while the 2 s stop runs.
+      await waitFor(async () => (await pods()).some((p) => names.includes(p.name) && p.status.eviction?.reason === 'NodeDrained'), { what: 'pods marked for eviction' });
+      await runningOn(d2, names);
+    } finally {
+      watch.stop();
+    }
+    t.same(watch.doubles, [], `no pod ran in two process groups at once (${watch.samples} samples)`);
+    for (const p of (await pods()).filter((x) => names.includes(x.name))) {
+      t.equal(watch.seen.get(p.id)?.size, 2, `${p.name} ran in exactly two process groups over time (one per node)`);
+      t.equal(p.status.eviction, undefined, `${p.name}: the mark went with the unbinding`);
+    }
+    const d1View = await nodeByName('d1');
+    t.equal(d1View.allocated.cpu, 0, 'nothing reserved on the drained node');
+    t.equal((await api('POST', '/v1/nodes/d1/uncordon')).status, 200);
+    await Promise.all(['drain-a', 'drain-b', 'drain-c'].map((n) => api('DELETE', `/v1/pods/${n}`)));
+    await waitFor(async () => !(await pods()).some((p) => names.includes(p.name)), { what: 'drain pods deleted' });
+    await agents.get('d1')!.process.stop('SIGKILL');
+    await agents.get('d2')!.process.stop('SIGKILL');
+    agents.clear();
+    await waitFor(async () => ((await api('GET', '/v1/nodes?status=Ready')).body.items as unknown[]).length === 0, { what: 'no Ready node left', timeoutMs: 20_000 });
+    await Promise.all(['d1', 'd2'].map((n) => api('DELETE', `/v1/nodes/${n}`)));
+  });
+
+  t.test('preemption: the preemptor starts only once its victim has stopped and released its room', async (t) => {
+    await start('p1', 1);
+    const p1 = (await waitFor(async () => ((await nodeByName('p1')).status === 'Ready' ? nodeByName('p1') : undefined), { what: 'p1 Ready' })).id;
+    const low = await create('low', 1, 0);
+    await runningOn(p1, ['low']);
+    const watch = sampler(ids);
+    let overcommitted = 0;
+    const cap = setInterval(() => {
+      void nodeByName('p1').then((n) => {
+        if (n.allocated.cpu > n.capacity.cpu) overcommitted += 1;
+      }, () => undefined);
+    }, 100);
+    let high: PodRecord;
+    try {
+      high = await create('high', 1, 100);
+      await runningOn(p1, ['high']);
+    } finally {
+      watch.stop();
+      clearInterval(cap);
+    }
+    const both = new Set([low.id, high.id]);
+    // One node, one core: the two pods must never overlap in time on it.
+    t.same(watch.doubles, [], 'no pod ran twice');
+    t.equal(overcommitted, 0, 'the node never reserved more than its capacity');
+    const all = await pods();
+    const lowNow = all.find((p) => p.id === low.id)!;
+    t.equal(lowNow.status.nodeId, null, 'the victim went back to Pending');
+    t.equal(lowNow.status.phase, 'Pending');
+    t.ok(podGroups(both).get(low.id) === undefined, 'the victim runs nowhere');
+    const events = (await api('GET', '/v1/events')).body.items as Array<{ reason: string; message: string }>;
+    t.ok(events.some((e) => e.reason === 'PodsEvicting' && e.message.includes('low (Preempted)')), 'a PodsEvicting event names the victim');
+    await Promise.all(['low', 'high'].map((n) => api('DELETE', `/v1/pods/${n}`)));
+    await waitFor(async () => !(await pods()).some((p) => p.name === 'low' || p.name === 'high'), { what: 'preemption pods deleted' });
+  });
+
+  t.test('a node that re-joins with less cpu evicts its lowest-priority pods until the rest fits', async (t) => {
+    const p1 = (await nodeByName('p1')).id;
+    const names = ['keep-1', 'keep-2', 'spill-1', 'spill-2'];
+    // 4 x 0.25 on a 1-core node; re-joining with 0.5 core keeps the two higher-priority pods.
+    await create('keep-1', 0.25, 10);
+    await create('keep-2', 0.25, 10);
+    await create('spill-1', 0.25, 0);
+    await create('spill-2', 0.25, 0);
+    await runningOn(p1, names);
+    await agents.get('p1')!.process.stop('SIGKILL');
+    killPodProcesses(ids); // a killed agent's process pods go with it
+    agents.delete('p1');
+    await start('p1', 0.5);
+    const settled = await waitFor(async () => {
+      const n = await nodeByName('p1');
+      const all = await pods();
+      const on = all.filter((p) => names.includes(p.name) && p.status.nodeId === p1);
+      return n.capacity.cpu === 0.5 && n.allocated.cpu <= 0.5 && on.length === 2 && on.every((p) => p.status.phase === 'Running') ? all : undefined;
+    }, { what: 'p1 fits its new capacity', timeoutMs: 30_000 });
+    const kept = settled.filter((p) => names.includes(p.name) && p.status.nodeId === p1).map((p) => p.name).sort();
+    t.same(kept, ['keep-1', 'keep-2'], 'the higher-priority pods stay');
+    for (const n of ['spill-1', 'spill-2']) {
+      const p = settled.find((x) => x.name === n)!;
+      t.equal(p.status.phase, 'Pending', `${n} is Pending (no room anywhere)`);
+    }
+    const events = (await api('GET', '/v1/events')).body.items as Array<{ reason: string; message: string }>;
+    t.ok(events.some((e) => e.reason === 'PodsEvicting' && e.message.includes('(CapacityReduced)')), 'eviction recorded with its reason');
+  });
+});
