@@ -39,8 +39,8 @@ async function shutdown(reason: string, deregister: boolean, code: number): Prom
   await reconciler.stop().catch((err: unknown) => log.warn({ err }, 'pod reconciler did not stop cleanly'));
   if (deregister) {
     // The node leaves the cluster like a drained node: the leader moves its pods, so stop them here
-    // (gracefully, 3 s at most) rather than leave duplicates behind. A crash or a fatal error keeps
-    // them running for the next agent instance to take over.
+    // (gracefully, 3 s at most) rather than leave duplicates behind. Otherwise docker containers keep
+    // running for the next agent instance to adopt; process-runtime pods end with this process.
     await Promise.allSettled(
       agents.map(async (a) => {
         const pods = await a.opts.runtime.list();
