@@ -6,6 +6,7 @@ import { absent, commit, putJson } from '@berth/store';
 import { AgentProcess, waitFor } from '@berth/devcluster';
 import { checkTickLogs } from '../helpers/agent-logs.js';
 import { LeaderStandIn } from '../helpers/leader-stand-in.js';
+import { killPodProcesses, podGroups } from '../helpers/pod-processes.js';
 import { clientFor, etcdFor, tempDir, TextStream } from '../helpers/fixtures.js';
 
 // The agent side of pods against a real etcd and a real agent process, with no controller:
@@ -51,30 +52,13 @@ t.test('agent runs pods bound to its node', async (t) => {
     runtime: 'process',
     extraArgs: ['--restart-backoff-max', String(BACKOFF_MAX_MS), '--stop-timeout', '1', '--heartbeat-interval', '500'],
   });
-  const seenPids = new Set<number>();
+  const podIds = new Set<string>();
   t.teardown(async () => {
     if (!t.passing()) t.comment(agent.process.recentOutput(60));
-    // SIGTERM: the agent exits cleanly (and writes its coverage); its pods keep running by design.
+    // SIGTERM: the agent deregisters, stops its pods and exits cleanly (and writes its coverage).
     await agent.process.stop('SIGTERM', 5000);
-    // Pod process groups outlive their agent by design: end every one this test saw or the agent recorded.
-    try {
-      for (const id of fs.readdirSync(path.join(dataDir, 'pods'))) {
-        try {
-          seenPids.add((JSON.parse(fs.readFileSync(path.join(dataDir, 'pods', id, 'pid'), 'utf8')) as { pid: number }).pid);
-        } catch {
-          /* not running */
-        }
-      }
-    } catch {
-      /* no pods dir */
-    }
-    for (const pid of seenPids) {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
+    // Pods die with their agent; this only makes sure a failed test leaks nothing.
+    killPodProcesses(podIds);
   });
   await agent.start();
 
@@ -85,14 +69,16 @@ t.test('agent runs pods bound to its node', async (t) => {
   const stand = new LeaderStandIn(client, () => nodeId, {});
   const get = (id: string) => stand.get(id);
   const change = (id: string, fn: (p: PodRecord) => PodRecord) => stand.change(id, fn);
-  const createPod = (name: string, spec: Partial<PodSpec>) => stand.createPod(name, spec);
+  const createPod = async (name: string, spec: Partial<PodSpec>) => {
+    const id = await stand.createPod(name, spec);
+    podIds.add(id);
+    return id;
+  };
   const waitPod = (id: string, what: string, pred: (p: PodRecord) => boolean, timeoutMs = 15_000) => stand.waitPod(id, what, pred, timeoutMs);
   /** The pid the agent's runtime reports for a pod (agent API). */
   const pidOf = async (id: string): Promise<number | undefined> => {
     const body = (await (await fetch(`${agentUrl}/v1/nodes`)).json()) as { items: Array<{ pods: Array<{ id: string; pid?: number }> }> };
-    const pid = body.items[0]?.pods.find((p) => p.id === id)?.pid;
-    if (pid !== undefined) seenPids.add(pid);
-    return pid;
+    return body.items[0]?.pods.find((p) => p.id === id)?.pid;
   };
   const eventsOf = (id: string) => stand.eventsOf(id);
   const eventSeen = (id: string, pred: (e: BerthEvent) => boolean, what: string) => stand.eventSeen(id, pred, what);
@@ -220,27 +206,19 @@ t.test('agent runs pods bound to its node', async (t) => {
     t.match(e, { type: 'Warning', source: NODE });
   });
 
-  t.test('an agent restart runs the pod again once, ending what the old agent left behind', async (t) => {
+  t.test('a killed agent takes its pods with it; restarted, it runs each again once', async (t) => {
     const id = await server('survivor');
     const before = await waitPod(id, 'Running', (p) => p.status.phase === 'Running');
     const oldPid = (await pidOf(id))!;
     await agent.process.stop('SIGKILL');
-    t.ok(alive(oldPid), 'the pod outlives a killed agent');
+    await waitFor(() => !alive(oldPid), { what: 'the pod to die with its agent' });
     await agent.start();
     agentUrl = JSON.parse((await client.get(keyOf('nodes', nodeId)).string())!).address as string; // a new API port
     const after = await waitPod(id, 'Running again', (p) => p.status.phase === 'Running' && p.status.restarts === before.status.restarts + 1);
     t.equal(after.status.reason, 'Restarted');
-    t.notOk(alive(oldPid), 'the leftover process is gone');
     const newPid = (await pidOf(id))!;
     t.not(newPid, oldPid);
-    const holders = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d) && alive(Number(d))).filter((d) => {
-      try {
-        return fs.readFileSync(`/proc/${d}/environ`, 'utf8').split('\0').includes(`BERTH_POD_ID=${id}`);
-      } catch {
-        return false;
-      }
-    });
-    t.same(holders, [String(newPid)], 'exactly one process runs the pod');
+    t.same(podGroups([id]).get(id), [newPid], 'exactly one process group runs the pod');
     const res = await waitFor(() => answer(after.status.hostPort!).catch(() => undefined), { what: 'the pod to answer' });
     t.equal(res.status, 200, 'on its host port');
     t.equal(after.status.hostPort, before.status.hostPort);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { PodRecord } from '@berth/core';
 import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster';
 import { clusterFor, tempDir } from '../helpers/fixtures.js';
+import { killPodProcesses, podGroups, podProcesses } from '../helpers/pod-processes.js';
 
 const TTL = 2;
 const GRACE = 2;
@@ -11,20 +12,6 @@ const PODS = 30;
 
 /** Calls the API of one replica. */
 const api = (c: ControllerProcess, method: string, path: string, body?: unknown) => c.request(method, path, body);
-
-/** Kills any process still running a pod of this test (a SIGKILLed agent leaves its pods behind, like a real node would until it reboots). */
-function killPodProcesses(ids: Set<string>): void {
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const env = fs.readFileSync(`/proc/${entry}/environ`, 'utf8');
-      const m = /(?:^|\0)BERTH_POD_ID=([^\0]+)/.exec(env);
-      if (m && ids.has(m[1]!)) process.kill(Number(entry), 'SIGKILL');
-    } catch {
-      /* gone or not ours */
-    }
-  }
-}
 
 t.test('pods on real process-runtime agents', async (t) => {
   const cluster = await clusterFor(t, { controllerArgs: ['--node-grace', String(GRACE), '--policy', 'spread'] });
@@ -165,6 +152,9 @@ t.test('pods on real process-runtime agents', async (t) => {
     const killedAt = Date.now();
     victim.process.signal('SIGKILL');
     await victim.process.waitExit();
+    // Its pods die with it, long before the leader may run them elsewhere (TTL + grace).
+    await waitFor(() => podProcesses(moving).size === 0, { what: 'the victim\'s pods to die with it', intervalMs: 5, timeoutMs: 2000 });
+    t.comment(`the victim's pod processes gone ${Date.now() - killedAt} ms after SIGKILL`);
     await waitFor(async () => {
       const all = await pods();
       return moving.every((id) => {
@@ -173,7 +163,9 @@ t.test('pods on real process-runtime agents', async (t) => {
       });
     }, { what: 'pods Running on other nodes', timeoutMs: (TTL + GRACE + 2) * 1000 + 3000 });
     t.comment(`all ${moving.length} pods Running elsewhere ${Date.now() - killedAt} ms after SIGKILL`);
-    // The restarted agent kills what it left behind instead of running duplicates.
+    const groups = podGroups(moving);
+    t.ok(moving.every((id) => groups.get(id)?.length === 1), 'each moved pod runs in exactly one process group');
+    // Nothing of its pods is left for the restarted agent to find.
     await victim.start();
     await waitFor(async () => (await api(c, 'GET', `/v1/nodes/${victim.name}`)).body.status === 'Ready', { what: 'victim back' });
     t.ok(true, 'the node re-joined');

@@ -50,8 +50,9 @@ async function shutdown(reason: string, deregister: boolean, code: number): Prom
   await reconciler.stop().catch((err: unknown) => log.warn({ err }, 'pod reconciler did not stop cleanly'));
   if (deregister) {
     // What is left (no leader evicted it) is stopped here (3 s grace at most): it stays bound to the node,
-    // which the leader declares Dead after the grace, and only then reschedules. A crash or a fatal error
-    // keeps pods running for the next agent instance to take over.
+    // which the leader declares Dead after the grace, and only then reschedules. Otherwise (a crash, a fatal
+    // error) docker containers keep running for the next agent instance to adopt; process-runtime pods end
+    // with this process.
     await Promise.allSettled(
       agents.map(async (a) => {
         const pods = await a.opts.runtime.list();

@@ -1,15 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { errors } from '@berth/core';
+import { groupRunning, killGroup, leftoverOf, processAlive, signalProcess, spawnTied } from './pod-supervisor.js';
 import { UnknownPodError, type ExitListener, type PodSpecForRuntime, type Runtime, type RuntimePodState } from './runtime.js';
 
 interface ProcPod {
   spec: PodSpecForRuntime;
   state: RuntimePodState['state'];
   child?: ChildProcess;
+  /** The supervisor's watcher process, continued after each pause so it can still end the group. */
+  watcherPid?: number;
   exitCode?: number;
   exited?: Promise<void>;
   cpuSample?: { at: number; ticks: number };
@@ -26,10 +29,15 @@ const TAIL_CHUNK = 64 * 1024;
  * stdout and stderr appended to `<dataDir>/pods/<id>/output.log`, pause =
  * SIGSTOP/SIGCONT of the group, stop = SIGTERM then SIGKILL after a timeout.
  *
- * The pid of each running group is also written to `<dataDir>/pods/<id>/pid`:
- * the groups outlive the agent (an agent restart must not kill its pods'
- * processes by accident), so a new agent instance finds what the previous one
- * left behind there and ends it before running the pods again (`recover`).
+ * A pod's group dies with the agent process, however the agent ends (a
+ * supervisor in the group kills it when the agent's end of a socketpair
+ * closes, see pod-supervisor.ts): a pod whose agent is gone must not keep
+ * running while the cluster runs it elsewhere. Nothing is adopted after a
+ * restart. The pid of each running group is still written to
+ * `<dataDir>/pods/<id>/pid`, so a new agent instance ends whatever did
+ * survive (a group still dying, one whose supervisor was killed on its own,
+ * or one started by an agent without supervisors) before running the pods
+ * again (`recover`).
  */
 export class ProcessRuntime implements Runtime {
   readonly kind = 'process' as const;
@@ -69,24 +77,25 @@ export class ProcessRuntime implements Runtime {
   async start(id: string): Promise<void> {
     const pod = this.get(id);
     if (pod.state === 'running' || pod.state === 'paused') return;
-    const [cmd, ...args] = pod.spec.command ?? [];
+    const command = pod.spec.command ?? [];
     fs.mkdirSync(this.podDir(id), { recursive: true });
     const out = fs.openSync(this.logFile(id), 'a');
-    let child: ChildProcess;
+    let tied: ReturnType<typeof spawnTied>;
     try {
-      child = spawn(cmd!, args, {
-        detached: true, // setsid: its own process group, which outlives the agent
-        stdio: ['ignore', out, out],
+      tied = spawnTied(command, {
+        output: out,
         // BERTH_POD_ID also lets a later agent instance recognise the group as this pod's (see recover).
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...pod.spec.env, BERTH_POD_ID: id, BERTH_POD_NAME: pod.spec.name },
       });
     } finally {
       fs.closeSync(out);
     }
+    const { child, tether } = tied;
     pod.child = child;
     pod.state = 'running';
     delete pod.exitCode;
     delete pod.cpuSample;
+    delete pod.watcherPid;
     if (child.pid !== undefined) fs.writeFileSync(this.pidFile(id), JSON.stringify({ pid: child.pid, startedAt: new Date().toISOString() }));
     pod.exited = new Promise((resolve) => {
       let finished = false;
@@ -94,21 +103,34 @@ export class ProcessRuntime implements Runtime {
         // 'error' and 'exit' can both arrive for one child; a newer start owns the pod.
         if (finished) return;
         finished = true;
+        // This agent's end of the tether (see pod-supervisor.ts): the watcher is ended with the group below.
+        tether?.destroy();
         if (pod.child !== child) return resolve();
         pod.state = 'exited';
         pod.exitCode = code;
-        // Like a container whose init died: whatever the main process left in its group goes too.
+        // Like a container whose init died: whatever the main process left in its group goes too (the watcher included).
         if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
         fs.rmSync(this.pidFile(id), { force: true });
         resolve();
         for (const l of this.exitListeners) l(id, code);
       };
       child.once('error', (err) => {
-        fs.appendFileSync(this.logFile(id), `berth: cannot start ${cmd}: ${err.message}\n`);
+        fs.appendFileSync(this.logFile(id), `berth: cannot start ${command[0]}: ${err.message}\n`);
         done(127);
       });
       child.once('exit', (code, signal) => done(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 9) : 9)));
     });
+    // The watcher is gone while the pod still runs (killed on its own): nothing would end the group with
+    // the agent any more, so end it now; the pod exits (137) and runs again per its restartPolicy.
+    tether?.once('close', () => {
+      const live = pod.child === child && (pod.state === 'running' || pod.state === 'paused');
+      if (!live || child.pid === undefined || !processAlive(child.pid)) return;
+      fs.appendFileSync(this.logFile(id), 'berth: the pod\'s supervisor process ended; killing the pod, which must not outlive its agent\n');
+      killGroup(child.pid, 'SIGKILL');
+    });
+    // Once start resolves the pod is tied to the agent, and a pause can spare the watcher.
+    const watcherPid = await tied.watcher;
+    if (watcherPid !== undefined && pod.child === child) pod.watcherPid = watcherPid;
   }
 
   async stop(id: string, timeoutMs: number): Promise<{ forced: boolean }> {
@@ -134,6 +156,8 @@ export class ProcessRuntime implements Runtime {
     const pod = this.get(id);
     if (pod.state !== 'running') return;
     this.signalGroup(pod, 'SIGSTOP');
+    // A stopped watcher could not end the group should the agent die while the pod is paused.
+    if (pod.watcherPid !== undefined) signalProcess(pod.watcherPid, 'SIGCONT');
     pod.state = 'paused';
   }
 
@@ -235,9 +259,12 @@ export class ProcessRuntime implements Runtime {
 
   /**
    * Kills every process group a previous agent instance left running (found
-   * through the pid files), waits until they are gone, and returns the ids of
-   * all pods with a directory here. A group is only killed when its leader's
-   * environment names the pod, so a recycled pid never hits a stranger.
+   * through the pid files it could not delete when it died), waits until they
+   * are gone, and returns the ids of all pods with a directory here. Normally
+   * nothing is left (the groups die with their agent) but a group may still be
+   * dying, or have lost its supervisor; nothing is adopted either way. A
+   * group is only killed when its leader's environment names the pod, so a
+   * recycled pid never hits a stranger.
    */
   async recover(): Promise<string[]> {
     const root = path.join(this.dataDir, 'pods');
@@ -266,11 +293,6 @@ export class ProcessRuntime implements Runtime {
     return ids;
   }
 
-  /** Stops every pod (agent shutdown without deregistration leaves them running; this is for removal). */
-  async stopAll(timeoutMs: number): Promise<void> {
-    await Promise.all([...this.pods.keys()].map((id) => this.stop(id, timeoutMs)));
-  }
-
   private view(id: string): RuntimePodState {
     const p = this.get(id);
     const live = p.state === 'running' || p.state === 'paused';
@@ -290,57 +312,6 @@ export class ProcessRuntime implements Runtime {
     const pid = pod.child?.pid;
     if (pid !== undefined) killGroup(pid, sig);
   }
-}
-
-function killGroup(pgid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, sig);
-  } catch {
-    /* the group is gone */
-  }
-}
-
-function groupExists(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * True while a process of group `pgid` has not died yet. Zombies do not count:
- * they hold no ports or files, and reaping orphans is up to whoever adopted them.
- */
-function groupRunning(pgid: number): boolean {
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true;
-    } catch {
-      /* exited while we looked */
-    }
-  }
-  return false;
-}
-
-/**
- * True when process group `pgid` is what pod `id` left behind. If a process
- * with that pid exists it must carry BERTH_POD_ID=<id>. If none does, any
- * group with that id can only be the pod's orphaned members: Linux does not
- * hand out a pid that is still some group's id.
- */
-function leftoverOf(pgid: number, id: string): boolean {
-  let environ: string;
-  try {
-    environ = fs.readFileSync(`/proc/${pgid}/environ`, 'utf8');
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ENOENT' && groupExists(pgid);
-  }
-  return environ.split('\0').includes(`BERTH_POD_ID=${id}`);
 }
 
 function fileSize(file: string): number {
