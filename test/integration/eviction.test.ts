@@ -1,8 +1,8 @@
 import t from 'tap';
-import fs from 'node:fs';
 import type { NodeView, PodRecord } from '@berth/core';
 import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster';
 import { clusterFor, tempDir } from '../helpers/fixtures.js';
+import { killPodProcesses, podGroups } from '../helpers/pod-processes.js';
 
 // Two-phase eviction on real process-runtime agents: a drained node's pods,
 // preemption victims and the pods of a node that re-joined smaller are first
@@ -13,27 +13,6 @@ import { clusterFor, tempDir } from '../helpers/fixtures.js';
 /** Trap SIGTERM and take 2 s to exit, as a server finishing its requests would. */
 const SLOW_STOP = ['sh', '-c', 'trap "sleep 2; exit 0" TERM; while :; do sleep 0.1; done'];
 
-/** Process groups running each pod id now, from /proc/<pid>/environ (BERTH_POD_ID) and /proc/<pid>/stat (pgrp). */
-function podGroups(ids: ReadonlySet<string>): Map<string, Set<number>> {
-  const out = new Map<string, Set<number>>();
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const m = /(?:^|\0)BERTH_POD_ID=([^\0]+)/.exec(fs.readFileSync(`/proc/${entry}/environ`, 'utf8'));
-      if (!m || !ids.has(m[1]!)) continue;
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // Fields after the command name (which may hold spaces): state, ppid, pgrp.
-      const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-      const groups = out.get(m[1]!) ?? new Set<number>();
-      groups.add(pgrp);
-      out.set(m[1]!, groups);
-    } catch {
-      /* exited meanwhile */
-    }
-  }
-  return out;
-}
-
 /** Samples the process table until stopped: every pod id seen in two process groups at once, and every group seen per pod. */
 function sampler(ids: Set<string>) {
   const doubles: string[] = [];
@@ -42,7 +21,7 @@ function sampler(ids: Set<string>) {
   const sample = () => {
     samples += 1;
     for (const [id, groups] of podGroups(ids)) {
-      if (groups.size > 1) doubles.push(`${id} in groups ${[...groups].join(',')} at ${new Date().toISOString()}`);
+      if (groups.length > 1) doubles.push(`${id} in groups ${groups.join(',')} at ${new Date().toISOString()}`);
       const all = seen.get(id) ?? new Set<number>();
       for (const g of groups) all.add(g);
       seen.set(id, all);
@@ -60,10 +39,6 @@ function sampler(ids: Set<string>) {
       sample(); // what runs at the end, however long the last scan of /proc took
     },
   };
-}
-
-function killPodProcesses(ids: ReadonlySet<string>): void {
-  for (const groups of podGroups(ids).values()) for (const g of groups) try { process.kill(-g, 'SIGKILL'); } catch { /* gone */ }
 }
 
 t.test('two-phase eviction never runs a pod in two places', async (t) => {
@@ -179,7 +154,7 @@ t.test('two-phase eviction never runs a pod in two places', async (t) => {
     await create('spill-2', 0.25, 0);
     await runningOn(p1, names);
     await agents.get('p1')!.process.stop('SIGKILL');
-    killPodProcesses(ids); // a killed agent's process pods go with it
+    // (Its process-runtime pods die with it.)
     agents.delete('p1');
     await start('p1', 0.5);
     const settled = await waitFor(async () => {
