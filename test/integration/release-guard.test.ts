@@ -102,3 +102,22 @@ t.test('a bound running pod without a reservation is reserved again, and only fr
   const again = snapshot();
   t.notOk(await binder.reserveMissing(fence, again.pods, again.allocs), 'nothing left to repair');
 });
+
+t.test('unbinding more pods from one node than fit in one transaction releases exactly theirs', async (t) => {
+  const { client, repo, fence, state, binder } = await leaderParts(t);
+  // 90 pods bound to n1 (three of the binder's 40-pod chunks), and one on n1 that stays.
+  const ids = Array.from({ length: 90 }, (_, i) => `p${i}`);
+  const bound = (id: string) => podRecord({ id, name: `w-${id}`, status: { phase: 'Running', nodeId: 'n1', reason: 'Started' } });
+  // As earlier passes left them (set up directly: the repository creates only Pending pods).
+  const pods: AllocationRecord['pods'] = Object.fromEntries([...ids, 'stay'].map((id) => [id, { cpuMillis: 10, memoryMiB: 1 }]));
+  const allocKey = keyOf('allocations', 'n1');
+  const { revision } = await commit(client, [], [...[...ids, 'stay'].map((id) => putJson(keyOf('pods', id), bound(id))), putJson(allocKey, { nodeId: 'n1', pods } satisfies AllocationRecord)]);
+  await Promise.all([state.pods.waitForRevision(revision), state.allocations.waitForRevision(revision)]);
+  const allocs = new Map(state.allocations.list().map((a) => [a.value.nodeId, a]));
+  const leaving = ids.map((id) => ({ pod: state.pods.get(keyOf('pods', id))!, reason: 'NodeDead' as const }));
+  await binder.unbind(fence, leaving, [], allocs);
+  const record = JSON.parse((await client.get(allocKey).string())!) as AllocationRecord;
+  t.same(Object.keys(record.pods), ['stay'], 'only the pod that stays is still reserved');
+  const all = await Promise.all(ids.map((id) => repo.get(id)));
+  t.ok(all.every((p) => p?.value.status.phase === 'Pending' && p.value.status.nodeId === null), 'all 90 are Pending');
+});
