@@ -1,6 +1,6 @@
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import { isBerthError, keyOf, TERMINAL_PHASES, type PodRecord } from '@berth/core';
+import { isBerthError, keyOf, TERMINAL_PHASES, type NodeRecord, type PodRecord } from '@berth/core';
 import { PodRepository, WorkQueue, type EventRecorder, type Fence, type LeaderElector, type Versioned } from '@berth/store';
 import { findPreemption, scheduleBatch, type Decision, type NodeInfo, type Policy, type RunningPod } from '@berth/scheduler';
 import type { ClusterState } from '../cluster-state.js';
@@ -153,7 +153,7 @@ export class PodScheduler {
     await this.binder.explain(fence, unschedulable, byId);
 
     // 5. Preemption, one pod per pass, when nothing could be bound.
-    if (binds.length === 0 && unschedulable.length > 0) await this.preempt(fence, unschedulable, byId, infos, pods, allocs, seed);
+    if (binds.length === 0 && unschedulable.length > 0) await this.preempt(fence, unschedulable, byId, infos, pods, allocs, nodes, seed);
   }
 
   private async preempt(
@@ -164,6 +164,8 @@ export class PodScheduler {
     pods: readonly Versioned<PodRecord>[],
     /** The pass's reservations: still current, since nothing was written before preemption runs. */
     allocs: Reservations,
+    /** The node records the plan was made on: the victims' unbinding guards them. */
+    nodes: ReadonlyMap<string, Versioned<NodeRecord>>,
     seed: string,
   ): Promise<void> {
     const running: RunningPod[] = pods
@@ -182,7 +184,7 @@ export class PodScheduler {
       if (plan === undefined || plan.victims.length === 0) continue;
       const victims = plan.victims.map((id) => this.state.pods.get(keyOf('pods', id))).filter((v): v is Versioned<PodRecord> => v !== undefined);
       this.log.info({ pod: p.value.name, node: plan.nodeId, victims: victims.map((v) => v.value.name) }, 'preempting lower-priority pods');
-      await this.binder.unbind(fence, victims.map((pod) => ({ pod, reason: 'Preempted' as const })), [], allocs);
+      await this.binder.unbind(fence, victims.map((pod) => ({ pod, reason: 'Preempted' as const })), [], allocs, nodes);
       return;
     }
   }
