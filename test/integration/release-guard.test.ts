@@ -115,7 +115,7 @@ t.test('unbinding more pods from one node than fit in one transaction releases e
   await Promise.all([state.pods.waitForRevision(revision), state.allocations.waitForRevision(revision)]);
   const allocs = new Map(state.allocations.list().map((a) => [a.value.nodeId, a]));
   const leaving = ids.map((id) => ({ pod: state.pods.get(keyOf('pods', id))!, reason: 'NodeDead' as const }));
-  await binder.unbind(fence, leaving, [], allocs);
+  await binder.unbind(fence, leaving, [], allocs, new Map());
   const record = JSON.parse((await client.get(allocKey).string())!) as AllocationRecord;
   t.same(Object.keys(record.pods), ['stay'], 'only the pod that stays is still reserved');
   const all = await Promise.all(ids.map((id) => repo.get(id)));

@@ -81,6 +81,24 @@ export class ClusterState {
     await Promise.all(this.informers.map((i) => i.whenSynced()));
   }
 
+  /**
+   * Resolves true once every cache reflects etcd at `revision` or later (a
+   * new leader's barrier: its loops decide on caches that have all seen its
+   * first write, so no cache lags another across it); false when `signal`
+   * aborts first. A cache under which nothing changed up to `revision` is
+   * brought there by asking etcd, not by waiting for an event that may never
+   * come (see `Informer.waitForProgress`).
+   */
+  async caughtUp(revision: number, signal?: AbortSignal): Promise<boolean> {
+    const done = await Promise.all(this.informers.map((i) => i.waitForProgress(revision, signal)));
+    return done.every(Boolean);
+  }
+
+  /** Prefixes of the caches that have not applied `revision` yet. */
+  behind(revision: number): string[] {
+    return this.informers.filter((i) => i.revision < revision).map((i) => i.prefix);
+  }
+
   /** Highest revision applied across the caches. */
   get revision(): number {
     return Math.max(0, ...this.informers.map((i) => i.revision));

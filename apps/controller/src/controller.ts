@@ -8,6 +8,7 @@ import { ClusterState } from './cluster-state.js';
 import { LiveFeed } from './dashboard/feed.js';
 import { EtcdHealth } from './etcd-health.js';
 import { LeadershipView } from './leadership.js';
+import { LeaderLoops } from './leader-loops.js';
 import { Metrics } from './metrics.js';
 import { NodeLifecycle } from './nodes/lifecycle.js';
 import { NodeProvisioner } from './nodes/provisioner.js';
@@ -32,6 +33,7 @@ export class Controller {
   private readonly feed: LiveFeed;
   private readonly nodeLifecycle: NodeLifecycle;
   private readonly scheduler: PodScheduler;
+  private readonly leaderLoops: LeaderLoops;
   private readonly deps: ServerDeps;
   private server: FastifyInstance | undefined;
   /** Stops logging the etcd watch faults the store contained for this replica. */
@@ -57,6 +59,7 @@ export class Controller {
       fencedRejections: () => this.elector.fencedRejections,
       terms: () => this.elector.terms,
       cacheRevision: () => this.state.revision,
+      leaderCatchUpMs: () => this.leaderLoops.lastWaitMs,
     });
     this.feed = new LiveFeed({ state: this.state, leadership, health: this.health });
     const provisioner = new NodeProvisioner(config.id, config.image, config.dataDir, child('provisioner'));
@@ -77,20 +80,8 @@ export class Controller {
       liveFeed: this.feed,
     };
 
-    this.elector.on('elected', (fence) => {
-      this.log.info({ term: fence.term }, 'leadership acquired: starting leader loops');
-      // Leader loops act on caches: never before they are synced, or a missing heartbeat could look like a dead node.
-      void this.state.whenSynced().then(() => {
-        if (this.elector.fence !== fence) return;
-        this.nodeLifecycle.start(fence);
-        this.scheduler.start(fence);
-      });
-    });
-    this.elector.on('deposed', (reason) => {
-      this.nodeLifecycle.stop();
-      this.scheduler.stop();
-      this.log.warn({ reason }, 'leadership lost: leader loops stopped');
-    });
+    // Leader loops act on caches: only once every one of them has seen the term's first write.
+    this.leaderLoops = new LeaderLoops(this.elector, this.state, [this.nodeLifecycle, this.scheduler], child('leader'));
   }
 
   /** Starts caches, the health probe and the API, then campaigns. */

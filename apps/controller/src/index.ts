@@ -1,6 +1,6 @@
 export { Controller } from './controller.js';
 export { parseConfig, type ControllerConfig } from './config.js';
-export { decideNodeStatus, type NodeTransition } from './nodes/lifecycle.js';
+export { decideNodeStatus, NodeLifecycle, type NodeTransition } from './nodes/lifecycle.js';
 // The API's parts, so it can be built over a real etcd without a controller process (tests).
 export { buildServer, type ServerDeps } from './server.js';
 export { ClusterState, type NodeView } from './cluster-state.js';
@@ -13,3 +13,6 @@ export { NodeService } from './nodes/service.js';
 export { NodeProvisioner } from './nodes/provisioner.js';
 export { boundPodAction, evictedRecord, overcommitVictims, unboundRecord, type BoundPodAction } from './pods/placement.js';
 export { PodBinder, RaceLost } from './pods/binder.js';
+// The leader's parts and start sequence, so a leader can run in a test process over a real etcd.
+export { LeaderLoops, type LeaderLoop, type LeaderPhase } from './leader-loops.js';
+export { PodScheduler } from './pods/scheduler.js';

@@ -12,7 +12,15 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(sources: { isLeader: () => boolean; term: () => number; fencedRejections: () => number; terms: () => number; cacheRevision: () => number }) {
+  constructor(sources: {
+    isLeader: () => boolean;
+    term: () => number;
+    fencedRejections: () => number;
+    terms: () => number;
+    cacheRevision: () => number;
+    /** How long the last term waited for its caches before its loops started (ms). */
+    leaderCatchUpMs?: () => number;
+  }) {
     collectDefaultMetrics({ register: this.registry });
     new Gauge({
       name: 'berth_leader',
@@ -46,6 +54,14 @@ export class Metrics {
       collect() {
         this.reset();
         this.inc(sources.terms());
+      },
+    });
+    new Gauge({
+      name: 'berth_leader_catch_up_seconds',
+      help: "how long this replica's last term waited for every watch cache to reach its first write before the leader loops started",
+      registers: [this.registry],
+      collect() {
+        this.set((sources.leaderCatchUpMs?.() ?? 0) / 1000);
       },
     });
     new Gauge({

@@ -24,8 +24,12 @@ export interface ElectorOptions {
 
 /** Events of the elector; `elected` and `deposed` alternate strictly. */
 export interface ElectorEvents {
-  /** This replica leads; start leader loops, and write only through `fence`. */
-  elected: [Fence];
+  /**
+   * This replica leads; start leader loops, and write only through `fence`.
+   * The revision is that of the term's first fenced write (the leader
+   * record): every earlier leader's write is at or below it.
+   */
+  elected: [Fence, number];
   /** This replica stopped leading (reason given); leader loops must stop now. */
   deposed: [string];
   /** A leader-only write was rejected by etcd (the fence did its job). */
@@ -164,15 +168,15 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
       const since = new Date();
       const record: LeaderRecord = { leaderId: replica.id, address: replica.address, term: fence.term, since: since.toISOString() };
       // The first fenced write: if it fails, this replica never acted as leader.
-      await commitFenced(client, fence, [], [putJson(leaderRecordKey, record)]);
+      const { revision } = await commitFenced(client, fence, [], [putJson(leaderRecordKey, record)]);
       if (this.campaign !== campaign || this.stopped) return;
       this.current = fence;
       this.leaderSince = since;
       this.terms += 1;
       this.retryMs = CAMPAIGN_RETRY_MIN_MS;
       this.armDeadline();
-      log.info({ term: fence.term, electionKey }, 'elected leader');
-      this.emit('elected', fence);
+      log.info({ term: fence.term, electionKey, revision }, 'elected leader');
+      this.emit('elected', fence, revision);
       this.opts.events
         .recordFenced(fence, {
           type: 'Normal',

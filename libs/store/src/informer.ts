@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
-import { decodeJson, listPrefix, type Versioned } from './txn.js';
+import { decodeJson, listPrefix, probePrefix, type Versioned } from './txn.js';
 
 /** A change seen by an informer, in etcd revision order. */
 export interface InformerChange<T> {
@@ -50,6 +50,15 @@ function unfile(map: Map<string, Set<string>>, values: string | readonly string[
 /** Backoff for relists and re-watches while etcd is away. */
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 1000;
+/** First pause between progress checks while the watch brings changes (doubling up to RETRY_MAX_MS). */
+const PROGRESS_MIN_MS = 50;
+
+/** Resolves when `promise` does or `signal` aborts, whichever comes first. */
+function untilAborted(promise: Promise<unknown>, signal: AbortSignal | undefined): Promise<unknown> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.resolve();
+  return Promise.race([promise, new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))]);
+}
 
 /**
  * A watch cache of one key prefix (the informer of client-go): it lists the
@@ -74,8 +83,14 @@ export class Informer<T> extends EventEmitter<InformerEvents<T>> {
   private firstSync: Promise<void>;
   private resolveFirstSync!: () => void;
   private readonly revisionWaiters: Array<{ rev: number; resolve: () => void }> = [];
+  /** Keys under the prefix whose value is not JSON: not cached, but etcd counts them (see `waitForProgress`). */
+  private readonly undecodable = new Set<string>();
+  /** A list is under way: the cache is about to be replaced by etcd at the list's revision. */
+  private listing = false;
   /** How many times the informer had to relist after its first sync (compaction, cancel). */
   relists = 0;
+  /** How many times `waitForProgress` asked etcd whether the prefix changed. */
+  progressChecks = 0;
 
   constructor(
     private readonly client: Etcd3,
@@ -112,26 +127,48 @@ export class Informer<T> extends EventEmitter<InformerEvents<T>> {
    * Resolves once the cache has applied every change up to `rev`
    * (read-your-writes for the API): true then, false after `timeoutMs` if the
    * watch is stuck (etcd went away right after the write), so no caller can
-   * hang on a broken watch.
+   * hang on a broken watch. Only for a revision written under this prefix:
+   * see `waitForProgress` for any other.
    */
-  waitForRevision(rev: number, timeoutMs = 10_000): Promise<boolean> {
-    if (this.rev >= rev) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const waiter = {
-        rev,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve(true);
-        },
-      };
-      const timer = setTimeout(() => {
-        const i = this.revisionWaiters.indexOf(waiter);
-        if (i >= 0) this.revisionWaiters.splice(i, 1);
-        this.log.warn({ prefix: this.prefix, want: rev, have: this.rev }, 'cache did not catch up with a write in time');
-        resolve(false);
-      }, timeoutMs);
-      this.revisionWaiters.push(waiter);
-    });
+  async waitForRevision(rev: number, timeoutMs = 10_000): Promise<boolean> {
+    const ok = await this.untilRevision(rev, timeoutMs);
+    if (!ok) this.log.warn({ prefix: this.prefix, want: rev, have: this.rev }, 'cache did not catch up with a write in time');
+    return ok;
+  }
+
+  /**
+   * Resolves true once the cache reflects etcd at `rev` or later, whatever
+   * was written at `rev` (a write under another prefix never shows up in this
+   * watch, so `waitForRevision` could wait forever). While behind, it asks
+   * etcd at `rev` for the prefix's key count and newest mod revision: if no
+   * key changed after the applied revision and the count is the cache's, the
+   * cache is etcd at `rev` and counts as at `rev` (events up to `rev` still
+   * in the watch are then skipped, as replays are); otherwise the watch is
+   * bringing the changes, and it checks again once the watch moved. False
+   * when `signal` aborts or the informer stops first. (Not etcd's progress
+   * request: before 3.4.25 and 3.5.8 etcd answers it at once with the store's
+   * revision, even while the stream's watchers are still catching up.)
+   */
+  async waitForProgress(rev: number, signal?: AbortSignal): Promise<boolean> {
+    if (!this.synced) await untilAborted(this.firstSync, signal);
+    for (let pause = PROGRESS_MIN_MS; !this.stopped && signal?.aborted !== true; pause = Math.min(pause * 2, RETRY_MAX_MS)) {
+      if (this.rev >= rev) return true;
+      const base = this.rev;
+      const keys = this.items.size + this.undecodable.size;
+      const probe = this.listing
+        ? undefined
+        : await probePrefix(this.client, this.prefix, rev).catch((err: unknown) => void this.log.debug({ err, prefix: this.prefix }, 'progress check failed; retrying'));
+      if (probe !== undefined) this.progressChecks += 1;
+      if (this.rev >= rev) return true;
+      // Valid only if nothing was applied (and no list began) while etcd answered.
+      if (probe !== undefined && !this.listing && this.rev === base && probe.count === keys && probe.newestModRevision <= base) {
+        this.log.debug({ prefix: this.prefix, from: base, to: rev }, 'nothing changed under the prefix up to the revision');
+        this.advance(rev);
+        return true;
+      }
+      await this.untilRevision(probe !== undefined && probe.newestModRevision > base ? Math.min(probe.newestModRevision, rev) : base + 1, pause, signal);
+    }
+    return false;
   }
 
   /** The cached item at `key`. */
@@ -192,6 +229,7 @@ export class Informer<T> extends EventEmitter<InformerEvents<T>> {
 
   private async relist(): Promise<void> {
     if (this.stopped) return;
+    this.listing = true;
     await this.dropWatcher();
     let snapshot;
     try {
@@ -200,12 +238,18 @@ export class Informer<T> extends EventEmitter<InformerEvents<T>> {
       this.log.warn({ err, prefix: this.prefix }, 'informer list failed, retrying');
       this.retry(() => this.relist());
       return;
+    } finally {
+      this.listing = false;
     }
     if (this.stopped) return;
     const seen = new Set<string>();
+    this.undecodable.clear();
     for (const kv of snapshot.kvs) {
       const item = this.decode(kv);
-      if (item === undefined) continue;
+      if (item === undefined) {
+        this.undecodable.add(kv.key.toString('utf8'));
+        continue;
+      }
       seen.add(item.key);
       const prev = this.items.get(item.key);
       if (prev?.modRevision === item.modRevision) continue;
@@ -264,14 +308,17 @@ export class Informer<T> extends EventEmitter<InformerEvents<T>> {
       highest = Math.max(highest, modRevision);
       const key = ev.kv.key.toString('utf8');
       const prev = this.items.get(key);
-      if (ev.type === 'Delete') {
+      const item = ev.type === 'Delete' ? undefined : this.decode(ev.kv);
+      if (item === undefined) {
+        // Deleted, or a value that is not JSON: not cached either way (as after a list).
+        if (ev.type === 'Delete') this.undecodable.delete(key);
+        else this.undecodable.add(key);
         if (prev === undefined) continue;
         this.deleteItem(key, prev);
         this.emit('change', { type: 'delete', key, prev });
         continue;
       }
-      const item = this.decode(ev.kv);
-      if (item === undefined) continue;
+      this.undecodable.delete(key);
       this.setItem(item, prev);
       this.emit('change', { type: 'put', key, item, ...(prev ? { prev } : {}) });
     }
@@ -301,6 +348,26 @@ export class Informer<T> extends EventEmitter<InformerEvents<T>> {
         w.resolve();
       }
     }
+  }
+
+  /** True once the cache has applied `rev`; false after `timeoutMs` or when `signal` aborts. */
+  private untilRevision(rev: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.rev >= rev) return Promise.resolve(true);
+    if (signal?.aborted === true) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        const i = this.revisionWaiters.indexOf(waiter);
+        if (i >= 0) this.revisionWaiters.splice(i, 1);
+        resolve(ok);
+      };
+      const waiter = { rev, resolve: () => done(true) };
+      const onAbort = () => done(false);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.revisionWaiters.push(waiter);
+    });
   }
 
   private decode(kv: IKeyValue): Versioned<T> | undefined {

@@ -177,3 +177,24 @@ export async function listPrefix(client: Etcd3, prefix: string, pageSize = 2000)
     start = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])]);
   }
 }
+
+/** What a prefix holds at one revision, in two numbers. */
+export interface PrefixProbe {
+  /** Keys under the prefix. */
+  count: number;
+  /** The highest mod revision among them (0 when there are none). */
+  newestModRevision: number;
+}
+
+/**
+ * Reads at `revision` how many keys are under `prefix` and the newest mod
+ * revision among them: two small answers however large the prefix (etcd
+ * still reads it through once to sort), so a watch cache can tell whether
+ * anything under it changed after a revision it applied.
+ */
+export async function probePrefix(client: Etcd3, prefix: string, revision: number): Promise<PrefixProbe> {
+  const at = () => client.getAll().prefix(prefix).revision(revision);
+  const [count, newest] = await Promise.all([at().count(), at().sort('Mod', 'Descend').limit(1).exec()]);
+  const kv = newest.kvs[0];
+  return { count, newestModRevision: kv === undefined ? 0 : Number(kv.mod_revision) };
+}

@@ -65,16 +65,17 @@ export class PodBinder {
   /**
    * Sends pods back to Pending and deletes marked pods whose agent is gone,
    * releasing their reservations in the same transactions, in chunks per node
-   * and reason (one event each). Where the reason is the node's state (dead,
-   * drained, removed), the transaction also guards the node record as `nodes`
-   * shows it, so a stale cache cannot take pods off a node that is Ready again.
+   * and reason (one event each). Each transaction also guards the node
+   * record as `nodes` shows it (what the decision was made on: its state for
+   * a dead, drained or removed node, its capacity for a preemption), so a
+   * stale cache cannot take pods off a node that is Ready again.
    */
   async unbind(
     fence: Fence,
     unbind: readonly Unbind[],
     forceDelete: readonly Versioned<PodRecord>[],
     allocs: Reservations,
-    nodes?: ReadonlyMap<string, Versioned<NodeRecord>>,
+    nodes: ReadonlyMap<string, Versioned<NodeRecord>>,
   ): Promise<void> {
     const groups = new Map<string, { nodeId: string; why: UnbindReason | 'Deleted'; items: Array<{ pod: Versioned<PodRecord>; next?: PodRecord }> }>();
     const add = (nodeId: string, why: UnbindReason | 'Deleted', item: { pod: Versioned<PodRecord>; next?: PodRecord }) => {
@@ -94,11 +95,9 @@ export class PodBinder {
           if (c.next) batch.put(c.pod, c.next);
           else batch.delete(c.pod);
         }
-        if (nodes !== undefined && why !== 'RestartRequested') {
-          const node = nodes.get(nodeId);
-          const nodeKey = keyOf('nodes', nodeId);
-          batch.guard(node === undefined ? absent(nodeKey) : modifiedAt(nodeKey, node.modRevision));
-        }
+        const node = nodes.get(nodeId);
+        const nodeKey = keyOf('nodes', nodeId);
+        batch.guard(node === undefined ? absent(nodeKey) : modifiedAt(nodeKey, node.modRevision));
         const alloc = allocs.get(nodeId);
         const released = alloc === undefined ? [] : chunk.filter((c) => alloc.value.pods[c.pod.value.id] !== undefined);
         let remaining: AllocationRecord['pods'] = {};

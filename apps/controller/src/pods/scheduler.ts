@@ -219,6 +219,7 @@ export class PodScheduler {
     pending: ReadonlyMap<string, Versioned<PodRecord>>,
     infos: readonly NodeInfo[],
     pods: readonly Versioned<PodRecord>[],
+    /** The node records the plan was made on: the victims' eviction guards them. */
     nodes: ReadonlyMap<string, Versioned<NodeRecord>>,
     seed: string,
   ): Promise<void> {
