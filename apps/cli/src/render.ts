@@ -22,7 +22,8 @@ export function nodeStatus(n: NodeView, c: Palette = PLAIN): string {
 }
 
 export function podPhase(p: PodView, c: Palette = PLAIN): string {
-  const phase = p.deletionRequested ? 'Terminating' : p.status.phase;
+  // Like kubectl: a pod on its way out shows why rather than its phase.
+  const phase = p.deletionRequested ? 'Terminating' : p.status.eviction && p.status.phase !== 'Stopped' ? 'Evicting' : p.status.phase;
   switch (phase) {
     case 'Running':
     case 'Succeeded':
@@ -155,6 +156,7 @@ export function describePod(p: PodView, nodeName: string | undefined, now: numbe
     ...(st.exitCode === undefined ? [] : [['Exit code', String(st.exitCode)] as [string, string]]),
     ...(st.hostPort === undefined ? [] : [['Host port', String(st.hostPort)] as [string, string]]),
     ...(p.deletionRequested ? [['Deletion requested', when(p.deletionRequested, now)] as [string, string]] : []),
+    ...(st.eviction ? [['Evicting', `${st.eviction.reason}, since ${when(st.eviction.requestedAt, now)}`] as [string, string]] : []),
     ...(p.restartRequestedAt ? [['Restart requested', when(p.restartRequestedAt, now)] as [string, string]] : []),
     ['Image', s.image ?? '<none>'],
     ['Command', s.command ? s.command.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ') : '<none>'],

@@ -177,7 +177,7 @@ function renderPods(): void {
       const reason = [p.status.reason, p.status.message].filter((s) => s !== '').join(': ');
       return h('tr', { 'data-pod': p.name, 'data-phase': p.status.phase },
         h('td', { title: `${p.id}\n${(p.spec.command ?? []).join(' ') || p.spec.image || ''}` }, p.name),
-        h('td', {}, h('span', { class: `badge phase p-${p.status.phase}` }, p.status.phase), p.deletionRequested ? h('span', { class: 'badge flag' }, 'deleting') : ''),
+        h('td', {}, h('span', { class: `badge phase p-${p.status.phase}` }, p.status.phase), p.deletionRequested ? h('span', { class: 'badge flag' }, 'deleting') : p.status.eviction ? h('span', { class: 'badge flag', title: `evicted: ${p.status.eviction.reason}` }, 'evicting') : ''),
         h('td', {}, p.desired),
         h('td', {}, nodeName(p.status.nodeId)),
         h('td', {}, String(p.status.restarts)),
