@@ -6,7 +6,7 @@ import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster
 import { clusterFor, tempDir } from '../helpers/fixtures.js';
 
 const TTL = 2;
-const GRACE = 2;
+const GRACE = 3;
 const PODS = 30;
 
 /** Calls the API of one replica. */

@@ -2,9 +2,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import pino from 'pino';
-import { isBerthError } from '@berth/core';
+import { FORCE_STOP_MS, isBerthError } from '@berth/core';
 import { createEtcdClient, EventRecorder, LeaseKeeper, onWatchIncident } from '@berth/store';
 import { parseConfig } from './config.js';
+import { Fencer } from './fence.js';
 import { NodeAgent } from './node-agent.js';
 import { OwnKeyWatcher } from './own-keys.js';
 import { PodReconciler } from './pod-reconciler.js';
@@ -34,6 +35,7 @@ async function shutdown(reason: string, deregister: boolean, code: number): Prom
   if (stopping) return;
   stopping = true;
   log.info({ reason, deregister }, 'agent stopping');
+  fencer.stop();
   const force = setTimeout(() => process.exit(code || 1), 10_000);
   force.unref();
   await reconciler.stop().catch((err: unknown) => log.warn({ err }, 'pod reconciler did not stop cleanly'));
@@ -105,11 +107,17 @@ for (const name of names) {
         address,
         heartbeatTtlSeconds: config.heartbeatTtlSeconds,
         reportIntervalMs: config.reportIntervalMs,
+        fenceAfterMs: config.fenceAfterMs,
+        forceStopMs: FORCE_STOP_MS,
         usage: runtime.usage ? () => runtime.usage!(capacity) : () => sampler.sample(),
       },
     ),
   );
 }
+
+// Watches every node from the moment it holds a heartbeat: one cut off from etcd kills its pods before the leader moves them.
+const fencer = new Fencer(() => agents, reconciler, { fenceAfterMs: config.fenceAfterMs, forceStopMs: FORCE_STOP_MS, log: log.child({ component: 'fence' }) });
+fencer.start();
 
 process.on('SIGTERM', () => void shutdown('SIGTERM', true, 0));
 process.on('SIGINT', () => void shutdown('SIGINT', true, 0));

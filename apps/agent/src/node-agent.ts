@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
 import os from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
@@ -30,6 +31,9 @@ export interface NodeAgentOptions {
   address: string;
   heartbeatTtlSeconds: number;
   reportIntervalMs: number;
+  /** Reported in the node record, so the leader waits out this node's fence before declaring it Dead. */
+  fenceAfterMs: number;
+  forceStopMs: number;
   /** Measures usage (the host's, or the simulated runtime's). */
   usage: () => NodeUsage;
 }
@@ -64,6 +68,10 @@ export class NodeAgent {
   private stopped = false;
   private reheartbeating: Promise<void> | undefined;
   private lastRuntimeReady: boolean | undefined;
+  /** The lease the heartbeat key was last written on: only its keepalives keep the node alive in the leader's eyes. */
+  private heartbeatLease: string | undefined;
+  /** Send time (`performance.now()`) of the last acknowledged keepalive of `heartbeatLease`; kept when that lease is lost. */
+  private ackedAt = 0;
   /** Heartbeat reports written, for benchmarks. */
   reports = 0;
 
@@ -170,6 +178,29 @@ export class NodeAgent {
     return this.leaseId;
   }
 
+  /** The node id while the node is registered, has held a heartbeat and is not stopped: what the fence watches. */
+  get fenceableId(): string | undefined {
+    return this.stopped || this.heartbeatLease === undefined ? undefined : this.nodeId;
+  }
+
+  /**
+   * How long (ms) since the send time of the last keepalive etcd acknowledged
+   * for the lease holding this node's heartbeat (`now` on the
+   * `performance.now()` clock). A lease granted but not yet holding the key
+   * does not count: the leader may already count from the old key's loss.
+   */
+  silentMs(now = performance.now()): number {
+    const since = this.heartbeatLease === undefined ? undefined : this.deps.keeper.sinceAcked(this.heartbeatLease);
+    if (since !== undefined) this.ackedAt = Math.max(this.ackedAt, now - since);
+    return now - this.ackedAt;
+  }
+
+  /** True while the heartbeat key is on the lease this agent keeps alive (no re-establishing under way). */
+  holdsHeartbeat(): boolean {
+    const lease = this.heartbeatLease;
+    return !this.stopped && lease !== undefined && lease === this.leaseId && this.reheartbeating === undefined && this.deps.keeper.alive(lease);
+  }
+
   private async register(): Promise<Versioned<NodeRecord>> {
     const { name } = this.opts;
     const indexKey = nameKey('nodes', name);
@@ -219,7 +250,7 @@ export class NodeAgent {
     throw new Error(`could not register node ${name}: too much contention on its name`);
   }
 
-  private specFields(): Pick<NodeRecord, 'name' | 'labels' | 'runtime' | 'address' | 'capacity' | 'agent'> {
+  private specFields(): Pick<NodeRecord, 'name' | 'labels' | 'runtime' | 'address' | 'capacity' | 'agent' | 'fence'> {
     return {
       name: this.opts.name,
       labels: this.opts.labels,
@@ -227,6 +258,7 @@ export class NodeAgent {
       address: this.opts.address,
       capacity: this.opts.capacity,
       agent: { hostname: os.hostname(), pid: process.pid, startedAt: new Date().toISOString(), version: AGENT_VERSION },
+      fence: { heartbeatTtlMs: this.opts.heartbeatTtlSeconds * 1000, fenceAfterMs: this.opts.fenceAfterMs, forceStopMs: this.opts.forceStopMs },
     };
   }
 
@@ -275,6 +307,9 @@ export class NodeAgent {
     const res = await commit(this.deps.client, [guard], [putJson(key, await this.heartbeatValue(), lease)]);
     if (!res.succeeded) throw errors.conflict(`heartbeat of node ${this.id} changed while taking it; retrying`);
     this.ownPutRevision = res.revision;
+    // From now on this lease's keepalives are what keep the node alive for the leader.
+    this.heartbeatLease = lease;
+    this.silentMs();
   }
 
   /** Re-establishes the heartbeat after its lease or key vanished, once at a time, retrying while etcd is away. */
