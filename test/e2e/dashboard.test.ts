@@ -15,7 +15,7 @@ declare const document: { querySelector(selector: string): { textContent: string
 type Marked = { __berthMarker?: number };
 
 t.test('the dashboard, served by a follower, follows the cluster live', { skip: fs.existsSync(CHROMIUM) ? false : `no ${CHROMIUM} (scripts/setup.sh installs it as root)` }, async (t) => {
-  const cluster = await clusterFor(t, { controllerArgs: ['--node-grace', '2'] });
+  const cluster = await clusterFor(t, { controllerArgs: ['--node-grace', '3'] });
   const logDir = tempDir(t, 'berth-dash-');
   const agentArgs = ['--heartbeat-ttl', '2', '--heartbeat-interval', '500'];
   const agents = ['a', 'b'].map(

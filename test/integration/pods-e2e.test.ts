@@ -7,7 +7,7 @@ import { clusterFor, tempDir } from '../helpers/fixtures.js';
 import { killPodProcesses, podGroups, podProcesses } from '../helpers/pod-processes.js';
 
 const TTL = 2;
-const GRACE = 2;
+const GRACE = 3;
 const PODS = 30;
 
 /** Calls the API of one replica. */

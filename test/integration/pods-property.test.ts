@@ -27,7 +27,7 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
 );
 
 t.test('no overcommit, no double binding under creates, deletes, node deaths and leader kills', async (t) => {
-  const cluster = await clusterFor(t, { controllerArgs: ['--node-grace', '2'] });
+  const cluster = await clusterFor(t, { controllerArgs: ['--node-grace', '3'] });
   const client = clientFor(t, cluster.etcd.endpoint);
   const logDir = tempDir(t, 'berth-prop-');
   const agents = [0, 1, 2].map(

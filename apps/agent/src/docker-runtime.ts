@@ -161,6 +161,20 @@ export class DockerRuntime implements Runtime {
     return { forced };
   }
 
+  async kill(id: string, waitMs: number): Promise<boolean> {
+    const info = await this.inspectContainer(id);
+    if (info === undefined || (!info.State.Running && !info.State.Paused)) return true;
+    const c = this.docker.getContainer(info.Id);
+    const ended = c.wait({ condition: 'not-running' }).then(
+      () => true,
+      async () => !((await this.inspectContainer(id).catch(() => undefined))?.State.Running ?? false),
+    );
+    await callEngine('kill', () => c.kill({ signal: 'SIGKILL' })).catch(ignoreStatus(404, 409));
+    // A frozen (paused) container takes the signal once thawed.
+    if (info.State.Paused) await callEngine('unpause', () => c.unpause()).catch(ignoreStatus(404, 409));
+    return Promise.race([ended, sleep(waitMs, false, { ref: false })]);
+  }
+
   async pause(id: string): Promise<void> {
     const info = await this.inspectContainer(id);
     if (info === undefined) throw new UnknownPodError(id);

@@ -2,3 +2,5 @@
 
 export { decidePod, type DecideLimits, type PodAction, type PodMemory } from './decide-pod.js';
 export { phasePath } from './phase-path.js';
+export { Fencer, type FenceSubject, type FenceTarget } from './fence.js';
+export { SimulatedRuntime } from './runtime.js';

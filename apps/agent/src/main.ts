@@ -2,9 +2,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import pino from 'pino';
-import { isBerthError } from '@berth/core';
+import { FORCE_STOP_MS, isBerthError } from '@berth/core';
 import { createEtcdClient, EventRecorder, LeaseKeeper, onWatchIncident } from '@berth/store';
 import { parseConfig } from './config.js';
+import { Fencer } from './fence.js';
 import { NodeAgent } from './node-agent.js';
 import { OwnKeyWatcher } from './own-keys.js';
 import { PodReconciler } from './pod-reconciler.js';
@@ -30,6 +31,18 @@ const reconciler = new PodReconciler({
   ...(config.runtime === 'docker' ? { usageIntervalMs: config.reportIntervalMs } : {}),
 });
 
+/** Force-stops and removes every pod of a node this process no longer runs. */
+async function killAll(a: NodeAgent): Promise<void> {
+  const pods = await a.opts.runtime.list().catch(() => []);
+  await Promise.allSettled(
+    pods.map(async (p) => {
+      await a.opts.runtime.kill(p.id, FORCE_STOP_MS);
+      await a.opts.runtime.remove(p.id);
+    }),
+  );
+  if (pods.length > 0) log.warn({ node: a.opts.name, pods: pods.length }, 'killed the pods of a node deleted from the cluster');
+}
+
 async function shutdown(reason: string, deregister: boolean, code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
@@ -47,6 +60,8 @@ async function shutdown(reason: string, deregister: boolean, code: number): Prom
       }),
     );
   }
+  // (The fence guards the pods until here: a leader may still be evicting them.)
+  fencer.stop();
   await reconciler.stop().catch((err: unknown) => log.warn({ err }, 'pod reconciler did not stop cleanly'));
   if (deregister) {
     // What is left (no leader evicted it) is stopped here (3 s grace at most): it stays bound to the node,
@@ -100,12 +115,15 @@ for (const name of names) {
         keeper,
         ownKeys,
         log: log.child({ node: name }),
-        onFatal: (node, reason) => {
+        onFatal: (node, reason, deleted) => {
           log.error({ node, reason }, 'node cannot continue');
           // Its pods are no longer this process's to run (another agent holds the node, or it was deleted).
           const gone = agents.find((a) => a.opts.name === node);
           if (gone !== undefined) reconciler.removeNode(gone.id);
-          if (config.simulate === 0) void shutdown(reason, false, 3);
+          // A deleted node's pods are rescheduled once the leader's budget for it is over: kill them now
+          // (docker containers would outlive this process), before that. A new holder adopts them instead.
+          const killed = deleted && gone !== undefined ? killAll(gone) : Promise.resolve();
+          if (config.simulate === 0) void killed.then(() => shutdown(reason, false, 3));
         },
         onRuntimeBack: (nodeId) => reconciler.resyncNode(nodeId),
       },
@@ -117,11 +135,17 @@ for (const name of names) {
         address,
         heartbeatTtlSeconds: config.heartbeatTtlSeconds,
         reportIntervalMs: config.reportIntervalMs,
+        fenceAfterMs: config.fenceAfterMs,
+        forceStopMs: FORCE_STOP_MS,
         usage: runtime.usage ? () => runtime.usage!(capacity) : () => sampler.sample(),
       },
     ),
   );
 }
+
+// Watches every node from the moment it holds a heartbeat: one cut off from etcd kills its pods before the leader moves them.
+const fencer = new Fencer(() => agents, reconciler, { fenceAfterMs: config.fenceAfterMs, forceStopMs: FORCE_STOP_MS, log: log.child({ component: 'fence' }) });
+fencer.start();
 
 process.on('SIGTERM', () => void shutdown('SIGTERM', true, 0));
 process.on('SIGINT', () => void shutdown('SIGINT', true, 0));

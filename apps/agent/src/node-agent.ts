@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
 import os from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
@@ -30,6 +31,9 @@ export interface NodeAgentOptions {
   address: string;
   heartbeatTtlSeconds: number;
   reportIntervalMs: number;
+  /** Reported in the node record, so the leader waits out this node's fence before declaring it Dead. */
+  fenceAfterMs: number;
+  forceStopMs: number;
   /** Measures usage (the host's, or the simulated runtime's). */
   usage: () => NodeUsage;
 }
@@ -40,8 +44,12 @@ export interface NodeAgentDeps {
   keeper: LeaseKeeper;
   ownKeys: OwnKeyWatcher;
   log: Logger;
-  /** Called when the node must stop: deleted from the cluster, or taken over by another agent. */
-  onFatal: (nodeName: string, reason: string) => void;
+  /**
+   * Called when the node must stop: deleted from the cluster (`deleted`: its
+   * pods must not outlive it here, the leader reschedules them), or taken
+   * over by another agent (which adopts what runs).
+   */
+  onFatal: (nodeName: string, reason: string, deleted: boolean) => void;
   /** The node's runtime answers again after being away: its pods are looked at again. */
   onRuntimeBack?: (nodeId: string) => void;
 }
@@ -64,6 +72,10 @@ export class NodeAgent {
   private stopped = false;
   private reheartbeating: Promise<void> | undefined;
   private lastRuntimeReady: boolean | undefined;
+  /** The lease the heartbeat key was last written on: only its keepalives keep the node alive in the leader's eyes. */
+  private heartbeatLease: string | undefined;
+  /** Send time (`performance.now()`) of the last acknowledged keepalive of `heartbeatLease`; kept when that lease is lost. */
+  private ackedAt = 0;
   /** Heartbeat reports written, for benchmarks. */
   reports = 0;
 
@@ -89,7 +101,7 @@ export class NodeAgent {
     const node = await this.register();
     this.nodeId = node.value.id;
     this.deps.ownKeys.subscribe(keyOf('nodes', this.id), (type) => {
-      if (type === 'delete' && !this.stopped) this.fatal('its node record was deleted from the cluster');
+      if (type === 'delete' && !this.stopped) this.fatal('its node record was deleted from the cluster', true);
     });
     this.deps.ownKeys.subscribe(keyOf('heartbeats', this.id), (type, kv) => {
       if (this.stopped) return;
@@ -151,16 +163,16 @@ export class NodeAgent {
   }
 
   /** Stops this node for good (it was deleted, or another agent holds it) and tells the process. */
-  private fatal(reason: string): void {
+  private fatal(reason: string, deleted = false): void {
     if (this.stopped) return;
     void this.stop(false);
-    this.deps.onFatal(this.opts.name, reason);
+    this.deps.onFatal(this.opts.name, reason, deleted);
   }
 
   /** Re-reads the node's own keys after a watch reconnect, which may have skipped their changes. */
   async verify(): Promise<void> {
     if (this.stopped || this.nodeId === undefined) return;
-    if ((await this.nodes.get(this.id)) === undefined) return this.fatal('its node record was deleted from the cluster');
+    if ((await this.nodes.get(this.id)) === undefined) return this.fatal('its node record was deleted from the cluster', true);
     const hb = await this.readHeartbeat();
     if (hb === undefined) return this.reheartbeat('heartbeat key missing after a reconnect');
     if (hb.value.instance !== this.instance && hb.modRevision > this.ownPutRevision) this.fatal(`another agent (instance ${hb.value.instance}) took over node ${this.id}`);
@@ -174,6 +186,29 @@ export class NodeAgent {
   /** The node's lease, while it holds one. */
   get lease(): string | undefined {
     return this.leaseId;
+  }
+
+  /** The node id while the node is registered, has held a heartbeat and is not stopped: what the fence watches. */
+  get fenceableId(): string | undefined {
+    return this.stopped || this.heartbeatLease === undefined ? undefined : this.nodeId;
+  }
+
+  /**
+   * How long (ms) since the send time of the last keepalive etcd acknowledged
+   * for the lease holding this node's heartbeat (`now` on the
+   * `performance.now()` clock). A lease granted but not yet holding the key
+   * does not count: the leader may already count from the old key's loss.
+   */
+  silentMs(now = performance.now()): number {
+    const since = this.heartbeatLease === undefined ? undefined : this.deps.keeper.sinceAcked(this.heartbeatLease);
+    if (since !== undefined) this.ackedAt = Math.max(this.ackedAt, now - since);
+    return now - this.ackedAt;
+  }
+
+  /** True while the heartbeat key is on the lease this agent keeps alive (no re-establishing under way). */
+  holdsHeartbeat(): boolean {
+    const lease = this.heartbeatLease;
+    return !this.stopped && lease !== undefined && lease === this.leaseId && this.reheartbeating === undefined && this.deps.keeper.alive(lease);
   }
 
   private async register(): Promise<Versioned<NodeRecord>> {
@@ -225,7 +260,7 @@ export class NodeAgent {
     throw new Error(`could not register node ${name}: too much contention on its name`);
   }
 
-  private specFields(): Pick<NodeRecord, 'name' | 'labels' | 'runtime' | 'address' | 'capacity' | 'agent'> {
+  private specFields(): Pick<NodeRecord, 'name' | 'labels' | 'runtime' | 'address' | 'capacity' | 'agent' | 'fence'> {
     return {
       name: this.opts.name,
       labels: this.opts.labels,
@@ -233,6 +268,7 @@ export class NodeAgent {
       address: this.opts.address,
       capacity: this.opts.capacity,
       agent: { hostname: os.hostname(), pid: process.pid, startedAt: new Date().toISOString(), version: AGENT_VERSION },
+      fence: { heartbeatTtlMs: this.opts.heartbeatTtlSeconds * 1000, fenceAfterMs: this.opts.fenceAfterMs, forceStopMs: this.opts.forceStopMs },
     };
   }
 
@@ -281,6 +317,9 @@ export class NodeAgent {
     const res = await commit(this.deps.client, [guard], [putJson(key, await this.heartbeatValue(), lease)]);
     if (!res.succeeded) throw errors.conflict(`heartbeat of node ${this.id} changed while taking it; retrying`);
     this.ownPutRevision = res.revision;
+    // From now on this lease's keepalives are what keep the node alive for the leader.
+    this.heartbeatLease = lease;
+    this.silentMs();
   }
 
   /** Re-establishes the heartbeat after its lease or key vanished, once at a time, retrying while etcd is away. */

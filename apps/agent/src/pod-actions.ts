@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { canTransition, isBerthError, type PodPhase, type PodRecord } from '@berth/core';
+import { canTransition, FORCE_STOP_MS, isBerthError, type PodPhase, type PodRecord } from '@berth/core';
 import type { EventRecorder, PodRepository, Versioned } from '@berth/store';
 import { runningPatch, type PhaseWrite, type PodAction, type PodEvent, type PodMemory } from './decide-pod.js';
 import { freePort } from './free-port.js';
@@ -38,7 +38,7 @@ export interface PodActionsOptions {
   wrote: (podId: string, revision: number) => void;
   /** The pod is no longer run here: drop what the agent remembers about it. */
   forget: (local: LocalPod) => void;
-  /** False once this agent stopped acting for the node (another agent took it over, or it was deleted). */
+  /** False once this agent stopped acting for the node (another agent took it over, it was deleted, or it is fenced). */
   acting: (node: ReconcilerNode) => boolean;
 }
 
@@ -134,6 +134,24 @@ export class PodActions {
   }
 
   /**
+   * A pod its node's fence killed is still bound here once etcd answers
+   * again: its status says why it stopped (`Fenced`, counted as a restart)
+   * and it starts again at once, without a crash-loop back-off (the exited
+   * container is started again by the next sync, through the usual
+   * compare-and-swap of Starting).
+   */
+  async fenced(cur: Cur, local: LocalPod, message: string): Promise<Cur> {
+    const exitCode = (await local.node.runtime.inspect(local.id))?.exitCode;
+    const written = await this.write(cur, local, {
+      to: 'Starting',
+      patch: { reason: 'Fenced', message, restarts: cur.value.status.restarts + 1, finishedAt: now(), ...(exitCode === undefined ? {} : { exitCode }) },
+    });
+    local.restartAt = Date.now();
+    await this.event(local, cur.value, { type: 'Warning', reason: 'Fenced', message });
+    return written;
+  }
+
+  /**
    * Creates (if needed) and starts the container: Starting, then Running
    * with a fresh startedAt. A pod its runtime can never create (no command,
    * an image that cannot be pulled) fails with CreateFailed instead of being
@@ -157,6 +175,11 @@ export class PodActions {
       return this.event(local, pod, { type: 'Warning', reason: 'Failed', message: `cannot create: ${err.message}` });
     }
     await runtime.start(pod.id);
+    if (!this.opts.acting(local.node)) {
+      // Fenced (or given up) while it was starting: it must not outlive this moment.
+      await runtime.kill(pod.id, FORCE_STOP_MS);
+      return;
+    }
     local.lastStart = Date.now();
     delete local.restartAt;
     delete local.unhealthy;

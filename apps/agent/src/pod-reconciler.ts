@@ -34,6 +34,10 @@ const CACHE_WAIT_MS = 2000;
 const MAX_QUICK_CONFLICTS = 5;
 /** The informer index of pods by the node they are bound to. */
 const BY_NODE = 'node';
+/** How long lifting a fence waits for the watch cache to show what it read from etcd (a compare-and-swap still guards every start). */
+const FENCE_CACHE_WAIT_MS = 5000;
+/** Phases of a pod that is to run: a fenced one still bound to its node is started again. */
+const LIVE_PHASES: ReadonlySet<PodRecord['status']['phase']> = new Set(['Starting', 'Running', 'Paused']);
 
 /**
  * Converges the pods bound to this process's nodes to what their records
@@ -52,6 +56,9 @@ export class PodReconciler {
   private readonly nodes = new Map<string, ReconcilerNode>();
   /** Nodes this process stopped acting for (taken over or deleted); never added again. */
   private readonly removed = new Set<string>();
+  /** Nodes fenced (cut off from etcd too long): nothing is started or written for them until `unfence`. */
+  private readonly fenced = new Set<string>();
+  private readonly repo: PodRepository;
   private readonly local = new Map<string, LocalPod>();
   /** Per pod, the revision this agent last wrote or lost a CAS against: its next sync first waits for the cache to show it. */
   private readonly awaitRevision = new Map<string, number>();
@@ -79,15 +86,16 @@ export class PodReconciler {
       l.unhealthy = why;
       this.queue.add(id);
     });
+    this.repo = new PodRepository(opts.client);
     this.actions = new PodActions({
-      repo: new PodRepository(opts.client),
+      repo: this.repo,
       log: opts.log,
       prober: this.prober,
       stopTimeoutMs: opts.stopTimeoutMs,
       requeue: (id, ms) => (ms > 0 ? this.queue.addAfter(id, ms) : this.queue.add(id)),
       wrote: (id, revision) => this.awaitRevision.set(id, Math.max(revision, this.awaitRevision.get(id) ?? 0)),
       forget: (l) => this.forget(l),
-      acting: (node) => this.nodes.get(node.id) === node,
+      acting: (node) => this.nodes.get(node.id) === node && !this.fenced.has(node.id),
     });
   }
 
@@ -139,6 +147,67 @@ export class PodReconciler {
       const id = idOf('pods', key);
       if (id !== undefined) this.queue.add(id);
     }
+    // Pods it runs that the cache no longer files under it (unbound meanwhile) are to be removed.
+    for (const l of this.local.values()) if (l.node.id === nodeId) this.queue.add(l.id);
+  }
+
+  /** The node is fenced: from now on none of its pods is started, written or probed, until `unfence`. */
+  fence(nodeId: string): void {
+    this.fenced.add(nodeId);
+    for (const l of this.local.values()) if (l.node.id === nodeId) this.prober.clear(l.id);
+  }
+
+  /**
+   * Lifts the fence of a node that holds a heartbeat again. Each pod the
+   * fence killed (`stopped`, emptied as they are handled, so a retry repeats
+   * nothing) is read again from etcd, not from the watch cache, which was
+   * frozen: one still bound here gets its status (`Fenced`, `why`) and starts
+   * again; one unbound, bound elsewhere or deleted meanwhile is removed from
+   * the runtime and never started. Once the cache shows those reads, every
+   * pod of the node is synced again (a start still needs its compare-and-swap
+   * of Starting to win). `stillClear` is asked last: a node silent again
+   * stays fenced (false).
+   */
+  async unfence(nodeId: string, stopped: Set<string>, why: string, stillClear: () => boolean): Promise<boolean> {
+    const node = this.nodes.get(nodeId);
+    if (node === undefined) {
+      this.fenced.delete(nodeId);
+      return true;
+    }
+    let seen = 0;
+    const again: string[] = [];
+    const gone: string[] = [];
+    for (const id of [...stopped]) {
+      const cur = await this.repo.get(id);
+      const local = this.local.get(id);
+      if (cur !== undefined) seen = Math.max(seen, cur.modRevision);
+      if (cur === undefined || cur.value.status.nodeId !== nodeId || cur.value.status.phase === 'Pending') {
+        if (local !== undefined) await this.actions.teardown(local, 'it left this node while the node was fenced');
+        else await node.runtime.remove(id);
+        gone.push(cur?.value.name ?? id);
+      } else if (LIVE_PHASES.has(cur.value.status.phase) && cur.value.deletionRequested === undefined && cur.value.status.eviction === undefined && cur.value.desired !== 'stopped') {
+        // (An evicted one is not started again: its next sync acknowledges the eviction with Stopped.)
+        const mine = local ?? { id, node, crashes: 0 };
+        this.local.set(id, mine);
+        seen = Math.max(seen, (await this.actions.fenced(cur, mine, `force-stopped: ${why}; still bound to node ${node.name}, starting again`)).modRevision);
+        again.push(cur.value.name);
+      }
+      stopped.delete(id);
+    }
+    if (seen > 0 && !(await this.informer.waitForRevision(seen, FENCE_CACHE_WAIT_MS))) {
+      this.log.warn({ node: node.name, revision: seen }, 'the pod cache has not caught up with etcd after a fence; syncing anyway (starts are compare-and-swapped)');
+    }
+    await node.events.record({
+      type: 'Warning',
+      reason: 'NodeFenced',
+      message: `node ${node.name} was fenced: ${why}; every pod was force-stopped; ${again.length} still bound here start again${again.length ? ` (${again.join(', ')})` : ''}, ${gone.length} that left it meanwhile were removed${gone.length ? ` (${gone.join(', ')})` : ''}`,
+      involved: { kind: 'node', id: nodeId },
+    });
+    if (!stillClear()) return false;
+    this.fenced.delete(nodeId);
+    this.log.warn({ node: node.name, startingAgain: again.length, removed: gone.length }, 'fence lifted: the node runs what is still bound to it');
+    this.resyncNode(nodeId);
+    return true;
   }
 
   /** Stops acting for a node (taken over by another agent): forgets its pods without touching the runtime. */
@@ -239,10 +308,12 @@ export class PodReconciler {
       await this.actions.teardown(known, cur === undefined ? 'its record was deleted' : node === undefined ? 'it was unbound from this node' : 'it was bound to another node');
     }
     if (cur === undefined || node === undefined) return;
+    // Fenced: nothing is started or written for the node; lifting the fence syncs its pods again.
+    if (this.fenced.has(node.id)) return;
     let local = this.local.get(id);
     if (local === undefined) this.local.set(id, (local = { id, node, crashes: 0 }));
     const actual = await node.runtime.inspect(id);
-    if (this.nodes.get(node.id) !== node) return; // removed while inspecting: no longer this agent's to act on
+    if (this.nodes.get(node.id) !== node || this.fenced.has(node.id)) return; // removed or fenced while inspecting: not to act on
     const action = decidePod(cur.value, actual, local, Date.now(), this.limits);
     this.log.trace({ pod: cur.value.name, phase: cur.value.status.phase, actual: actual?.state, action: action.kind }, 'pod decided');
     await this.actions.execute(action, cur, local);

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { errors } from '@berth/core';
 import { groupRunning, killGroup, leftoverOf, processAlive, signalProcess, spawnTied } from './pod-supervisor.js';
 import { UnknownPodError, type ExitListener, type PodSpecForRuntime, type Runtime, type RuntimePodState } from './runtime.js';
@@ -150,6 +151,13 @@ export class ProcessRuntime implements Runtime {
       await pod.exited;
     }
     return { forced: timedOut };
+  }
+
+  async kill(id: string, waitMs: number): Promise<boolean> {
+    const pod = this.pods.get(id);
+    if (pod === undefined || (pod.state !== 'running' && pod.state !== 'paused')) return true;
+    this.signalGroup(pod, 'SIGKILL'); // reaches a stopped (paused) group too
+    return Promise.race([pod.exited!.then(() => true), sleep(waitMs, false, { ref: false })]);
   }
 
   async pause(id: string): Promise<void> {

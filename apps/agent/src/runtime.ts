@@ -38,6 +38,11 @@ export interface Runtime {
   create(spec: PodSpecForRuntime): Promise<void>;
   start(id: string): Promise<void>;
   stop(id: string, timeoutMs: number): Promise<{ forced: boolean }>;
+  /**
+   * Kills the pod at once, with no grace (SIGKILL: its node is fenced), and
+   * waits up to `waitMs` for it to end: false if it had not by then.
+   */
+  kill(id: string, waitMs: number): Promise<boolean>;
   pause(id: string): Promise<void>;
   resume(id: string): Promise<void>;
   remove(id: string): Promise<void>;
@@ -136,6 +141,15 @@ export class SimulatedRuntime implements Runtime {
     pod.state = 'exited';
     this.append(id, 'stopped');
     return { forced: false };
+  }
+
+  async kill(id: string): Promise<boolean> {
+    const pod = this.pods.get(id);
+    if (pod !== undefined && (pod.state === 'running' || pod.state === 'paused')) {
+      pod.state = 'exited';
+      this.append(id, 'killed');
+    }
+    return true;
   }
 
   async pause(id: string): Promise<void> {

@@ -2,7 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseEndpoints } from '@berth/store';
-import { SCHEDULING_POLICIES, type SchedulingPolicy } from '@berth/core';
+import { controllerGraceProblem, DEFAULT_NODE_GRACE_SECONDS, SCHEDULING_POLICIES, type SchedulingPolicy } from '@berth/core';
 
 /** Everything a controller replica is configured with (flags, or BERTH_* env vars). */
 export interface ControllerConfig {
@@ -48,7 +48,10 @@ export function parseConfig(argv: string[]): ControllerConfig {
     )
     .addOption(new Option('--policy <name>', 'default scheduling policy').env('BERTH_POLICY').choices(SCHEDULING_POLICIES).default('spread'))
     .addOption(
-      new Option('--node-grace <seconds>', 'NotReady -> Dead after this long without a heartbeat').env('BERTH_NODE_GRACE').default(5).argParser(intIn('--node-grace', 1, 3600)),
+      new Option('--node-grace <seconds>', "NotReady -> Dead after this long without a heartbeat (longer for a node whose agent's fence budget needs it; agents assume this value through their own --node-grace)")
+        .env('BERTH_NODE_GRACE')
+        .default(DEFAULT_NODE_GRACE_SECONDS)
+        .argParser(intIn('--node-grace', 1, 3600)),
     )
     .addOption(new Option('--image <tag>', 'image for provisioned node containers').env('BERTH_IMAGE').default('berth:local'))
     .addOption(
@@ -72,6 +75,8 @@ export function parseConfig(argv: string[]): ControllerConfig {
     provisionTimeout: number;
     logLevel: string;
   }>();
+  const graceProblem = controllerGraceProblem(o.nodeGrace * 1000);
+  if (graceProblem !== undefined) cmd.error(`error: ${graceProblem}`);
   const reachableHost = o.host === '0.0.0.0' || o.host === '::' ? os.hostname() : o.host;
   return {
     etcd: parseEndpoints(o.etcd),

@@ -66,8 +66,7 @@ export class Controller {
     const nodeService = new NodeService(this.client, this.state, provisioner, events, config.etcd, child('nodes'), config.provisionTimeoutMs, () => leadership.hasLeader());
     const podService = new PodService(this.client, this.state, events, child('pods'));
     this.nodeLifecycle = new NodeLifecycle(this.client, this.state, this.elector, events, config.nodeGraceMs, child('node-lifecycle'));
-    // A removed node's pods wait as long as a dead node's: the agents' default heartbeat TTL (3 s) plus the node grace.
-    this.scheduler = new PodScheduler(this.client, this.state, this.elector, events, config.policy, child('scheduler'), 3000 + config.nodeGraceMs);
+    this.scheduler = new PodScheduler(this.client, this.state, this.elector, events, config.policy, child('scheduler'), config.nodeGraceMs);
     this.deps = {
       log: this.log,
       advertiseUrl: config.advertiseUrl,

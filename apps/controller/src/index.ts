@@ -1,6 +1,6 @@
 export { Controller } from './controller.js';
 export { parseConfig, type ControllerConfig } from './config.js';
-export { decideNodeStatus, NodeLifecycle, type NodeTransition } from './nodes/lifecycle.js';
+export { decideNodeStatus, NodeLifecycle, nodeDeadAt, type NodeTransition } from './nodes/lifecycle.js';
 // The API's parts, so it can be built over a real etcd without a controller process (tests).
 export { buildServer, type ServerDeps } from './server.js';
 export { ClusterState, type NodeView } from './cluster-state.js';

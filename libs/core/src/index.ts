@@ -6,3 +6,4 @@ export * from './schemas.js';
 export * from './pod-state.js';
 export * from './pod-spec.js';
 export * from './pod-writes.js';
+export * from './fence-budget.js';

@@ -146,6 +146,12 @@ export const NodeView = Type.Object(
       description: 'ids of pods the leader reserved capacity for on the node (its allocation record): a pod is bound once when it is reserved on exactly one node',
     }),
     agent: Type.Object({ hostname: Type.String(), pid: Type.Integer(), startedAt: Type.String(), version: Type.String() }),
+    fence: Type.Optional(
+      Type.Object(
+        { heartbeatTtlMs: Type.Integer(), fenceAfterMs: Type.Integer(), forceStopMs: Type.Integer() },
+        { description: "the agent's fence budget: it kills its pods after fenceAfterMs without an acknowledged keepalive (within forceStopMs); the leader declares the node Dead no sooner than that allows" },
+      ),
+    ),
     provisioner: Type.Optional(
       Type.Object({
         kind: StringEnum(PROVISIONER_KINDS),

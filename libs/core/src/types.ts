@@ -1,3 +1,4 @@
+import type { NodeFence } from './fence-budget.js';
 /**
  * Domain shapes shared by the controller, agents and CLI: the records kept in
  * etcd. What the API sends is defined by the schemas in `schemas.ts`, which
@@ -101,6 +102,8 @@ export interface NodeRecord {
   /** Set when the agent shut down cleanly (SIGTERM); its pods are then treated as on a drained node. */
   deregisteredAt?: string;
   agent: { hostname: string; pid: number; startedAt: string; version: string };
+  /** The agent's fence budget (absent in records of older agents): the leader waits it out before declaring the node Dead. */
+  fence?: NodeFence;
   provisioner?: Provisioner;
 }
 

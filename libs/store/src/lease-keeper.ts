@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import { LeaseClient, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from 'etcd3';
 import type { Logger } from 'pino';
 import { toBerthError } from './client.js';
@@ -9,9 +10,15 @@ export interface LeaseKeeperEvents {
   lost: [string];
 }
 
+/**
+ * The keeper's clock: monotonic, so a wall-clock step can neither hide a
+ * silence from etcd (an agent that should fence) nor invent one.
+ */
+const clock = (): number => performance.now();
+
 interface Kept {
   ttlMs: number;
-  /** Send time of the last keepalive etcd acknowledged. */
+  /** Send time (`clock`) of the last keepalive (or the grant) etcd acknowledged. */
   renewedAt: number;
   inflight: number[];
 }
@@ -46,7 +53,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
 
   /** Grants a lease of `ttlSeconds` and keeps it alive from now on. */
   async grant(ttlSeconds: number): Promise<string> {
-    const sentAt = Date.now();
+    const sentAt = clock();
     let id: string;
     try {
       id = (await this.rpc.leaseGrant({ TTL: ttlSeconds })).ID;
@@ -77,7 +84,18 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   /** True while the lease is kept and was renewed within its TTL. */
   alive(id: string): boolean {
     const l = this.leases.get(id);
-    return l !== undefined && Date.now() - l.renewedAt < l.ttlMs;
+    return l !== undefined && clock() - l.renewedAt < l.ttlMs;
+  }
+
+  /**
+   * How long ago (ms) the last keepalive of the lease that etcd acknowledged
+   * was sent (its grant, before the first): etcd keeps the lease at least
+   * TTL past that send. Undefined once the lease is no longer kept (lost,
+   * forgotten or revoked).
+   */
+  sinceAcked(id: string): number | undefined {
+    const l = this.leases.get(id);
+    return l === undefined ? undefined : clock() - l.renewedAt;
   }
 
   /** Stops everything (leases are left to expire unless revoked first). */
@@ -95,7 +113,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   }
 
   private tick(): void {
-    const now = Date.now();
+    const now = clock();
     for (const [id, l] of this.leases) {
       if (now - l.renewedAt >= l.ttlMs) {
         this.leases.delete(id);
@@ -131,10 +149,10 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       const stream = await this.rpc.leaseKeepAlive();
       if (this.closed) return void stream.end();
       this.stream = stream;
-      this.lastDataAt = Date.now();
+      this.lastDataAt = clock();
       for (const l of this.leases.values()) l.inflight = [];
       stream.on('data', (res: ILeaseKeepAliveResponse) => {
-        if (this.stream === stream) this.lastDataAt = Date.now();
+        if (this.stream === stream) this.lastDataAt = clock();
         this.onResponse(res);
       });
       const drop = (err?: Error) => {

@@ -1,6 +1,6 @@
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import { isBerthError, keyOf, prefixes, type NodeRecord, type NodeStatus } from '@berth/core';
+import { deadAfterMs, isBerthError, keyOf, prefixes, type NodeRecord, type NodeStatus } from '@berth/core';
 import { commitFenced, modifiedAt, putJson, WorkQueue, type Compare, type EventRecorder, type Fence, type LeaderElector, type Op } from '@berth/store';
 import type { ClusterState } from '../cluster-state.js';
 
@@ -15,6 +15,16 @@ export interface NodeTransition {
 }
 
 /**
+ * When a NotReady node may be declared Dead: the grace (stretched to the
+ * node's own fence budget, `deadAfterMs`) counted from the latest moment this
+ * leader knows the heartbeat was already gone (the NotReady write, its own
+ * term's start, the last deletion it saw), never from before the key vanished.
+ */
+export function nodeDeadAt(node: NodeRecord, graceMs: number, since: number): number {
+  return Math.max(Date.parse(node.statusChangedAt), since) + deadAfterMs(graceMs, node.fence);
+}
+
+/**
  * Decides a node's status from its record, whether its heartbeat key exists,
  * the grace period and the time. Pure: the loop below does the I/O.
  * Returns the transition to write, or `wakeAt` when only time can change it.
@@ -25,7 +35,12 @@ export function decideNodeStatus(
   heartbeatPresent: boolean,
   graceMs: number,
   now: number,
-  /** When the deciding leader took office: each leader observes a full grace itself (clock skew, outages). */
+  /**
+   * No grace counts from before this: when the deciding leader took office
+   * (each leader observes a full grace itself: clock skew, outages), or
+   * later, when it last saw the heartbeat deleted (a heartbeat that came back
+   * and went again before the node was seen Ready).
+   */
   termStart = 0,
 ): { transition?: NodeTransition; wakeAt?: number } {
   const nodeKey = keyOf('nodes', node.id);
@@ -49,7 +64,7 @@ export function decideNodeStatus(
   if (node.reason === 'Provisioning' && node.agent.pid === 0) return {};
   if (node.status === 'Ready') return { transition: to('NotReady', node.deregisteredAt ? 'AgentDeregistered' : 'HeartbeatLost') };
   if (node.status === 'NotReady') {
-    const deadAt = Math.max(Date.parse(node.statusChangedAt), termStart) + graceMs;
+    const deadAt = nodeDeadAt(node, graceMs, termStart);
     return now >= deadAt ? { transition: to('Dead', 'GracePeriodExpired') } : { wakeAt: deadAt };
   }
   return {};
@@ -76,6 +91,8 @@ interface PendingBatch {
 export class NodeLifecycle {
   private fence: Fence | undefined;
   private termStart = 0;
+  /** When this replica last saw each node's heartbeat key deleted: a grace never counts from before. */
+  private readonly heartbeatGoneAt = new Map<string, number>();
   private readonly queue: WorkQueue<string>;
   /** The batch transitions decided in this tick join; written on the next turn of the event loop. */
   private gathering: PendingBatch | undefined;
@@ -99,8 +116,22 @@ export class NodeLifecycle {
       // Deposed: the elector steps down and stop() follows. Anything else (etcd away) retries with backoff.
       onError: (_id, err) => (this.fence === undefined || isBerthError(err, 'LEADERSHIP_LOST') ? false : undefined),
     });
-    state.nodes.on('change', (c) => this.enqueue((c.item ?? c.prev)!.value.id));
-    state.heartbeats.on('change', (c) => this.enqueue(c.key.slice(prefixes.heartbeats.length)));
+    state.nodes.on('change', (c) => {
+      const nodeId = (c.item ?? c.prev)!.value.id;
+      if (c.type === 'delete') this.heartbeatGoneAt.delete(nodeId);
+      this.enqueue(nodeId);
+    });
+    state.heartbeats.on('change', (c) => {
+      const nodeId = c.key.slice(prefixes.heartbeats.length);
+      if (c.type === 'delete') this.heartbeatGoneAt.set(nodeId, Date.now());
+      else this.heartbeatGoneAt.delete(nodeId);
+      this.enqueue(nodeId);
+    });
+  }
+
+  /** The moment no grace of `nodeId` may count from before. */
+  private since(nodeId: string): number {
+    return Math.max(this.termStart, this.heartbeatGoneAt.get(nodeId) ?? 0);
   }
 
   /** Starts acting for a term: every node is reconsidered. */
@@ -127,7 +158,7 @@ export class NodeLifecycle {
     if (item === undefined) return;
     const present = this.state.heartbeat(nodeId) !== undefined;
     const now = Date.now();
-    const { transition, wakeAt } = decideNodeStatus(item.value, item.modRevision, present, this.graceMs, now, this.termStart);
+    const { transition, wakeAt } = decideNodeStatus(item.value, item.modRevision, present, this.graceMs, now, this.since(nodeId));
     if (wakeAt !== undefined) this.queue.addAfter(nodeId, wakeAt - now);
     if (transition !== undefined) await this.join(transition);
   }
@@ -195,7 +226,7 @@ export class NodeLifecycle {
     this.written += batch.length;
     for (const t of batch) {
       this.log.info({ node: t.record.name, id: t.nodeId, status: t.to, reason: t.reason }, 'node status changed');
-      if (t.to === 'NotReady') this.queue.addAfter(t.nodeId, Math.max(Date.parse(t.record.statusChangedAt), this.termStart) + this.graceMs - Date.now());
+      if (t.to === 'NotReady') this.queue.addAfter(t.nodeId, nodeDeadAt(t.record, this.graceMs, this.since(t.nodeId)) - Date.now());
     }
   }
 }

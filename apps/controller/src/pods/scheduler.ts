@@ -1,6 +1,6 @@
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import { isBerthError, keyOf, TERMINAL_PHASES, type NodeRecord, type PodRecord } from '@berth/core';
+import { deadAfterMs, DEFAULT_NODE_GRACE_SECONDS, isBerthError, keyOf, TERMINAL_PHASES, type NodeRecord, type PodRecord } from '@berth/core';
 import { PodRepository, WorkQueue, type EventRecorder, type Fence, type LeaderElector, type Versioned } from '@berth/store';
 import { findPreemption, scheduleBatch, type Decision, type NodeInfo, type Policy, type RunningPod } from '@berth/scheduler';
 import type { ClusterState } from '../cluster-state.js';
@@ -44,6 +44,8 @@ export class PodScheduler {
   private readonly binder: PodBinder;
   /** When this term first saw each removed node that still has pods bound (ms). */
   private readonly goneSince = new Map<string, number>();
+  /** Records of nodes deleted while this replica watched, by id. */
+  private readonly removed = new Map<string, NodeRecord>();
 
   constructor(
     client: Etcd3,
@@ -52,15 +54,13 @@ export class PodScheduler {
     events: EventRecorder,
     private readonly defaultPolicy: Policy,
     private readonly log: Logger,
-    /**
-     * How long pods stay bound to a node whose record was deleted under them
-     * (no leader drained it first) before they are rescheduled: the node's
-     * agent may still run them until it notices, and fences itself at most
-     * the fence budget later. The node's heartbeat TTL plus the controllers'
-     * node grace covers it (ARCHITECTURE.md, "the fence budget").
-     */
-    private readonly removedNodeBudgetMs = 8000,
+    /** The controllers' `--node-grace`: with a node's fence, how long its pods stay bound after it vanished. */
+    private readonly graceMs = DEFAULT_NODE_GRACE_SECONDS * 1000,
   ) {
+    // The last record of each node deleted this term: its fence says how long its pods must wait.
+    state.nodes.on('change', ({ type, prev }) => {
+      if (type === 'delete' && prev !== undefined && this.fence !== undefined) this.removed.set(prev.value.id, prev.value);
+    });
     this.binder = new PodBinder(new PodRepository(client), state, events, log);
     this.queue = new WorkQueue<typeof PASS>({
       handler: () => this.sync(),
@@ -98,6 +98,7 @@ export class PodScheduler {
     this.fence = undefined;
     this.queue.clear();
     this.goneSince.clear();
+    this.removed.clear();
   }
 
   /**
@@ -168,6 +169,19 @@ export class PodScheduler {
     if (binds.length === 0 && unschedulable.length > 0 && !preempting) await this.preempt(fence, unschedulable, byId, infos, pods, nodes, seed);
   }
 
+  /**
+   * How long pods stay bound to a node whose record was deleted under them
+   * (no leader drained it first): its agent may still run them until it
+   * notices, and when it is cut off it fences itself only within its fence
+   * budget, counted like a dead node's from the moment it was seen gone:
+   * its heartbeat TTL (the agent's lease still runs) and then its dead-after
+   * time. A node deleted before this replica watched counts the defaults.
+   */
+  private removedNodeBudgetMs(nodeId: string): number {
+    const fence = this.removed.get(nodeId)?.fence;
+    return (fence?.heartbeatTtlMs ?? 3000) + deadAfterMs(this.graceMs, fence);
+  }
+
   /** Step 1's decisions: which bound pods are unbound, marked for eviction or deleted this pass. */
   private leaving(
     pods: readonly Versioned<PodRecord>[],
@@ -189,7 +203,7 @@ export class PodScheduler {
         orphaned.add(nodeId);
         const since = this.goneSince.get(nodeId) ?? now;
         this.goneSince.set(nodeId, since);
-        const wait = since + this.removedNodeBudgetMs - now;
+        const wait = since + this.removedNodeBudgetMs(nodeId) - now;
         if (wait > 0) {
           wakeIn = Math.min(wakeIn, wait);
           continue;
@@ -200,6 +214,7 @@ export class PodScheduler {
       else forceDelete.push(p);
     }
     for (const id of this.goneSince.keys()) if (!orphaned.has(id)) this.goneSince.delete(id);
+    for (const id of this.removed.keys()) if (!orphaned.has(id)) this.removed.delete(id);
     if (wakeIn !== Infinity) this.queue.addAfter(PASS, wakeIn);
     // Nodes that came back smaller than what they reserve (an agent re-joined with less --cpu).
     for (const n of nodes.values()) {
