@@ -88,7 +88,7 @@ export class InvariantChecker {
   private lastFaultAt = 0;
   private readonly termWindows: Array<{ from: number; to: number }> = [];
   private lastTerm: { term: number; version: number } | undefined;
-  /** Terms seen taking office (leader record writes), after the first snapshot. */
+  /** Terms seen taking office; term 0 is one only the leader record's version shows. */
   terms: Array<{ term: number; at: number; leaderId: string; explained: boolean }> = [];
   private readonly specs = new Map<string, { name: string; cpuMillis: number; memoryMiB: number }>();
   private readonly lost = new Set<string>();
@@ -294,13 +294,13 @@ export class InvariantChecker {
     // The record is written once per term: its version counts terms even when a sample missed some.
     const n = Math.max(1, rec.version - prev.version);
     for (let i = 0; i < n; i++) {
-      const term = i === n - 1 ? rec.value.term : -(this.terms.length + 1);
+      const seen = i === n - 1;
       const explained = this.termWindows.some((w) => at >= w.from && at <= w.to);
-      const t = { term, at, leaderId: i === n - 1 ? rec.value.leaderId : '?', explained };
-      this.terms.push(t);
+      this.terms.push({ term: seen ? rec.value.term : 0, at, leaderId: seen ? rec.value.leaderId : '?', explained });
       if (!explained) {
-        const what = term > 0 ? `term ${term} (${rec.value.leaderId})` : 'a term that no sample saw';
-        this.record('leadership-churn', `term ${term}`, at, `${what} began with no leader fault in progress (previous term ${prev.term})`);
+        const subject = seen ? `term ${rec.value.term}` : `term ${i + 1} of ${n} after ${prev.term}`;
+        const what = seen ? `term ${rec.value.term} (${rec.value.leaderId})` : 'a term no sample saw';
+        this.record('leadership-churn', subject, at, `${what} began with no leader fault in progress (previous term seen: ${prev.term})`);
       }
     }
   }

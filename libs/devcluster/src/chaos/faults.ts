@@ -365,6 +365,5 @@ export async function runFault(ctx: FaultContext, kind: FaultKind): Promise<Faul
   }
   ctx.checker.noteFault(r.healedAt);
   r.metrics.settled = await settled(ctx, r.healedAt, 60_000);
-  r.counts = { 'new terms': ctx.checker.terms.filter((t) => t.at >= r.startedAt && t.at <= Date.now()).length };
   return r;
 }

@@ -147,13 +147,17 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       let lastOk = Date.now();
       while (sampling) {
         const before = takeProc();
-        try {
-          const snap = await reader.snapshot();
-          ck.onSnapshot(snap, before, takeProc());
+        const snap = await reader.snapshot().catch(() => undefined); // failures are counted by the reader
+        if (snap !== undefined) {
+          try {
+            ck.onSnapshot(snap, before, takeProc());
+          } catch (err) {
+            // A check that cannot run is not a pass.
+            const msg = `checker failed on revision ${snap.revision}: ${(err as Error).stack ?? String(err)}`;
+            if (!harnessErrors.some((e) => e.split('\n')[0] === msg.split('\n')[0])) harnessErrors.push(msg);
+          }
           maxGap = Math.max(maxGap, snap.answeredAt - lastOk);
           lastOk = snap.answeredAt;
-        } catch {
-          /* counted by the reader */
         }
         for (const m of c.etcd.members) {
           if (!m.process.running && !etcdKilled.has(m.name) && m.process.exitStatus !== undefined) {
@@ -204,6 +208,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     await Promise.all([procLoop, etcdLoop]);
     const endedAt = Date.now();
     ck.finish(endedAt);
+    // Terms the checker saw from each fault's start to the next one's (it reads etcd once a second, so
+    // only now are all of a fault's terms known).
+    faults.forEach((f, i) => {
+      const until = faults[i + 1]?.startedAt ?? endedAt;
+      f.counts = { ...f.counts, 'new terms': ck.terms.filter((t) => t.at >= f.startedAt && t.at < until).length };
+    });
     const report = buildReport({
       startedAt,
       endedAt,
