@@ -6,7 +6,7 @@
  * process table and etcd. Writes a Markdown and a JSON report and exits
  * non-zero on any violation (or a fault the harness could not inject).
  *
- *   npm run chaos                     # medium schedule (about 10 minutes)
+ *   npm run chaos                     # medium schedule (29 faults, about 7 minutes)
  *   npm run chaos -- --short          # about two minutes of faults (what npm test runs)
  *   npm run chaos -- --full --report docs/chaos-report.md
  *   npm run chaos -- --leader-kill 5 --agent-partition 2 ...   # any counts (others 0 when one is given)
@@ -47,7 +47,8 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  console.log(fs.readFileSync(new URL(import.meta.url), 'utf8').split('*/')[0]);
+  const doc = fs.readFileSync(new URL(import.meta.url), 'utf8').split('*/')[0]!.split('/**')[1] ?? '';
+  console.log(doc.replace(/^ \*( |$)/gm, ''));
   process.exit(0);
 }
 
@@ -65,27 +66,30 @@ let faults: FaultCounts;
 if (given.length > 0) faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, given.includes(k) ? num(k, (values as Record<string, unknown>)[k] as string) : 0])) as FaultCounts;
 else faults = PROFILES[values.full ? 'full' : values.short ? 'short' : 'medium'];
 
+const options = {
+  faults,
+  pods: num('pods', values.pods, 1),
+  simulate: num('simulate', values.simulate, 1),
+  seed: num('seed', values.seed),
+  settleS: num('settle', values.settle, 1),
+  heartbeatTtlS: num('heartbeat-ttl', values['heartbeat-ttl'], 1),
+  nodeGraceS: num('node-grace', values['node-grace'], 1),
+  leaseTtlS: num('lease-ttl', values['lease-ttl'], 2),
+  slowHoldS: num('slow-hold', values['slow-hold'] ?? (values.short ? '10' : '20'), 1),
+  gapMs: num('gap', values.gap),
+  procIntervalMs: num('proc-interval', values['proc-interval'], 20),
+  etcdIntervalMs: num('etcd-interval', values['etcd-interval'], 100),
+  netns: !values['no-netns'],
+  agentArgs: values['agent-arg'],
+  controllerArgs: values['controller-arg'],
+};
 const dir = values.out ?? fs.mkdtempSync(path.join(os.tmpdir(), 'berth-chaos-'));
 fs.mkdirSync(dir, { recursive: true });
 const stamp = () => new Date().toISOString().slice(11, 23);
 try {
   const report = await runChaos({
+    ...options,
     dir,
-    faults,
-    pods: num('pods', values.pods, 1),
-    simulate: num('simulate', values.simulate, 1),
-    seed: num('seed', values.seed),
-    settleS: num('settle', values.settle, 1),
-    heartbeatTtlS: num('heartbeat-ttl', values['heartbeat-ttl'], 1),
-    nodeGraceS: num('node-grace', values['node-grace'], 1),
-    leaseTtlS: num('lease-ttl', values['lease-ttl'], 2),
-    slowHoldS: num('slow-hold', values['slow-hold'] ?? (values.short ? '10' : '20'), 1),
-    gapMs: num('gap', values.gap),
-    procIntervalMs: num('proc-interval', values['proc-interval'], 20),
-    etcdIntervalMs: num('etcd-interval', values['etcd-interval'], 100),
-    netns: !values['no-netns'],
-    agentArgs: values['agent-arg'],
-    controllerArgs: values['controller-arg'],
     log: (line) => console.log(`${stamp()} ${line}`),
   });
   const md = renderMarkdown(report);

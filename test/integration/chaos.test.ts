@@ -31,8 +31,11 @@ t.test('a short chaos run: every fault injected, a report written, 0 violations'
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
   const jsonFile = path.join(dir, 'chaos-report.json');
   t.ok(fs.existsSync(path.join(dir, 'chaos-report.md')), 'the Markdown report was written');
-  t.ok(fs.existsSync(jsonFile), `the JSON report was written\n${output.slice(-3000)}`);
-  if (!fs.existsSync(jsonFile)) return;
+  t.ok(fs.existsSync(jsonFile), 'the JSON report was written');
+  if (!fs.existsSync(jsonFile)) {
+    t.comment(output.slice(-3000));
+    return;
+  }
   const report = JSON.parse(fs.readFileSync(jsonFile, 'utf8')) as ChaosReport;
   t.same(report.harnessErrors, [], 'every fault was injected and measured');
   t.equal(report.faultLog.length, netns ? 8 : 6, `faults: ${report.faultLog.map((f) => f.kind).join(', ')}`);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { AllocationRecord, HeartbeatRecord, LeaderRecord, NodeRecord, PodRecord } from '@berth/core';
-import { InvariantChecker, type EtcdSnapshot, type Ledger, type PodGroup, type ProcSample } from '@berth/devcluster';
+import { buildReport, InvariantChecker, renderMarkdown, stat, type EtcdSnapshot, type Ledger, type PodGroup, type ProcSample } from '@berth/devcluster';
 
 /*
  * The chaos checker fed synthetic samples: each invariant is seen breaking
@@ -200,4 +200,39 @@ t.test('a crash is recorded as it is reported', async (t) => {
   const c = make();
   c.record('process-crash', 'c2', T0, 'exited with code 1');
   t.same(kinds(c), ['process-crash']);
+});
+
+t.test('the report: percentiles, misses, violations by the fault in progress, exit-worthy totals', async (t) => {
+  t.same(stat([5, 1, 3, 2, 4]), { n: 5, p50: 3, p99: 5, max: 5 });
+  t.same(stat([]), { n: 0, p50: null, p99: null, max: null });
+  const c = make();
+  c.record('process-crash', 'c1', T0 + 500, 'before any fault');
+  c.record('double-run', 'a', T0 + 1500, 'during the kill');
+  const none = { ok: 0, failed: 0, unknown: 0, latenciesMs: [] };
+  const r = buildReport({
+    startedAt: T0,
+    endedAt: T0 + 60_000,
+    config: {},
+    heartbeatTtlS: 3,
+    nodeGraceS: 5,
+    faults: [
+      { kind: 'agent-kill', target: 'p1', startedAt: T0 + 1000, healedAt: T0 + 9000, metrics: { 'pods running elsewhere': 8100, 'pod processes gone': null }, perPodMs: [8000, 8100], notes: [] },
+      { kind: 'agent-kill', target: 'p2', startedAt: T0 + 20_000, healedAt: T0 + 29_000, metrics: { 'pods running elsewhere': 8300, 'pod processes gone': 400 }, notes: [] },
+    ],
+    episodes: c.episodes,
+    terms: [],
+    load: { create: none, delete: none, restart: none },
+    loadErrors: [],
+    checker: { processSamples: 1, etcdSnapshots: 1, etcdReadFailures: 0, maxSnapshotGapMs: 0 },
+    skipped: [],
+    harnessErrors: [],
+  });
+  t.equal(r.violations, 2);
+  t.equal(r.budget.budgetS, 8);
+  t.same(r.faults['agent-kill']!.metrics['pod processes gone'], { n: 1, p50: 400, p99: 400, max: 400, misses: 1 });
+  t.same(r.faults['agent-kill']!.podsRunningElsewhere, { n: 2, p50: 8000, p99: 8100, max: 8100 });
+  t.same(r.violationsByFault, { 'before any fault': { 'process-crash': 1 }, 'agent-kill': { 'double-run': 1 } });
+  const md = renderMarkdown(r);
+  t.match(md, /# Chaos run: 2 violations/);
+  t.match(md, /\| agent-kill \| 2 \| pods running elsewhere \| 2 \| 8100 ms \| 8300 ms \| 8300 ms \| 0 \|/);
 });

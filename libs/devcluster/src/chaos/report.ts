@@ -40,6 +40,10 @@ export interface ChaosReport {
   faultLog: Array<Omit<FaultRecord, 'startedAt' | 'healedAt'> & { startedAt: string; healedAt: string }>;
   invariants: Record<ViolationKind, { description: string; episodes: number; subjects: number; totalMs: number; maxMs: number; examples: Array<Omit<Episode, 'startedAt' | 'endedAt'> & { startedAt: string }> }>;
   violations: number;
+  /** Violations by the fault in progress when they began (from its start to the next fault's), by kind. */
+  violationsByFault: Record<string, Partial<Record<ViolationKind, number>>>;
+  /** Every violation. */
+  allViolations: Array<Omit<Episode, 'startedAt' | 'endedAt'> & { startedAt: string }>;
   leadership: { terms: number; minutes: number; termsPerMinute: number; unexplained: number };
   load: Record<'create' | 'delete' | 'restart', { ok: number; failed: number; unknown: number; latency: Stat }> & { lastErrors: string[] };
   checker: { processSamples: number; etcdSnapshots: number; etcdReadFailures: number; maxSnapshotGapMs: number };
@@ -95,6 +99,13 @@ export function buildReport(i: ReportInput): ChaosReport {
       examples: eps.slice(0, 10).map(({ startedAt, endedAt: _e, ...rest }) => ({ ...rest, startedAt: iso(startedAt) })),
     };
   }
+  const byFault: ChaosReport['violationsByFault'] = {};
+  const sorted = [...i.faults].sort((a, b) => a.startedAt - b.startedAt);
+  for (const e of i.episodes) {
+    const f = [...sorted].reverse().find((x) => x.startedAt <= e.startedAt);
+    const bucket = (byFault[f?.kind ?? 'before any fault'] ??= {});
+    bucket[e.kind] = (bucket[e.kind] ?? 0) + 1;
+  }
   const minutes = (i.endedAt - i.startedAt) / 60_000;
   const budgetS = i.heartbeatTtlS + i.nodeGraceS;
   const load = (s: RequestStats) => ({ ok: s.ok, failed: s.failed, unknown: s.unknown, latency: stat(s.latenciesMs) });
@@ -114,6 +125,8 @@ export function buildReport(i: ReportInput): ChaosReport {
     faultLog: i.faults.map((f) => ({ ...f, startedAt: iso(f.startedAt), healedAt: iso(f.healedAt) })),
     invariants,
     violations: i.episodes.length,
+    violationsByFault: byFault,
+    allViolations: i.episodes.map(({ startedAt, endedAt: _e, ...rest }) => ({ ...rest, startedAt: iso(startedAt) })),
     leadership: {
       terms: i.terms.length,
       minutes: Number(minutes.toFixed(2)),
@@ -142,6 +155,13 @@ export function renderMarkdown(r: ChaosReport): string {
   if (r.harnessErrors.length > 0) out.push(`- harness errors: ${r.harnessErrors.join('; ')}`);
   out.push('', '## Invariants', '', '| invariant | violations | subjects | total duration | longest |', '|---|---|---|---|---|');
   for (const v of Object.values(r.invariants)) out.push(`| ${v.description} | ${v.episodes} | ${v.subjects} | ${ms(v.totalMs)} | ${ms(v.maxMs)} |`);
+  const byFault = Object.entries(r.violationsByFault);
+  if (byFault.length > 0) {
+    const kinds = Object.keys(r.invariants).filter((k) => byFault.some(([, v]) => (v as Record<string, number>)[k] !== undefined));
+    out.push('', 'Violations by the fault in progress when they began (from its start to the next fault\'s start):', '');
+    out.push(`| fault | ${kinds.join(' | ')} |`, `|---|${kinds.map(() => '---|').join('')}`);
+    for (const [fault, v] of byFault) out.push(`| ${fault} | ${kinds.map((k) => (v as Record<string, number>)[k] ?? 0).join(' | ')} |`);
+  }
   out.push('', `Leadership: ${r.leadership.terms} new terms in ${r.leadership.minutes} min (${r.leadership.termsPerMinute} per minute), ${r.leadership.unexplained} not explained by a leader fault.`);
   out.push('', '## Faults and recovery', '', '| fault | count | measure | n | p50 | p99 | max | misses |', '|---|---|---|---|---|---|---|---|');
   for (const [kind, f] of Object.entries(r.faults)) {
