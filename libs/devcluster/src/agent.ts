@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ManagedProcess, repoRoot } from './process.js';
+import { ManagedProcess, nodeCommand, repoRoot } from './process.js';
 import { waitFor } from './wait.js';
 
 /** Options of an agent process. */
@@ -13,6 +13,8 @@ export interface AgentProcessOptions {
   /** Extra flags, e.g. ['--simulate', '1000']. */
   extraArgs?: string[];
   env?: Record<string, string>;
+  /** A command the agent runs under, e.g. ['ip', 'netns', 'exec', 'ns1'] (it must exec node, keeping the pid). */
+  wrap?: string[];
 }
 
 /** A real `berth-agent` process. */
@@ -20,10 +22,12 @@ export class AgentProcess {
   readonly process: ManagedProcess;
 
   constructor(readonly opts: AgentProcessOptions) {
+    const [command, pre] = nodeCommand(opts.wrap);
     this.process = new ManagedProcess(
       `agent-${opts.name}`,
-      process.execPath,
+      command,
       [
+        ...pre,
         path.join(repoRoot, 'apps/agent/dist/main.js'),
         '--etcd', opts.etcd,
         '--name', opts.name,

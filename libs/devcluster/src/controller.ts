@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { ClusterView, LeaderView } from '@berth/core';
 import { freePort } from './ports.js';
-import { ManagedProcess, repoRoot } from './process.js';
+import { ManagedProcess, nodeCommand, repoRoot } from './process.js';
 import { waitFor } from './wait.js';
 
 /** Options of a controller replica process. */
@@ -13,27 +13,37 @@ export interface ControllerProcessOptions {
   leaseTtl?: number;
   extraArgs?: string[];
   env?: Record<string, string>;
+  /** Address the API listens on and is reached at (default 127.0.0.1). */
+  host?: string;
+  /** A command the replica runs under, e.g. ['ip', 'netns', 'exec', 'ns1'] (it must exec node, keeping the pid). */
+  wrap?: string[];
 }
 
 /** A real `berth-controller` process, with helpers to query its API. */
 export class ControllerProcess {
   readonly process: ManagedProcess;
+  /** Address the API listens on. */
+  readonly host: string;
 
   private constructor(
     readonly id: string,
     readonly port: number,
     opts: ControllerProcessOptions,
   ) {
+    this.host = opts.host ?? '127.0.0.1';
+    const [command, pre] = nodeCommand(opts.wrap);
     this.process = new ManagedProcess(
       id,
-      process.execPath,
+      command,
       [
+        ...pre,
         path.join(repoRoot, 'apps/controller/dist/main.js'),
         '--etcd', opts.etcd,
         '--port', String(port),
         '--id', id,
         '--lease-ttl', String(opts.leaseTtl ?? 2),
         '--data-dir', path.join(opts.logDir, `${id}-data`),
+        ...(opts.host === undefined ? [] : ['--host', opts.host]),
         ...(opts.extraArgs ?? []),
       ],
       { logFile: path.join(opts.logDir, `${id}.log`), env: { BERTH_LOG_LEVEL: 'info', ...opts.env } },
@@ -49,7 +59,7 @@ export class ControllerProcess {
 
   /** Base URL of the replica's API. */
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host}:${this.port}`;
   }
 
   /** (Re)starts the process and waits for `/healthz`. */

@@ -107,3 +107,121 @@ export class EtcdServer {
     if (this.ownsDir) fs.rmSync(path.dirname(this.dataDir), { recursive: true, force: true });
   }
 }
+
+/** One member of an {@link EtcdCluster}. */
+export interface EtcdMember {
+  name: string;
+  clientPort: number;
+  peerPort: number;
+  dataDir: string;
+  process: ManagedProcess;
+}
+
+/** Options of a multi-member etcd. */
+export interface EtcdClusterOptions {
+  /** Members (default 3). */
+  size?: number;
+  /** Directory for the members' data dirs and logs; a temp dir when omitted (removed by `destroy`). */
+  dir?: string;
+}
+
+/**
+ * A real etcd cluster of N members (Debian's etcd-server) on free loopback
+ * ports, each with its own data dir, so a test can kill one member (the
+ * others keep quorum) and start it again on the same ports and data.
+ */
+export class EtcdCluster {
+  private constructor(
+    readonly dir: string,
+    readonly members: EtcdMember[],
+    private readonly ownsDir: boolean,
+  ) {}
+
+  static async start(opts: EtcdClusterOptions = {}): Promise<EtcdCluster> {
+    const size = opts.size ?? 3;
+    const ownsDir = opts.dir === undefined;
+    const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'berth-etcd-cluster-'));
+    const ports = new Set<number>();
+    while (ports.size < size * 2) ports.add(await freePort());
+    const [...all] = ports;
+    const token = `berth-${path.basename(dir)}`;
+    const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
+    const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${all[size + i]}`).join(',');
+    const members = names.map((name, i): EtcdMember => {
+      const clientPort = all[i]!;
+      const peerPort = all[size + i]!;
+      const dataDir = path.join(dir, `${name}-data`);
+      const client = `http://127.0.0.1:${clientPort}`;
+      const peer = `http://127.0.0.1:${peerPort}`;
+      const proc = new ManagedProcess(
+        `etcd-${name}`,
+        'etcd',
+        [
+          '--name', name,
+          '--data-dir', dataDir,
+          '--listen-client-urls', client,
+          '--advertise-client-urls', client,
+          '--listen-peer-urls', peer,
+          '--initial-advertise-peer-urls', peer,
+          '--initial-cluster', initialCluster,
+          '--initial-cluster-state', 'new',
+          '--initial-cluster-token', token,
+          '--logger', 'zap',
+          '--log-level', 'warn',
+        ],
+        { logFile: path.join(dir, `etcd-${name}.log`) },
+      );
+      return { name, clientPort, peerPort, dataDir, process: proc };
+    });
+    const cluster = new EtcdCluster(dir, members, ownsDir);
+    // The members need each other for a first quorum: start all, then wait for each.
+    for (const m of members) m.process.start();
+    await Promise.all(members.map((m) => cluster.waitHealthy(m)));
+    return cluster;
+  }
+
+  /** Client URL of each member. */
+  get endpoints(): string[] {
+    return this.members.map((m) => `http://127.0.0.1:${m.clientPort}`);
+  }
+
+  /** The member by name (m1, m2, ...). */
+  member(name: string): EtcdMember {
+    const m = this.members.find((x) => x.name === name);
+    if (m === undefined) throw new Error(`no etcd member ${name}`);
+    return m;
+  }
+
+  /** True when the member answers its /health with true (it is up and the cluster has a leader). */
+  async healthy(m: EtcdMember, timeoutMs = 1000): Promise<boolean> {
+    try {
+      const res = await fetch(`http://127.0.0.1:${m.clientPort}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+      return ((await res.json()) as { health?: string }).health === 'true';
+    } catch {
+      return false;
+    }
+  }
+
+  /** Waits until the member is healthy. */
+  async waitHealthy(m: EtcdMember, timeoutMs = 30_000): Promise<void> {
+    await waitFor(
+      async () => {
+        if (!m.process.running) throw new Error(`etcd member ${m.name} exited: ${m.process.recentOutput(10)}`);
+        return this.healthy(m);
+      },
+      { what: `etcd member ${m.name} on port ${m.clientPort} to become healthy`, timeoutMs, intervalMs: 100 },
+    );
+  }
+
+  /** Starts a stopped member again on its ports and data, and waits until it is healthy. */
+  async restart(m: EtcdMember, timeoutMs = 30_000): Promise<void> {
+    m.process.start();
+    await this.waitHealthy(m, timeoutMs);
+  }
+
+  /** Stops every member and removes the directory if this cluster made it. */
+  async destroy(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.process.stop('SIGKILL')));
+    if (this.ownsDir) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}

@@ -7,3 +7,4 @@ export * from './cluster.js';
 export * from './proxy.js';
 export * from './agent.js';
 export * from './compose.js';
+export * from './chaos/index.js';

@@ -6,6 +6,12 @@ import { fileURLToPath } from 'node:url';
 /** Root of the repository (this file lives in libs/devcluster/dist). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
+/** The command and leading arguments that run node, under `wrap` when given. */
+export function nodeCommand(wrap: string[] | undefined): [string, string[]] {
+  if (wrap === undefined || wrap.length === 0) return [process.execPath, []];
+  return [wrap[0]!, [...wrap.slice(1), process.execPath]];
+}
+
 const live = new Set<ManagedProcess>();
 process.once('exit', () => {
   // Last resort: never leave a child behind, even when a test crashes.

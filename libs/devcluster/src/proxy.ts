@@ -21,10 +21,12 @@ export class TcpProxy {
   private constructor(
     private readonly server: net.Server,
     readonly port: number,
+    readonly listenHost: string,
   ) {}
 
-  static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
-    const port = await freePort();
+  /** A proxy to targetHost:targetPort listening on a free port of `listenHost` (a local address). */
+  static async start(targetPort: number, targetHost = '127.0.0.1', listenHost = '127.0.0.1'): Promise<TcpProxy> {
+    const port = await freePort(listenHost);
     let proxy: TcpProxy | undefined;
     const server = net.createServer((client) => {
       if (proxy === undefined || proxy.cutOff) {
@@ -59,14 +61,17 @@ export class TcpProxy {
       upstream.on('close', () => afterDelayed(() => client.destroy()));
       client.on('close', () => upstream.destroy());
     });
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-    proxy = new TcpProxy(server, port);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, listenHost, resolve);
+    });
+    proxy = new TcpProxy(server, port, listenHost);
     return proxy;
   }
 
   /** URL a client uses instead of the target's. */
   get endpoint(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.listenHost}:${this.port}`;
   }
 
   /** Drops every connection and refuses new ones until `restore`. */
