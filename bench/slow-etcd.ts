@@ -3,8 +3,9 @@
  * that delays everything etcd sends by a random one-way latency (in order),
  * under a steady load of pod creates and deletes. Reports whether any
  * process exited, how many terms went by, how the API answered, and what
- * the controllers logged about their etcd streams. The controllers run the
- * product's default lease TTL (`--lease-ttl` to compare another).
+ * the controllers and agents logged about their etcd streams, leases and
+ * nodes. The controllers run the product's default lease TTL (`--lease-ttl`
+ * to compare another).
  *
  *   node bench/dist/slow-etcd.js [--seconds 60] [--min-ms 75] [--max-ms 225] [--lease-ttl S]
  */
@@ -38,7 +39,8 @@ const termOf = async () => (await controllers[0]!.request('GET', '/v1/leader')).
 const firstTerm = await termOf();
 const termsTaken = async () => (await Promise.all(controllers.map((c) => c.metric('berth_leader_terms_total')))).reduce<number>((sum, n) => sum + (n ?? 0), 0);
 const termsBefore = await termsTaken();
-const logLines = () => new Map(controllers.map((c) => [c.id, fs.readFileSync(path.join(dir, `${c.id}.log`), 'utf8').split('\n')]));
+const logFiles = [...controllers.map((c) => `${c.id}.log`), ...agents.map((a) => `agent-${a.name}.log`)];
+const logLines = () => new Map(logFiles.map((f) => [f, fs.readFileSync(path.join(dir, f), 'utf8').split('\n')]));
 const linesBefore = logLines();
 proxy.setDelay(delay);
 console.log(`# ${machineSummary()}`);
@@ -76,13 +78,25 @@ while (Date.now() < until) {
 proxy.setDelay(undefined);
 const lastTerm = await termOf().catch(() => NaN);
 const newTerms = (await termsTaken().catch(() => NaN)) - termsBefore;
-// What the controllers logged while etcd was slow (before any shutdown message).
+// What the controllers and agents logged while etcd was slow (before any shutdown message).
+const WARNINGS = [
+  'no longer leader',
+  'informer watch disconnected',
+  'election lease keepalive failed',
+  'campaign failed',
+  'etcd unreachable',
+  'etcd watch stream fault contained',
+  'lease not renewed within its TTL',
+  'lease keepalives went unanswered',
+  'lease keepalive stream dropped',
+  're-establishing heartbeat',
+];
 const logged = new Map<string, number>();
-for (const [id, lines] of logLines()) {
-  for (const line of lines.slice(linesBefore.get(id)?.length ?? 0)) {
-    for (const what of ['no longer leader', 'informer watch disconnected', 'election lease keepalive failed', 'campaign failed', 'etcd unreachable', 'etcd watch stream fault contained']) {
-      if (line.includes(`"msg":"${what}`)) logged.set(what, (logged.get(what) ?? 0) + 1);
-    }
+for (const [file, lines] of logLines()) {
+  for (const line of lines.slice(linesBefore.get(file)?.length ?? 0)) {
+    for (const what of WARNINGS) if (line.includes(`"msg":"${what}`)) logged.set(what, (logged.get(what) ?? 0) + 1);
+    const status = /"status":"(NotReady|Dead)".*"msg":"node status changed"/.exec(line)?.[1];
+    if (status !== undefined) logged.set(`node ${status}`, (logged.get(`node ${status}`) ?? 0) + 1);
   }
 }
 const exited = [...controllers.map((x) => x.process), ...agents.map((a) => a.process)].filter((p) => !p.running).map((p) => p.name);
@@ -91,7 +105,7 @@ const q = (f: number) => latencies[Math.min(latencies.length - 1, Math.floor(f *
 console.log(`creates answered 201: ${ok}, failed: ${failed}; create+delete p50 ${q(0.5)} ms, p99 ${q(0.99)} ms`);
 console.log(`deletes by status: ${[...deletes].map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'}`);
 console.log(`terms during the run: ${firstTerm} -> ${lastTerm}; terms taken: ${newTerms}`);
-console.log(`controller logs: ${[...logged].map(([k, v]) => `${k}: ${v}`).join(', ') || 'no stream, lease or leadership warnings'}`);
+console.log(`logged: ${[...logged].map(([k, v]) => `${k}: ${v}`).join(', ') || 'no stream, lease, leadership or node warnings'}`);
 console.log(`processes exited: ${exited.length === 0 ? 'none' : exited.join(', ')}`);
 for (const a of agents) await a.process.stop('SIGTERM');
 for (const c of controllers) await c.process.stop('SIGTERM');
