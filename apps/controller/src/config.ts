@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseEndpoints } from '@berth/store';
+import { DEFAULT_LEADER_LEASE_TTL_SECONDS, parseEndpoints } from '@berth/store';
 import { controllerGraceProblem, DEFAULT_NODE_GRACE_SECONDS, SCHEDULING_POLICIES, type SchedulingPolicy } from '@berth/core';
 
 /** Everything a controller replica is configured with (flags, or BERTH_* env vars). */
@@ -44,7 +44,10 @@ export function parseConfig(argv: string[]): ControllerConfig {
     .addOption(new Option('--id <name>', 'replica id (default: <hostname>-<port>)').env('BERTH_ID'))
     .addOption(new Option('--advertise-url <url>', 'URL other processes use to reach this replica').env('BERTH_ADVERTISE_URL'))
     .addOption(
-      new Option('--lease-ttl <seconds>', 'leader election lease TTL').env('BERTH_LEASE_TTL').default(2).argParser(intIn('--lease-ttl', 2, 60)),
+      new Option('--lease-ttl <seconds>', 'leader election lease TTL: a killed leader is replaced about this long later; a leader keeps office while etcd answers its keepalives within 0.54 x TTL')
+        .env('BERTH_LEASE_TTL')
+        .default(DEFAULT_LEADER_LEASE_TTL_SECONDS)
+        .argParser(intIn('--lease-ttl', 2, 60)),
     )
     .addOption(new Option('--policy <name>', 'default scheduling policy').env('BERTH_POLICY').choices(SCHEDULING_POLICIES).default('spread'))
     .addOption(

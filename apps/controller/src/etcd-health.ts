@@ -3,7 +3,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { isBrokenCircuitError } from 'cockatiel';
 import { leaderRecordKey } from '@berth/core';
-import { createEtcdClient, unavailableKind } from '@berth/store';
+import { createEtcdClient, ETCD_DOWN_AFTER_MS, unavailableKind } from '@berth/store';
 
 const NOT_PROBED = 'not probed yet';
 
@@ -19,18 +19,20 @@ interface Endpoint {
 
 /**
  * Tells whether etcd answers linearizable reads (so it is up and has quorum),
- * probing every endpoint on its own connection once a second with a short
- * deadline: etcd is reachable while any member serves such a read. When none
- * does, the message says what each endpoint did, which tells a stopped member
- * (connection refused) from a live member without quorum (no answer in time).
- * `/readyz` reports every failed probe; once they have failed for a few
- * seconds etcd is `down`: the API answers 503 at once and the live stream says so.
+ * probing every endpoint on its own connection once a second: etcd is
+ * reachable while any member serves such a read. When none does, the message
+ * says what each endpoint did, which tells a stopped member (connection
+ * refused) from a live member without quorum (no answer in time). `/readyz`
+ * reports every failed probe; once etcd has left the probes unanswered for
+ * `downAfterMs` (3 s) it is `down`: the API answers 503 at once and the live
+ * stream says so. A slow etcd is not a down etcd: each probe may take up to
+ * `downAfterMs` to answer, well above any latency Berth tolerates.
  */
 export class EtcdHealth extends EventEmitter<{ change: [down: boolean] }> {
   private timer: NodeJS.Timeout | undefined;
   private lastOkAt = 0;
   private lastError: string | undefined = NOT_PROBED;
-  /** When the current run of failed probes began. */
+  /** Send time of the first probe of the current run of failed probes. */
   private failingSince: number | undefined;
   private wasDown = false;
   private probing = false;
@@ -41,23 +43,30 @@ export class EtcdHealth extends EventEmitter<{ change: [down: boolean] }> {
     private readonly log: Logger,
     private readonly intervalMs = 1000,
     /**
-     * How long every probe must have failed before etcd counts as down for the
-     * API. Longer than etcd's leader election (1 s election timeout by
-     * default), so losing etcd's raft leader, after which linearizable reads
-     * stall until a new one is elected, does not turn the API away.
+     * How long etcd may leave the probes unanswered before it counts as down
+     * for the API; also each probe's deadline, so one probe unanswered that
+     * long is enough. Longer than etcd's leader election (1-2 s: linearizable
+     * reads stall until a new raft leader is elected) and than the round trip
+     * Berth tolerates, so neither turns the API away.
      */
-    private readonly downAfterMs = 3000,
+    private readonly downAfterMs = ETCD_DOWN_AFTER_MS,
   ) {
     super();
-    this.endpoints = endpoints.map((url) => ({ url, client: createEtcdClient([url], { callTimeoutMs: intervalMs }), error: NOT_PROBED, timedOut: false }));
+    // Own connections: a probe's deadline must not be spent queueing behind the controller's traffic.
+    this.endpoints = endpoints.map((url) => ({
+      url,
+      client: createEtcdClient([url], { callTimeoutMs: downAfterMs, ownConnection: true }),
+      error: NOT_PROBED,
+      timedOut: false,
+    }));
   }
 
-  /** True when the last probe succeeded recently. */
+  /** True when the last probe succeeded and none has been outstanding past its deadline since. */
   get reachable(): boolean {
-    return this.lastError === undefined && Date.now() - this.lastOkAt < this.intervalMs * 3;
+    return this.lastError === undefined && Date.now() - this.lastOkAt < this.intervalMs + this.downAfterMs;
   }
 
-  /** True once every probe failed for `downAfterMs` (false before the first probe ends). */
+  /** True once no probe sent in the last `downAfterMs` was answered (false before the first probe ends). */
   get down(): boolean {
     return this.failingSince !== undefined && Date.now() - this.failingSince >= this.downAfterMs;
   }
@@ -86,7 +95,7 @@ export class EtcdHealth extends EventEmitter<{ change: [down: boolean] }> {
 
   private async probeOne(e: Endpoint): Promise<boolean> {
     try {
-      await e.client.get(leaderRecordKey).options({ deadline: Date.now() + this.intervalMs }).exec();
+      await e.client.get(leaderRecordKey).options({ deadline: Date.now() + this.downAfterMs }).exec();
       e.error = undefined;
       e.timedOut = false;
       return true;
@@ -95,7 +104,7 @@ export class EtcdHealth extends EventEmitter<{ change: [down: boolean] }> {
       if (isBrokenCircuitError(err) && e.error !== undefined && e.error !== NOT_PROBED) return false;
       const kind = unavailableKind(err);
       e.timedOut = kind === 'timeout';
-      e.error = kind === 'timeout' ? `no answer within ${this.intervalMs} ms` : kind === 'refused' ? 'connection refused' : err instanceof Error ? err.message : String(err);
+      e.error = kind === 'timeout' ? `no answer within ${this.downAfterMs} ms` : kind === 'refused' ? 'connection refused' : err instanceof Error ? err.message : String(err);
       return false;
     }
   }
@@ -103,6 +112,7 @@ export class EtcdHealth extends EventEmitter<{ change: [down: boolean] }> {
   private async probe(): Promise<void> {
     if (this.probing) return;
     this.probing = true;
+    const sentAt = Date.now();
     try {
       const ok = await Promise.all(this.endpoints.map((e) => this.probeOne(e)));
       if (ok.some(Boolean)) {
@@ -113,7 +123,7 @@ export class EtcdHealth extends EventEmitter<{ change: [down: boolean] }> {
       } else {
         const first = this.lastError === undefined;
         this.lastError = this.describe();
-        this.failingSince ??= Date.now();
+        this.failingSince ??= sentAt;
         if (first) this.log.warn({ problem: this.lastError }, 'etcd unreachable');
       }
       const down = this.down;

@@ -8,6 +8,11 @@ import { waitFor } from './wait.js';
 /** Options of a local HA cluster. */
 export interface LocalClusterOptions {
   controllers?: number;
+  /**
+   * Election lease TTL in seconds; 2 when omitted (etcd's minimum), so tests
+   * and benchmarks fail over fast. Controllers started otherwise use the
+   * product default (DEFAULT_LEADER_LEASE_TTL_SECONDS), which tolerates a slower etcd.
+   */
   leaseTtl?: number;
   /** Directory for etcd data and logs; a temp dir when omitted. */
   dir?: string;
@@ -15,6 +20,8 @@ export interface LocalClusterOptions {
   ports?: number[];
   /** Use this etcd instead of starting one. */
   etcd?: EtcdServer;
+  /** URL the controllers reach etcd at, when not its own (e.g. a `TcpProxy` in front of it). */
+  etcdEndpoint?: string;
   /** Extra controller flags, e.g. ['--node-grace', '3']. */
   controllerArgs?: string[];
   /** Extra controller environment. */
@@ -38,7 +45,7 @@ export class LocalCluster {
       Array.from({ length: n }, (_, i) =>
         ControllerProcess.start({
           id: `c${i + 1}`,
-          etcd: etcd.endpoint,
+          etcd: opts.etcdEndpoint ?? etcd.endpoint,
           logDir: dir,
           leaseTtl: opts.leaseTtl ?? 2,
           ...(opts.controllerArgs ? { extraArgs: opts.controllerArgs } : {}),

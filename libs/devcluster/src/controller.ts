@@ -10,6 +10,7 @@ export interface ControllerProcessOptions {
   etcd: string;
   logDir: string;
   port?: number;
+  /** Election lease TTL in seconds; the controller's default when omitted. */
   leaseTtl?: number;
   extraArgs?: string[];
   env?: Record<string, string>;
@@ -41,7 +42,7 @@ export class ControllerProcess {
         '--etcd', opts.etcd,
         '--port', String(port),
         '--id', id,
-        '--lease-ttl', String(opts.leaseTtl ?? 2),
+        ...(opts.leaseTtl === undefined ? [] : ['--lease-ttl', String(opts.leaseTtl)]),
         '--data-dir', path.join(opts.logDir, `${id}-data`),
         ...(opts.host === undefined ? [] : ['--host', opts.host]),
         ...(opts.extraArgs ?? []),

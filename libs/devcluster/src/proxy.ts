@@ -7,6 +7,35 @@ export interface ProxyDelay {
   maxMs: number;
 }
 
+/** Runs actions in the order pushed, each no earlier than its own delay after its push. */
+class DelayQueue {
+  private readonly items: Array<{ due: number; run: () => void }> = [];
+  private timer: NodeJS.Timeout | undefined;
+  /** Due time of the last item pushed: later items never run before it. */
+  private lastDue = 0;
+
+  get empty(): boolean {
+    return this.items.length === 0;
+  }
+
+  push(waitMs: number, run: () => void): void {
+    this.lastDue = Math.max(this.lastDue, Date.now() + waitMs);
+    this.items.push({ due: this.lastDue, run });
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.timer !== undefined || this.items.length === 0) return;
+    this.timer = setTimeout(() => this.pump(), Math.max(0, this.items[0]!.due - Date.now()));
+  }
+
+  private pump(): void {
+    this.timer = undefined;
+    while (this.items.length > 0 && this.items[0]!.due <= Date.now()) this.items.shift()!.run();
+    this.schedule();
+  }
+}
+
 /**
  * A loopback TCP proxy that can cut every connection on demand (a network
  * partition between one client and etcd, without touching etcd itself) or
@@ -41,24 +70,23 @@ export class TcpProxy {
       }
       client.pipe(upstream);
       // Target -> client: in order, each chunk after its own delay (but never before the previous one),
-      // pausing the target while the client is not reading (backpressure, as pipe would).
-      let lastDue = 0;
+      // pausing the target while the client is not reading (backpressure, as pipe would). One FIFO and one
+      // timer: a timer per chunk would not keep order (Node orders timers by their loop-time expiry, and
+      // a later chunk's shorter wait can expire first), and swapped chunks corrupt or reorder the stream.
+      const queue = new DelayQueue();
       const forward = (chunk: Buffer) => {
         if (client.destroyed || client.write(chunk)) return;
         upstream.pause();
         client.once('drain', () => upstream.resume());
       };
-      const afterDelayed = (fn: () => void) => setTimeout(fn, Math.max(0, lastDue - Date.now()));
       upstream.on('data', (chunk: Buffer) => {
         const d = proxy?.delay;
-        if (d === undefined && lastDue <= Date.now()) return forward(chunk);
-        const wait = d === undefined ? 0 : d.minMs + Math.random() * (d.maxMs - d.minMs);
-        lastDue = Math.max(lastDue, Date.now() + wait);
-        afterDelayed(() => forward(chunk));
+        if (d === undefined && queue.empty) return forward(chunk);
+        queue.push(d === undefined ? 0 : d.minMs + Math.random() * (d.maxMs - d.minMs), () => forward(chunk));
       });
       // The target's end and close reach the client after what is still delayed.
-      upstream.on('end', () => afterDelayed(() => client.end()));
-      upstream.on('close', () => afterDelayed(() => client.destroy()));
+      upstream.on('end', () => queue.push(0, () => client.end()));
+      upstream.on('close', () => queue.push(0, () => client.destroy()));
       client.on('close', () => upstream.destroy());
     });
     await new Promise<void>((resolve, reject) => {

@@ -10,7 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import pino from 'pino';
 import { prefixes, type NodeRecord, type ReplicaInfo } from '@berth/core';
-import { createEtcdClient, Informer } from '@berth/store';
+import { createEtcdClient, DEFAULT_LEADER_LEASE_TTL_SECONDS, Informer } from '@berth/store';
 import { AgentProcess } from './agent.js';
 import { ControllerProcess } from './controller.js';
 import { EtcdServer } from './etcd.js';
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   const home = path.join(repoRoot, '.berth');
   const logDir = path.join(home, 'logs');
   fs.mkdirSync(logDir, { recursive: true });
-  const leaseTtl = Number(process.env.BERTH_LEASE_TTL ?? 2);
+  const leaseTtl = Number(process.env.BERTH_LEASE_TTL ?? DEFAULT_LEADER_LEASE_TTL_SECONDS);
 
   const etcd = await EtcdServer.start({ dataDir: path.join(home, 'etcd'), logDir, clientPort: await portNear(2379) });
   const ports = [await portNear(8081), await portNear(8082), await portNear(8083)];

@@ -3,18 +3,25 @@ import {
   GRPCDeadlineExceededError,
   GRPCUnavailableError,
   GRPCCancelledError,
-  isRecoverableError,
   EtcdWatchStreamEnded,
   type IOptions,
 } from 'etcd3';
 import { type IBackoff, circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, isBrokenCircuitError, retry } from 'cockatiel';
 import { BerthError, errors } from '@berth/core';
 import { installWatchGuard } from './watch-guard.js';
+import { countsAsHostFailure, installConnectionGuard, latencyTolerant } from './connection-guard.js';
+import { CALL_TIMEOUT_MS } from './timing.js';
 
 /** Tuning of the etcd client; the defaults suit a local HA cluster and the tests. */
 export interface EtcdClientOptions {
-  /** Per-call deadline for unary calls (ms). Without one a call to an etcd without quorum hangs. */
+  /** Per-call deadline for unary calls (ms; default CALL_TIMEOUT_MS). Without one a call to an etcd without quorum hangs. */
   callTimeoutMs?: number;
+  /**
+   * Open this client's own TCP connection instead of sharing gRPC's
+   * process-wide one to the same address: for health probes, whose
+   * deadlines must tell about etcd, not about the controller's own traffic.
+   */
+  ownConnection?: boolean;
 }
 
 /** Parses `--etcd URL[,URL...]` into the host list etcd3 wants. */
@@ -28,34 +35,39 @@ export function parseEndpoints(spec: string): string[] {
 }
 
 /**
- * An etcd3 client tuned for fast failover: etcd3's default host circuit
- * breaker stays open for 5 s after three failures, which would delay
- * recovery after an etcd restart by that much, and its watch backoff grows
- * to 5 s; both are shortened here. Unary calls get a deadline so an etcd
- * without quorum produces an error instead of a hang.
+ * An etcd3 client tuned for fast recovery and for a slow etcd. etcd3's
+ * default host circuit breaker stays open for 5 s after three failures,
+ * which would delay recovery after an etcd restart by that much, and its
+ * watch backoff grows to 5 s; both are shortened here. Unary calls get a
+ * deadline so an etcd without quorum produces an error instead of a hang.
+ * A missed deadline or a cancelled stream concerns that call alone: it does
+ * not reset the connection (every other stream on it), and on a single host
+ * it neither opens the breaker nor is retried (connection-guard.ts).
  */
 export function createEtcdClient(endpoints: string[] | string, opts: EtcdClientOptions = {}): Etcd3 {
   // etcd3's watch manager can throw from a gRPC callback after a stream failure: contained once per process.
   installWatchGuard();
+  installConnectionGuard();
   const hosts = typeof endpoints === 'string' ? parseEndpoints(endpoints) : endpoints;
-  const callTimeoutMs = opts.callTimeoutMs ?? 3000;
+  const callTimeoutMs = opts.callTimeoutMs ?? CALL_TIMEOUT_MS;
+  const isHostFailure = (err: Error) => countsAsHostFailure(err, hosts.length);
   const options: IOptions = {
     hosts,
-    dialTimeout: 1000,
     // Lists of thousands of pods exceed gRPC's default 4 MiB message limit.
     grpcOptions: {
       'grpc.max_receive_message_length': 256 * 1024 * 1024,
       // Detect half-open connections (black-holed network, a host that vanished) in seconds, not TCP's minutes.
-      // etcd's default --grpc-keepalive-min-time is 5 s; pinging less often than that is allowed.
+      // etcd's default --grpc-keepalive-min-time is 5 s; pinging less often than that is allowed. The ping's
+      // 5 s timeout is well above the tolerated round trip, so latency never looks like a dead connection.
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
+      ...(opts.ownConnection ? { 'grpc.use_local_subchannel_pool': 1 } : {}),
     },
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
     faultHandling: {
-      host: () =>
-        circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 500, breaker: new ConsecutiveBreaker(3) }),
-      global: retry(handleWhen(isRecoverableError), { maxAttempts: hosts.length }),
+      host: () => latencyTolerant(circuitBreaker(handleWhen(isHostFailure), { halfOpenAfter: 500, breaker: new ConsecutiveBreaker(3) })),
+      global: retry(handleWhen(isHostFailure), { maxAttempts: hosts.length }),
       // etcd3's typings predate cockatiel 3's backoff factories; its own default is this same class.
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1000 }) as unknown as IBackoff<unknown>,
     },

@@ -4,20 +4,21 @@ import type { Logger } from 'pino';
 import { ELECTION_NAME, ROOT, isBerthError, leaderRecordKey, type LeaderRecord, type ReplicaInfo } from '@berth/core';
 import { commitFenced, putJson, type Fence } from './txn.js';
 import type { EventRecorder } from './events.js';
+import { renewMarginMs } from './timing.js';
 
 /** Options of a replica's leader elector. */
 export interface ElectorOptions {
   client: Etcd3;
   /** This replica; the value of its election key. */
   replica: ReplicaInfo;
-  /** Lease TTL in seconds (etcd's minimum of about 2 s is fine). */
+  /** Lease TTL in seconds (DEFAULT_LEADER_LEASE_TTL_SECONDS for controllers; etcd's minimum is 2). */
   ttlSeconds: number;
   log: Logger;
   events: EventRecorder;
   /**
-   * Stop leading when this much of the TTL is left since the last keepalive
-   * etcd acknowledged (Kubernetes' renewDeadline idea). Default: a quarter of
-   * the TTL, at least 250 ms.
+   * Stop leading when this much of the TTL is left since the send time of
+   * the last keepalive etcd acknowledged (Kubernetes' renewDeadline idea).
+   * Default: `renewMarginMs(ttlSeconds)`, TTL / 8 and at least 250 ms.
    */
   renewMarginMs?: number;
 }
@@ -49,8 +50,10 @@ const CAMPAIGN_RETRY_MAX_MS = 2000;
  * `/berth/election/controller/<lease>`), and decides when this replica may act
  * as leader. etcd3 only reports a lost lease after about 2 x TTL, so the
  * elector also steps down when TTL minus a margin has passed since the send
- * time of the last keepalive etcd acknowledged. The leader's term is its
- * election key's create revision; every leader write is fenced on it.
+ * time of the last keepalive etcd acknowledged. A slow etcd delays those
+ * acknowledgements; up to `toleratedKeepaliveRoundTripMs(ttl)` it costs
+ * nothing (2.1 s at the default TTL). The leader's term is its election key's
+ * create revision; every leader write is fenced on it.
  */
 export class LeaderElector extends EventEmitter<ElectorEvents> {
   /** One Election (one namespace, one watch manager) for every campaign of this replica. */
@@ -72,7 +75,7 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
 
   constructor(private readonly opts: ElectorOptions) {
     super();
-    this.marginMs = opts.renewMarginMs ?? Math.max(250, (opts.ttlSeconds * 1000) / 4);
+    this.marginMs = opts.renewMarginMs ?? renewMarginMs(opts.ttlSeconds);
   }
 
   /** The fencing token while this replica leads. */

@@ -8,3 +8,5 @@ export * from './lease-keeper.js';
 export * from './pod-repository.js';
 export * from './work-queue.js';
 export * from './watch-guard.js';
+export * from './connection-guard.js';
+export * from './timing.js';

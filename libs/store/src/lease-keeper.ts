@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { LeaseClient, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from 'etcd3';
 import type { Logger } from 'pino';
 import { toBerthError } from './client.js';
+import { resetConnections } from './connection-guard.js';
 
 /** Events of a LeaseKeeper. */
 export interface LeaseKeeperEvents {
@@ -42,7 +43,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   sent = 0;
 
   constructor(
-    client: Etcd3,
+    private readonly client: Etcd3,
     private readonly intervalMs: number,
     private readonly log: Logger,
   ) {
@@ -122,12 +123,20 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       }
     }
     if (this.stream !== undefined && this.leases.size > 0) {
-      // A half-open connection never errors: writes just buffer. Replace a stream silent for half the shortest TTL.
-      const minTtl = Math.min(...[...this.leases.values()].map((l) => l.ttlMs));
-      if (now - this.lastDataAt > Math.max(minTtl / 2, this.intervalMs * 2)) {
-        this.log.warn({ silentMs: now - this.lastDataAt }, 'lease keepalive stream went silent; reconnecting');
+      // A half-open connection never errors: writes just buffer. A keepalive unanswered for half the shortest TTL
+      // (measured from its send time, so a slow etcd's answers, however bunched, do not count as silence) means
+      // the connection is presumed dead: replace it, not just this stream.
+      let minTtl = Infinity;
+      let oldestUnanswered = now;
+      for (const l of this.leases.values()) {
+        minTtl = Math.min(minTtl, l.ttlMs);
+        oldestUnanswered = Math.min(oldestUnanswered, l.inflight[0] ?? now);
+      }
+      if (now - oldestUnanswered > Math.max(minTtl / 2, this.intervalMs * 2)) {
+        this.log.warn({ unansweredMs: now - oldestUnanswered, silentMs: now - this.lastDataAt }, 'lease keepalives went unanswered; reconnecting');
         this.stream.cancel();
         this.stream = undefined;
+        resetConnections(this.client);
       }
     }
     if (this.stream === undefined) {
