@@ -33,7 +33,7 @@ const { values } = parseArgs({
     settle: { type: 'string', default: '10' },
     'heartbeat-ttl': { type: 'string', default: '3' },
     'node-grace': { type: 'string', default: '5' },
-    'lease-ttl': { type: 'string', default: '2' },
+    'lease-ttl': { type: 'string', default: '4' },
     'slow-hold': { type: 'string' },
     gap: { type: 'string', default: '2000' },
     'proc-interval': { type: 'string', default: '150' },
