@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { agentFenceProblem, DEFAULT_NODE_GRACE_SECONDS, DNS_LABEL, RUNTIMES, type RuntimeKind } from '@berth/core';
+import { agentFenceProblem, DEFAULT_NODE_GRACE_SECONDS, defaultFenceAfterMs, DNS_LABEL, RUNTIMES, type RuntimeKind } from '@berth/core';
 import { parseEndpoints } from '@berth/store';
 import { UsageSampler } from './usage.js';
 
@@ -73,7 +73,7 @@ export function parseConfig(argv: string[]): AgentConfig {
     .addOption(new Option('--simulate <count>', 'run COUNT simulated nodes named <name>-<i> in this process (scale runs)').env('BERTH_SIMULATE').argParser(positive('--simulate', true)))
     .addOption(new Option('--heartbeat-interval <ms>', 'lease keepalive period').env('BERTH_HEARTBEAT_INTERVAL_MS').default(1000).argParser(positive('--heartbeat-interval', true)))
     .addOption(new Option('--heartbeat-ttl <seconds>', 'heartbeat lease TTL: the node is NotReady this long after its agent stops').env('BERTH_HEARTBEAT_TTL').default(3).argParser(positive('--heartbeat-ttl', true)))
-    .addOption(new Option('--fence-after <seconds>', 'kill every pod of the node (no grace) once no keepalive was acknowledged for this long, counted from its send time (default: --heartbeat-ttl)').env('BERTH_FENCE_AFTER').argParser(positive('--fence-after', false)))
+    .addOption(new Option('--fence-after <seconds>', 'kill every pod of the node (no grace) once no keepalive was acknowledged for this long, counted from its send time (default: the longest the fence budget allows, --heartbeat-ttl + --node-grace - 3 s, at least --heartbeat-ttl)').env('BERTH_FENCE_AFTER').argParser(positive('--fence-after', false)))
     .addOption(new Option('--node-grace <seconds>', "the controllers' --node-grace, which must match it: the agent refuses fence flags that would let the leader move its pods before it has killed them").env('BERTH_NODE_GRACE').default(DEFAULT_NODE_GRACE_SECONDS).argParser(positive('--node-grace', false)))
     .addOption(new Option('--report-interval <ms>', 'usage report period').env('BERTH_REPORT_INTERVAL_MS').default(5000).argParser(positive('--report-interval', true)))
     .addOption(new Option('--data-dir <dir>', 'where pod output is kept (default: <tmp>/berth-agent-<name>)').env('BERTH_AGENT_DATA_DIR'))
@@ -90,8 +90,8 @@ export function parseConfig(argv: string[]): AgentConfig {
   if (!DNS_LABEL.test(o.name)) cmd.error(`error: --name ${JSON.stringify(o.name)} must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)`);
   if (o.heartbeatInterval >= o.heartbeatTtl * 1000) cmd.error('error: --heartbeat-interval must be shorter than --heartbeat-ttl');
   if (o.simulate !== undefined && o.runtime !== 'simulated') cmd.error('error: --simulate needs --runtime simulated');
-  const fenceAfterMs = Math.round((o.fenceAfter ?? o.heartbeatTtl) * 1000);
   const nodeGraceMs = Math.round(o.nodeGrace * 1000);
+  const fenceAfterMs = o.fenceAfter !== undefined ? Math.round(o.fenceAfter * 1000) : defaultFenceAfterMs(o.heartbeatTtl * 1000, nodeGraceMs);
   const fenceProblem = agentFenceProblem({ heartbeatTtlMs: o.heartbeatTtl * 1000, heartbeatIntervalMs: o.heartbeatInterval, fenceAfterMs, nodeGraceMs });
   if (fenceProblem !== undefined) cmd.error(`error: ${fenceProblem}`);
   return {

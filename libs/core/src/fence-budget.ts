@@ -42,6 +42,17 @@ export function deadAfterMs(graceMs: number, fence: NodeFence | undefined): numb
   return Math.max(graceMs, fence.fenceAfterMs + fence.forceStopMs + FENCE_MARGIN_MS - fence.heartbeatTtlMs);
 }
 
+/**
+ * The agent's default `--fence-after`: the longest silence the budget allows
+ * against the grace it assumes (`TTL + grace - forceStop - margin`, 5 s at
+ * the defaults), never less than the TTL. A blip shorter than that (an etcd
+ * leader election, a slow etcd) costs no pod its process; the leader still
+ * finds every pod of a node that stays away dead before it runs it elsewhere.
+ */
+export function defaultFenceAfterMs(heartbeatTtlMs: number, nodeGraceMs: number): number {
+  return Math.max(heartbeatTtlMs, heartbeatTtlMs + nodeGraceMs - FORCE_STOP_MS - FENCE_MARGIN_MS);
+}
+
 /** An agent's fence flags, in ms. */
 export interface AgentFenceFlags {
   heartbeatTtlMs: number;

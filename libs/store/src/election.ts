@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Campaign, Election, Etcd3, Lease } from 'etcd3';
 import type { Logger } from 'pino';
-import { ELECTION_NAME, ROOT, isBerthError, leaderRecordKey, type LeaderRecord, type ReplicaInfo } from '@berth/core';
+import { ELECTION_NAME, ROOT, isBerthError, leaderRecordKey, prefixes, type LeaderRecord, type ReplicaInfo } from '@berth/core';
 import { commitFenced, putJson, type Fence } from './txn.js';
 import type { EventRecorder } from './events.js';
 import { renewMarginMs } from './timing.js';
@@ -65,6 +65,9 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
   private inflightKeepalives: number[] = [];
   private deadlineTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private watchdogTimer: NodeJS.Timeout | undefined;
+  /** The campaign whose taking of office is under way. */
+  private taking: Campaign | undefined;
   private retryMs = CAMPAIGN_RETRY_MIN_MS;
   private stopped = false;
   private readonly marginMs: number;
@@ -117,6 +120,7 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearInterval(this.watchdogTimer);
     await this.stepDown('replica shutting down', 'LeaderResigned');
     const campaign = this.campaign;
     this.campaign = undefined;
@@ -156,11 +160,47 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
     campaign.on('elected', () => {
       if (this.campaign === campaign) void this.takeOffice(campaign);
     });
+    this.watch(campaign);
     log.debug('campaigning for leadership');
+  }
+
+  /**
+   * A campaign waits for the key before its own to be deleted, through one
+   * watch. When etcd loses its raft leader that watch can be reset just as
+   * the key goes, and etcd3's campaign then waits for ever: every replica
+   * campaigning and none elected (seen in the chaos run). So, every TTL, a
+   * campaign that is not elected reads the election's first key from etcd;
+   * when it has been its own key twice in a row, this replica is the leader
+   * by the election's own rule (the oldest key leads) and takes office.
+   */
+  private watch(campaign: Campaign): void {
+    clearInterval(this.watchdogTimer);
+    let firstSeen = 0;
+    const { client, ttlSeconds, log } = this.opts;
+    this.watchdogTimer = setInterval(() => {
+      if (this.campaign !== campaign) return clearInterval(this.watchdogTimer);
+      if (this.current !== undefined) return void (firstSeen = 0);
+      void (async () => {
+        const [ours, first] = await Promise.all([
+          campaign.getCampaignKey(),
+          client.getAll().prefix(prefixes.election).sort('Create', 'Ascend').limit(1).keys(),
+        ]);
+        if (this.campaign !== campaign || this.current !== undefined) return;
+        firstSeen = first[0] === ours ? firstSeen + 1 : 0;
+        if (firstSeen < 2) return;
+        log.warn({ key: ours }, 'this campaign holds the oldest election key but etcd3 never said so (a lost watch event): taking office');
+        firstSeen = 0;
+        await this.takeOffice(campaign);
+      })().catch((err: unknown) => log.debug({ err }, 'could not check the election'));
+    }, ttlSeconds * 1000);
+    this.watchdogTimer.unref();
   }
 
   private async takeOffice(campaign: Campaign): Promise<void> {
     const { client, replica, log } = this.opts;
+    // Both etcd3's 'elected' and the watchdog may call this: one taking of office per campaign.
+    if (this.taking === campaign || this.current !== undefined) return;
+    this.taking = campaign;
     try {
       const electionKey = await campaign.getCampaignKey();
       const kv = (await client.get(electionKey).exec()).kvs[0];
@@ -192,6 +232,8 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
       if (isBerthError(err, 'LEADERSHIP_LOST')) this.fencedRejections += 1;
       log.warn({ err }, 'could not take office');
       await this.abandon(campaign, 'could not take office');
+    } finally {
+      if (this.taking === campaign) this.taking = undefined;
     }
   }
 
@@ -216,14 +258,17 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
     this.campaign = undefined;
     // Stop renewing at once: the key must not outlive this decision by more than its TTL.
     leaseOf(campaign).release();
-    await this.stepDown(reason, 'LeaderSteppedDown');
+    // Leader loops stop synchronously here; recording the step-down may wait on etcd, the next campaign must not.
+    const recorded = this.stepDown(reason, 'LeaderSteppedDown');
     campaign.removeAllListeners('elected');
     campaign.on('error', () => undefined);
     this.revokeUntilGone(campaign);
-    if (this.stopped) return;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.runCampaign(), this.retryMs);
-    this.retryMs = Math.min(this.retryMs * 2, CAMPAIGN_RETRY_MAX_MS);
+    if (!this.stopped) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.runCampaign(), this.retryMs);
+      this.retryMs = Math.min(this.retryMs * 2, CAMPAIGN_RETRY_MAX_MS);
+    }
+    await recorded;
   }
 
   /**
