@@ -31,7 +31,7 @@ const { values } = parseArgs({
     simulate: { type: 'string', default: '3' },
     seed: { type: 'string', default: '1' },
     settle: { type: 'string', default: '10' },
-    'heartbeat-ttl': { type: 'string', default: '3' },
+    'heartbeat-ttl': { type: 'string', default: '4' },
     'node-grace': { type: 'string', default: '5' },
     'lease-ttl': { type: 'string', default: '4' },
     'slow-hold': { type: 'string' },

@@ -51,7 +51,7 @@ for (const n of sizes) {
     runtime: 'simulated',
     cpu: 8,
     memoryMiB: 32768,
-    extraArgs: ['--simulate', String(n), '--report-interval', String(reportInterval), '--log-level', 'warn'],
+    extraArgs: ['--simulate', String(n), '--heartbeat-interval', '1000', '--report-interval', String(reportInterval), '--log-level', 'warn'],
   });
   const t0 = performance.now();
   agent.process.start();

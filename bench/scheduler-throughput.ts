@@ -37,7 +37,7 @@ for (const n of sizes) {
   const leader = await cluster.waitForAgreedLeader();
   const agent = new AgentProcess({
     name: 'sim', etcd: cluster.etcd.endpoint, logDir: dir, runtime: 'simulated', cpu: 8, memoryMiB: 32768,
-    extraArgs: ['--simulate', String(n), '--report-interval', '30000', '--log-level', 'warn'],
+    extraArgs: ['--simulate', String(n), '--heartbeat-interval', '1000', '--report-interval', '30000', '--log-level', 'warn'],
   });
   agent.process.start();
   await waitFor(() => nodes.list().filter((i) => i.value.status === 'Ready').length === n, { what: `${n} nodes Ready`, timeoutMs: 600_000, intervalMs: 200 });

@@ -44,7 +44,7 @@ export function deadAfterMs(graceMs: number, fence: NodeFence | undefined): numb
 
 /**
  * The agent's default `--fence-after`: the longest silence the budget allows
- * against the grace it assumes (`TTL + grace - forceStop - margin`, 5 s at
+ * against the grace it assumes (`TTL + grace - forceStop - margin`, 6 s at
  * the defaults), never less than the TTL. A blip shorter than that (an etcd
  * leader election, a slow etcd) costs no pod its process; the leader still
  * finds every pod of a node that stays away dead before it runs it elsewhere.

@@ -179,7 +179,7 @@ export class PodScheduler {
    */
   private removedNodeBudgetMs(nodeId: string): number {
     const fence = this.removed.get(nodeId)?.fence;
-    return (fence?.heartbeatTtlMs ?? 3000) + deadAfterMs(this.graceMs, fence);
+    return (fence?.heartbeatTtlMs ?? 4000) + deadAfterMs(this.graceMs, fence);
   }
 
   /** Step 1's decisions: which bound pods are unbound, marked for eviction or deleted this pass. */
