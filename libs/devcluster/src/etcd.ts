@@ -26,6 +26,23 @@ export function etcdInstalled(): boolean {
   }
 }
 
+/** The flags of one etcd member on loopback ports (quiet logs: warnings and errors only). */
+function etcdArgs(name: string, dataDir: string, clientPort: number, peerPort: number, initialCluster: string): string[] {
+  const client = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  return [
+    '--name', name,
+    '--data-dir', dataDir,
+    '--listen-client-urls', client,
+    '--advertise-client-urls', client,
+    '--listen-peer-urls', peer,
+    '--initial-advertise-peer-urls', peer,
+    '--initial-cluster', initialCluster,
+    '--logger', 'zap',
+    '--log-level', 'warn',
+  ];
+}
+
 /**
  * A real etcd (Debian's etcd-server) on free loopback ports with its own data
  * dir. It can be stopped and started again on the same ports and data, to
@@ -44,24 +61,9 @@ export class EtcdServer {
     ownsDir: boolean,
   ) {
     this.ownsDir = ownsDir;
-    const client = `http://127.0.0.1:${clientPort}`;
-    const peer = `http://127.0.0.1:${peerPort}`;
-    this.process = new ManagedProcess(
-      `etcd-${name}`,
-      'etcd',
-      [
-        '--name', name,
-        '--data-dir', dataDir,
-        '--listen-client-urls', client,
-        '--advertise-client-urls', client,
-        '--listen-peer-urls', peer,
-        '--initial-advertise-peer-urls', peer,
-        '--initial-cluster', `${name}=${peer}`,
-        '--logger', 'zap',
-        '--log-level', 'warn',
-      ],
-      { logFile: path.join(logDir, `etcd-${name}.log`) },
-    );
+    this.process = new ManagedProcess(`etcd-${name}`, 'etcd', etcdArgs(name, dataDir, clientPort, peerPort, `${name}=http://127.0.0.1:${peerPort}`), {
+      logFile: path.join(logDir, `etcd-${name}.log`),
+    });
   }
 
   /** Starts a new etcd and waits until it serves requests. */
@@ -151,24 +153,10 @@ export class EtcdCluster {
       const clientPort = all[i]!;
       const peerPort = all[size + i]!;
       const dataDir = path.join(dir, `${name}-data`);
-      const client = `http://127.0.0.1:${clientPort}`;
-      const peer = `http://127.0.0.1:${peerPort}`;
       const proc = new ManagedProcess(
         `etcd-${name}`,
         'etcd',
-        [
-          '--name', name,
-          '--data-dir', dataDir,
-          '--listen-client-urls', client,
-          '--advertise-client-urls', client,
-          '--listen-peer-urls', peer,
-          '--initial-advertise-peer-urls', peer,
-          '--initial-cluster', initialCluster,
-          '--initial-cluster-state', 'new',
-          '--initial-cluster-token', token,
-          '--logger', 'zap',
-          '--log-level', 'warn',
-        ],
+        [...etcdArgs(name, dataDir, clientPort, peerPort, initialCluster), '--initial-cluster-state', 'new', '--initial-cluster-token', token],
         { logFile: path.join(dir, `etcd-${name}.log`) },
       );
       return { name, clientPort, peerPort, dataDir, process: proc };

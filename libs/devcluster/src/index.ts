@@ -8,3 +8,4 @@ export * from './proxy.js';
 export * from './agent.js';
 export * from './compose.js';
 export * from './chaos/index.js';
+export { machineSummary } from './machine.js';

@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import os from 'node:os';
+import { machineSummary } from '../machine.js';
 import { VIOLATION_KINDS, type Episode, type ViolationKind } from './checker.js';
 import { FAULT_DESCRIPTIONS, type FaultKind, type FaultRecord } from './faults.js';
 import type { RequestStats } from './load.js';
@@ -18,17 +17,6 @@ export function stat(values: number[]): Stat {
   return { n: s.length, p50: rank(0.5), p99: rank(0.99), max: s.length === 0 ? null : s[s.length - 1]! };
 }
 
-/** One line describing the machine. */
-export function machineLine(): string {
-  const cpus = os.cpus();
-  let etcd = 'etcd ?';
-  try {
-    etcd = execFileSync('etcd', ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? etcd;
-  } catch {
-    /* unknown */
-  }
-  return `${cpus.length} x ${cpus[0]?.model.trim() ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}, Node ${process.version}, ${etcd}`;
-}
 
 export interface ChaosReport {
   machine: string;
@@ -110,7 +98,7 @@ export function buildReport(i: ReportInput): ChaosReport {
   const budgetS = i.heartbeatTtlS + i.nodeGraceS;
   const load = (s: RequestStats) => ({ ok: s.ok, failed: s.failed, unknown: s.unknown, latency: stat(s.latenciesMs) });
   return {
-    machine: machineLine(),
+    machine: machineSummary(),
     startedAt: iso(i.startedAt),
     durationS: Math.round((i.endedAt - i.startedAt) / 1000),
     config: i.config,
