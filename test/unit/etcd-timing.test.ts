@@ -29,8 +29,8 @@ t.test('the renew margin and what it tolerates', async (t) => {
   t.equal(renewMarginMs(2), 250, 'etcd minimum TTL: 250 ms');
   t.equal(renewMarginMs(4), 500, 'default TTL: 500 ms');
   t.equal(renewMarginMs(15), 1875, 'TTL / 8 above that');
-  t.equal(Math.round(toleratedKeepaliveRoundTripMs(2)), 1083, 'TTL 2 s: a leader survives 1.08 s round trips (was 0.83 s with a TTL / 4 margin)');
-  t.equal(Math.round(toleratedKeepaliveRoundTripMs(4)), 2167, 'TTL 4 s: 2.17 s');
+  t.equal(Math.round(toleratedKeepaliveRoundTripMs(2)), 1250, 'TTL 2 s: a leader survives 1.25 s round trips (was 0.83 s with a TTL / 4 margin and keepalives every TTL / 3 only)');
+  t.equal(Math.round(toleratedKeepaliveRoundTripMs(4)), 3000, 'TTL 4 s: 3 s (2.17 s with keepalives every TTL / 3 only)');
 });
 
 t.test('a deadline or a cancellation is about one call, not the connection', async (t) => {

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { ELECTION_NAME, ROOT, isBerthError, leaderRecordKey, prefixes, type LeaderRecord, type ReplicaInfo } from '@berth/core';
 import { commitFenced, putJson, type Fence } from './txn.js';
 import type { EventRecorder } from './events.js';
-import { renewMarginMs } from './timing.js';
+import { RENEW_EVERY_MS, renewMarginMs } from './timing.js';
 
 /** Options of a replica's leader elector. */
 export interface ElectorOptions {
@@ -44,6 +44,8 @@ function leaseOf(campaign: Campaign): Lease {
 
 const CAMPAIGN_RETRY_MIN_MS = 100;
 const CAMPAIGN_RETRY_MAX_MS = 2000;
+/** Extra keepalives of a campaign lease waiting for an answer at once (see renewOften). */
+const MAX_RENEWS_IN_FLIGHT = 8;
 
 /**
  * Campaigns for leadership with etcd3's `Election` (keys
@@ -66,6 +68,7 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
   private deadlineTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private watchdogTimer: NodeJS.Timeout | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
   /** The campaign whose taking of office is under way. */
   private taking: Campaign | undefined;
   private retryMs = CAMPAIGN_RETRY_MIN_MS;
@@ -121,6 +124,7 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     clearInterval(this.watchdogTimer);
+    clearInterval(this.renewTimer);
     await this.stepDown('replica shutting down', 'LeaderResigned');
     const campaign = this.campaign;
     this.campaign = undefined;
@@ -161,7 +165,48 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
       if (this.campaign === campaign) void this.takeOffice(campaign);
     });
     this.watch(campaign);
+    this.renewOften(campaign, lease);
     log.debug('campaigning for leadership');
+  }
+
+  /**
+   * etcd3 renews a campaign's lease every TTL / 3. When etcd loses its raft
+   * leader, keepalives stall for an election (1-2 s) plus the client's move
+   * to another member; had the last acknowledged one been sent up to TTL / 3
+   * before, the renew deadline passed and the leader stepped down (chaos run:
+   * a new term on every raft-leader kill). An extra keepalive every
+   * RENEW_EVERY_MS keeps the last acknowledged send recent, so a stall (or a
+   * round trip) of up to TTL - margin - RENEW_EVERY_MS costs no term.
+   */
+  private renewOften(campaign: Campaign, lease: Lease): void {
+    clearInterval(this.renewTimer);
+    let inflight = 0;
+    this.renewTimer = setInterval(() => {
+      if (this.campaign !== campaign) return clearInterval(this.renewTimer);
+      // Pipelined (a slow etcd answers each late, not each after the last), but bounded.
+      if (inflight >= MAX_RENEWS_IN_FLIGHT) return;
+      inflight += 1;
+      const sentAt = Date.now();
+      let counted = true;
+      // A stream that never answers must not block the next attempts for good.
+      const giveUp = setTimeout(() => {
+        counted = false;
+        inflight -= 1;
+      }, MAX_RENEWS_IN_FLIGHT * RENEW_EVERY_MS);
+      lease
+        .keepaliveOnce()
+        .then(() => {
+          if (this.campaign !== campaign || sentAt <= this.lastRenewSentAt) return;
+          this.lastRenewSentAt = sentAt;
+          this.armDeadline();
+        })
+        .catch(() => undefined) // etcd3's own keepalive reports failures and a lost lease
+        .finally(() => {
+          clearTimeout(giveUp);
+          if (counted) inflight -= 1;
+        });
+    }, RENEW_EVERY_MS);
+    this.renewTimer.unref();
   }
 
   /**

@@ -40,7 +40,7 @@ export const ETCD_DOWN_AFTER_MS = 3000;
  * leader is replaced about this long (plus etcd's 0.5 s expiry sweep) later;
  * Kubernetes' 15 s would make every failover 15 s. 2 s (etcd's minimum)
  * fails over fastest but deposes a leader whose keepalive round trip passes
- * 0.8 s; 4 s tolerates 2.1 s (see `toleratedKeepaliveRoundTripMs`).
+ * 0.8 s; 4 s tolerates 3 s (see `toleratedKeepaliveRoundTripMs`).
  */
 export const DEFAULT_LEADER_LEASE_TTL_SECONDS = 4;
 
@@ -56,11 +56,20 @@ export function renewMarginMs(ttlSeconds: number): number {
 }
 
 /**
- * The longest keepalive round trip a leader survives. etcd3 sends a keepalive
- * every TTL / 3; the leader steps down at (send time of the last acknowledged
- * keepalive) + TTL - margin, so the next keepalive's answer, sent TTL / 3
- * later, must arrive within TTL - TTL / 3 - margin of it.
+ * How often the elector sends a keepalive of its campaign lease of its own,
+ * besides etcd3's every TTL / 3: what it tolerates grows from 2/3 TTL -
+ * margin to TTL - margin - this (the chaos run's etcd raft-leader kills
+ * stalled keepalives long enough to depose a leader at TTL / 3).
+ */
+export const RENEW_EVERY_MS = 500;
+
+/**
+ * The longest keepalive round trip (or stall) a leader survives. The leader
+ * steps down at (send time of the last acknowledged keepalive) + TTL -
+ * margin; keepalives are sent every RENEW_EVERY_MS (pipelined) and by etcd3
+ * every TTL / 3, so the answer to the next one must arrive within TTL -
+ * margin - min(RENEW_EVERY_MS, TTL / 3) of the last acknowledged send.
  */
 export function toleratedKeepaliveRoundTripMs(ttlSeconds: number, marginMs = renewMarginMs(ttlSeconds)): number {
-  return (ttlSeconds * 1000 * 2) / 3 - marginMs;
+  return ttlSeconds * 1000 - marginMs - Math.min(RENEW_EVERY_MS, (ttlSeconds * 1000) / 3);
 }
