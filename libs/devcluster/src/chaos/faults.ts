@@ -293,6 +293,10 @@ async function etcdKill(ctx: FaultContext): Promise<FaultRecord> {
   const t0 = Date.now();
   victim.process.signal('SIGKILL');
   ctx.checker.noteFault(t0);
+  // Losing etcd's raft leader stalls every write for an election and the clients' move to another member. When
+  // that outlasts what Berth's leader can prove of its lease (TTL - margin - 500 ms: 3 s by default; more often
+  // under CPU load), it steps down by design: a new term then is this fault's (its "new terms" row), not churn.
+  if (statuses.find((s) => s.m === victim)?.leader === true) ctx.checker.expectNewLeader(t0, ctx.leaseTtlMs + 10_000);
   const serving = await until(30_000, POLL_MS, async () => {
     for (const m of others) {
       const res = await fetch(`http://127.0.0.1:${m.clientPort}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('/berth/leader').toString('base64') }), signal: AbortSignal.timeout(500) }).catch(() => undefined);
