@@ -22,6 +22,8 @@ interface ProcPod {
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 /** How long recover() waits for a killed leftover group to vanish, so its ports are free before the pod restarts. */
 const LEFTOVER_GONE_MS = 3000;
+/** How long an exited pod waits for the rest of its process group to be gone after SIGKILL. */
+const GROUP_GONE_MS = 2000;
 /** Chunk size for reading a log backwards (tail). */
 const TAIL_CHUNK = 64 * 1024;
 
@@ -109,11 +111,18 @@ export class ProcessRuntime implements Runtime {
         if (pod.child !== child) return resolve();
         pod.state = 'exited';
         pod.exitCode = code;
-        // Like a container whose init died: whatever the main process left in its group goes too (the watcher included).
-        if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
+        // Like a container whose init died: whatever the main process left in its group goes too (the watcher
+        // included). The pod has exited only once its group is gone: a restart must not start a new group while
+        // the old one's members still run (the chaos run saw both for one sample).
+        const pgid = child.pid;
+        if (pgid !== undefined) killGroup(pgid, 'SIGKILL');
         fs.rmSync(this.pidFile(id), { force: true });
-        resolve();
-        for (const l of this.exitListeners) l(id, code);
+        void (async () => {
+          const deadline = Date.now() + GROUP_GONE_MS;
+          while (pgid !== undefined && groupRunning(pgid) && Date.now() < deadline) await sleep(10, undefined, { ref: false });
+          resolve();
+          for (const l of this.exitListeners) l(id, code);
+        })();
       };
       child.once('error', (err) => {
         fs.appendFileSync(this.logFile(id), `berth: cannot start ${command[0]}: ${err.message}\n`);
