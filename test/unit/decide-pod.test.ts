@@ -312,16 +312,16 @@ const rows: Row[] = [
     name: 'evicted while running: Stopping, stop with grace, then Stopped (Evicted)',
     record: pod('Running', { eviction: EVICT }),
     actual: running,
-    want: { kind: 'stop-then-write', why: 'evicted', first: { to: 'Stopping', patch: { reason: 'Evicting', message: 'evicted: NodeDrained; grace 1 s' } }, then: EVICTED, event: EVICTED_EVENT },
+    want: { kind: 'stop-then-write', why: 'evicted', first: { to: 'Stopping', patch: { reason: 'Evicting', message: 'evicted: NodeDrained; grace 1 s' } }, then: EVICTED, event: EVICTED_EVENT, remove: true },
   },
   {
     name: 'evicted while paused: stopped the same way',
     record: pod('Paused', { eviction: EVICT }),
     actual: paused,
-    want: { kind: 'stop-then-write', why: 'evicted', first: { to: 'Stopping', patch: { reason: 'Evicting', message: 'evicted: NodeDrained; grace 1 s' } }, then: EVICTED, event: EVICTED_EVENT },
+    want: { kind: 'stop-then-write', why: 'evicted', first: { to: 'Stopping', patch: { reason: 'Evicting', message: 'evicted: NodeDrained; grace 1 s' } }, then: EVICTED, event: EVICTED_EVENT, remove: true },
   },
-  { name: 'evicted before it started: Stopped at once, not launched', record: pod('Scheduled', { eviction: EVICT }), actual: undefined, want: { kind: 'write', to: 'Stopped', patch: { ...EVICTED.patch, finishedAt: iso(T0) }, event: EVICTED_EVENT } },
-  { name: 'evicted while backing off (exited): Stopped, not restarted', record: pod('Starting', { eviction: EVICT }), actual: exited(1), local: { crashes: 2, restartAt: T0 + 1000 }, want: { kind: 'write', to: 'Stopped', patch: { ...EVICTED.patch, finishedAt: iso(T0) }, event: EVICTED_EVENT } },
+  { name: 'evicted before it started: Stopped at once, not launched', record: pod('Scheduled', { eviction: EVICT }), actual: undefined, want: { kind: 'write', to: 'Stopped', patch: { ...EVICTED.patch, finishedAt: iso(T0) }, event: EVICTED_EVENT, remove: true } },
+  { name: 'evicted while backing off (exited): Stopped, not restarted', record: pod('Starting', { eviction: EVICT }), actual: exited(1), local: { crashes: 2, restartAt: T0 + 1000 }, want: { kind: 'write', to: 'Stopped', patch: { ...EVICTED.patch, finishedAt: iso(T0) }, event: EVICTED_EVENT, remove: true } },
   { name: 'evicted and Stopped: acknowledged, nothing to do (even if desired running)', record: pod('Stopped', { eviction: EVICT }), actual: exited(0), want: { kind: 'none' } },
   { name: 'evicted and Stopped but a container is live: stop it', record: pod('Stopped', { eviction: EVICT }), actual: running, want: { kind: 'stop', why: 'a stale container' } },
   { name: 'evicted and marked for deletion: deleted (deletion wins)', record: pod('Running', { eviction: EVICT }, { deletionRequested: iso(T0) }), actual: running, want: { kind: 'delete', stopFirst: true } },
@@ -370,7 +370,7 @@ const paths: Array<{ from: PodPhase; to: PodPhase; want: PodPhase[] | undefined 
   // The first shortest path in table order: Paused lists Stopping before Running, so a paused pod that fails is never reported Running.
   { from: 'Paused', to: 'Failed', want: ['Stopping', 'Failed'] },
   { from: 'Paused', to: 'Stopped', want: ['Stopping', 'Stopped'] },
-  { from: 'Paused', to: 'Starting', want: ['Running', 'Starting'] },
+  { from: 'Paused', to: 'Starting', want: ['Starting'] }, // a paused pod restarted (or lost with its agent) starts again with one CAS write
   { from: 'Succeeded', to: 'Starting', want: undefined },
   { from: 'Running', to: 'Pending', want: undefined },
 ];

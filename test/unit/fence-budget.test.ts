@@ -63,7 +63,16 @@ t.test('the fence watchdog kills a silent node\'s pods and lifts the fence only 
   await runtime.pause('b');
   let silent = 500;
   let heartbeat = true;
-  const subject: FenceSubject = { opts: { name: 'n1', runtime }, fenceableId: 'n1', silentMs: () => silent, holdsHeartbeat: () => heartbeat };
+  let dead = false;
+  const subject: FenceSubject = {
+    opts: { name: 'n1', runtime },
+    fenceableId: 'n1',
+    silentMs: () => silent,
+    holdsHeartbeat: () => heartbeat,
+    get declaredDead() {
+      return dead;
+    },
+  };
   const calls: string[] = [];
   let lifted: { stopped: string[]; why: string } | undefined;
   let allowLift = true;
@@ -77,7 +86,11 @@ t.test('the fence watchdog kills a silent node\'s pods and lifts the fence only 
   }, { fenceAfterMs: 3000, forceStopMs: FORCE_STOP_MS, log: pino({ level: 'silent' }) });
   /** The watchdog's kills and lifts run in the background: wait for their outcome. */
   const until = async (cond: () => boolean | Promise<boolean>) => {
-    while (!(await cond())) await new Promise((r) => setImmediate(r));
+    const deadline = Date.now() + 5000;
+    while (!(await cond())) {
+      if (Date.now() > deadline) throw new Error('the fence watchdog did not get there within 5 s');
+      await new Promise((r) => setTimeout(r, 1));
+    }
   };
   const states = async () => (await runtime.list()).map((p) => `${p.id}:${p.state}`).join(' ');
 
@@ -106,4 +119,21 @@ t.test('the fence watchdog kills a silent node\'s pods and lifts the fence only 
   });
   t.same(lifted?.stopped, ['a', 'b'], 'the reconciler is told which pods the fence killed');
   t.match(lifted?.why, /etcd acknowledged no keepalive for \d+\.\d s \(--fence-after 3 s\)/);
+
+  // Heard from, but the leader declared the node Dead (its heartbeat vanished past the budget): fenced all the same.
+  await runtime.start('c');
+  dead = true;
+  fencer.check();
+  t.same(fencer.fencedNodes, ['n1'], 'a node its leader declared Dead is fenced though etcd answers');
+  await until(async () => !/:(running|paused)/.test(await states()));
+  t.match(await states(), /c:exited/, 'and its pods are killed');
+  const before = calls.length;
+  for (let i = 0; i < 3; i++) fencer.check();
+  t.equal(calls.length, before, 'no lift while the record says Dead, heartbeat or not');
+  dead = false;
+  await until(() => {
+    fencer.check();
+    return fencer.fencedNodes.length === 0;
+  });
+  t.equal(lifted?.why, 'the leader declared the node Dead', 'lifted once Ready again, saying why it was fenced');
 });

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { agentFenceProblem, DEFAULT_NODE_GRACE_SECONDS, defaultFenceAfterMs, DNS_LABEL, RUNTIMES, type RuntimeKind } from '@berth/core';
+import { agentFenceProblem, DEFAULT_HEARTBEAT_TTL_SECONDS, DEFAULT_NODE_GRACE_SECONDS, defaultFenceAfterMs, DNS_LABEL, RUNTIMES, type RuntimeKind } from '@berth/core';
 import { parseEndpoints } from '@berth/store';
 import { UsageSampler } from './usage.js';
 
@@ -72,7 +72,7 @@ export function parseConfig(argv: string[]): AgentConfig {
     .addOption(new Option('--advertise-host <h>', 'host controllers use to reach the agent API').env('BERTH_ADVERTISE_HOST'))
     .addOption(new Option('--simulate <count>', 'run COUNT simulated nodes named <name>-<i> in this process (scale runs)').env('BERTH_SIMULATE').argParser(positive('--simulate', true)))
     .addOption(new Option('--heartbeat-interval <ms>', 'lease keepalive period (scale runs of many simulated nodes may want 1000)').env('BERTH_HEARTBEAT_INTERVAL_MS').default(500).argParser(positive('--heartbeat-interval', true)))
-    .addOption(new Option('--heartbeat-ttl <seconds>', 'heartbeat lease TTL: the node is NotReady this long after its agent stops; with the interval it sets the keepalive round trip a slow etcd may take (TTL - interval)').env('BERTH_HEARTBEAT_TTL').default(4).argParser(positive('--heartbeat-ttl', true)))
+    .addOption(new Option('--heartbeat-ttl <seconds>', 'heartbeat lease TTL: the node is NotReady this long after its agent stops; with the interval it sets the keepalive round trip a slow etcd may take (TTL - interval)').env('BERTH_HEARTBEAT_TTL').default(DEFAULT_HEARTBEAT_TTL_SECONDS).argParser(positive('--heartbeat-ttl', true)))
     .addOption(new Option('--fence-after <seconds>', 'kill every pod of the node (no grace) once no keepalive was acknowledged for this long, counted from its send time (default: the longest the fence budget allows, --heartbeat-ttl + --node-grace - 3 s, at least --heartbeat-ttl)').env('BERTH_FENCE_AFTER').argParser(positive('--fence-after', false)))
     .addOption(new Option('--node-grace <seconds>', "the controllers' --node-grace, which must match it: the agent refuses fence flags that would let the leader move its pods before it has killed them").env('BERTH_NODE_GRACE').default(DEFAULT_NODE_GRACE_SECONDS).argParser(positive('--node-grace', false)))
     .addOption(new Option('--report-interval <ms>', 'usage report period').env('BERTH_REPORT_INTERVAL_MS').default(5000).argParser(positive('--report-interval', true)))

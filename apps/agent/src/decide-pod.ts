@@ -30,13 +30,13 @@ export type PodAction =
   | { kind: 'restart'; restarts: number; reason: string; message: string; event?: PodEvent }
   /** The container exited and will be started again after `delayMs` (the `crashes`-th crash in a row). */
   | { kind: 'back-off'; delayMs: number; crashes: number; write: PhaseWrite; event: PodEvent }
-  /** Write the status; no runtime call. */
-  | { kind: 'write'; to: PodPhase; patch: Partial<PodStatus>; event?: PodEvent }
+  /** Write the status; no runtime call, except removing what is left of the container first when `remove`. */
+  | { kind: 'write'; to: PodPhase; patch: Partial<PodStatus>; event?: PodEvent; remove?: true }
   /**
    * Write `first` (if any), stop the container, then write `then` with the
    * `finishedAt` and `exitCode` of the stop (known only once it ended).
    */
-  | { kind: 'stop-then-write'; why: string; first?: PhaseWrite; then: PhaseWrite; event?: PodEvent }
+  | { kind: 'stop-then-write'; why: string; first?: PhaseWrite; then: PhaseWrite; event?: PodEvent; remove?: true }
   /** Stop a container that should not run, without writing; the pod is decided again after. */
   | { kind: 'stop'; why: string }
   /** Pause the container (`runtime`) and/or write Paused. */
@@ -158,7 +158,12 @@ export function decidePod(pod: PodRecord, actual: RuntimePodState | undefined, l
   return { kind: 'running', resume: actual.state === 'paused', ...(patch === undefined ? {} : { write: { to: 'Running', patch } }) };
 }
 
-/** A pod the leader evicts: stopped with the usual grace, then Stopped with reason Evicted (its acknowledgement). */
+/**
+ * A pod the leader evicts: stopped with the usual grace and removed from the
+ * runtime, then Stopped with reason Evicted (its acknowledgement: the pod is
+ * gone from this node, so wherever it runs next, even a node sharing this
+ * Docker engine, finds its container name free).
+ */
 function evicted(pod: PodRecord, live: boolean, now: number, limits: DecideLimits): PodAction {
   const message = `evicted: ${pod.status.eviction!.reason}`;
   const then = { to: 'Stopped', patch: { reason: 'Evicted', message } } as const;
@@ -167,10 +172,11 @@ function evicted(pod: PodRecord, live: boolean, now: number, limits: DecideLimit
   // Stopped or finished: acknowledged already (a container still there is stale: never leave one running).
   if (phase === 'Stopped' || TERMINAL_PHASES.has(phase)) return live ? { kind: 'stop', why: 'a stale container' } : { kind: 'none' };
   if (live && phase !== 'Scheduled') {
-    return { kind: 'stop-then-write', why: 'evicted', first: { to: 'Stopping', patch: { reason: 'Evicting', message: `${message}; grace ${limits.stopTimeoutMs / 1000} s` } }, then, event };
+    const first = { to: 'Stopping', patch: { reason: 'Evicting', message: `${message}; grace ${limits.stopTimeoutMs / 1000} s` } } as const;
+    return { kind: 'stop-then-write', why: 'evicted', first, then, event, remove: true };
   }
-  if (live) return { kind: 'stop-then-write', why: 'evicted', then, event };
-  return { kind: 'write', to: 'Stopped', patch: { ...then.patch, finishedAt: iso(now) }, event };
+  if (live) return { kind: 'stop-then-write', why: 'evicted', then, event, remove: true };
+  return { kind: 'write', to: 'Stopped', patch: { ...then.patch, finishedAt: iso(now) }, event, remove: true };
 }
 
 /** The container exited on its own: start it again per restartPolicy (with back-off), or finish the pod. */

@@ -109,7 +109,7 @@ export class DockerRuntime implements Runtime {
     return this.docker.getContainer(id);
   }
 
-  async create(spec: PodSpecForRuntime): Promise<void> {
+  async create(spec: PodSpecForRuntime, replaced = false): Promise<void> {
     if (spec.image === undefined || spec.image.length === 0) throw new PodCreateError(`pod ${spec.name}: the docker runtime needs spec.image`);
     const existing = await this.inspectContainer(spec.id);
     if (existing !== undefined) {
@@ -119,14 +119,24 @@ export class DockerRuntime implements Runtime {
       await this.remove(spec.id);
     }
     await ensureImage(this.docker, spec.image, { attempts: this.pullAttempts, backoffMs: this.pullBackoffMs, ...(this.opts.log ? { log: this.opts.log } : {}) });
+    const options = containerOptions(spec, this.nodeId);
     try {
-      const c = await callEngine('create', () => this.docker.createContainer(containerOptions(spec, this.nodeId)));
+      const c = await callEngine('create', () => this.docker.createContainer(options));
       this.containers.set(spec.id, c.id);
     } catch (err) {
       if (statusOf(err) === 409) {
         // Created concurrently (or a leftover with our name): use it.
         this.containers.delete(spec.id);
         if ((await this.containerId(spec.id)) !== undefined) return;
+        // The name is another node's container of this pod (nodes sharing one engine, as `npm start` runs them):
+        // the pod moved here and that node's agent has not removed it yet. Never start beside a live one.
+        const other = await callEngine('inspect', () => this.docker.getContainer(options.name!).inspect()).catch(() => undefined);
+        if (other !== undefined && !other.State.Running && !other.State.Paused && !replaced) {
+          await callEngine('remove', () => this.docker.getContainer(other.Id).remove({ force: false })).catch(() => undefined);
+          return this.create(spec, true);
+        }
+        // A plain error: the sync backs off and tries again, unlike a PodCreateError, which fails the pod.
+        throw new Error(`pod ${spec.name} still has a container on node ${other?.Config.Labels?.[LABEL_NODE] ?? '?'} of this engine; retrying once it is gone`);
       }
       if (err instanceof RuntimeUnavailableError) throw err;
       const code = statusOf(err);

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Runtime } from './runtime.js';
 
@@ -11,6 +12,8 @@ export interface FenceSubject {
   silentMs(now: number): number;
   /** True while the heartbeat key is on a lease this agent keeps alive. */
   holdsHeartbeat(): boolean;
+  /** True while the node record says Dead: the leader may run its pods elsewhere at any moment. */
+  readonly declaredDead: boolean;
 }
 
 /** What the fence asks of the pod reconciler. */
@@ -40,8 +43,12 @@ interface Fenced {
   busy?: Promise<void>;
   /** When the last sweep ran: while fenced, anything found running is killed again, at most once a second. */
   sweptAt: number;
+  /** Why, when it is not etcd's silence. */
+  why?: string;
 }
 
+/** Beyond the force-stop bound, how long a sweep may wait on its runtime before the next one may run. */
+const HUNG_AFTER_MS = 2000;
 /** Re-sweeps of a fenced node's runtime, in case something started after the first. */
 const RESWEEP_MS = 1000;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -66,7 +73,7 @@ export class Fencer {
     private readonly opts: FencerOptions,
   ) {}
 
-  /** Nodes fenced now, for tests and the agent's API. */
+  /** Nodes fenced now, for tests. */
   get fencedNodes(): string[] {
     return [...this.fenced.keys()];
   }
@@ -90,22 +97,27 @@ export class Fencer {
       const silent = s.silentMs(now);
       const f = this.fenced.get(id);
       if (f === undefined) {
-        if (silent >= this.opts.fenceAfterMs) this.fence(s, id, silent, now);
+        if (silent >= this.opts.fenceAfterMs || s.declaredDead) this.fence(s, id, silent, now);
         continue;
       }
       if (f.busy !== undefined) continue;
-      if (silent < this.opts.fenceAfterMs && s.holdsHeartbeat()) this.lift(s, id, f, now - silent);
+      if (silent < this.opts.fenceAfterMs && s.holdsHeartbeat() && !s.declaredDead) this.lift(s, id, f, now - silent);
       else if (now - f.sweptAt >= RESWEEP_MS) this.sweep(s, f, false);
     }
   }
 
   private fence(s: FenceSubject, id: string, silent: number, now: number): void {
     this.target.fence(id);
-    const f: Fenced = { lastAckedAt: now - silent, stopped: new Set(), sweptAt: now };
+    // A node the leader declared Dead (its heartbeat was gone past its budget, whatever this agent saw) is fenced
+    // like a silent one: its pods may be bound elsewhere any moment.
+    const dead = silent < this.opts.fenceAfterMs;
+    const f: Fenced = { lastAckedAt: now - silent, stopped: new Set(), sweptAt: now, ...(dead ? { why: 'the leader declared the node Dead' } : {}) };
     this.fenced.set(id, f);
     this.opts.log.error(
       { node: s.opts.name, silentMs: Math.round(silent), fenceAfterMs: this.opts.fenceAfterMs },
-      `NODE FENCED: etcd acknowledged no keepalive for ${seconds(silent)} (--fence-after ${this.opts.fenceAfterMs / 1000} s): killing every pod of the node (no grace), starting nothing until etcd answers`,
+      dead
+        ? 'NODE FENCED: the leader declared the node Dead: killing every pod of the node (no grace), starting nothing until it is Ready again'
+        : `NODE FENCED: etcd acknowledged no keepalive for ${seconds(silent)} (--fence-after ${this.opts.fenceAfterMs / 1000} s): killing every pod of the node (no grace), starting nothing until etcd answers`,
     );
     this.sweep(s, f, true);
   }
@@ -114,7 +126,7 @@ export class Fencer {
   private sweep(s: FenceSubject, f: Fenced, first: boolean): void {
     const began = performance.now();
     f.sweptAt = began;
-    f.busy = (async () => {
+    const work = (async () => {
       const { runtime, name } = s.opts;
       const live = (await runtime.list()).filter((p) => p.state === 'running' || p.state === 'paused');
       for (const p of live) f.stopped.add(p.id);
@@ -135,17 +147,29 @@ export class Fencer {
       } else if (live.length > 0) {
         this.opts.log.error({ node: name, pods: live.map((p) => p.id) }, 'fence: pods were running on a fenced node; killed');
       }
-    })()
-      .catch((err: unknown) => this.opts.log.error({ err, node: s.opts.name }, 'fence: could not list the pods to kill; trying again'))
+    })().then(
+      () => 'done' as const,
+      (err: unknown) => {
+        this.opts.log.error({ err, node: s.opts.name }, 'fence: could not kill the pods; trying again');
+        return 'failed' as const;
+      },
+    );
+    // A runtime that hangs (an engine that no longer answers) must not stop the next sweeps, nor go unsaid.
+    // (The timer resolves, never rejects: the race's loser must not become an unhandled rejection.)
+    const hung = sleep(this.opts.forceStopMs + HUNG_AFTER_MS, 'hung' as const, { ref: false });
+    f.busy = Promise.race([work, hung])
+      .then((outcome) => {
+        if (outcome === 'hung') this.opts.log.error({ node: s.opts.name }, `fence: the runtime did not answer within ${this.opts.forceStopMs + HUNG_AFTER_MS} ms; trying again`);
+      })
       .finally(() => (f.busy = undefined));
   }
 
   /** Lifts the fence once etcd acknowledges the node's heartbeat again; retried on the next check if it fails. */
   private lift(s: FenceSubject, id: string, f: Fenced, ackedAt: number): void {
-    const why = `etcd acknowledged no keepalive for ${seconds(ackedAt - f.lastAckedAt)} (--fence-after ${this.opts.fenceAfterMs / 1000} s)`;
+    const why = f.why ?? `etcd acknowledged no keepalive for ${seconds(ackedAt - f.lastAckedAt)} (--fence-after ${this.opts.fenceAfterMs / 1000} s)`;
     f.busy = (async () => {
       this.opts.log.warn({ node: s.opts.name, silentMs: Math.round(ackedAt - f.lastAckedAt) }, `etcd answers again after ${seconds(ackedAt - f.lastAckedAt)}: re-reading the node's bindings before lifting its fence`);
-      const clear = () => s.fenceableId === id && s.holdsHeartbeat() && s.silentMs(performance.now()) < this.opts.fenceAfterMs;
+      const clear = () => s.fenceableId === id && s.holdsHeartbeat() && !s.declaredDead && s.silentMs(performance.now()) < this.opts.fenceAfterMs;
       if (await this.target.unfence(id, f.stopped, why, clear)) this.fenced.delete(id);
     })()
       .catch((err: unknown) => this.opts.log.warn({ err, node: s.opts.name }, 'could not lift the fence yet; trying again'))

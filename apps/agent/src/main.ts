@@ -31,16 +31,21 @@ const reconciler = new PodReconciler({
   ...(config.runtime === 'docker' ? { usageIntervalMs: config.reportIntervalMs } : {}),
 });
 
-/** Force-stops and removes every pod of a node this process no longer runs. */
-async function killAll(a: NodeAgent): Promise<void> {
-  const pods = await a.opts.runtime.list().catch(() => []);
+/**
+ * Ends and removes every pod a node's runtime holds (they leave the node for
+ * good): killed at once, or stopped with `graceMs` of grace.
+ */
+async function clearNode(a: NodeAgent, how: { graceMs: number } | 'kill'): Promise<void> {
+  const { runtime } = a.opts;
+  const pods = await runtime.list().catch(() => []);
   await Promise.allSettled(
     pods.map(async (p) => {
-      await a.opts.runtime.kill(p.id, FORCE_STOP_MS);
-      await a.opts.runtime.remove(p.id);
+      if (how === 'kill') await runtime.kill(p.id, FORCE_STOP_MS);
+      else if (p.state === 'running' || p.state === 'paused') await runtime.stop(p.id, how.graceMs);
+      await runtime.remove(p.id);
     }),
   );
-  if (pods.length > 0) log.warn({ node: a.opts.name, pods: pods.length }, 'killed the pods of a node deleted from the cluster');
+  if (pods.length > 0) log.warn({ node: a.opts.name, pods: pods.length, how: how === 'kill' ? 'killed' : 'stopped' }, 'ended every pod of a node this agent no longer runs');
 }
 
 async function shutdown(reason: string, deregister: boolean, code: number): Promise<void> {
@@ -68,18 +73,7 @@ async function shutdown(reason: string, deregister: boolean, code: number): Prom
     // which the leader declares Dead after the grace, and only then reschedules. Otherwise (a crash, a fatal
     // error) docker containers keep running for the next agent instance to adopt; process-runtime pods end
     // with this process.
-    await Promise.allSettled(
-      agents.map(async (a) => {
-        const pods = await a.opts.runtime.list();
-        // Stop and remove: the pods leave this node for good (their containers would only be left behind).
-        await Promise.allSettled(
-          pods.map(async (p) => {
-            if (p.state === 'running' || p.state === 'paused') await a.opts.runtime.stop(p.id, 3000);
-            await a.opts.runtime.remove(p.id);
-          }),
-        );
-      }),
-    );
+    await Promise.allSettled(agents.map((a) => clearNode(a, { graceMs: 3000 })));
   }
   await Promise.allSettled(agents.map((a) => a.stop(deregister)));
   keeper.close();
@@ -102,7 +96,7 @@ const names = config.simulate > 0 ? Array.from({ length: config.simulate }, (_, 
 for (const name of names) {
   let runtime: Runtime;
   if (config.runtime === 'simulated') runtime = new SimulatedRuntime();
-  else if (config.runtime === 'process') runtime = new ProcessRuntime(config.simulate > 0 ? path.join(config.dataDir, name) : config.dataDir);
+  else if (config.runtime === 'process') runtime = new ProcessRuntime(config.simulate > 0 ? path.join(config.dataDir, name) : config.dataDir, log.child({ component: 'process-runtime', node: name }));
   else {
     // The node id is known once the agent registered; the runtime is first used after that (reconciler.addNode).
     runtime = new DockerRuntime({ nodeId: () => agents.find((a) => a.opts.runtime === runtime)!.id, log: log.child({ node: name, component: 'docker' }) });
@@ -121,8 +115,10 @@ for (const name of names) {
           const gone = agents.find((a) => a.opts.name === node);
           if (gone !== undefined) reconciler.removeNode(gone.id);
           // A deleted node's pods are rescheduled once the leader's budget for it is over: kill them now
-          // (docker containers would outlive this process), before that. A new holder adopts them instead.
-          const killed = deleted && gone !== undefined ? killAll(gone) : Promise.resolve();
+          // (docker containers would outlive this process), before that. A new holder adopts docker
+          // containers on a shared engine; process-runtime pods it cannot adopt, and starts again itself.
+          const end = gone !== undefined && (deleted || gone.opts.runtime.kind === 'process');
+          const killed = end ? clearNode(gone, 'kill') : Promise.resolve();
           if (config.simulate === 0) void killed.then(() => shutdown(reason, false, 3));
         },
         onRuntimeBack: (nodeId) => reconciler.resyncNode(nodeId),

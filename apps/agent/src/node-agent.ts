@@ -72,6 +72,8 @@ export class NodeAgent {
   private stopped = false;
   private reheartbeating: Promise<void> | undefined;
   private lastRuntimeReady: boolean | undefined;
+  /** The node record's status is Dead (as last read or watched). */
+  private dead = false;
   /** The lease the heartbeat key was last written on: only its keepalives keep the node alive in the leader's eyes. */
   private heartbeatLease: string | undefined;
   /** Send time (`performance.now()`) of the last acknowledged keepalive of `heartbeatLease`; kept when that lease is lost. */
@@ -100,8 +102,11 @@ export class NodeAgent {
   async start(): Promise<void> {
     const node = await this.register();
     this.nodeId = node.value.id;
-    this.deps.ownKeys.subscribe(keyOf('nodes', this.id), (type) => {
-      if (type === 'delete' && !this.stopped) this.fatal('its node record was deleted from the cluster', true);
+    this.dead = node.value.status === 'Dead';
+    this.deps.ownKeys.subscribe(keyOf('nodes', this.id), (type, kv) => {
+      if (type === 'delete' && !this.stopped) return this.fatal('its node record was deleted from the cluster', true);
+      const rec = decodeJson<NodeRecord>(kv);
+      if (rec !== undefined) this.dead = rec.value.status === 'Dead';
     });
     this.deps.ownKeys.subscribe(keyOf('heartbeats', this.id), (type, kv) => {
       if (this.stopped) return;
@@ -172,7 +177,9 @@ export class NodeAgent {
   /** Re-reads the node's own keys after a watch reconnect, which may have skipped their changes. */
   async verify(): Promise<void> {
     if (this.stopped || this.nodeId === undefined) return;
-    if ((await this.nodes.get(this.id)) === undefined) return this.fatal('its node record was deleted from the cluster', true);
+    const rec = await this.nodes.get(this.id);
+    if (rec === undefined) return this.fatal('its node record was deleted from the cluster', true);
+    this.dead = rec.value.status === 'Dead';
     const hb = await this.readHeartbeat();
     if (hb === undefined) return this.reheartbeat('heartbeat key missing after a reconnect');
     if (hb.value.instance !== this.instance && hb.modRevision > this.ownPutRevision) this.fatal(`another agent (instance ${hb.value.instance}) took over node ${this.id}`);
@@ -203,6 +210,15 @@ export class NodeAgent {
     const since = this.heartbeatLease === undefined ? undefined : this.deps.keeper.sinceAcked(this.heartbeatLease);
     if (since !== undefined) this.ackedAt = Math.max(this.ackedAt, now - since);
     return now - this.ackedAt;
+  }
+
+  /**
+   * True while the node record says Dead: the leader may be moving its pods
+   * elsewhere at any moment, so none may run here until it says Ready again
+   * (that write also fails any unbinding the leader decided on the Dead record).
+   */
+  get declaredDead(): boolean {
+    return this.dead;
   }
 
   /** True while the heartbeat key is on the lease this agent keeps alive (no re-establishing under way). */

@@ -71,8 +71,7 @@ export class PodActions {
       case 'launch':
         return this.launch(cur, local, action);
       case 'restart': {
-        // Paused cannot go to Starting: such a pod goes straight back to Running.
-        if (cur.value.status.phase !== 'Starting' && canTransition(cur.value.status.phase, 'Starting')) {
+        if (cur.value.status.phase !== 'Starting') {
           cur = await this.write(cur, local, { to: 'Starting', patch: { reason: action.reason, message: action.message, restarts: action.restarts } });
         }
         await this.stopContainer(cur.value, local, action.reason.toLowerCase());
@@ -86,12 +85,14 @@ export class PodActions {
         await this.event(local, cur.value, action.event);
         return this.opts.requeue(local.id, action.delayMs);
       case 'write':
+        if (action.remove) await node.runtime.remove(local.id);
         await this.write(cur, local, action);
         this.settle(local, action.to);
         return this.event(local, cur.value, action.event);
       case 'stop-then-write': {
         if (action.first !== undefined) cur = await this.write(cur, local, action.first);
         const exitCode = await this.stopContainer(cur.value, local, action.why);
+        if (action.remove) await node.runtime.remove(local.id);
         await this.write(cur, local, { to: action.then.to, patch: { ...action.then.patch, finishedAt: now(), exitCode } });
         this.settle(local, action.then.to);
         return this.event(local, cur.value, action.event);
@@ -161,11 +162,10 @@ export class PodActions {
     const pod = cur.value;
     const { runtime } = local.node;
     const hostPort = await this.hostPortFor(pod, local, a.fresh);
-    // Always one compare-and-swap before the container starts, even for a pod already Starting (a
-    // crash-loop restart): a record the leader has moved on since (unbound, bound elsewhere) stops it here.
-    if (pod.status.phase === 'Starting' || canTransition(pod.status.phase, 'Starting')) {
-      cur = await this.write(cur, local, { to: 'Starting', patch: { reason: a.reason, message: a.message, restarts: a.restarts, hostPort, restartHandled: pod.restartRequestedAt } });
-    }
+    // Always one compare-and-swap before the container starts, from every phase a launch starts from, even
+    // Starting (a crash-loop restart): a record the leader has moved on since (unbound, bound elsewhere, evicted)
+    // stops it here.
+    cur = await this.write(cur, local, { to: 'Starting', patch: { reason: a.reason, message: a.message, restarts: a.restarts, hostPort, restartHandled: pod.restartRequestedAt } });
     if (!this.opts.acting(local.node)) return;
     try {
       await runtime.create(runtimeSpec(pod, hostPort));

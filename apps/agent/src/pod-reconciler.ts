@@ -177,8 +177,16 @@ export class PodReconciler {
     let seen = 0;
     const again: string[] = [];
     const gone: string[] = [];
-    for (const id of [...stopped]) {
-      const cur = await this.repo.get(id);
+    // Read in chunks at once (thousands of simulated pods may lift together after a partition heals).
+    const ids = [...stopped];
+    const records = new Map<string, Awaited<ReturnType<PodRepository['get']>>>();
+    for (let i = 0; i < ids.length; i += 32) {
+      const chunk = ids.slice(i, i + 32);
+      const got = await Promise.all(chunk.map((id) => this.repo.get(id)));
+      chunk.forEach((id, k) => records.set(id, got[k]));
+    }
+    for (const id of ids) {
+      const cur = records.get(id);
       const local = this.local.get(id);
       if (cur !== undefined) seen = Math.max(seen, cur.modRevision);
       if (cur === undefined || cur.value.status.nodeId !== nodeId || cur.value.status.phase === 'Pending') {
@@ -197,12 +205,15 @@ export class PodReconciler {
     if (seen > 0 && !(await this.informer.waitForRevision(seen, FENCE_CACHE_WAIT_MS))) {
       this.log.warn({ node: node.name, revision: seen }, 'the pod cache has not caught up with etcd after a fence; syncing anyway (starts are compare-and-swapped)');
     }
-    await node.events.record({
-      type: 'Warning',
-      reason: 'NodeFenced',
-      message: `node ${node.name} was fenced: ${why}; every pod was force-stopped; ${again.length} still bound here start again${again.length ? ` (${again.join(', ')})` : ''}, ${gone.length} that left it meanwhile were removed${gone.length ? ` (${gone.join(', ')})` : ''}`,
-      involved: { kind: 'node', id: nodeId },
-    });
+    // The event only tells; failing to record it must not keep the node fenced.
+    await node.events
+      .record({
+        type: 'Warning',
+        reason: 'NodeFenced',
+        message: `node ${node.name} was fenced: ${why}; every pod was force-stopped; ${again.length} still bound here start again${again.length ? ` (${again.join(', ')})` : ''}, ${gone.length} that left it meanwhile were removed${gone.length ? ` (${gone.join(', ')})` : ''}`,
+        involved: { kind: 'node', id: nodeId },
+      })
+      .catch((err: unknown) => this.log.warn({ err, node: node.name }, 'could not record the NodeFenced event'));
     if (!stillClear()) return false;
     this.fenced.delete(nodeId);
     this.log.warn({ node: node.name, startingAgain: again.length, removed: gone.length }, 'fence lifted: the node runs what is still bound to it');

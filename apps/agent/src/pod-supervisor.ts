@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import type { Socket } from 'node:net';
@@ -115,6 +116,23 @@ export function groupRunning(pgid: number): boolean {
     if (fields !== undefined && Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') return true;
   }
   return false;
+}
+
+/**
+ * Resolves once none of the process groups `pgids` has a live member (a
+ * zombie does not count), or after `timeoutMs`; true when all are gone. Each
+ * look is one signal-0 per group; only a group that still exists costs a
+ * scan of /proc (its members may all be zombies).
+ */
+export async function waitGroupsGone(pgids: readonly number[], timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let pending = pgids;
+  for (;;) {
+    pending = pending.filter((g) => groupExists(g) && groupRunning(g));
+    if (pending.length === 0) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(25, undefined, { ref: false });
+  }
 }
 
 /**

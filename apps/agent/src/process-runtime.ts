@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -5,7 +6,7 @@ import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errors } from '@berth/core';
-import { groupRunning, killGroup, leftoverOf, processAlive, signalProcess, spawnTied } from './pod-supervisor.js';
+import { killGroup, leftoverOf, processAlive, signalProcess, spawnTied, waitGroupsGone } from './pod-supervisor.js';
 import { UnknownPodError, type ExitListener, type PodSpecForRuntime, type Runtime, type RuntimePodState } from './runtime.js';
 
 interface ProcPod {
@@ -47,7 +48,10 @@ export class ProcessRuntime implements Runtime {
   private readonly pods = new Map<string, ProcPod>();
   private readonly exitListeners: ExitListener[] = [];
 
-  constructor(private readonly dataDir: string) {}
+  constructor(
+    private readonly dataDir: string,
+    private readonly log?: Logger,
+  ) {}
 
   private get(id: string): ProcPod {
     const pod = this.pods.get(id);
@@ -80,6 +84,8 @@ export class ProcessRuntime implements Runtime {
   async start(id: string): Promise<void> {
     const pod = this.get(id);
     if (pod.state === 'running' || pod.state === 'paused') return;
+    // A previous run's group may still be dying (its exit is reported once it is gone): never two at once.
+    await pod.exited;
     const command = pod.spec.command ?? [];
     fs.mkdirSync(this.podDir(id), { recursive: true });
     const out = fs.openSync(this.logFile(id), 'a');
@@ -118,10 +124,17 @@ export class ProcessRuntime implements Runtime {
         if (pgid !== undefined) killGroup(pgid, 'SIGKILL');
         fs.rmSync(this.pidFile(id), { force: true });
         void (async () => {
-          const deadline = Date.now() + GROUP_GONE_MS;
-          while (pgid !== undefined && groupRunning(pgid) && Date.now() < deadline) await sleep(10, undefined, { ref: false });
+          if (pgid !== undefined && !(await waitGroupsGone([pgid], GROUP_GONE_MS))) {
+            this.log?.warn({ pod: id, pgid }, `members of the pod's process group outlived SIGKILL by ${GROUP_GONE_MS} ms`);
+          }
           resolve();
-          for (const l of this.exitListeners) l(id, code);
+          for (const l of this.exitListeners) {
+            try {
+              l(id, code);
+            } catch (err) {
+              this.log?.error({ err, pod: id }, 'a pod exit listener failed');
+            }
+          }
         })();
       };
       child.once('error', (err) => {
@@ -305,8 +318,7 @@ export class ProcessRuntime implements Runtime {
       }
       fs.rmSync(this.pidFile(id), { force: true });
     }
-    const deadline = Date.now() + LEFTOVER_GONE_MS;
-    while (killed.some((pid) => groupRunning(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await waitGroupsGone(killed, LEFTOVER_GONE_MS);
     return ids;
   }
 

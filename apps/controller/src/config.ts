@@ -44,7 +44,7 @@ export function parseConfig(argv: string[]): ControllerConfig {
     .addOption(new Option('--id <name>', 'replica id (default: <hostname>-<port>)').env('BERTH_ID'))
     .addOption(new Option('--advertise-url <url>', 'URL other processes use to reach this replica').env('BERTH_ADVERTISE_URL'))
     .addOption(
-      new Option('--lease-ttl <seconds>', 'leader election lease TTL: a killed leader is replaced about this long later; a leader keeps office while etcd answers its keepalives within 0.54 x TTL')
+      new Option('--lease-ttl <seconds>', 'leader election lease TTL: a killed leader is replaced about this long later; a leader keeps office while etcd answers its keepalives within TTL - TTL/8 - 0.5 s (3 s at 4 s)')
         .env('BERTH_LEASE_TTL')
         .default(DEFAULT_LEADER_LEASE_TTL_SECONDS)
         .argParser(intIn('--lease-ttl', 2, 60)),

@@ -20,6 +20,8 @@ export interface LeaderLoopsEvents {
 
 /** How often a leader still waiting for its caches says so, naming the caches behind. */
 const STILL_WAITING_MS = 5000;
+/** A leader whose caches have not caught up by then gives the office up: another replica may do better. */
+const GIVE_UP_MS = 30_000;
 
 /**
  * Starts and stops the leader loops with the elector. A new leader's caches
@@ -61,7 +63,10 @@ export class LeaderLoops extends EventEmitter<LeaderLoopsEvents> {
     this.log.info({ term: fence.term, revision }, 'leadership acquired: waiting for every cache to reach the term\'s first write');
     const slow = setInterval(() => {
       const behind = this.state.behind(revision);
-      this.log.warn({ term: fence.term, revision, behind, waitedMs: Date.now() - electedAt }, 'leader loops still waiting for caches to catch up');
+      const waitedMs = Date.now() - electedAt;
+      this.log.warn({ term: fence.term, revision, behind, waitedMs }, 'leader loops still waiting for caches to catch up');
+      // Holding the office without acting would block failover for as long: resign, and let another replica try.
+      if (waitedMs >= GIVE_UP_MS && this.elector.fence === fence) void this.elector.resign(`caches did not catch up within ${GIVE_UP_MS / 1000} s (${behind.join(', ')})`);
     }, STILL_WAITING_MS);
     let caughtUp: boolean;
     try {

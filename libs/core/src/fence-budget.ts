@@ -18,6 +18,8 @@
 export const FORCE_STOP_MS = 2000;
 /** Slack between the agent's fence being complete and the leader's unbinding. */
 export const FENCE_MARGIN_MS = 1000;
+/** The agents' default `--heartbeat-ttl` (seconds); the leader assumes it for a node whose record it never saw. */
+export const DEFAULT_HEARTBEAT_TTL_SECONDS = 4;
 /** The controllers' default `--node-grace` (seconds), also the agent's default assumption of it. */
 export const DEFAULT_NODE_GRACE_SECONDS = 5;
 

@@ -14,7 +14,7 @@ export const POD_TRANSITIONS: Readonly<Record<PodPhase, readonly PodPhase[]>> = 
   Scheduled: ['Starting', 'Stopped', 'Failed', 'Pending'],
   Starting: ['Running', 'Succeeded', 'Failed', 'Stopping', 'Stopped', 'Pending'],
   Running: ['Paused', 'Stopping', 'Starting', 'Succeeded', 'Failed', 'Pending'],
-  Paused: ['Stopping', 'Running', 'Pending'],
+  Paused: ['Stopping', 'Running', 'Starting', 'Pending'],
   Stopping: ['Stopped', 'Failed', 'Pending'],
   Stopped: ['Starting', 'Pending'],
   Succeeded: ['Pending'],

@@ -18,14 +18,16 @@ import type { IDefaultPolicyContext, IPolicy } from 'cockatiel';
  * longer reset the connection; on a single-host client they are also kept
  * out of the circuit breaker and the retry (there is no other member to
  * try, and a breaker would only turn slowness into refusals). A client of
- * several members still counts them towards a member's breaker and retries
- * on another member, so an isolated member that cannot answer is avoided.
+ * several members still counts a unary call's deadline towards a member's
+ * breaker and retries it on another member, so an isolated member that
+ * cannot answer is avoided; a stream's deadline or cancellation never marks
+ * its member failed (`installConnectionGuard`), whatever the member count.
  * A dead connection is still found: gRPC's keepalive pings, and the errors
  * of a real disconnect (UNAVAILABLE), which reset as before.
  */
 
 /** True for errors that say a call was slow or cancelled, not that its connection failed. */
-export function isLatencyError(err: unknown): boolean {
+function isLatencyError(err: unknown): boolean {
   return err instanceof GRPCDeadlineExceededError || err instanceof GRPCCancelledError;
 }
 

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import type { Campaign, Election, Etcd3, Lease } from 'etcd3';
 import type { Logger } from 'pino';
-import { ELECTION_NAME, ROOT, isBerthError, leaderRecordKey, prefixes, type LeaderRecord, type ReplicaInfo } from '@berth/core';
+import { ELECTION_NAME, ROOT, isBerthError, leaderRecordKey, type LeaderRecord, type ReplicaInfo } from '@berth/core';
 import { commitFenced, putJson, type Fence } from './txn.js';
 import type { EventRecorder } from './events.js';
 import { RENEW_EVERY_MS, renewMarginMs } from './timing.js';
@@ -42,6 +43,9 @@ function leaseOf(campaign: Campaign): Lease {
   return (campaign as unknown as { lease: Lease }).lease;
 }
 
+/** The renew deadline's clock: monotonic, so a wall-clock step can neither hasten nor delay a step-down. */
+const clock = (): number => performance.now();
+
 const CAMPAIGN_RETRY_MIN_MS = 100;
 const CAMPAIGN_RETRY_MAX_MS = 2000;
 /** Extra keepalives of a campaign lease waiting for an answer at once (see renewOften). */
@@ -54,7 +58,7 @@ const MAX_RENEWS_IN_FLIGHT = 8;
  * elector also steps down when TTL minus a margin has passed since the send
  * time of the last keepalive etcd acknowledged. A slow etcd delays those
  * acknowledgements; up to `toleratedKeepaliveRoundTripMs(ttl)` it costs
- * nothing (2.1 s at the default TTL). The leader's term is its election key's
+ * nothing (3 s at the default TTL). The leader's term is its election key's
  * create revision; every leader write is fenced on it.
  */
 export class LeaderElector extends EventEmitter<ElectorEvents> {
@@ -119,6 +123,15 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
     }
   }
 
+  /**
+   * Gives up the current term (when leading) and campaigns again from the
+   * back of the line: another replica gets the office. For a leader that
+   * cannot act (its caches never caught up).
+   */
+  async resign(reason: string): Promise<void> {
+    if (this.current !== undefined && this.campaign !== undefined) await this.abandon(this.campaign, reason);
+  }
+
   /** Resigns (deleting the election key so another replica takes over at once) and stops campaigning. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -134,7 +147,7 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
   private runCampaign(): void {
     if (this.stopped) return;
     const { client, replica, ttlSeconds, log } = this.opts;
-    const campaignStartedAt = Date.now();
+    const campaignStartedAt = clock();
     this.election ??= client.namespace(ROOT).election(ELECTION_NAME, ttlSeconds);
     const campaign = this.election.campaign(JSON.stringify(replica));
     this.campaign = campaign;
@@ -145,12 +158,12 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
       if (this.campaign === campaign) this.inflightKeepalives = [];
     });
     lease.on('keepaliveFired', () => {
-      if (this.campaign === campaign) this.inflightKeepalives.push(Date.now());
+      if (this.campaign === campaign) this.inflightKeepalives.push(clock());
     });
     lease.on('keepaliveSucceeded', () => {
       if (this.campaign !== campaign) return;
       const sentAt = this.inflightKeepalives.shift();
-      if (sentAt !== undefined) this.lastRenewSentAt = sentAt;
+      if (sentAt !== undefined) this.lastRenewSentAt = Math.max(this.lastRenewSentAt, sentAt);
       this.armDeadline();
     });
     lease.on('keepaliveFailed', (err: unknown) => {
@@ -183,10 +196,12 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
     let inflight = 0;
     this.renewTimer = setInterval(() => {
       if (this.campaign !== campaign) return clearInterval(this.renewTimer);
+      // Only the leader's renew deadline needs them (a follower's campaign has etcd3's own keepalives).
+      if (this.current === undefined && this.taking !== campaign) return;
       // Pipelined (a slow etcd answers each late, not each after the last), but bounded.
       if (inflight >= MAX_RENEWS_IN_FLIGHT) return;
       inflight += 1;
-      const sentAt = Date.now();
+      const sentAt = clock();
       let counted = true;
       // A stream that never answers must not block the next attempts for good.
       const giveUp = setTimeout(() => {
@@ -226,10 +241,9 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
       if (this.campaign !== campaign) return clearInterval(this.watchdogTimer);
       if (this.current !== undefined) return void (firstSeen = 0);
       void (async () => {
-        const [ours, first] = await Promise.all([
-          campaign.getCampaignKey(),
-          client.getAll().prefix(prefixes.election).sort('Create', 'Ascend').limit(1).keys(),
-        ]);
+        const ours = await campaign.getCampaignKey();
+        // The election's prefix, as etcd3 builds it: the key without its lease id.
+        const first = await client.getAll().prefix(ours.slice(0, ours.lastIndexOf('/') + 1)).sort('Create', 'Ascend').limit(1).keys();
         if (this.campaign !== campaign || this.current !== undefined) return;
         firstSeen = first[0] === ours ? firstSeen + 1 : 0;
         if (firstSeen < 2) return;
@@ -369,17 +383,17 @@ export class LeaderElector extends EventEmitter<ElectorEvents> {
   }
 
   private deadlinePassed(): boolean {
-    return Date.now() >= this.lastRenewSentAt + this.opts.ttlSeconds * 1000 - this.marginMs;
+    return clock() >= this.lastRenewSentAt + this.opts.ttlSeconds * 1000 - this.marginMs;
   }
 
   private armDeadline(): void {
     clearTimeout(this.deadlineTimer);
     if (this.current === undefined) return;
-    const wait = this.lastRenewSentAt + this.opts.ttlSeconds * 1000 - this.marginMs - Date.now();
+    const wait = this.lastRenewSentAt + this.opts.ttlSeconds * 1000 - this.marginMs - clock();
     this.deadlineTimer = setTimeout(() => {
       if (this.current === undefined || !this.campaign) return;
       if (!this.deadlinePassed()) return this.armDeadline();
-      void this.abandon(this.campaign, `no lease renewal acknowledged for ${Date.now() - this.lastRenewSentAt} ms`);
+      void this.abandon(this.campaign, `no lease renewal acknowledged for ${Math.round(clock() - this.lastRenewSentAt)} ms`);
     }, Math.max(0, wait));
   }
 }

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
+import { EMPTY, fileUnder, unfile, type IndexFn } from './index-map.js';
 import { decodeJson, listPrefix, probePrefix, type Versioned } from './txn.js';
 
 /** A change seen by an informer, in etcd revision order. */
@@ -19,32 +20,6 @@ export interface InformerEvents<T> {
   change: [InformerChange<T>];
   /** A (re)list finished: the cache equals etcd at `revision`. */
   synced: [number];
-}
-
-/** Maps an item to the values an index files it under (none: `undefined` or `[]`). */
-export type IndexFn<T> = (value: T) => string | readonly string[] | undefined | null;
-
-const EMPTY: ReadonlySet<string> = new Set();
-
-function valuesOf(v: string | readonly string[] | undefined | null): readonly string[] {
-  if (v === undefined || v === null) return [];
-  return typeof v === 'string' ? [v] : v;
-}
-
-function fileUnder(map: Map<string, Set<string>>, values: string | readonly string[] | undefined | null, key: string): void {
-  for (const v of valuesOf(values)) {
-    let set = map.get(v);
-    if (set === undefined) map.set(v, (set = new Set()));
-    set.add(key);
-  }
-}
-
-function unfile(map: Map<string, Set<string>>, values: string | readonly string[] | undefined | null, key: string): void {
-  for (const v of valuesOf(values)) {
-    const set = map.get(v);
-    set?.delete(key);
-    if (set?.size === 0) map.delete(v);
-  }
 }
 
 /** Backoff for relists and re-watches while etcd is away. */
@@ -100,6 +75,15 @@ export class Informer<T> extends EventEmitter<InformerEvents<T>> {
   ) {
     super();
     this.firstSync = new Promise((resolve) => (this.resolveFirstSync = resolve));
+  }
+
+  /** Tells listeners of a change; one that throws (a bug of its own) must not crash the process inside a watch callback. */
+  private notify(change: InformerChange<T>): void {
+    try {
+      this.emit('change', change);
+    } catch (err) {
+      this.log.error({ err, key: change.key }, 'an informer change listener failed');
+    }
   }
 
   /** True once the cache has listed etcd at least once and its watch is (re)established or pending. */
@@ -254,12 +238,12 @@ export class Informer<T> extends EventEmitter<InformerEvents<T>> {
       const prev = this.items.get(item.key);
       if (prev?.modRevision === item.modRevision) continue;
       this.setItem(item, prev);
-      this.emit('change', { type: 'put', key: item.key, item, ...(prev ? { prev } : {}) });
+      this.notify({ type: 'put', key: item.key, item, ...(prev ? { prev } : {}) });
     }
     for (const [key, prev] of this.items) {
       if (seen.has(key)) continue;
       this.deleteItem(key, prev);
-      this.emit('change', { type: 'delete', key, prev });
+      this.notify({ type: 'delete', key, prev });
     }
     if (this.synced) this.relists += 1;
     this.synced = true;
@@ -315,12 +299,12 @@ export class Informer<T> extends EventEmitter<InformerEvents<T>> {
         else this.undecodable.add(key);
         if (prev === undefined) continue;
         this.deleteItem(key, prev);
-        this.emit('change', { type: 'delete', key, prev });
+        this.notify({ type: 'delete', key, prev });
         continue;
       }
       this.undecodable.delete(key);
       this.setItem(item, prev);
-      this.emit('change', { type: 'put', key, item, ...(prev ? { prev } : {}) });
+      this.notify({ type: 'put', key, item, ...(prev ? { prev } : {}) });
     }
     this.advance(highest);
   }

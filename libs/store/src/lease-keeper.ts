@@ -123,16 +123,18 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       }
     }
     if (this.stream !== undefined && this.leases.size > 0) {
-      // A half-open connection never errors: writes just buffer. A keepalive unanswered for half the shortest TTL
-      // (measured from its send time, so a slow etcd's answers, however bunched, do not count as silence) means
-      // the connection is presumed dead: replace it, not just this stream.
+      // A half-open connection never errors: writes just buffer. A keepalive unanswered for as long as a slow etcd
+      // may take (TTL - interval, the round trip the lease tolerates: measured from its send time) while nothing at
+      // all arrived for as long means the connection is presumed dead: replace it, not just this stream. Answers
+      // still arriving, however late, are a slow etcd, and replacing its connection would only lose more time.
       let minTtl = Infinity;
       let oldestUnanswered = now;
       for (const l of this.leases.values()) {
         minTtl = Math.min(minTtl, l.ttlMs);
         oldestUnanswered = Math.min(oldestUnanswered, l.inflight[0] ?? now);
       }
-      if (now - oldestUnanswered > Math.max(minTtl / 2, this.intervalMs * 2)) {
+      const silentFor = Math.max(minTtl - this.intervalMs, this.intervalMs * 2);
+      if (now - oldestUnanswered > silentFor && now - this.lastDataAt > silentFor) {
         this.log.warn({ unansweredMs: now - oldestUnanswered, silentMs: now - this.lastDataAt }, 'lease keepalives went unanswered; reconnecting');
         this.stream.cancel();
         this.stream = undefined;
@@ -161,7 +163,9 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       this.lastDataAt = clock();
       for (const l of this.leases.values()) l.inflight = [];
       stream.on('data', (res: ILeaseKeepAliveResponse) => {
-        if (this.stream === stream) this.lastDataAt = clock();
+        // A late answer on a replaced stream would be matched with a send time of the new one, which is newer.
+        if (this.stream !== stream) return;
+        this.lastDataAt = clock();
         this.onResponse(res);
       });
       const drop = (err?: Error) => {

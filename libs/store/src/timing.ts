@@ -40,7 +40,7 @@ export const ETCD_DOWN_AFTER_MS = 3000;
  * leader is replaced about this long (plus etcd's 0.5 s expiry sweep) later;
  * Kubernetes' 15 s would make every failover 15 s. 2 s (etcd's minimum)
  * fails over fastest but deposes a leader whose keepalive round trip passes
- * 0.8 s; 4 s tolerates 3 s (see `toleratedKeepaliveRoundTripMs`).
+ * 1.25 s; 4 s tolerates 3 s (see `toleratedKeepaliveRoundTripMs`).
  */
 export const DEFAULT_LEADER_LEASE_TTL_SECONDS = 4;
 

@@ -188,13 +188,13 @@ export interface PrefixProbe {
 
 /**
  * Reads at `revision` how many keys are under `prefix` and the newest mod
- * revision among them: two small answers however large the prefix (etcd
- * still reads it through once to sort), so a watch cache can tell whether
- * anything under it changed after a revision it applied.
+ * revision among them: one small answer however large the prefix (a range's
+ * `count` is the whole match even with a limit of one; etcd still reads the
+ * prefix through once to sort), so a watch cache can tell whether anything
+ * under it changed after a revision it applied.
  */
 export async function probePrefix(client: Etcd3, prefix: string, revision: number): Promise<PrefixProbe> {
-  const at = () => client.getAll().prefix(prefix).revision(revision);
-  const [count, newest] = await Promise.all([at().count(), at().sort('Mod', 'Descend').limit(1).exec()]);
+  const newest = await client.getAll().prefix(prefix).revision(revision).sort('Mod', 'Descend').limit(1).exec();
   const kv = newest.kvs[0];
-  return { count, newestModRevision: kv === undefined ? 0 : Number(kv.mod_revision) };
+  return { count: Number(newest.count), newestModRevision: kv === undefined ? 0 : Number(kv.mod_revision) };
 }

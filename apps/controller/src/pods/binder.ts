@@ -30,8 +30,9 @@ export type Reservations = Map<string, Versioned<AllocationRecord>>;
  * after the cache the decision was made on. Not a failure of etcd. Deciding
  * again at once would read the same stale cache; the change that won is on
  * its way through the watch (and its event asks for a pass), so the queue
- * retries only after a backoff. (Waiting for `revision` instead would not do:
- * it may be a change under another prefix, which these caches never see.)
+ * retries only after a backoff. (`ClusterState.caughtUp(revision)` could wait
+ * for exactly that instead; the backoff is simpler and costs a lost race at
+ * most 100 ms, doubling only while races keep being lost.)
  */
 export class RaceLost extends Error {
   override readonly name = 'RaceLost';

@@ -1,14 +1,18 @@
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import { deadAfterMs, DEFAULT_NODE_GRACE_SECONDS, isBerthError, keyOf, TERMINAL_PHASES, type NodeRecord, type PodRecord } from '@berth/core';
+import { deadAfterMs, DEFAULT_HEARTBEAT_TTL_SECONDS, DEFAULT_NODE_GRACE_SECONDS, isBerthError, keyOf, TERMINAL_PHASES, type NodeFence, type NodeRecord, type PodRecord } from '@berth/core';
 import { PodRepository, WorkQueue, type EventRecorder, type Fence, type LeaderElector, type Versioned } from '@berth/store';
-import { findPreemption, scheduleBatch, type Decision, type NodeInfo, type Policy, type RunningPod } from '@berth/scheduler';
+import { findPreemption, reservedTotal, scheduleBatch, type Decision, type NodeInfo, type Policy, type RunningPod } from '@berth/scheduler';
 import type { ClusterState } from '../cluster-state.js';
 import { PodBinder, RaceLost, type Evict, type Reservations, type Unbind } from './binder.js';
 import { boundPodAction, nodeInfo, nodeUnbindReason, overcommitVictims, podRequest } from './placement.js';
 
 /** The work queue's only key: every change asks for one pass over the whole cluster. */
 const PASS = 'pass';
+/** Deleted nodes remembered (their fences), the oldest forgotten first. */
+const MAX_REMOVED = 1000;
+/** While a deleted node's heartbeat is still there, its pods are looked at again this often. */
+const REMOVED_RECHECK_MS = 1000;
 
 type Bound = Extract<Decision, { kind: 'bound' }>;
 type Unschedulable = Extract<Decision, { kind: 'unschedulable' }>;
@@ -42,10 +46,12 @@ export class PodScheduler {
   private kickPending = false;
   private readonly queue: WorkQueue<typeof PASS>;
   private readonly binder: PodBinder;
-  /** When this term first saw each removed node that still has pods bound (ms). */
-  private readonly goneSince = new Map<string, number>();
-  /** Records of nodes deleted while this replica watched, by id. */
-  private readonly removed = new Map<string, NodeRecord>();
+  /**
+   * Nodes deleted while this replica watched (leading or not), by id: the
+   * fence their last record reported, and since when this replica has seen
+   * both record and heartbeat gone (ms). Pods bound to them wait for it.
+   */
+  private readonly removed = new Map<string, { fence?: NodeFence; since?: number }>();
 
   constructor(
     client: Etcd3,
@@ -57,9 +63,11 @@ export class PodScheduler {
     /** The controllers' `--node-grace`: with a node's fence, how long its pods stay bound after it vanished. */
     private readonly graceMs = DEFAULT_NODE_GRACE_SECONDS * 1000,
   ) {
-    // The last record of each node deleted this term: its fence says how long its pods must wait.
+    // The last record of each deleted node: its fence says how long its pods must wait (any replica may lead next).
     state.nodes.on('change', ({ type, prev }) => {
-      if (type === 'delete' && prev !== undefined && this.fence !== undefined) this.removed.set(prev.value.id, prev.value);
+      if (type !== 'delete' || prev === undefined) return;
+      this.removed.set(prev.value.id, prev.value.fence === undefined ? {} : { fence: prev.value.fence });
+      if (this.removed.size > MAX_REMOVED) this.removed.delete(this.removed.keys().next().value!);
     });
     this.binder = new PodBinder(new PodRepository(client), state, events, log);
     this.queue = new WorkQueue<typeof PASS>({
@@ -97,8 +105,6 @@ export class PodScheduler {
   stop(): void {
     this.fence = undefined;
     this.queue.clear();
-    this.goneSince.clear();
-    this.removed.clear();
   }
 
   /**
@@ -165,21 +171,30 @@ export class PodScheduler {
     await this.binder.explain(fence, unschedulable, byId);
 
     // 5. Preemption, one at a time, when nothing could be bound.
-    const preempting = pods.some((p) => p.value.status.eviction?.reason === 'Preempted');
+    // (A victim that finished meanwhile holds nothing: it does not count.)
+    const preempting = pods.some((p) => p.value.status.eviction?.reason === 'Preempted' && p.value.status.nodeId !== null && !TERMINAL_PHASES.has(p.value.status.phase));
     if (binds.length === 0 && unschedulable.length > 0 && !preempting) await this.preempt(fence, unschedulable, byId, infos, pods, nodes, seed);
   }
 
   /**
-   * How long pods stay bound to a node whose record was deleted under them
-   * (no leader drained it first): its agent may still run them until it
-   * notices, and when it is cut off it fences itself only within its fence
-   * budget, counted like a dead node's from the moment it was seen gone:
-   * its heartbeat TTL (the agent's lease still runs) and then its dead-after
-   * time. A node deleted before this replica watched counts the defaults.
+   * How much longer (ms) pods must stay bound to a node whose record was
+   * deleted under them (no leader drained it first), 0 when they may go. Its
+   * agent may still run them until it notices; cut off, it fences itself
+   * within its fence budget. So the wait starts once record and heartbeat
+   * are both gone (a heartbeat means a living, connected agent, which kills
+   * its pods when it sees the deletion) and lasts like a dead node's: its
+   * heartbeat TTL and then its dead-after time. A node deleted before this
+   * replica watched counts the agents' defaults.
    */
-  private removedNodeBudgetMs(nodeId: string): number {
-    const fence = this.removed.get(nodeId)?.fence;
-    return (fence?.heartbeatTtlMs ?? 4000) + deadAfterMs(this.graceMs, fence);
+  private removedWaitMs(nodeId: string, now: number): number {
+    const r = this.removed.get(nodeId) ?? {};
+    this.removed.set(nodeId, r);
+    if (this.state.heartbeat(nodeId) !== undefined) {
+      delete r.since;
+      return REMOVED_RECHECK_MS;
+    }
+    r.since ??= now;
+    return Math.max(0, r.since + (r.fence?.heartbeatTtlMs ?? DEFAULT_HEARTBEAT_TTL_SECONDS * 1000) + deadAfterMs(this.graceMs, r.fence) - now);
   }
 
   /** Step 1's decisions: which bound pods are unbound, marked for eviction or deleted this pass. */
@@ -193,17 +208,17 @@ export class PodScheduler {
     const forceDelete: Versioned<PodRecord>[] = [];
     const now = Date.now();
     let wakeIn = Infinity;
-    const orphaned = new Set<string>();
+    const waits = new Map<string, number>();
     for (const p of pods) {
       const nodeId = p.value.status.nodeId;
       if (nodeId === null) continue;
-      const action = boundPodAction(p.value, nodes.get(nodeId)?.value);
+      const node = nodes.get(nodeId);
+      const action = boundPodAction(p.value, node?.value);
       if (action === undefined) continue;
-      if (action.kind === 'unbind' && action.reason === 'NodeRemoved') {
-        orphaned.add(nodeId);
-        const since = this.goneSince.get(nodeId) ?? now;
-        this.goneSince.set(nodeId, since);
-        const wait = since + this.removedNodeBudgetMs(nodeId) - now;
+      if (node === undefined) {
+        // Unbound or deleted alike (a deletion frees the name for a new pod): only once the node's wait is over.
+        const wait = waits.get(nodeId) ?? this.removedWaitMs(nodeId, now);
+        waits.set(nodeId, wait);
         if (wait > 0) {
           wakeIn = Math.min(wakeIn, wait);
           continue;
@@ -213,16 +228,17 @@ export class PodScheduler {
       else if (action.kind === 'evict') evict.push({ pod: p, reason: action.reason });
       else forceDelete.push(p);
     }
-    for (const id of this.goneSince.keys()) if (!orphaned.has(id)) this.goneSince.delete(id);
-    for (const id of this.removed.keys()) if (!orphaned.has(id)) this.removed.delete(id);
     if (wakeIn !== Infinity) this.queue.addAfter(PASS, wakeIn);
-    // Nodes that came back smaller than what they reserve (an agent re-joined with less --cpu).
+    // Nodes that came back smaller than what they reserve (an agent re-joined with less --cpu). Draining and
+    // deregistered nodes are skipped: their pods are all being evicted above.
     for (const n of nodes.values()) {
       if (n.value.status !== 'Ready' || nodeUnbindReason(n.value) !== undefined) continue;
-      const victims = overcommitVictims(n.value, allocs.get(n.value.id)?.value, this.state.podsOn(n.value.id));
-      for (const v of victims) {
+      const alloc = allocs.get(n.value.id)?.value;
+      const reserved = reservedTotal(alloc);
+      if (reserved.cpu <= n.value.capacity.cpu && reserved.memoryMiB <= n.value.capacity.memoryMiB) continue;
+      for (const v of overcommitVictims(n.value, alloc, this.state.podsOn(n.value.id))) {
         const pod = this.state.pods.get(keyOf('pods', v.id));
-        if (pod !== undefined && !evict.some((e) => e.pod.value.id === v.id)) evict.push({ pod, reason: 'CapacityReduced' });
+        if (pod !== undefined) evict.push({ pod, reason: 'CapacityReduced' });
       }
     }
     return { unbind, evict, forceDelete };

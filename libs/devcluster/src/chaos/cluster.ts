@@ -152,7 +152,7 @@ export class ChaosCluster {
   async startController(c: ChaosController): Promise<void> {
     this.expected.delete(c.controller.process);
     await c.controller.start();
-    this.supervise(c.controller.process, () => c.controller.start());
+    this.supervise(c.controller.process, () => this.startController(c));
   }
 
   /** Reports an exit nobody asked for, and starts the process again. */
