@@ -5,9 +5,9 @@ import { keyOf, nameKey, newId, type BerthEvent, type NodeRecord, type PodRecord
 import { absent, commit, putJson } from '@berth/store';
 import { AgentProcess, waitFor } from '@berth/devcluster';
 import { checkTickLogs } from '../helpers/agent-logs.js';
-import { LeaderStandIn } from '../helpers/leader-stand-in.js';
-import { killPodProcesses, podGroups } from '../helpers/pod-processes.js';
-import { clientFor, etcdFor, tempDir, TextStream } from '../helpers/fixtures.js';
+import { podGroups } from '../helpers/pod-processes.js';
+import { processAgent } from '../helpers/process-agent.js';
+import { TextStream } from '../helpers/fixtures.js';
 
 // The agent side of pods against a real etcd and a real agent process, with no controller:
 // the test plays the leader's binding role by writing pod records itself.
@@ -41,45 +41,10 @@ const alive = (pid: number) => {
 };
 
 t.test('agent runs pods bound to its node', async (t) => {
-  const etcd = await etcdFor(t);
-  const client = clientFor(t, etcd.endpoint);
-  const logDir = tempDir(t, 'berth-agent-pods-');
-  const dataDir = path.join(logDir, `agent-${NODE}-data`);
-  const agent = new AgentProcess({
-    name: NODE,
-    etcd: etcd.endpoint,
-    logDir,
-    runtime: 'process',
-    extraArgs: ['--restart-backoff-max', String(BACKOFF_MAX_MS), '--stop-timeout', '1', '--heartbeat-interval', '500'],
-  });
-  const podIds = new Set<string>();
-  t.teardown(async () => {
-    if (!t.passing()) t.comment(agent.process.recentOutput(60));
-    // SIGTERM: the agent deregisters, stops its pods and exits cleanly (and writes its coverage).
-    await agent.process.stop('SIGTERM', 5000);
-    // Pods die with their agent; this only makes sure a failed test leaks nothing.
-    killPodProcesses(podIds);
-  });
-  await agent.start();
-
-  const nodeId = JSON.parse((await client.get(nameKey('nodes', NODE)).string())!) as string;
-  const node = JSON.parse((await client.get(keyOf('nodes', nodeId)).string())!) as NodeRecord;
-  let agentUrl = node.address;
-
-  const stand = new LeaderStandIn(client, () => nodeId, {});
+  const { etcd, client, logDir, dataDir, agent, nodeId, stand, agentUrl, pidOf, createPod } = await processAgent(t, NODE, ['--restart-backoff-max', String(BACKOFF_MAX_MS)]);
   const get = (id: string) => stand.get(id);
   const change = (id: string, fn: (p: PodRecord) => PodRecord) => stand.change(id, fn);
-  const createPod = async (name: string, spec: Partial<PodSpec>) => {
-    const id = await stand.createPod(name, spec);
-    podIds.add(id);
-    return id;
-  };
   const waitPod = (id: string, what: string, pred: (p: PodRecord) => boolean, timeoutMs = 15_000) => stand.waitPod(id, what, pred, timeoutMs);
-  /** The pid the agent's runtime reports for a pod (agent API). */
-  const pidOf = async (id: string): Promise<number | undefined> => {
-    const body = (await (await fetch(`${agentUrl}/v1/nodes`)).json()) as { items: Array<{ pods: Array<{ id: string; pid?: number }> }> };
-    return body.items[0]?.pods.find((p) => p.id === id)?.pid;
-  };
   const eventsOf = (id: string) => stand.eventsOf(id);
   const eventSeen = (id: string, pred: (e: BerthEvent) => boolean, what: string) => stand.eventSeen(id, pred, what);
   const answer = async (port: number, p = '/') => {
@@ -142,12 +107,12 @@ t.test('agent runs pods bound to its node', async (t) => {
   });
 
   t.test('logs through the agent API: tail and follow; 404 for a pod not on this agent', async (t) => {
-    await checkTickLogs(t, agentUrl, web);
+    await checkTickLogs(t, await agentUrl(), web);
 
-    const missing = await fetch(`${agentUrl}/v1/pods/nosuchpod/logs`);
+    const missing = await fetch(`${await agentUrl()}/v1/pods/nosuchpod/logs`);
     t.equal(missing.status, 404);
     t.same(await missing.json(), { error: 'NOT_FOUND', message: 'pod "nosuchpod" not found' });
-    t.equal((await fetch(`${agentUrl}/v1/pods/${web}/logs?tail=-1`)).status, 400, 'a bad tail is a validation error');
+    t.equal((await fetch(`${await agentUrl()}/v1/pods/${web}/logs?tail=-1`)).status, 400, 'a bad tail is a validation error');
   });
 
   t.test('Always: a pod exiting 1 restarts with exponential back-off', async (t) => {
@@ -160,7 +125,7 @@ t.test('agent runs pods bound to its node', async (t) => {
     }, { what: 'three BackOff events' });
     t.same(delays.slice(0, 3), [500, 1000, BACKOFF_MAX_MS], 'back-off doubles up to --restart-backoff-max');
     t.ok(await eventSeen(id, (e) => e.reason === 'Restarted', 'Restarted events'), 'Restarted events');
-    const logs = await (await fetch(`${agentUrl}/v1/pods/${id}/logs`)).text();
+    const logs = await (await fetch(`${await agentUrl()}/v1/pods/${id}/logs`)).text();
     t.ok(logs.split('\n').filter((l) => l === 'boom').length >= 3, 'output of every run is kept');
     await change(id, (p) => ({ ...p, desired: 'stopped' }));
     await waitPod(id, 'Stopped', (p) => p.status.phase === 'Stopped');
@@ -177,7 +142,7 @@ t.test('agent runs pods bound to its node', async (t) => {
     t.match(s.status, { reason: 'Completed', exitCode: 0, restarts: 0 });
     t.ok(await eventSeen(failing, (e) => e.reason === 'Failed' && e.type === 'Warning', 'a Failed event'), 'a Failed event');
     t.ok(await eventSeen(done, (e) => e.reason === 'Completed', 'a Completed event'), 'a Completed event');
-    t.equal(await (await fetch(`${agentUrl}/v1/pods/${done}/logs`)).text(), 'done\n', 'logs of a finished pod');
+    t.equal(await (await fetch(`${await agentUrl()}/v1/pods/${done}/logs`)).text(), 'done\n', 'logs of a finished pod');
   });
 
   t.test('a failing health check restarts the pod', async (t) => {
@@ -196,7 +161,7 @@ t.test('agent runs pods bound to its node', async (t) => {
   t.test('a stop that outlasts --stop-timeout is forced, with a ForcedKill event', async (t) => {
     const id = await createPod('stubborn', { command: [process.execPath, '-e', 'process.on("SIGTERM", () => console.log("ignoring SIGTERM")); setInterval(() => {}, 1000); console.log("up")'] });
     await waitPod(id, 'Running', (p) => p.status.phase === 'Running');
-    await waitFor(async () => (await (await fetch(`${agentUrl}/v1/pods/${id}/logs`)).text()).includes('up'), { what: 'the handler installed' });
+    await waitFor(async () => (await (await fetch(`${await agentUrl()}/v1/pods/${id}/logs`)).text()).includes('up'), { what: 'the handler installed' });
     const pid = (await pidOf(id))!;
     await change(id, (p) => ({ ...p, desired: 'stopped' }));
     const p = await waitPod(id, 'Stopped', (p) => p.status.phase === 'Stopped');
@@ -213,7 +178,6 @@ t.test('agent runs pods bound to its node', async (t) => {
     await agent.process.stop('SIGKILL');
     await waitFor(() => !alive(oldPid), { what: 'the pod to die with its agent' });
     await agent.start();
-    agentUrl = JSON.parse((await client.get(keyOf('nodes', nodeId)).string())!).address as string; // a new API port
     const after = await waitPod(id, 'Running again', (p) => p.status.phase === 'Running' && p.status.restarts === before.status.restarts + 1);
     t.equal(after.status.reason, 'Restarted');
     const newPid = (await pidOf(id))!;
@@ -292,6 +256,6 @@ t.test('agent runs pods bound to its node', async (t) => {
     t.equal(await client.get(nameKey('pods', 'web')).string(), null, 'the name is free again');
     t.notOk(alive(pid), 'the process is gone');
     t.notOk(fs.existsSync(path.join(dataDir, 'pods', web)), 'its directory is removed');
-    t.equal((await fetch(`${agentUrl}/v1/pods/${web}/logs`)).status, 404);
+    t.equal((await fetch(`${await agentUrl()}/v1/pods/${web}/logs`)).status, 404);
   });
 });

@@ -2,7 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { repoRoot, type ChaosReport } from '@berth/devcluster';
+import { delay, repoRoot, type ChaosReport } from '@berth/devcluster';
 import { tempDir } from '../helpers/fixtures.js';
 
 /*
@@ -25,8 +25,12 @@ t.test('a short chaos run: every fault injected, a report written, 0 violations'
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   // SIGINT makes the run remove its namespaces and processes before it exits.
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGINT');
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGINT');
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    // Its own cleanup first; a run that does not end in 30 s is killed (its leftovers are removed by the next run).
+    if ((await Promise.race([exited.then(() => true), delay(30_000).then(() => false)])) === false) child.kill('SIGKILL');
   });
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
   const jsonFile = path.join(dir, 'chaos-report.json');

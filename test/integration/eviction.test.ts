@@ -1,7 +1,7 @@
 import t from 'tap';
-import type { NodeView, PodRecord } from '@berth/core';
+import { keyOf, leaderRecordKey, type AllocationRecord, type NodeView, type PodRecord } from '@berth/core';
 import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster';
-import { clusterFor, tempDir } from '../helpers/fixtures.js';
+import { clientFor, clusterFor, tempDir } from '../helpers/fixtures.js';
 import { killPodProcesses, podGroups } from '../helpers/pod-processes.js';
 
 // Two-phase eviction on real process-runtime agents: a drained node's pods,
@@ -13,24 +13,40 @@ import { killPodProcesses, podGroups } from '../helpers/pod-processes.js';
 /** Trap SIGTERM and take 2 s to exit, as a server finishing its requests would. */
 const SLOW_STOP = ['sh', '-c', 'trap "sleep 2; exit 0" TERM; while :; do sleep 0.1; done'];
 
-/** Samples the process table until stopped: every pod id seen in two process groups at once, and every group seen per pod. */
+/** Period of the process-table samples (ms). */
+const SAMPLE_MS = 50;
+
+/**
+ * Samples the process table until stopped: every pod id seen in two process
+ * groups at once, every group seen per pod, and when each pod (key: its id)
+ * and each of its groups (key: `<id>:<pgid>`) was first and last seen.
+ */
 function sampler(ids: Set<string>) {
   const doubles: string[] = [];
   const seen = new Map<string, Set<number>>();
+  const firstSeen = new Map<string, number>();
+  const lastSeen = new Map<string, number>();
   let samples = 0;
   const sample = () => {
     samples += 1;
+    const now = Date.now();
     for (const [id, groups] of podGroups(ids)) {
-      if (groups.length > 1) doubles.push(`${id} in groups ${groups.join(',')} at ${new Date().toISOString()}`);
+      if (groups.length > 1) doubles.push(`${id} in groups ${groups.join(',')} at ${new Date(now).toISOString()}`);
       const all = seen.get(id) ?? new Set<number>();
       for (const g of groups) all.add(g);
       seen.set(id, all);
+      for (const k of [id, ...groups.map((g) => `${id}:${g}`)]) {
+        if (!firstSeen.has(k)) firstSeen.set(k, now);
+        lastSeen.set(k, now);
+      }
     }
   };
-  const timer = setInterval(sample, 50);
+  const timer = setInterval(sample, SAMPLE_MS);
   return {
     doubles,
     seen,
+    firstSeen,
+    lastSeen,
     get samples() {
       return samples;
     },
@@ -60,6 +76,8 @@ t.test('two-phase eviction never runs a pod in two places', async (t) => {
   };
   await cluster.waitForAgreedLeader();
   const c: ControllerProcess = cluster.controllers[0]!;
+  const direct = clientFor(t, cluster.etcd.endpoint);
+  const etcdRevision = async () => Number((await direct.get(leaderRecordKey).exec()).header.revision);
   const api = (method: string, path: string, body?: unknown) => c.request(method, path, body);
   const pods = async () => (await api('GET', '/v1/pods')).body.items as PodRecord[];
   const nodeByName = async (name: string) => (await api('GET', `/v1/nodes/${name}`)).body as NodeView;
@@ -94,7 +112,10 @@ t.test('two-phase eviction never runs a pod in two places', async (t) => {
     }
     t.same(watch.doubles, [], `no pod ran in two process groups at once (${watch.samples} samples)`);
     for (const p of (await pods()).filter((x) => names.includes(x.name))) {
-      t.equal(watch.seen.get(p.id)?.size, 2, `${p.name} ran in exactly two process groups over time (one per node)`);
+      const groups = [...(watch.seen.get(p.id) ?? [])].sort((x, y) => watch.firstSeen.get(`${p.id}:${x}`)! - watch.firstSeen.get(`${p.id}:${y}`)!);
+      t.equal(groups.length, 2, `${p.name} ran in exactly two process groups over time (one per node)`);
+      const gap = watch.firstSeen.get(`${p.id}:${groups[1]}`)! - watch.lastSeen.get(`${p.id}:${groups[0]}`)!;
+      t.ok(gap > SAMPLE_MS, `${p.name}: the old group was last seen ${gap} ms before the new one first was (more than a sample apart)`);
       t.equal(p.status.eviction, undefined, `${p.name}: the mark went with the unbinding`);
     }
     const d1View = await nodeByName('d1');
@@ -115,24 +136,28 @@ t.test('two-phase eviction never runs a pod in two places', async (t) => {
     const low = await create('low', 1, 0);
     await runningOn(p1, ['low']);
     const watch = sampler(ids);
-    let overcommitted = 0;
-    const cap = setInterval(() => {
-      void nodeByName('p1').then((n) => {
-        if (n.allocated.cpu > n.capacity.cpu) overcommitted += 1;
-      }, () => undefined);
-    }, 100);
+    const from = await etcdRevision();
     let high: PodRecord;
     try {
       high = await create('high', 1, 100);
       await runningOn(p1, ['high']);
     } finally {
       watch.stop();
-      clearInterval(cap);
     }
     const both = new Set([low.id, high.id]);
     // One node, one core: the two pods must never overlap in time on it.
     t.same(watch.doubles, [], 'no pod ran twice');
-    t.equal(overcommitted, 0, 'the node never reserved more than its capacity');
+    const lowLast = watch.lastSeen.get(low.id)!;
+    const highFirst = watch.firstSeen.get(high.id)!;
+    t.ok(highFirst - lowLast > SAMPLE_MS, `the victim was last seen running ${highFirst - lowLast} ms before the preemptor first was (more than a sample apart)`);
+    // Every state etcd went through: the node's reservation never exceeded its one core.
+    const to = await etcdRevision();
+    let most = 0;
+    for (let rev = from; rev <= to; rev++) {
+      const alloc = (await direct.get(keyOf('allocations', p1)).revision(rev).json()) as AllocationRecord | null;
+      most = Math.max(most, Object.values(alloc?.pods ?? {}).reduce((s, r) => s + r.cpuMillis, 0));
+    }
+    t.ok(most > 0 && most <= 1000, `p1's reservation at every revision ${from}-${to} stayed within 1000m (at most ${most}m)`);
     const all = await pods();
     const lowNow = all.find((p) => p.id === low.id)!;
     t.equal(lowNow.status.nodeId, null, 'the victim went back to Pending');

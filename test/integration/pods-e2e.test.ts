@@ -153,7 +153,7 @@ t.test('pods on real process-runtime agents', async (t) => {
     victim.process.signal('SIGKILL');
     await victim.process.waitExit();
     // Its pods die with it, long before the leader may run them elsewhere (TTL + grace).
-    await waitFor(() => podProcesses(moving).size === 0, { what: 'the victim\'s pods to die with it', intervalMs: 5, timeoutMs: 2000 });
+    await waitFor(() => podProcesses(moving).size === 0, { what: 'the victim\'s pods to die with it', intervalMs: 25, timeoutMs: 2000 });
     t.comment(`the victim's pod processes gone ${Date.now() - killedAt} ms after SIGKILL`);
     await waitFor(async () => {
       const all = await pods();

@@ -164,7 +164,12 @@ export class EtcdCluster {
     const cluster = new EtcdCluster(dir, members, ownsDir);
     // The members need each other for a first quorum: start all, then wait for each.
     for (const m of members) m.process.start();
-    await Promise.all(members.map((m) => cluster.waitHealthy(m)));
+    try {
+      await Promise.all(members.map((m) => cluster.waitHealthy(m)));
+    } catch (err) {
+      await cluster.destroy().catch(() => undefined);
+      throw err;
+    }
     return cluster;
   }
 

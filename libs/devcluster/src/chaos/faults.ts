@@ -333,40 +333,26 @@ async function slowEtcd(ctx: FaultContext): Promise<FaultRecord> {
   return record('slow-etcd', `all ${proxies.length} client proxies`, t0, {});
 }
 
+/** How each kind of fault is injected, measured and healed (a full record: a new kind without one does not compile). */
+const RUNNERS: Record<FaultKind, (ctx: FaultContext) => Promise<FaultRecord>> = {
+  'leader-kill': leaderKill,
+  'leader-stop': leaderStop,
+  'agent-kill': (ctx) => agentFault(ctx, 'agent-kill', nextOf('agent-kill', ctx.cluster.agents)),
+  'agent-cut': async (ctx) => {
+    // The host agent with the most pods: a cut of an empty node measures nothing.
+    const candidates = ctx.cluster.agents.filter((a) => !a.simulated && a.link === undefined);
+    const counts = await Promise.all(candidates.map(async (a) => (await podsOn(ctx, a.nodes)).size));
+    return agentFault(ctx, 'agent-cut', candidates[counts.indexOf(Math.max(...counts))]!);
+  },
+  'agent-partition': (ctx) => agentFault(ctx, 'agent-partition', ctx.cluster.agents.find((a) => !a.simulated && a.link !== undefined)!),
+  'controller-partition': controllerPartition,
+  'etcd-kill': etcdKill,
+  'slow-etcd': slowEtcd,
+};
+
 /** Injects one fault of `kind`, waits for its recovery, heals; then waits until the cluster settled again. */
 export async function runFault(ctx: FaultContext, kind: FaultKind): Promise<FaultRecord> {
-  const processAgents = ctx.cluster.agents.filter((a) => !a.simulated);
-  let r: FaultRecord;
-  switch (kind) {
-    case 'leader-kill':
-      r = await leaderKill(ctx);
-      break;
-    case 'leader-stop':
-      r = await leaderStop(ctx);
-      break;
-    case 'agent-kill':
-      r = await agentFault(ctx, kind, nextOf(kind, ctx.cluster.agents));
-      break;
-    case 'agent-cut': {
-      // The host agent with the most pods: a cut of an empty node measures nothing.
-      const candidates = processAgents.filter((a) => a.link === undefined);
-      const counts = await Promise.all(candidates.map(async (a) => (await podsOn(ctx, a.nodes)).size));
-      r = await agentFault(ctx, kind, candidates[counts.indexOf(Math.max(...counts))]!);
-      break;
-    }
-    case 'agent-partition':
-      r = await agentFault(ctx, kind, processAgents.find((a) => a.link !== undefined)!);
-      break;
-    case 'controller-partition':
-      r = await controllerPartition(ctx);
-      break;
-    case 'etcd-kill':
-      r = await etcdKill(ctx);
-      break;
-    case 'slow-etcd':
-      r = await slowEtcd(ctx);
-      break;
-  }
+  const r = await RUNNERS[kind](ctx);
   ctx.checker.noteFault(r.healedAt);
   r.metrics.settled = await settled(ctx, r.healedAt, 60_000);
   return r;

@@ -104,6 +104,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   let checker: InvariantChecker | undefined;
   const crashes: Array<{ name: string; detail: string; at: number }> = [];
   const startedAt = Date.now();
+  /** Stops the load and the samplers (also when the run fails half-way); set once they run. */
+  let stopLoops: (() => Promise<void>) | undefined;
   try {
     cluster = await ChaosCluster.start({
       dir: o.dir,
@@ -143,6 +145,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         await delay(o.procIntervalMs);
       }
     })();
+    stopLoops = async () => {
+      sampling = false;
+      await load.stop();
+      await Promise.allSettled([procLoop, etcdLoop]);
+    };
     const etcdLoop = (async () => {
       let lastOk = Date.now();
       while (sampling) {
@@ -244,6 +251,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     fs.writeFileSync(path.join(o.dir, 'chaos-report.md'), renderMarkdown(report));
     return report;
   } finally {
+    await stopLoops?.().catch(() => undefined);
     await cluster?.stop().catch((err: unknown) => o.log(`teardown: ${String(err)}`));
     cleanup();
     process.off('exit', cleanup);
