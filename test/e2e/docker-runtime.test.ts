@@ -40,7 +40,8 @@ t.test('docker runtime: pods as containers', async (t) => {
   t.teardown(async () => {
     if (!t.passing()) t.comment(agent.process.recentOutput(60));
     await agent.process.stop('SIGTERM', 5000);
-    const ids = containersOfNode();
+    // This node's containers, and the leftovers the test made as another node's.
+    const ids = [...containersOfNode(), ...docker('ps', '-aq', '--filter', 'label=berth.node=elsewhere').split('\n').filter(Boolean)];
     if (ids.length > 0) docker('rm', '-f', ...ids);
   });
   await agent.start();
@@ -229,6 +230,35 @@ t.test('docker runtime: pods as containers', async (t) => {
     t.equal(listed.items[0]?.pods.find((p) => p.id === web)?.containerId, cid, 'the agent reports the adopted container');
     const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) });
     t.equal(res.status, 200, 'still answers');
+  });
+
+  t.test('another node\'s container of the pod on this engine: an exited one is replaced, a live one waited for', async (t) => {
+    // Nodes sharing one engine (npm start): a pod that moved here meets the container its old node has not removed yet.
+    const elsewhere = new LeaderStandIn(client, () => 'elsewhere', { image: IMAGE, cpu: 0.25 });
+    const moveHere = (id: string) => change(id, (p) => ({ ...p, status: { ...p.status, nodeId } }));
+    const leftover = (id: string, name: string, live: boolean) =>
+      docker(live ? 'run' : 'create', ...(live ? ['-d'] : []), '--name', `berth-pod-${name}-${id}`, '--label', `berth.pod=${id}`, '--label', 'berth.node=elsewhere', IMAGE, 'sleep', '3600').trim();
+
+    const exitedId = await elsewhere.createPod('heir', { command: ['sleep', '3600'] });
+    const old = leftover(exitedId, 'heir', false);
+    await moveHere(exitedId);
+    await waitPod(exitedId, 'Running here', (p) => p.status.phase === 'Running');
+    t.same(containersOf(exitedId).filter((c) => c.startsWith(old)), [], 'the other node\'s exited container was replaced');
+    t.equal(inspectPod(exitedId).Config.Labels['berth.node'], nodeId, 'by this node\'s');
+
+    const liveId = await elsewhere.createPod('twin', { command: ['sleep', '3600'] });
+    const running = leftover(liveId, 'twin', true);
+    await moveHere(liveId);
+    // Never a second live container, and never a failed pod: the agent retries until the old one is gone.
+    await waitFor(async () => (await get(liveId))?.status.phase === 'Starting' || undefined, { what: 'twin Starting here' });
+    await waitFor(() => agent.process.recentOutput(400).includes('still has a container on node elsewhere') || undefined, { what: 'the agent to meet the live container and back off' });
+    t.same(containersOf(liveId).filter((c) => !c.startsWith(running)), [], 'no container of its own beside the live one');
+    t.not((await get(liveId))?.status.phase, 'Failed', 'the pod did not fail on the name');
+    docker('rm', '-f', running);
+    await waitPod(liveId, 'Running here once the other is gone', (p) => p.status.phase === 'Running', 20_000);
+    t.equal(containersOf(liveId).length, 1, 'one container, its own');
+    for (const id of [exitedId, liveId]) await change(id, (p) => ({ ...p, deletionRequested: new Date().toISOString() }));
+    await waitFor(async () => (await get(exitedId)) === undefined && (await get(liveId)) === undefined, { what: 'both deleted' });
   });
 
   t.test('deletionRequested removes the container, the record and the name claim', async (t) => {
