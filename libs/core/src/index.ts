@@ -7,3 +7,5 @@ export * from './pod-state.js';
 export * from './pod-spec.js';
 export * from './pod-writes.js';
 export * from './fence-budget.js';
+export * from './services.js';
+export * from './jobs.js';

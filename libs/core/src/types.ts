@@ -227,6 +227,8 @@ export interface PodRecord {
   name: string;
   /** The service that owns this pod, if any. */
   service?: string;
+  /** Hash of the service template the pod was made from (set with `service`); a rollout replaces pods whose hash is not the service's. */
+  templateHash?: string;
   spec: PodSpec;
   desired: DesiredState;
   status: PodStatus;

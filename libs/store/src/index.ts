@@ -10,3 +10,5 @@ export * from './work-queue.js';
 export * from './watch-guard.js';
 export * from './connection-guard.js';
 export * from './timing.js';
+export * from './ttl-lease.js';
+export * from './txn-batcher.js';
