@@ -272,6 +272,7 @@ export const PodView = Type.Object(
       finishedAt: NullableString,
       exitCode: Type.Optional(Type.Integer()),
       hostPort: Type.Optional(Type.Integer({ description: 'host port the agent allocated (PORT)' })),
+      ready: Type.Optional(Type.Boolean({ description: 'takes requests: Running and its health check passes (at once without one); false after any failed probe and in every other phase' })),
       usage: Type.Optional(Type.Object({ cpuPercent: Type.Number(), memoryMiB: Type.Number(), at: Type.String() })),
       restartHandled: Type.Optional(Type.String({ description: 'the restartRequestedAt the latest start honoured' })),
       eviction: Type.Optional(
