@@ -89,7 +89,9 @@ export class Controller {
     this.state.start();
     this.server = await buildServer(this.deps);
     await this.server.listen({ port: this.config.port, host: this.config.host });
-    this.log.info({ address: this.config.advertiseUrl, docs: `${this.config.advertiseUrl}/docs` }, 'controller API listening');
+    const { addressPlan } = this.config;
+    if (addressPlan.warning !== undefined) this.log.warn({ advertise: addressPlan.advertise }, addressPlan.warning);
+    this.log.info({ address: this.config.advertiseUrl, listen: this.config.host, addressFrom: addressPlan.source, docs: `${this.config.advertiseUrl}/docs` }, 'controller API listening');
     this.elector.start();
   }
 

@@ -7,3 +7,4 @@ export * from './pod-state.js';
 export * from './pod-spec.js';
 export * from './pod-writes.js';
 export * from './fence-budget.js';
+export * from './addresses.js';

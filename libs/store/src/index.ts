@@ -10,3 +10,4 @@ export * from './work-queue.js';
 export * from './watch-guard.js';
 export * from './connection-guard.js';
 export * from './timing.js';
+export * from './advertise.js';
