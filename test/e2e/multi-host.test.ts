@@ -128,7 +128,14 @@ t.test('two agents and a controller on three hosts, etcd on a fourth', { skip: p
       return { pod: p, node, url: `http://${podEndpoint(node, p)}/` };
     });
     t.same(new Set(targets.map((x) => x.node.name)), new Set(['h1', 'h2']), 'one pod on each host');
-    const answers = await getFrom(ctl, probe, targets.map((x) => x.url));
+    // Running means started: wait until both servers listen, then check what each answered.
+    const answers = await waitFor(
+      async () => {
+        const got = await getFrom(ctl, probe, targets.map((x) => x.url));
+        return got.every((a) => a.status === 200) ? got : undefined;
+      },
+      { what: 'both pods to answer from the controller host', timeoutMs: 10_000 },
+    );
     for (const [i, x] of targets.entries()) {
       t.equal(endpointHost(x.node), x.node.name === 'h1' ? h1.ip : h2.ip);
       t.same(answers[i], { url: x.url, status: 200, body: x.pod.id }, `${x.pod.name} answers at ${x.url}`);

@@ -168,23 +168,32 @@ export class SimulatedNetwork {
       });
     }
     removeLeftoverNetworks();
-    const taken = takenBlocks();
-    const k = counter++;
-    let block = -1;
-    for (let i = 0; i < 256 && block < 0; i++) {
-      const candidate = (process.pid + k * 37 + i) % 256;
-      if (!taken.has(candidate)) block = candidate;
-    }
-    if (block < 0) throw new Error('simulated network: every /24 of 10.213.0.0/16 is already routed on this machine');
-    const net = new SimulatedNetwork(`${process.pid}-${k}`, block);
-    networks.push(net);
-    try {
-      net.build(names, block);
-    } catch (err) {
+    const avoid = new Set<number>();
+    // Another test process may pick the same block at the same moment: the one that finds a second
+    // address of its /24 on the root namespace after adding its leg gives the block up and tries another.
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const taken = takenBlocks();
+      const k = counter++;
+      let block = -1;
+      for (let i = 0; i < 256 && block < 0; i++) {
+        const candidate = (process.pid + k * 37 + i) % 256;
+        if (!taken.has(candidate) && !avoid.has(candidate)) block = candidate;
+      }
+      if (block < 0) throw new Error('simulated network: every /24 of 10.213.0.0/16 is already routed on this machine');
+      const net = new SimulatedNetwork(`${process.pid}-${k}`, block);
+      networks.push(net);
+      try {
+        net.build(names, block);
+      } catch (err) {
+        net.destroy();
+        throw new Error(`cannot build simulated hosts ${names.join(', ')}: ${(err as Error).message}`);
+      }
+      const sharing = ip('-4', '-o', 'addr', 'show').split('\n').filter((l) => l.includes(` 10.213.${block}.`) && !l.includes(` ${net.rootLeg} `));
+      if (sharing.length === 0) return net;
       net.destroy();
-      throw new Error(`cannot build simulated hosts ${names.join(', ')}: ${(err as Error).message}`);
+      avoid.add(block);
     }
-    return net;
+    throw new Error('simulated network: no /24 of 10.213.0.0/16 stayed ours (other test runs took each one tried)');
   }
 
   owns(ns: string): boolean {
