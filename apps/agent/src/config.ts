@@ -1,8 +1,8 @@
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { agentFenceProblem, DEFAULT_HEARTBEAT_TTL_SECONDS, DEFAULT_NODE_GRACE_SECONDS, defaultFenceAfterMs, DNS_LABEL, RUNTIMES, type RuntimeKind } from '@berth/core';
-import net from 'node:net';
 import { parseEndpoints, planAddresses, type AddressPlan } from '@berth/store';
 import { UsageSampler } from './usage.js';
 
