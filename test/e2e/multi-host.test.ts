@@ -16,9 +16,19 @@ import { killPodProcesses } from '../helpers/pod-processes.js';
 
 const problem = netnsProblem();
 
-/** GETs each URL from `host` (one node process inside its namespace); status and body of each, or the error. */
-async function getFrom(host: SimHost, script: string, urls: string[]): Promise<Array<{ url: string; status?: number; body?: string; error?: string }>> {
-  return JSON.parse(await host.run(process.execPath, [script, JSON.stringify(urls)])) as Array<{ url: string; status?: number; body?: string; error?: string }>;
+/** What one GET answered (or the error). */
+interface Answer {
+  url: string;
+  status?: number;
+  body?: string;
+  /** `x-berth-pod`, when the controller's proxy answered. */
+  pod?: string;
+  error?: string;
+}
+
+/** GETs every URL at once from `host` (one node process inside its namespace). */
+async function getFrom(host: SimHost, script: string, urls: string[]): Promise<Answer[]> {
+  return JSON.parse(await host.run(process.execPath, [script, JSON.stringify(urls)])) as Answer[];
 }
 
 t.test('two agents and a controller on three hosts, etcd on a fourth', { skip: problem ?? false }, async (t) => {
@@ -78,15 +88,15 @@ t.test('two agents and a controller on three hosts, etcd on a fourth', { skip: p
   const probe = path.join(logDir, 'probe.mjs');
   fs.writeFileSync(
     probe,
-    `const out = [];
-     for (const url of JSON.parse(process.argv[2])) {
+    `const out = await Promise.all(JSON.parse(process.argv[2]).map(async (url) => {
        try {
          const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-         out.push({ url, status: res.status, body: await res.text() });
+         const pod = res.headers.get('x-berth-pod');
+         return { url, status: res.status, body: await res.text(), ...(pod === null ? {} : { pod }) };
        } catch (err) {
-         out.push({ url, error: String(err.cause ?? err) });
+         return { url, error: String(err.cause ?? err) };
        }
-     }
+     }));
      console.log(JSON.stringify(out));`,
   );
 
@@ -140,5 +150,28 @@ t.test('two agents and a controller on three hosts, etcd on a fourth', { skip: p
       t.equal(endpointHost(x.node), x.node.name === 'h1' ? h1.ip : h2.ip);
       t.same(answers[i], { url: x.url, status: 200, body: x.pod.id }, `${x.pod.name} answers at ${x.url}`);
     }
+  });
+
+  t.test("from the controller host: a service of 2 replicas, one per node, reached through the controller's proxy", async (t) => {
+    const created = await api('POST', '/v1/services', { name: 'hello', replicas: 2, template: { command: [process.execPath, server], cpu: 0.25, memoryMiB: 64, ports: [8080] } });
+    t.equal(created.status, 201, 'service created');
+    const view = await waitFor(
+      async () => {
+        const v = (await api('GET', '/v1/services/hello')).body as { status: { readyReplicas: number; endpoints: Array<{ podId: string; nodeId: string; address: string; ready: boolean }> } };
+        for (const e of v.status.endpoints) podIds.add(e.podId);
+        return v.status.readyReplicas === 2 ? v : undefined;
+      },
+      { what: 'service hello with 2 ready endpoints', timeoutMs: 20_000 },
+    );
+    const endpoints = view.status.endpoints;
+    t.same(new Set(endpoints.map((e) => nodes.find((n) => n.id === e.nodeId)?.name)), new Set(['h1', 'h2']), 'its pods are spread, one per node');
+    for (const e of endpoints) {
+      const node = nodes.find((n) => n.id === e.nodeId)!;
+      t.match(e.address, new RegExp(`^${endpointHost(node).replace(/\./g, '\\.')}:\\d+$`), `endpoint ${e.address} is on ${node.name}'s address`);
+    }
+    const answers = await getFrom(ctl, probe, Array.from({ length: 20 }, (_, i) => `${controller.url}/v1/services/hello/proxy/req-${i}`));
+    t.same(answers.filter((a) => a.status !== 200), [], 'all 20 requests answered 200');
+    for (const a of answers) t.equal(a.body, a.pod, `${a.url}: answered by the pod x-berth-pod names`);
+    t.same(new Set(answers.map((a) => a.body)), new Set(endpoints.map((e) => e.podId)), 'the 20 requests reached both pods, on both hosts');
   });
 });

@@ -217,6 +217,7 @@ t.test('agent runs pods bound to its node', async (t) => {
     await commit(client, [absent(keyOf('pods', id))], [putJson(nameKey('pods', 'simpod'), id), putJson(keyOf('pods', id), pod)]);
     const p = await waitPod(id, 'Running on sim-0', (p) => p.status.phase === 'Running');
     t.equal(p.status.hostPort, undefined, 'simulated pods get no host port');
+    t.equal(p.status.ready, true, 'a simulated pod has nothing to probe: ready with Running');
 
     // Follow the simulated log: the pause/resume below does not write lines, the stop does.
     const ac = new AbortController();

@@ -6,7 +6,7 @@ import { validate } from '@readme/openapi-parser';
 import { keyOf, nameKey, newId, type PodRecord } from '@berth/core';
 import { commit, EventRecorder, putJson } from '@berth/store';
 import { waitFor } from '@berth/devcluster';
-import { buildServer, ClusterState, EtcdHealth, LeadershipView, LiveFeed, Metrics, NodeProvisioner, NodeService, PodService } from '@berth/controller';
+import { buildServer, ClusterState, Discovery, EtcdHealth, JobDispatcher, JobService, LeadershipView, LiveFeed, Metrics, NodeProvisioner, NodeService, PodService, Router, ServiceCatalog } from '@berth/controller';
 import { clientFor, etcdFor, testLog } from '../helpers/fixtures.js';
 
 /**
@@ -36,6 +36,9 @@ async function apiFor(t: Test, endpoint: string) {
   const leadership = new LeadershipView(self, state, { isLeader: false, fence: undefined }, 2);
   const liveFeed = new LiveFeed({ state, leadership, health });
   const provisioner = new NodeProvisioner(self.id, 'berth:local', path.join(os.tmpdir(), 'berth-inject'), log);
+  const discovery = new Discovery(state);
+  const router = new Router(discovery, self.id);
+  const jobs = new JobDispatcher(client, state, router, discovery, { replica: self.id, claimTtlSeconds: 2, resultTtlSeconds: 60 }, log);
   const app = await buildServer({
     log,
     advertiseUrl: self.address,
@@ -46,11 +49,16 @@ async function apiFor(t: Test, endpoint: string) {
     nodeService: new NodeService(client, state, provisioner, events, [endpoint], log, 5000, () => leadership.hasLeader()),
     metrics: new Metrics({ isLeader: () => false, term: () => 0, fencedRejections: () => 0, terms: () => 0, cacheRevision: () => state.revision }),
     liveFeed,
+    serviceCatalog: new ServiceCatalog(client, state, discovery, router, events, log),
+    router,
+    jobService: new JobService(client, state, jobs),
   });
   health.start();
   state.start();
   t.teardown(async () => {
     await app.close();
+    await jobs.stop();
+    await router.close();
     liveFeed.stop();
     health.stop();
     await state.stop();

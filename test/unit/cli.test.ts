@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import {
-  DEFAULT_SERVER, colorEnabled, columnWidths, complete, extractGlobalFlags, formatAge, formatCpu, formatDuration, formatMemory, formatPercent, formatRow, kindOf, normalizedSpec, parseCpu, parseInteger, parseKeyValues, parseManifests, parseMemory, renderFields, renderTable, resolveConfig, specDiff, ManifestError, SseParser, eventRow,
+  DEFAULT_SERVER, colorEnabled, columnWidths, complete, extractGlobalFlags, formatAge, formatCpu, formatDuration, formatMemory, formatPercent, formatRow, describePod, kindOf, normalizedSpec, parseCpu, parseInteger, parseKeyValues, parseManifests, parseMemory, renderFields, renderTable, resolveConfig, specDiff, ManifestError, SseParser, eventRow,
 } from '@berth/cli';
 import { tempDir } from '../helpers/fixtures.js';
 
@@ -74,6 +74,21 @@ t.test('tables', async (t) => {
   t.same(widths, [4, 7]);
   t.equal(formatRow(['web', 'Running'], widths), 'web    Running');
   t.equal(renderFields([['Name', 'x'], ['Long key', 'a\nb']]), 'Name:      x\nLong key:  a\n  b');
+});
+
+t.test('describe pod says whether it is ready (what discovery routes on)', async (t) => {
+  const pod = {
+    id: 'p1',
+    name: 'web',
+    spec: { env: {}, cpu: 0.1, memoryMiB: 64, ports: [], restartPolicy: 'Always', priority: 0, nodeSelector: {} },
+    desired: 'running',
+    status: { phase: 'Running', nodeId: 'n1', reason: 'Started', message: '', restarts: 0, startedAt: null, finishedAt: null, ready: true },
+    createdAt: '2026-01-01T12:00:00Z',
+  } as const;
+  const ready = (p: typeof pod | { status: Record<string, unknown> }) => /^Ready:\s+(\S+)$/m.exec(describePod(p as never, 'node-1', Date.parse('2026-01-01T12:00:00Z')))?.[1];
+  t.equal(ready(pod), 'true');
+  t.equal(ready({ ...pod, status: { ...pod.status, ready: false } }), 'false');
+  t.equal(ready({ ...pod, status: { ...pod.status, phase: 'Pending', nodeId: null, ready: undefined } }), 'false', 'a record that says nothing is not ready');
 });
 
 t.test('server-sent events parser', async (t) => {

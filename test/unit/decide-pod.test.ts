@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { PodPhase, PodRecord } from '@berth/core';
-import { decidePod, phasePath, type DecideLimits, type PodAction, type PodMemory } from '@berth/agent';
+import { decidePod, nextStatus, phasePath, type DecideLimits, type PodAction, type PodMemory } from '@berth/agent';
 
 // The agent's pod decision as a table: {record, actual, local, want} rows for
 // every branch of decidePod (what the reconciler does next for one pod bound
@@ -15,7 +15,7 @@ const base: PodRecord = {
   name: 'web',
   spec: { env: {}, cpu: 0.5, memoryMiB: 64, ports: [8080], restartPolicy: 'Always', priority: 0, nodeSelector: {} },
   desired: 'running',
-  status: { phase: 'Running', nodeId: 'n1', reason: 'Started', message: '', restarts: 2, startedAt: iso(T0 - 60_000), finishedAt: null, hostPort: 4100 },
+  status: { phase: 'Running', nodeId: 'n1', reason: 'Started', message: '', restarts: 2, startedAt: iso(T0 - 60_000), finishedAt: null, hostPort: 4100, ready: true },
   createdAt: iso(T0 - 3_600_000),
 };
 /** A pod bound to n1 in `phase`, with status and top-level overrides. */
@@ -24,6 +24,9 @@ const pod = (phase: PodPhase, status: Partial<PodRecord['status']> = {}, over: P
   ...over,
   status: { ...base.status, phase, ...status },
 });
+const CHECK = { path: '/healthz', intervalSeconds: 1, timeoutSeconds: 1, failureThreshold: 3 };
+/** A pod with a health check: ready only on the prober's verdict. */
+const checked: Partial<PodRecord> = { spec: { ...base.spec, healthCheck: CHECK } };
 const policy = (restartPolicy: PodRecord['spec']['restartPolicy']): Partial<PodRecord> => ({ spec: { ...base.spec, restartPolicy } });
 const running = { id: 'p1', state: 'running' } as const;
 const paused = { id: 'p1', state: 'paused' } as const;
@@ -221,7 +224,7 @@ const rows: Row[] = [
     want: {
       kind: 'running',
       resume: false,
-      write: { to: 'Running', patch: { reason: 'Started', message: '', restarts: 2, startedAt: iso(T0 - 2000), finishedAt: null, exitCode: undefined, hostPort: 4100, usage: undefined } },
+      write: { to: 'Running', patch: { reason: 'Started', message: '', restarts: 2, startedAt: iso(T0 - 2000), finishedAt: null, exitCode: undefined, hostPort: 4100, usage: undefined, ready: true } },
     },
   },
   {
@@ -231,19 +234,53 @@ const rows: Row[] = [
     want: {
       kind: 'running',
       resume: false,
-      write: { to: 'Running', patch: { reason: 'Started', message: '', restarts: 2, startedAt: iso(T0), finishedAt: null, exitCode: undefined, hostPort: 4200, usage: undefined } },
+      write: { to: 'Running', patch: { reason: 'Started', message: '', restarts: 2, startedAt: iso(T0), finishedAt: null, exitCode: undefined, hostPort: 4200, usage: undefined, ready: true } },
     },
   },
   { name: 'desired paused: pause, then Paused', record: pod('Running', {}, { desired: 'paused' }), actual: running, want: { kind: 'pause', runtime: true, write: { to: 'Paused', patch: { reason: 'Paused', message: '' } } } },
   { name: 'desired paused, already paused and Paused: nothing', record: pod('Paused', {}, { desired: 'paused' }), actual: paused, want: { kind: 'none' } },
   { name: 'desired paused, paused but the write was lost: Paused', record: pod('Running', {}, { desired: 'paused' }), actual: paused, want: { kind: 'pause', runtime: false, write: { to: 'Paused', patch: { reason: 'Paused', message: '' } } } },
-  { name: 'resume: resume, then Running', record: pod('Paused'), actual: paused, want: { kind: 'running', resume: true, write: { to: 'Running', patch: { reason: 'Resumed', message: '' } } } },
-  { name: 'resumed but the write was lost: Running', record: pod('Paused'), actual: running, want: { kind: 'running', resume: false, write: { to: 'Running', patch: { reason: 'Resumed', message: '' } } } },
+  { name: 'resume: resume, then Running', record: pod('Paused'), actual: paused, want: { kind: 'running', resume: true, write: { to: 'Running', patch: { reason: 'Resumed', message: '', ready: true } } } },
+  { name: 'resumed but the write was lost: Running', record: pod('Paused'), actual: running, want: { kind: 'running', resume: false, write: { to: 'Running', patch: { reason: 'Resumed', message: '', ready: true } } } },
   {
     name: 'desired stopped while live: Stopping, stop, Stopped',
     record: pod('Running', {}, { desired: 'stopped' }),
     actual: running,
     want: { kind: 'stop-then-write', why: 'stop', first: { to: 'Stopping', patch: { reason: 'Stopping', message: 'grace 1 s' } }, then: STOPPED },
+  },
+  // Readiness (status.ready): written with Running, repaired by the next sync when the verdict or the record differs
+  { name: 'no health check, record not ready (an older agent, a stale value): ready', record: pod('Running', { ready: false }), actual: running, want: { kind: 'running', resume: false, write: { to: 'Running', patch: { ready: true } } } },
+  { name: 'no health check, record says nothing: ready', record: pod('Running', { ready: undefined }), actual: running, want: { kind: 'running', resume: false, write: { to: 'Running', patch: { ready: true } } } },
+  { name: 'health check, first probe passed: ready', record: pod('Running', { ready: false }, checked), actual: running, local: { crashes: 0, ready: true }, want: { kind: 'running', resume: false, write: { to: 'Running', patch: { ready: true } } } },
+  { name: 'health check, one probe failed (below the threshold): not ready, not restarted', record: pod('Running', {}, checked), actual: running, local: { crashes: 0, ready: false }, want: { kind: 'running', resume: false, write: { to: 'Running', patch: { ready: false } } } },
+  { name: 'health check, verdict as recorded: no write', record: pod('Running', { ready: false }, checked), actual: running, local: { crashes: 0, ready: false }, want: { kind: 'running', resume: false } },
+  { name: 'health check, no verdict yet (agent restarted, adopted the container): the record stands', record: pod('Running', {}, checked), actual: running, want: { kind: 'running', resume: false } },
+  { name: 'health check on a runtime with nothing to probe (simulated): ready', record: pod('Running', { ready: false }, checked), actual: running, local: { crashes: 0, noProbes: true }, want: { kind: 'running', resume: false, write: { to: 'Running', patch: { ready: true } } } },
+  {
+    name: 'a verdict and a usage sample: one write',
+    record: pod('Running', {}, checked),
+    actual: running,
+    local: { crashes: 0, ready: false, usage: { cpuPercent: 12, memoryMiB: 40, at: iso(T0) } },
+    want: { kind: 'running', resume: false, write: { to: 'Running', patch: { usage: { cpuPercent: 12, memoryMiB: 40, at: iso(T0) }, ready: false } } },
+  },
+  {
+    name: 'health check, Starting but live (adopted): Running, not ready until a probe passes',
+    record: pod('Starting', { ready: false }, checked),
+    actual: running,
+    local: { crashes: 0, lastStart: T0 - 2000, hostPort: 4100 },
+    want: {
+      kind: 'running',
+      resume: false,
+      write: { to: 'Running', patch: { reason: 'Started', message: '', restarts: 2, startedAt: iso(T0 - 2000), finishedAt: null, exitCode: undefined, hostPort: 4100, usage: undefined, ready: false } },
+    },
+  },
+  { name: 'health check, resumed: Running, not ready until a probe passes', record: pod('Paused', { ready: false }, checked), actual: paused, want: { kind: 'running', resume: true, write: { to: 'Running', patch: { reason: 'Resumed', message: '', ready: false } } } },
+  {
+    name: 'health check failed the threshold: restart wins over readiness',
+    record: pod('Running', {}, checked),
+    actual: running,
+    local: { crashes: 0, ready: false, unhealthy: 'GET /healthz failed 3 times' },
+    want: { kind: 'restart', restarts: 3, reason: 'Unhealthy', message: 'GET /healthz failed 3 times', event: { type: 'Warning', reason: 'Unhealthy', message: 'GET /healthz failed 3 times' } },
   },
   // Restart requests on a live pod
   {
@@ -376,4 +413,24 @@ const paths: Array<{ from: PodPhase; to: PodPhase; want: PodPhase[] | undefined 
 ];
 t.test('phasePath: hop by hop along the table, never through Pending', async (t) => {
   for (const p of paths) t.same(phasePath(p.from, p.to), p.want, `${p.from} -> ${p.to}`);
+});
+
+// Every status write goes through nextStatus: a pod is ready only while Running, and leaves service with the
+// very write that says it stopped running.
+const ready = { ...base.status, ready: true };
+const statuses: Array<{ name: string; phase: PodPhase; patch: Partial<PodRecord['status']>; want: boolean | undefined }> = [
+  { name: 'Running -> Stopping: not ready', phase: 'Stopping', patch: { reason: 'Stopping' }, want: false },
+  { name: 'Running -> Starting (a restart, a back-off): not ready', phase: 'Starting', patch: { reason: 'BackOff' }, want: false },
+  { name: 'Running -> Paused: not ready', phase: 'Paused', patch: { reason: 'Paused' }, want: false },
+  { name: 'a patch cannot keep a stopped pod ready', phase: 'Stopped', patch: { ready: true }, want: false },
+  { name: 'Running, usage only: readiness kept', phase: 'Running', patch: { usage: { cpuPercent: 1, memoryMiB: 2, at: iso(T0) } }, want: true },
+  { name: 'Running, a verdict: written', phase: 'Running', patch: { ready: false }, want: false },
+];
+t.test('nextStatus: ready only while Running', async (t) => {
+  for (const s of statuses) {
+    const got = nextStatus(ready, s.phase, s.patch);
+    t.equal(got.ready, s.want, s.name);
+    t.equal(got.phase, s.phase, `${s.name}: phase`);
+  }
+  t.equal(ready.ready, true, 'the status written from is not mutated');
 });

@@ -62,6 +62,10 @@ export interface PodMemory {
   unhealthy?: string;
   /** A usage sample that differs notably from `status.usage`, to be written. */
   usage?: NonNullable<PodStatus['usage']>;
+  /** The health check's latest verdict on the running container; unset until its first probe answers. */
+  ready?: boolean;
+  /** The node's runtime runs nothing to probe (simulated): a health check counts as passing. */
+  noProbes?: true;
 }
 
 /** Agent flags the decision depends on. */
@@ -146,15 +150,21 @@ export function decidePod(pod: PodRecord, actual: RuntimePodState | undefined, l
   }
   // Started, but the write saying so was lost (a conflict, or the agent restarted and adopted the container).
   if (phase === 'Starting') {
-    return { kind: 'running', resume: actual.state === 'paused', write: { to: 'Running', patch: runningPatch(restarts, 'Started', local.lastStart ?? now, local.hostPort ?? pod.status.hostPort, local.restartApplied ?? pod.status.restartHandled) } };
+    const patch = runningPatch(restarts, 'Started', local.lastStart ?? now, local.hostPort ?? pod.status.hostPort, readiness(pod, local) ?? false, local.restartApplied ?? pod.status.restartHandled);
+    return { kind: 'running', resume: actual.state === 'paused', write: { to: 'Running', patch } };
   }
   if (pod.desired === 'paused') {
     const runtime = actual.state === 'running';
     if (!runtime && phase === 'Paused') return { kind: 'none' };
     return { kind: 'pause', runtime, ...(phase === 'Paused' ? {} : { write: { to: 'Paused', patch: { reason: 'Paused', message: '' } } }) };
   }
-  let patch: Partial<PodStatus> | undefined = phase === 'Running' ? undefined : { reason: 'Resumed', message: '' };
+  // Resumed: ready only once a probe passes again (pausing cleared the verdict), at once without a check.
+  let patch: Partial<PodStatus> | undefined = phase === 'Running' ? undefined : { reason: 'Resumed', message: '', ready: readiness(pod, local) ?? false };
   if (local.usage !== undefined) patch = { ...patch, usage: local.usage };
+  // What the record says about readiness is repaired here too (a verdict changed, or an older agent wrote it);
+  // without a verdict yet (this agent restarted and adopted the container) the record stands until the first probe.
+  const ready = readiness(pod, local);
+  if (phase === 'Running' && ready !== undefined && ready !== pod.status.ready) patch = { ...patch, ready };
   return { kind: 'running', resume: actual.state === 'paused', ...(patch === undefined ? {} : { write: { to: 'Running', patch } }) };
 }
 
@@ -233,7 +243,7 @@ export function restartPending(pod: PodRecord, local: Readonly<PodMemory>): bool
 }
 
 /** The status of a container that has just started (`startedAt` in ms) with `hostPort` as its PORT, honouring `restartHandled`. */
-export function runningPatch(restarts: number, reason: string, startedAt: number, hostPort: number | undefined, restartHandled?: string): Partial<PodStatus> {
+export function runningPatch(restarts: number, reason: string, startedAt: number, hostPort: number | undefined, ready: boolean, restartHandled?: string): Partial<PodStatus> {
   return {
     reason,
     message: '',
@@ -243,6 +253,27 @@ export function runningPatch(restarts: number, reason: string, startedAt: number
     exitCode: undefined,
     hostPort,
     usage: undefined,
+    ready,
     restartHandled,
   };
+}
+
+/**
+ * What `status.ready` should say of a pod whose container runs: true without
+ * a health check (or where nothing is probed), else the check's latest
+ * verdict, so one failed probe takes the pod out of service long before
+ * `failureThreshold` restarts it. Undefined while no probe has answered yet.
+ */
+export function readiness(pod: PodRecord, local: Readonly<PodMemory>): boolean | undefined {
+  if (pod.spec.healthCheck === undefined || local.noProbes) return true;
+  return local.ready;
+}
+
+/**
+ * The status the agent writes for one hop to `phase`: `patch` applied, and
+ * not ready in any phase but Running, so a pod leaves service with the very
+ * write that says it stopped running (never a write of its own).
+ */
+export function nextStatus(status: PodStatus, phase: PodPhase, patch: Partial<PodStatus>): PodStatus {
+  return { ...status, ...patch, phase, ...(phase === 'Running' ? {} : { ready: false }) };
 }

@@ -1,6 +1,6 @@
 // The agent's pure pieces, for tests and tools; the agent itself runs from main.ts.
 
-export { decidePod, type DecideLimits, type PodAction, type PodMemory } from './decide-pod.js';
+export { decidePod, nextStatus, type DecideLimits, type PodAction, type PodMemory } from './decide-pod.js';
 export { phasePath } from './phase-path.js';
 export { Fencer, type FenceSubject, type FenceTarget } from './fence.js';
 export { SimulatedRuntime } from './runtime.js';

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { canTransition, FORCE_STOP_MS, isBerthError, type PodPhase, type PodRecord } from '@berth/core';
 import type { EventRecorder, PodRepository, Versioned } from '@berth/store';
-import { runningPatch, type PhaseWrite, type PodAction, type PodEvent, type PodMemory } from './decide-pod.js';
+import { nextStatus, readiness, runningPatch, type PhaseWrite, type PodAction, type PodEvent, type PodMemory } from './decide-pod.js';
 import { freePort } from './free-port.js';
 import type { HealthProber } from './health-prober.js';
 import { phasePath } from './phase-path.js';
@@ -62,7 +62,7 @@ export class PodActions {
   async execute(action: PodAction, cur: Cur, local: LocalPod): Promise<void> {
     const { node } = local;
     // Probes run only while the pod is to keep running; every other step stops, pauses or replaces the container.
-    if (action.kind !== 'running') this.opts.prober.clear(local.id);
+    if (action.kind !== 'running') this.clearProbe(local);
     switch (action.kind) {
       case 'none':
         return;
@@ -122,7 +122,7 @@ export class PodActions {
   /** The pod is no longer this node's: stop and remove its container without writing its record. */
   async teardown(local: LocalPod, why: string): Promise<void> {
     const { runtime } = local.node;
-    this.opts.prober.clear(local.id);
+    this.clearProbe(local);
     try {
       const { forced } = await runtime.stop(local.id, this.opts.stopTimeoutMs);
       if (forced) await this.event(local, { id: local.id, name: local.id }, { type: 'Warning', reason: 'ForcedKill', message: `did not exit within the grace (${why}); killed` });
@@ -183,8 +183,11 @@ export class PodActions {
     local.lastStart = Date.now();
     delete local.restartAt;
     delete local.unhealthy;
+    delete local.ready;
     local.restartApplied = pod.restartRequestedAt;
-    cur = await this.write(cur, local, { to: 'Running', patch: runningPatch(a.restarts, a.restarted ? 'Restarted' : 'Started', local.lastStart, hostPort, pod.restartRequestedAt) });
+    // Ready with this write when there is nothing to probe; else once the first probe passes.
+    const patch = runningPatch(a.restarts, a.restarted ? 'Restarted' : 'Started', local.lastStart, hostPort, readiness(pod, local) ?? false, pod.restartRequestedAt);
+    cur = await this.write(cur, local, { to: 'Running', patch });
     if (a.restarted) {
       this.log.info({ pod: pod.name, restarts: a.restarts, reason: a.reason }, 'pod started again');
       await this.event(local, pod, { type: 'Normal', reason: 'Restarted', message: `started again (restart ${a.restarts})${a.message ? `: ${a.message}` : ''}` });
@@ -215,7 +218,7 @@ export class PodActions {
 
   /** Stops the container (SIGTERM, SIGKILL after the grace) and returns its exit code; a forced kill is an event. */
   private async stopContainer(pod: PodRecord, local: LocalPod, why: string): Promise<number | undefined> {
-    this.opts.prober.clear(pod.id);
+    this.clearProbe(local);
     const { runtime } = local.node;
     const { forced } = await runtime.stop(pod.id, this.opts.stopTimeoutMs);
     if (forced) {
@@ -233,7 +236,7 @@ export class PodActions {
   private async write(cur: Cur, local: LocalPod, w: PhaseWrite): Promise<Cur> {
     // An unreachable phase is written directly, for the repository to refuse with INVALID_TRANSITION.
     for (const phase of phasePath(cur.value.status.phase, w.to) ?? [w.to]) {
-      const next: PodRecord = { ...cur.value, status: { ...cur.value.status, ...w.patch, phase } };
+      const next: PodRecord = { ...cur.value, status: nextStatus(cur.value.status, phase, w.patch) };
       cur = await this.opts.repo.update('agent', cur, next, local.node.id);
       this.opts.wrote(local.id, cur.modRevision);
       this.log.debug({ pod: next.name, phase, reason: next.status.reason }, 'pod status written');
@@ -264,6 +267,12 @@ export class PodActions {
     if (!fresh) local.hostPort ??= pod.status.hostPort;
     local.hostPort ??= await freePort();
     return local.hostPort;
+  }
+
+  /** Stops the pod's health check; its verdict was about a container that no longer runs as it did. */
+  private clearProbe(local: LocalPod): void {
+    this.opts.prober.clear(local.id);
+    delete local.ready;
   }
 
   private armHealth(pod: PodRecord, local: LocalPod): void {

@@ -80,11 +80,20 @@ export class PodReconciler {
       maxDelayMs: RETRY_MAX_MS,
       onError: (id, err, failures) => this.onSyncError(id, err, failures),
     });
-    this.prober = new HealthProber(opts.log.child({ component: 'health' }), (id, why) => {
-      const l = this.local.get(id);
-      if (l === undefined) return;
-      l.unhealthy = why;
-      this.queue.add(id);
+    this.prober = new HealthProber(opts.log.child({ component: 'health' }), {
+      unhealthy: (id, why) => {
+        const l = this.local.get(id);
+        if (l === undefined) return;
+        l.unhealthy = why;
+        this.queue.add(id);
+      },
+      // A verdict that changed is written by the pod's next sync, like every other status change.
+      readiness: (id, ready) => {
+        const l = this.local.get(id);
+        if (l === undefined) return;
+        l.ready = ready;
+        this.queue.add(id);
+      },
     });
     this.repo = new PodRepository(opts.client);
     this.actions = new PodActions({
@@ -154,7 +163,11 @@ export class PodReconciler {
   /** The node is fenced: from now on none of its pods is started, written or probed, until `unfence`. */
   fence(nodeId: string): void {
     this.fenced.add(nodeId);
-    for (const l of this.local.values()) if (l.node.id === nodeId) this.prober.clear(l.id);
+    for (const l of this.local.values()) {
+      if (l.node.id !== nodeId) continue;
+      this.prober.clear(l.id);
+      delete l.ready;
+    }
   }
 
   /**
@@ -195,7 +208,7 @@ export class PodReconciler {
         gone.push(cur?.value.name ?? id);
       } else if (LIVE_PHASES.has(cur.value.status.phase) && cur.value.deletionRequested === undefined && cur.value.status.eviction === undefined && cur.value.desired !== 'stopped') {
         // (An evicted one is not started again: its next sync acknowledges the eviction with Stopped.)
-        const mine = local ?? { id, node, crashes: 0 };
+        const mine = local ?? newLocal(id, node);
         this.local.set(id, mine);
         seen = Math.max(seen, (await this.actions.fenced(cur, mine, `force-stopped: ${why}; still bound to node ${node.name}, starting again`)).modRevision);
         again.push(cur.value.name);
@@ -322,7 +335,7 @@ export class PodReconciler {
     // Fenced: nothing is started or written for the node; lifting the fence syncs its pods again.
     if (this.fenced.has(node.id)) return;
     let local = this.local.get(id);
-    if (local === undefined) this.local.set(id, (local = { id, node, crashes: 0 }));
+    if (local === undefined) this.local.set(id, (local = newLocal(id, node)));
     const actual = await node.runtime.inspect(id);
     if (this.nodes.get(node.id) !== node || this.fenced.has(node.id)) return; // removed or fenced while inspecting: not to act on
     const action = decidePod(cur.value, actual, local, Date.now(), this.limits);
@@ -348,6 +361,11 @@ export class PodReconciler {
       this.sampling = false;
     }
   }
+}
+
+/** What the agent starts out remembering about a pod it runs on `node`. */
+function newLocal(id: string, node: ReconcilerNode): LocalPod {
+  return { id, node, crashes: 0, ...(node.runtime.kind === 'simulated' ? { noProbes: true } : {}) };
 }
 
 /** Resolves when `p` does, or after `ms` (whichever is first), without leaving a timer behind. */

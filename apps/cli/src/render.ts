@@ -148,6 +148,8 @@ export function describePod(p: PodView, nodeName: string | undefined, now: numbe
     ['Created', when(p.createdAt, now)],
     ['Desired', p.desired],
     ['Phase', podPhase(p, c)],
+    // Whether discovery routes to it: written by its agent (Running and its health check passes).
+    ['Ready', st.ready === true ? 'true' : 'false'],
     ['Reason', st.reason || '<none>'],
     ['Message', st.message || '<none>'],
     ['Restarts', String(st.restarts)],

@@ -15,6 +15,8 @@ import {
   type AllocationRecord,
   type PodRecord,
   type Resources,
+  type ServiceRecord,
+  type JobRecord,
 } from '@berth/core';
 import { Informer, type Versioned } from '@berth/store';
 import { reservedTotal } from '@berth/scheduler';
@@ -26,6 +28,7 @@ export type { NodeView };
 /** Informer index names of the caches. */
 const BY_NAME = 'byName';
 const BY_NODE = 'byNode';
+const BY_SERVICE = 'byService';
 
 /**
  * The watch caches every replica keeps of the cluster, so reads never go to
@@ -46,6 +49,12 @@ export class ClusterState {
   readonly leaderRecord: Informer<LeaderRecord>;
   /** Audit events (`/berth/events/`), for `GET /v1/events` and the live feed. */
   readonly auditEvents: Informer<BerthEvent>;
+  /** Services (`/berth/services/<name>`), by name. */
+  readonly services: Informer<ServiceRecord>;
+  /** Jobs (`/berth/jobs/<id>`), finished ones until their result TTL runs out. */
+  readonly jobs: Informer<JobRecord>;
+  /** Job claims (`/berth/jobclaims/<id>` -> replica id, on that replica's lease). */
+  readonly jobClaims: Informer<string>;
 
   constructor(client: Etcd3, log: Logger) {
     const l = log.child({ component: 'informer' });
@@ -56,14 +65,19 @@ export class ClusterState {
     this.replicas = new Informer<ReplicaInfo>(client, prefixes.election, l);
     this.leaderRecord = new Informer<LeaderRecord>(client, leaderRecordKey, l);
     this.auditEvents = new Informer<BerthEvent>(client, prefixes.events, l);
+    this.services = new Informer<ServiceRecord>(client, prefixes.services, l);
+    this.jobs = new Informer<JobRecord>(client, prefixes.jobs, l);
+    this.jobClaims = new Informer<string>(client, prefixes.jobClaims, l);
     this.nodes.addIndex(BY_NAME, (n) => n.name);
     this.pods.addIndex(BY_NAME, (p) => p.name);
     this.pods.addIndex(BY_NODE, (p) => p.status.nodeId);
+    this.pods.addIndex(BY_SERVICE, (p) => p.service ?? null);
+    this.jobs.addIndex(BY_SERVICE, (j) => j.service);
   }
 
   /** Every cache; the replica is ready once all of them have synced. */
   get informers(): Informer<unknown>[] {
-    return [this.nodes, this.heartbeats, this.pods, this.allocations, this.replicas, this.leaderRecord, this.auditEvents] as Informer<unknown>[];
+    return [this.nodes, this.heartbeats, this.pods, this.allocations, this.replicas, this.leaderRecord, this.auditEvents, this.services, this.jobs, this.jobClaims] as Informer<unknown>[];
   }
 
   /** True once every cache has listed etcd. */
@@ -132,6 +146,23 @@ export class ClusterState {
   /** Every pod bound to a node, finished ones included. */
   podsOn(nodeId: string): PodRecord[] {
     return this.pods.byIndex(BY_NODE, nodeId).map((p) => p.value);
+  }
+
+  /** Every pod of a service, finished ones included. */
+  podsOf(service: string): Versioned<PodRecord>[] {
+    return this.pods.byIndex(BY_SERVICE, service);
+  }
+
+  /** Jobs of a service. */
+  jobsOf(service: string): Versioned<JobRecord>[] {
+    return this.jobs.byIndex(BY_SERVICE, service);
+  }
+
+  /** A service by name; NOT_FOUND otherwise. */
+  service(name: string): Versioned<ServiceRecord> {
+    const found = name.includes('/') || name.length === 0 ? undefined : this.services.get(keyOf('services', name));
+    if (found === undefined) throw errors.notFound('service', name);
+    return found;
   }
 
   /** Pods bound to a node that still hold resources there. */

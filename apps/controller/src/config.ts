@@ -27,6 +27,8 @@ export interface ControllerConfig {
   dataDir: string;
   /** How long `POST /v1/nodes` waits for the new agent to register. */
   provisionTimeoutMs: number;
+  /** How long a finished job's record and result are kept in etcd. */
+  jobResultTtlSeconds: number;
   logLevel: string;
 }
 
@@ -72,6 +74,9 @@ export async function parseConfig(argv: string[]): Promise<ControllerConfig> {
     .addOption(
       new Option('--provision-timeout <seconds>', 'POST /v1/nodes answers 504 (and removes what it started) after this long').env('BERTH_PROVISION_TIMEOUT').default(30).argParser(intIn('--provision-timeout', 1, 600)),
     )
+    .addOption(
+      new Option('--job-result-ttl <seconds>', "a finished job's record and result stay in etcd this long").env('BERTH_JOB_RESULT_TTL').default(3600).argParser(intIn('--job-result-ttl', 10, 7 * 86400)),
+    )
     .addOption(new Option('--data-dir <dir>', 'where provisioned agent processes log').env('BERTH_DATA_DIR'))
     .addOption(new Option('--log-level <level>', 'pino log level').env('BERTH_LOG_LEVEL').default('info'))
     .showHelpAfterError('(run with --help for usage)');
@@ -89,6 +94,7 @@ export async function parseConfig(argv: string[]): Promise<ControllerConfig> {
     image: string;
     dataDir?: string;
     provisionTimeout: number;
+    jobResultTtl: number;
     logLevel: string;
   }>();
   const graceProblem = controllerGraceProblem(o.nodeGrace * 1000);
@@ -111,6 +117,7 @@ export async function parseConfig(argv: string[]): Promise<ControllerConfig> {
     image: o.image,
     dataDir: o.dataDir ?? path.join(os.tmpdir(), `berth-controller-${o.id ?? o.port}`),
     provisionTimeoutMs: o.provisionTimeout * 1000,
+    jobResultTtlSeconds: o.jobResultTtl,
     logLevel: o.logLevel,
   };
 }

@@ -16,6 +16,12 @@ import { NodeService } from './nodes/service.js';
 import { PodScheduler } from './pods/scheduler.js';
 import { PodService } from './pods/service.js';
 import { buildServer, type ServerDeps } from './server.js';
+import { JobDispatcher } from './jobs/dispatcher.js';
+import { JobService } from './jobs/service.js';
+import { Router } from './routing/router.js';
+import { ServiceCatalog } from './services/catalog.js';
+import { ServiceController } from './services/controller.js';
+import { Discovery } from './services/discovery.js';
 
 /**
  * One controller replica: constructs its parts, wires them, and starts and
@@ -34,6 +40,8 @@ export class Controller {
   private readonly nodeLifecycle: NodeLifecycle;
   private readonly scheduler: PodScheduler;
   private readonly leaderLoops: LeaderLoops;
+  private readonly router: Router;
+  private readonly jobs: JobDispatcher;
   private readonly deps: ServerDeps;
   private server: FastifyInstance | undefined;
   /** Stops logging the etcd watch faults the store contained for this replica. */
@@ -67,6 +75,10 @@ export class Controller {
     const podService = new PodService(this.client, this.state, events, child('pods'));
     this.nodeLifecycle = new NodeLifecycle(this.client, this.state, this.elector, events, config.nodeGraceMs, child('node-lifecycle'));
     this.scheduler = new PodScheduler(this.client, this.state, this.elector, events, config.policy, child('scheduler'), config.nodeGraceMs);
+    const discovery = new Discovery(this.state);
+    this.router = new Router(discovery, config.id);
+    this.jobs = new JobDispatcher(this.client, this.state, this.router, discovery, { replica: config.id, claimTtlSeconds: config.leaseTtl, resultTtlSeconds: config.jobResultTtlSeconds }, child('jobs'));
+    const serviceController = new ServiceController(this.client, this.state, this.elector, events, child('services'));
     this.deps = {
       log: this.log,
       advertiseUrl: config.advertiseUrl,
@@ -77,10 +89,13 @@ export class Controller {
       nodeService,
       metrics,
       liveFeed: this.feed,
+      serviceCatalog: new ServiceCatalog(this.client, this.state, discovery, this.router, events, child('services')),
+      router: this.router,
+      jobService: new JobService(this.client, this.state, this.jobs),
     };
 
     // Leader loops act on caches: only once every one of them has seen the term's first write.
-    this.leaderLoops = new LeaderLoops(this.elector, this.state, [this.nodeLifecycle, this.scheduler], child('leader'));
+    this.leaderLoops = new LeaderLoops(this.elector, this.state, [this.nodeLifecycle, this.scheduler, serviceController], child('leader'));
   }
 
   /** Starts caches, the health probe and the API, then campaigns. */
@@ -93,15 +108,19 @@ export class Controller {
     if (addressPlan.warning !== undefined) this.log.warn({ advertise: addressPlan.advertise }, addressPlan.warning);
     this.log.info({ address: this.config.advertiseUrl, listen: this.config.host, addressFrom: this.config.advertiseUrl === `http://${urlHost(addressPlan.advertise)}:${this.config.port}` ? addressPlan.source : '--advertise-url', docs: `${this.config.advertiseUrl}/docs` }, 'controller API listening');
     this.elector.start();
+    this.jobs.start();
   }
 
   /** Resigns first (so another replica takes over at once), then closes the API and etcd. */
   async stop(): Promise<void> {
     await this.elector.stop();
+    // Jobs under way get a moment to finish; the rest are released for other replicas to adopt.
+    await this.jobs.stop();
     this.feed.stop();
     await this.server?.close();
     this.health.stop();
     await this.state.stop();
+    await this.router.close();
     this.client.close();
     this.stopIncidentLog();
   }

@@ -16,3 +16,11 @@ export { PodBinder, RaceLost } from './pods/binder.js';
 // The leader's parts and start sequence, so a leader can run in a test process over a real etcd.
 export { LeaderLoops, type LeaderLoop, type LeaderPhase } from './leader-loops.js';
 export { PodScheduler } from './pods/scheduler.js';
+// Services, routing and jobs.
+export { planService, ServiceController, type ServicePlan } from './services/controller.js';
+export { Discovery, endpointAddress, podReady, type ServiceEndpoint } from './services/discovery.js';
+export { ServiceCatalog } from './services/catalog.js';
+export { Balancer } from './routing/balancer.js';
+export { Router } from './routing/router.js';
+export { JobDispatcher } from './jobs/dispatcher.js';
+export { JobService } from './jobs/service.js';

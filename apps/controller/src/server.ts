@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
-import { BerthEvent, ClusterView, ErrorResponse, EventList, HealthView, LeaderView, NodeList, NodeView, PodList, PodView, ReplicaView, errors } from '@berth/core';
+import { BerthEvent, ClusterView, ErrorResponse, EventList, HealthView, JobList, JobView, LeaderView, NodeList, NodeView, PodList, PodTemplate, PodView, ReplicaView, ServiceList, ServiceView, errors } from '@berth/core';
 import { installErrorHandling } from './errors.js';
 import { servicesPlugin, type Services } from './plugins/services.js';
 import { systemRoutes } from './routes/system.js';
@@ -11,6 +11,9 @@ import { nodeRoutes } from './routes/nodes.js';
 import { podRoutes } from './routes/pods.js';
 import { eventRoutes } from './routes/events.js';
 import { dashboardRoutes } from './routes/dashboard.js';
+import { serviceRoutes } from './routes/services.js';
+import { proxyRoutes } from './routes/proxy.js';
+import { jobRoutes } from './routes/jobs.js';
 
 /** What the API of one replica is built from: its services, a logger, and the URL it is reached at. */
 export interface ServerDeps extends Services {
@@ -57,7 +60,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   });
 
-  for (const schema of [ErrorResponse, LeaderView, ReplicaView, ClusterView, HealthView, NodeView, NodeList, PodView, PodList, BerthEvent, EventList]) app.addSchema(schema);
+  for (const schema of [ErrorResponse, LeaderView, ReplicaView, ClusterView, HealthView, NodeView, NodeList, PodView, PodList, BerthEvent, EventList, PodTemplate, ServiceView, ServiceList, JobView, JobList]) {
+    app.addSchema(schema);
+  }
   app.addHook('onRoute', documentCommonErrors);
 
   await app.register(swagger, {
@@ -74,6 +79,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         { name: 'cluster', description: 'leader election and replicas' },
         { name: 'nodes', description: 'nodes: agents that heartbeat through etcd leases' },
         { name: 'pods', description: 'pods: scheduled by the leader, run by node agents' },
+        { name: 'services', description: 'services: replicated pods of a template, and request routing to the ready ones' },
+        { name: 'jobs', description: 'jobs: requests to a service, durable in etcd, retried on another pod, answered with the result' },
         { name: 'events', description: 'audit events and the live Server-Sent Events stream the dashboard uses' },
       ],
     },
@@ -102,6 +109,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(nodeRoutes, { prefix: '/v1' });
   await app.register(podRoutes, { prefix: '/v1' });
   await app.register(eventRoutes, { prefix: '/v1' });
+  await app.register(serviceRoutes, { prefix: '/v1' });
+  await app.register(proxyRoutes, { prefix: '/v1' });
+  await app.register(jobRoutes, { prefix: '/v1' });
   await app.register(dashboardRoutes);
   return app;
 }

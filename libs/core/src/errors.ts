@@ -28,6 +28,10 @@ export const ERROR_STATUS = {
   NOT_READY: 503,
   /** A node agent the controller proxies to did not answer. */
   AGENT_UNREACHABLE: 502,
+  /** A service has no pod that can take a request now (none, none ready, all ejected); the message says which. */
+  NO_ENDPOINTS: 503,
+  /** Every pod a routed request was tried on failed to answer (connection refused, reset, timeout). */
+  UPSTREAM_UNREACHABLE: 502,
   /** A node's container runtime (its Docker engine) does not answer. */
   RUNTIME_UNAVAILABLE: 503,
   /** Something waited for a condition that did not arrive in time. */

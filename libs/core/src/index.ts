@@ -7,4 +7,6 @@ export * from './pod-state.js';
 export * from './pod-spec.js';
 export * from './pod-writes.js';
 export * from './fence-budget.js';
+export * from './services.js';
+export * from './jobs.js';
 export * from './addresses.js';

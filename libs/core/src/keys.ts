@@ -14,6 +14,10 @@ export const prefixes = {
   pods: `${ROOT}pods/`,
   services: `${ROOT}services/`,
   jobs: `${ROOT}jobs/`,
+  /** `/berth/jobclaims/<jobId>` -> replica id, on that replica's lease: which replica dispatches a job; gone when the replica dies. */
+  jobClaims: `${ROOT}jobclaims/`,
+  /** `/berth/jobkeys/<service>/<idempotency key>` -> job id: a resubmission with the same key answers the same job. */
+  jobKeys: `${ROOT}jobkeys/`,
   events: `${ROOT}events/`,
   /** Leader-only reservations per node (see AllocationRecord). */
   allocations: `${ROOT}allocations/`,
@@ -58,3 +62,8 @@ export function nameKey(collection: 'nodes' | 'pods' | 'services', name: string)
 
 /** DNS-1123 label: what node and pod names must be. */
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** Key claiming an idempotency key of a service's jobs (any characters: the key is URI-encoded). */
+export function jobKeyKey(service: string, idempotencyKey: string): string {
+  return `${prefixes.jobKeys}${service}/${encodeURIComponent(idempotencyKey)}`;
+}

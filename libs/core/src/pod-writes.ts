@@ -9,7 +9,9 @@ import type { PodRecord, PodStatus } from './types.js';
  * - `leader` (fenced): the binding, i.e. `status.nodeId` with the phase
  *   edges into and out of `Pending`, and the reason it gives for either;
  *   `status.eviction` on a bound pod (the first half of an eviction; the
- *   unbinding clears it); deletes marked pods whose node is gone.
+ *   unbinding clears it); deletes marked pods whose node is gone. For
+ *   services (the service controller): creates pods, marks a service's pod
+ *   for deletion (`deletionRequested`), and deletes unbound ones.
  * - `agent` (the bound node's): every other part of `status`, along the
  *   transition table, never to or from `Pending`; deletes marked pods.
  * Nobody changes `id`, `name`, `service`, `spec` or `createdAt`.
@@ -51,7 +53,10 @@ function refuse(writer: PodWriter, pod: PodRecord, what: string): never {
 export function checkPodWrite(writer: PodWriter, prev: PodRecord, next: PodRecord): void {
   const top = changedKeys(prev, next).filter((k) => k !== 'status');
   for (const k of top) {
-    if (writer !== 'user' || !USER_FIELDS.has(k)) refuse(writer, prev, `change ${k}`);
+    if (writer === 'user' && USER_FIELDS.has(k)) continue;
+    // The service controller scales down and replaces pods the way a user deletes one: by marking it for its agent.
+    if (writer === 'leader' && k === 'deletionRequested' && prev.service !== undefined && prev.deletionRequested === undefined) continue;
+    refuse(writer, prev, `change ${k}`);
   }
   if (prev.deletionRequested !== undefined && next.deletionRequested === undefined) refuse(writer, prev, 'take back a deletion');
   const status = changedKeys(prev.status, next.status) as Array<keyof PodStatus>;
@@ -91,5 +96,7 @@ export function checkPodDelete(writer: PodWriter, pod: PodRecord, nodeGone = fal
     if (pod.status.nodeId !== null && !nodeGone) refuse(writer, pod, `delete a pod bound to node ${pod.status.nodeId} (mark it; its agent removes it)`);
     return;
   }
+  // An unbound pod of a service runs nowhere: the service controller removes it outright when it scales down.
+  if (writer === 'leader' && pod.service !== undefined && pod.status.nodeId === null) return;
   if (pod.deletionRequested === undefined) refuse(writer, pod, 'delete a pod nobody asked to delete');
 }

@@ -33,7 +33,7 @@ export function StringEnum<const T extends readonly string[]>(values: T, options
 }
 
 /** `{$ref: id}` to a registered schema, typed as that schema (a bare `Type.Ref` is typed unknown). */
-function Ref<T extends TSchema>(schema: T): TUnsafe<Static<T>> {
+export function Ref<T extends TSchema>(schema: T): TUnsafe<Static<T>> {
   const id = (schema as { $id?: unknown }).$id;
   if (typeof id !== 'string') throw new Error('Ref: the schema has no $id');
   return Type.Unsafe<Static<T>>(Type.Ref(id));
@@ -44,9 +44,9 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 /** Fails to compile unless T is true: how a schema is held to the record it serves. */
 type Assert<T extends true> = T;
 
-const NullableString = Type.Union([Type.String(), Type.Null()]);
-const DateTime = (options: TSchemaOptions = {}) => Type.String({ ...options, format: 'date-time' });
-const DnsLabel = (options: TSchemaOptions = {}) => Type.String({ ...options, pattern: DNS_LABEL.source });
+export const NullableString = Type.Union([Type.String(), Type.Null()]);
+export const DateTime = (options: TSchemaOptions = {}) => Type.String({ ...options, format: 'date-time' });
+export const DnsLabel = (options: TSchemaOptions = {}) => Type.String({ ...options, pattern: DNS_LABEL.source });
 const Labels = Type.Record(Type.String({ pattern: '^[A-Za-z0-9][-A-Za-z0-9_./]{0,62}$' }), Type.String({ maxLength: 63 }));
 
 /** Every error answer: `{ error, message, details? }`. */
@@ -204,25 +204,31 @@ const HealthCheckRequest = Type.Object(
   { additionalProperties: false },
 );
 
+/** What a pod runs and needs: every field of `POST /v1/pods` but the name (a service's template has these). */
+const podFields = {
+  image: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'container image (docker runtime)' })),
+  command: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 256, description: 'argv (what runs for the process runtime)' })),
+  env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String({ maxLength: 32768 }))),
+  cpu: Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: 'CPU cores (decimal, e.g. 0.5)' }),
+  memoryMiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 4194304, description: 'memory in MiB (default 128)' })),
+  ports: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 16 })),
+  healthCheck: Type.Optional(HealthCheckRequest),
+  restartPolicy: Type.Optional(StringEnum(RESTART_POLICIES)),
+  priority: Type.Optional(Type.Integer({ minimum: -1000000, maximum: 1000000 })),
+  nodeSelector: Type.Optional(Labels),
+  policy: Type.Optional(StringEnum(SCHEDULING_POLICIES)),
+};
+
 /** `POST /v1/pods`. */
 export const CreatePodRequest = Type.Object(
-  {
-    name: DnsLabel({ minLength: 1, maxLength: 63 }),
-    image: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'container image (docker runtime)' })),
-    command: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 256, description: 'argv (what runs for the process runtime)' })),
-    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String({ maxLength: 32768 }))),
-    cpu: Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: 'CPU cores (decimal, e.g. 0.5)' }),
-    memoryMiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 4194304, description: 'memory in MiB (default 128)' })),
-    ports: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 16 })),
-    healthCheck: Type.Optional(HealthCheckRequest),
-    restartPolicy: Type.Optional(StringEnum(RESTART_POLICIES)),
-    priority: Type.Optional(Type.Integer({ minimum: -1000000, maximum: 1000000 })),
-    nodeSelector: Type.Optional(Labels),
-    policy: Type.Optional(StringEnum(SCHEDULING_POLICIES)),
-  },
+  { name: DnsLabel({ minLength: 1, maxLength: 63 }), ...podFields },
   { $id: 'CreatePodRequest', additionalProperties: false },
 );
 export type CreatePodRequest = Static<typeof CreatePodRequest>;
+
+/** A service's pod template: a `POST /v1/pods` body without the name (each pod is named `<service>-<suffix>`). */
+export const PodTemplate = Type.Object(podFields, { $id: 'PodTemplate', additionalProperties: false });
+export type PodTemplate = Static<typeof PodTemplate>;
 
 /** A stored spec: the request with the API's defaults applied (`podSpecFromRequest`). */
 const PodSpecView = Type.Object({
@@ -253,6 +259,7 @@ export const PodView = Type.Object(
     id: Type.String(),
     name: Type.String(),
     service: Type.Optional(Type.String({ description: 'the service that owns this pod' })),
+    templateHash: Type.Optional(Type.String({ description: "hash of the service template the pod was made from: a pod whose hash differs from its service's is replaced" })),
     spec: PodSpecView,
     desired: StringEnum(DESIRED_STATES),
     status: Type.Object({
@@ -265,6 +272,7 @@ export const PodView = Type.Object(
       finishedAt: NullableString,
       exitCode: Type.Optional(Type.Integer()),
       hostPort: Type.Optional(Type.Integer({ description: 'host port the agent allocated (PORT)' })),
+      ready: Type.Optional(Type.Boolean({ description: 'takes requests: Running and its health check passes (at once without one); false after any failed probe and in every other phase' })),
       usage: Type.Optional(Type.Object({ cpuPercent: Type.Number(), memoryMiB: Type.Number(), at: Type.String() })),
       restartHandled: Type.Optional(Type.String({ description: 'the restartRequestedAt the latest start honoured' })),
       eviction: Type.Optional(

@@ -191,6 +191,13 @@ export interface PodStatus {
   exitCode?: number;
   /** Host port the agent allocated (PORT), with host networking. */
   hostPort?: number;
+  /**
+   * Whether the pod takes requests, written by its agent: true while it is
+   * Running and its health check passes (at once without one), false after
+   * any single failed probe and in every other phase. A failing check
+   * restarts the pod only after `failureThreshold` failures in a row.
+   */
+  ready?: boolean;
   /** The container's latest usage sample while it runs (docker runtime), written only when it changed notably. */
   usage?: { cpuPercent: number; memoryMiB: number; at: string };
   /**
@@ -227,6 +234,8 @@ export interface PodRecord {
   name: string;
   /** The service that owns this pod, if any. */
   service?: string;
+  /** Hash of the service template the pod was made from (set with `service`); a rollout replaces pods whose hash is not the service's. */
+  templateHash?: string;
   spec: PodSpec;
   desired: DesiredState;
   status: PodStatus;

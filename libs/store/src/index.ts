@@ -10,4 +10,6 @@ export * from './work-queue.js';
 export * from './watch-guard.js';
 export * from './connection-guard.js';
 export * from './timing.js';
+export * from './ttl-lease.js';
+export * from './txn-batcher.js';
 export * from './advertise.js';

@@ -119,7 +119,16 @@ export class FencedPodBatch {
     return this;
   }
 
-  /** Deletes a marked pod (and its name claim) whose agent is gone. */
+  /** Creates a pod (the service controller's), claiming its name; the batch fails if the name or id is taken. */
+  create(pod: PodRecord): this {
+    const [guards, ops] = creation(pod);
+    this.guards.push(...guards);
+    this.ops.push(...ops);
+    this.pods += 1;
+    return this;
+  }
+
+  /** Deletes a marked pod (and its name claim) whose agent is gone, or an unbound pod of a service. */
   delete(cur: Versioned<PodRecord>): this {
     checkPodDelete('leader', cur.value);
     this.guards.push(modifiedAt(cur.key, cur.modRevision));

@@ -7,6 +7,9 @@ import type { LeadershipView } from '../leadership.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeService } from '../nodes/service.js';
 import type { PodService } from '../pods/service.js';
+import type { JobService } from '../jobs/service.js';
+import type { Router } from '../routing/router.js';
+import type { ServiceCatalog } from '../services/catalog.js';
 
 /** The services a replica's API reads; each is one decorator of the root instance. */
 export interface Services {
@@ -24,6 +27,12 @@ export interface Services {
   metrics: Metrics;
   /** Coalesced cache changes for the live stream. */
   liveFeed: LiveFeed;
+  /** User writes and views of services. */
+  serviceCatalog: ServiceCatalog;
+  /** Routes requests to services' pods. */
+  router: Router;
+  /** Job submission, reads, long polls and cancels. */
+  jobService: JobService;
 }
 
 declare module 'fastify' {

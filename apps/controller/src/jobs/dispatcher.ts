@@ -1,0 +1,407 @@
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import {
+  BerthError,
+  errors,
+  keyOf,
+  MAX_JOB_RESULT_BYTES,
+  TERMINAL_JOB_STATUSES,
+  type AttemptOutcome,
+  type JobAttempt,
+  type JobRecord,
+  type JobStatus,
+  type StoredBody,
+} from '@berth/core';
+import { absent, LeaseKeeper, modifiedAt, putJson, TtlLease, TxnBatcher, type Compare, type Op, type Versioned } from '@berth/store';
+import type { ClusterState } from '../cluster-state.js';
+import type { Router } from '../routing/router.js';
+import type { Discovery } from '../services/discovery.js';
+
+/** Why this file is long: a job's whole life on one replica (claim, attempts, the writes of each step, adoption of orphans) reads best in one place. */
+
+/** An attempt that has not ended by then is written down as Running (shorter ones go straight to their end: two writes a job). */
+const RUNNING_WRITE_AFTER_MS = 200;
+/** How often every non-finished job is checked for a claim (claims also vanish as watch events; this is the safety net). */
+const ORPHAN_SCAN_MS = 2000;
+/** A stopping replica waits this long for its jobs' attempts before letting others take them over. */
+const DRAIN_MS = 3000;
+
+/** Tuning of a replica's job dispatcher. */
+export interface JobDispatcherOptions {
+  /** This replica's id: the value of its claims and the `replica` of its attempts. */
+  replica: string;
+  /** TTL of the lease its claims are on: how soon others take over its jobs when it dies. */
+  claimTtlSeconds: number;
+  /** How long a finished job's record (and its result) is kept. */
+  resultTtlSeconds: number;
+}
+
+/** How one attempt on a pod ended. */
+interface AttemptResult {
+  outcome: Exclude<AttemptOutcome, 'Running' | 'Lost' | 'Canceled'>;
+  statusCode?: number;
+  error?: string;
+  result?: JobRecord['result'];
+}
+
+type Job = Versioned<JobRecord>;
+
+/** Thrown inside a job's loop when its record is no longer this replica's to write (canceled, taken over). */
+export class NotMine extends Error {}
+
+export const claimKey = (id: string): string => keyOf('jobClaims', id);
+
+/**
+ * Runs this replica's jobs. A job is this replica's while its claim key
+ * (`/berth/jobclaims/<id>`, value: the replica id) exists on this replica's
+ * lease: the claim is written with the job when it is accepted, or when an
+ * orphan is adopted. Every write of a job is a compare-and-swap on the
+ * record as this replica last wrote it, so a cancel or a take-over wins and
+ * this replica stops. When a replica dies its lease expires, its claims
+ * vanish, and any replica adopts the jobs: an attempt that was running is
+ * recorded as Lost and the job runs again (at-least-once). All writes go
+ * through one group-commit batcher.
+ */
+export class JobDispatcher {
+  readonly batcher: TxnBatcher;
+  private readonly keeper: LeaseKeeper;
+  private readonly results: TtlLease;
+  private lease: Promise<string> | undefined;
+  private readonly running = new Map<string, AbortController>();
+  private scanTimer: NodeJS.Timeout | undefined;
+  private scanPending = false;
+  private stopped = false;
+  /** Jobs adopted from other replicas, for tests and metrics. */
+  adopted = 0;
+
+  constructor(
+    client: Etcd3,
+    private readonly state: ClusterState,
+    private readonly router: Router,
+    private readonly discovery: Discovery,
+    private readonly opts: JobDispatcherOptions,
+    private readonly log: Logger,
+  ) {
+    this.batcher = new TxnBatcher(client, { maxInFlight: 4 });
+    this.keeper = new LeaseKeeper(client, 500, log);
+    this.results = new TtlLease(client, opts.resultTtlSeconds, log, 'finished jobs');
+    this.keeper.on('lost', (id) => void this.leaseLost(id));
+    // A job someone else finished or took: stop working on it.
+    state.jobs.on('change', ({ key, item }) => {
+      const id = key.slice(key.lastIndexOf('/') + 1);
+      if (item === undefined || TERMINAL_JOB_STATUSES.has(item.value.status)) this.running.get(id)?.abort();
+    });
+    state.jobClaims.on('change', ({ key, item }) => {
+      const id = key.slice(key.lastIndexOf('/') + 1);
+      if (item !== undefined && item.value !== opts.replica) this.running.get(id)?.abort();
+      if (item === undefined) this.scanSoon();
+    });
+  }
+
+  /** Starts adopting orphaned jobs. */
+  start(): void {
+    this.scanTimer = setInterval(() => this.scanSoon(), ORPHAN_SCAN_MS);
+    this.scanTimer.unref();
+    void this.state.whenSynced().then(() => this.scanSoon());
+  }
+
+  /** Lets running attempts end (a few seconds at most), then gives up the claims so other replicas take over at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.scanTimer);
+    const until = Date.now() + DRAIN_MS;
+    while (this.running.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    for (const ctl of this.running.values()) ctl.abort();
+    const lease = await this.lease?.catch(() => undefined);
+    if (lease !== undefined) await this.keeper.revoke(lease).catch((err: unknown) => this.log.warn({ err }, 'could not revoke the job claim lease'));
+    this.keeper.close();
+  }
+
+  /** Jobs this replica is working on. */
+  get active(): number {
+    return this.running.size;
+  }
+
+  /**
+   * Makes a new job durable with this replica's claim (and its idempotency
+   * key, if any, guarded so a second job with the key is never created) and
+   * starts it. Resolves once etcd has it; `existing` is the job id the key
+   * already names when the submission is a repeat.
+   */
+  async accept(job: JobRecord, keyClaim?: string): Promise<{ job: Job } | { existing: true }> {
+    if (this.stopped) throw errors.notReady(`replica ${this.opts.replica} is shutting down; submit the job to another replica`);
+    const key = keyOf('jobs', job.id);
+    for (let tries = 0; ; tries++) {
+      const lease = await this.claimLease();
+      const compares: Compare[] = [absent(key)];
+      const ops: Op[] = [putJson(key, job), putJson(claimKey(job.id), this.opts.replica, lease)];
+      if (keyClaim !== undefined) {
+        compares.push(absent(keyClaim));
+        ops.push(putJson(keyClaim, job.id, await this.results.id()));
+      }
+      try {
+        const res = await this.batcher.submit({ compares, ops });
+        if (!res.succeeded) {
+          if (keyClaim !== undefined) return { existing: true };
+          throw new BerthError('CONFLICT', `job id ${job.id} is taken`);
+        }
+        const cur: Job = { key, value: job, createRevision: res.revision, modRevision: res.revision, version: 1, lease: '0' };
+        this.spawn(cur);
+        return { job: cur };
+      } catch (err) {
+        if (tries === 0 && this.forgetLeases(err)) continue;
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * Cancels a job from any replica: writes it Canceled (compare-and-swap on
+   * the record as cached, so it never overwrites a result) and drops its
+   * claim; the owner sees the change and stops its attempt.
+   */
+  async cancel(cur: Job): Promise<Job> {
+    const now = new Date().toISOString();
+    const attempts = cur.value.attempts.map((a) => (a.outcome === 'Running' ? { ...a, outcome: 'Canceled' as const, finishedAt: now } : a));
+    return this.write(cur, { ...cur.value, status: 'Canceled', reason: 'Canceled', message: 'canceled by a user', attempts, finishedAt: now }, true);
+  }
+
+  private spawn(cur: Job): void {
+    const ctl = new AbortController();
+    this.running.set(cur.value.id, ctl);
+    void this.drive(cur, ctl.signal)
+      .catch((err: unknown) => {
+        if (err instanceof NotMine || ctl.signal.aborted) return;
+        // The job stays claimed and unfinished: released below, another replica (or this one) adopts it.
+        this.log.warn({ err, job: cur.value.id }, 'job dispatch failed; releasing it for adoption');
+        void this.release(cur.value.id);
+      })
+      .finally(() => {
+        if (this.running.get(cur.value.id) === ctl) this.running.delete(cur.value.id);
+      });
+  }
+
+  /** One job from now until it is finished, canceled, or not this replica's any more. */
+  private async drive(start: Job, signal: AbortSignal): Promise<void> {
+    let cur = start;
+    const job = start.value;
+    const deadline = Date.parse(job.createdAt) + job.timeoutMs;
+    const tried = new Set(job.attempts.map((a) => a.podId).filter((p): p is string => p !== null));
+    for (;;) {
+      if (signal.aborted) throw new NotMine();
+      const now = Date.now();
+      const counted = cur.value.attempts.filter((a) => a.outcome !== 'Lost' && a.outcome !== 'Running').length;
+      if (now >= deadline) {
+        await this.finish(cur, 'TimedOut', 'TimedOut', `no result within timeoutMs ${job.timeoutMs}`);
+        return;
+      }
+      if (counted >= job.maxAttempts) {
+        const last = cur.value.attempts[cur.value.attempts.length - 1];
+        await this.finish(cur, 'Failed', 'AttemptsExhausted', `all ${job.maxAttempts} attempt(s) failed; last: ${last?.error ?? `HTTP ${last?.statusCode ?? '?'}`}`);
+        return;
+      }
+      let endpoint = this.router.pick(job.service, tried);
+      // Every ready pod already failed this job once: try them again rather than wait.
+      if (endpoint instanceof BerthError && (endpoint.details as { reason?: string } | undefined)?.reason === 'all tried') endpoint = this.router.pick(job.service);
+      if (endpoint instanceof BerthError) {
+        if (cur.value.status !== 'Queued' || cur.value.message !== endpoint.message) {
+          cur = await this.write(cur, { ...cur.value, status: 'Queued', reason: 'NoEndpoints', message: endpoint.message }, false);
+        }
+        await this.endpointsChange(job.service, deadline - now, signal);
+        continue;
+      }
+      const n = cur.value.attempts.length + 1;
+      const attempt: JobAttempt = { attempt: n, replica: this.opts.replica, podId: endpoint.podId, nodeId: endpoint.nodeId, startedAt: new Date(now).toISOString(), finishedAt: null, outcome: 'Running' };
+      let runningWrite: Promise<void> | undefined;
+      const before = cur;
+      const lazy = setTimeout(() => {
+        runningWrite = this.write(before, { ...before.value, status: 'Running', reason: 'Dispatched', message: `attempt ${n} on pod ${endpoint.podName}`, attempts: [...before.value.attempts, attempt] }, false).then((c) => {
+          cur = c;
+        });
+      }, RUNNING_WRITE_AFTER_MS);
+      let result: AttemptResult;
+      try {
+        result = await this.callPod(endpoint, cur.value, n, Math.min(job.attemptTimeoutMs, deadline - now), signal);
+      } finally {
+        clearTimeout(lazy);
+        if (runningWrite !== undefined) await runningWrite;
+      }
+      tried.add(endpoint.podId);
+      const done: JobAttempt = { ...attempt, finishedAt: new Date().toISOString(), outcome: result.outcome, ...(result.statusCode === undefined ? {} : { statusCode: result.statusCode }), ...(result.error === undefined ? {} : { error: result.error }) };
+      const attempts = [...cur.value.attempts.filter((a) => a.attempt !== n), done];
+      const withAttempt: JobRecord = { ...cur.value, attempts, ...(result.result === undefined ? {} : { result: result.result }) };
+      if (result.outcome === 'Succeeded') return void (await this.finish({ ...cur, value: withAttempt }, 'Succeeded', 'Completed', `HTTP ${result.statusCode} from pod ${endpoint.podName}`));
+      if (result.outcome === 'Failed') return void (await this.finish({ ...cur, value: withAttempt }, 'Failed', result.error === undefined ? 'RequestRejected' : 'ResultTooLarge', result.error ?? `HTTP ${result.statusCode} from pod ${endpoint.podName}: the request was refused, not retried`));
+      // Retryable: recorded now, so an adopter after a crash knows what was tried.
+      cur = await this.write(cur, { ...withAttempt, status: 'Queued', reason: 'Retrying', message: `attempt ${n} on pod ${endpoint.podName}: ${result.error ?? `HTTP ${result.statusCode}`}` }, false);
+    }
+  }
+
+  private async callPod(endpoint: { podId: string; podName: string; address: string | null; nodeId: string | null; ready: boolean; current: boolean }, job: JobRecord, n: number, timeoutMs: number, signal: AbortSignal): Promise<AttemptResult> {
+    const req = job.request;
+    const body = req.body === undefined ? undefined : Buffer.from(req.body, req.bodyEncoding ?? 'utf8');
+    const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+    let ans;
+    try {
+      ans = await this.router.attempt(endpoint, {
+        method: req.method,
+        path: req.path,
+        headers: { ...req.headers, 'x-berth-job-id': job.id, 'x-berth-attempt': String(n) },
+        ...(body === undefined ? {} : { body }),
+        timeoutMs,
+        signal: attemptSignal,
+      });
+    } catch (err) {
+      if (signal.aborted) throw new NotMine();
+      return { outcome: 'TimedOut', error: `pod ${endpoint.podName} did not answer within ${timeoutMs} ms (${(err as Error).message})` };
+    }
+    if ('failure' in ans) return { outcome: ans.failure.kind === 'timeout' ? 'TimedOut' : 'Error', error: ans.failure.message };
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of ans.body) {
+        size += (chunk as Buffer).length;
+        if (size > MAX_JOB_RESULT_BYTES) {
+          ans.body.destroy();
+          return { outcome: 'Failed', statusCode: ans.statusCode, error: `the result body is larger than ${MAX_JOB_RESULT_BYTES} bytes; a job keeps at most that` };
+        }
+        chunks.push(chunk as Buffer);
+      }
+    } catch (err) {
+      if (signal.aborted) throw new NotMine();
+      return { outcome: 'Error', statusCode: ans.statusCode, error: `pod ${endpoint.podName} broke off its answer: ${(err as Error).message}` };
+    } finally {
+      ans.done();
+    }
+    const result = { statusCode: ans.statusCode, headers: flatHeaders(ans.headers), ...storedBody(Buffer.concat(chunks)) };
+    if (ans.statusCode >= 500) return { outcome: 'Error', statusCode: ans.statusCode, result, error: `HTTP ${ans.statusCode} from pod ${endpoint.podName}` };
+    if (ans.statusCode >= 400) return { outcome: 'Failed', statusCode: ans.statusCode, result };
+    return { outcome: 'Succeeded', statusCode: ans.statusCode, result };
+  }
+
+  /** Writes the job's end: on the result TTL lease, with its claim dropped. */
+  private async finish(cur: Job, status: JobStatus, reason: string, message: string): Promise<void> {
+    await this.write(cur, { ...cur.value, status, reason, message, finishedAt: new Date().toISOString() }, true);
+  }
+
+  /**
+   * Compare-and-swap of a job record through the batcher. Terminal records go
+   * on the result lease and drop the claim. Throws NotMine when the record
+   * changed under this replica (canceled, adopted).
+   */
+  private async write(cur: Job, next: JobRecord, terminal: boolean): Promise<Job> {
+    next = { ...next, updatedAt: new Date().toISOString() };
+    for (let tries = 0; ; tries++) {
+      const ops: Op[] = [putJson(cur.key, next, terminal ? await this.results.id() : undefined)];
+      if (terminal) ops.push({ type: 'delete', key: claimKey(next.id) });
+      try {
+        const res = await this.batcher.submit({ compares: [modifiedAt(cur.key, cur.modRevision)], ops });
+        if (!res.succeeded) throw new NotMine(`job ${next.id} changed under replica ${this.opts.replica}`);
+        return { ...cur, value: next, modRevision: res.revision, version: cur.version + 1 };
+      } catch (err) {
+        if (tries === 0 && this.forgetLeases(err)) continue;
+        throw err;
+      }
+    }
+  }
+
+  /** Deletes this replica's claim of a job it cannot go on with, so a replica adopts it. */
+  private async release(id: string): Promise<void> {
+    await this.batcher.submit({ compares: [], ops: [{ type: 'delete', key: claimKey(id) }] }).catch((err: unknown) => this.log.warn({ err, job: id }, 'could not release a job claim'));
+  }
+
+  /** Resolves when the service's endpoints change, after `ms`, or when aborted. */
+  private endpointsChange(service: string, ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.discovery.off('changed', onChange);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const onChange = (s: string) => {
+        if (s === service) done();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      this.discovery.on('changed', onChange);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  private claimLease(): Promise<string> {
+    this.lease ??= this.keeper.grant(this.opts.claimTtlSeconds).catch((err: unknown) => {
+      this.lease = undefined;
+      throw err;
+    });
+    return this.lease;
+  }
+
+  /** Our claim lease expired: every claim on it is gone and other replicas may adopt the jobs; stop them here. */
+  private async leaseLost(id: string): Promise<void> {
+    const current = await this.lease?.catch(() => undefined);
+    if (current !== id) return;
+    this.lease = undefined;
+    this.log.warn({ lease: id, jobs: this.running.size }, 'job claim lease lost: its jobs go to whichever replica adopts them');
+    for (const ctl of this.running.values()) ctl.abort();
+    this.scanSoon();
+  }
+
+  /** True when `err` was a lease etcd no longer has (forgotten, so a retry uses a new one). */
+  private forgetLeases(err: unknown): boolean {
+    const gone = this.results.forgetOn(err);
+    if (gone) this.lease = undefined;
+    return gone;
+  }
+
+  private scanSoon(): void {
+    if (this.stopped || this.scanPending) return;
+    this.scanPending = true;
+    setImmediate(() => {
+      this.scanPending = false;
+      void this.adoptOrphans().catch((err: unknown) => this.log.warn({ err }, 'adopting orphaned jobs failed; retrying on the next scan'));
+    });
+  }
+
+  /** Claims every unfinished job that has no claim (its replica died or let it go) and runs it again. */
+  private async adoptOrphans(): Promise<void> {
+    if (!this.state.jobs.ready || !this.state.jobClaims.ready) return;
+    const claimsAt = this.state.jobClaims.revision;
+    const orphans: Job[] = [];
+    for (const j of this.state.jobs.values()) {
+      if (TERMINAL_JOB_STATUSES.has(j.value.status) || this.running.has(j.value.id)) continue;
+      // The claims cache may lag the jobs cache: a job it has not caught up with is not an orphan yet.
+      if (j.modRevision > claimsAt || this.state.jobClaims.get(claimKey(j.value.id)) !== undefined) continue;
+      orphans.push(j);
+    }
+    if (orphans.length === 0) return;
+    const lease = await this.claimLease();
+    await Promise.all(orphans.map((j) => this.adopt(j, lease)));
+  }
+
+  private async adopt(j: Job, lease: string): Promise<void> {
+    const now = new Date().toISOString();
+    const attempts = j.value.attempts.map((a) => (a.outcome === 'Running' ? { ...a, outcome: 'Lost' as const, finishedAt: now, error: `replica ${a.replica} stopped holding the job before the attempt ended` } : a));
+    const next: JobRecord = { ...j.value, status: 'Queued', reason: 'Adopted', message: `taken over by replica ${this.opts.replica}`, attempts, updatedAt: now };
+    const res = await this.batcher.submit({
+      compares: [absent(claimKey(j.value.id)), modifiedAt(j.key, j.modRevision)],
+      ops: [putJson(j.key, next), putJson(claimKey(j.value.id), this.opts.replica, lease)],
+    });
+    if (!res.succeeded || this.stopped) return; // another replica was faster, or the job moved on
+    this.adopted += 1;
+    this.log.info({ job: j.value.id, service: j.value.service }, 'adopted an orphaned job');
+    this.spawn({ ...j, value: next, modRevision: res.revision, version: j.version + 1 });
+  }
+}
+
+/** Response headers as a job keeps them: one string each. */
+function flatHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  return out;
+}
+
+/** A body as stored: text when it is valid UTF-8, else base64. */
+export function storedBody(buf: Buffer): StoredBody {
+  const text = buf.toString('utf8');
+  return Buffer.byteLength(text) === buf.length && !text.includes('\uFFFD') ? { body: text, bodyEncoding: 'utf8' } : { body: buf.toString('base64'), bodyEncoding: 'base64' };
+}
