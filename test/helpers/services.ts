@@ -42,6 +42,9 @@ server.keepAliveTimeout = 60000;
 server.listen(Number(process.env.PORT), '127.0.0.1');
 `;
 
+/** The echo server's health check: a pod is ready (gets requests) once it answers. */
+export const HC = { path: '/healthz', intervalSeconds: 1, timeoutSeconds: 1, failureThreshold: 3 };
+
 /** The command a test service's pods run. */
 export function echoServer(dir: string): string[] {
   const file = path.join(dir, 'echo-server.cjs');

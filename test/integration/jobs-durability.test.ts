@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { JobRecord } from '@berth/core';
 import { waitFor, type ControllerProcess } from '@berth/devcluster';
-import { serviceCluster } from '../helpers/services.js';
+import { HC, serviceCluster } from '../helpers/services.js';
 
 const JOBS = 500;
 const CONCURRENCY = 16;
@@ -10,7 +10,7 @@ t.test('no acknowledged job is lost when the leader and then a follower are SIGK
   const s = await serviceCluster(t, { agents: 2 });
   const { cluster, api, command } = s;
   const leader = await cluster.waitForAgreedLeader();
-  t.equal((await api(leader, 'POST', '/v1/services', { name: 'work', replicas: 2, template: { command, cpu: 0.1, memoryMiB: 32, ports: [8080] } })).status, 201);
+  t.equal((await api(leader, 'POST', '/v1/services', { name: 'work', replicas: 2, template: { command, cpu: 0.1, memoryMiB: 32, ports: [8080], healthCheck: HC } })).status, 201);
   for (const c of cluster.controllers) await s.readyEndpoints(c, 'work', 2);
 
   const acked = new Set<string>();

@@ -1,14 +1,14 @@
 import t from 'tap';
 import { waitFor } from '@berth/devcluster';
 import type { JobRecord } from '@berth/core';
-import { serviceCluster } from '../helpers/services.js';
+import { HC, serviceCluster } from '../helpers/services.js';
 
 t.test('jobs: durable, routed, retried, answered', async (t) => {
   const s = await serviceCluster(t, { agents: 2 });
   const { cluster, api, command } = s;
   const leader = await cluster.waitForAgreedLeader();
   const follower = cluster.controllers.find((c) => c.id !== leader.id)!;
-  t.equal((await api(leader, 'POST', '/v1/services', { name: 'api', replicas: 2, template: { command, cpu: 0.1, memoryMiB: 32, ports: [8080] } })).status, 201);
+  t.equal((await api(leader, 'POST', '/v1/services', { name: 'api', replicas: 2, template: { command, cpu: 0.1, memoryMiB: 32, ports: [8080], healthCheck: HC } })).status, 201);
   await s.readyEndpoints(follower, 'api', 2);
 
   t.test('a job runs on a pod and keeps its answer; headers name the job and the attempt', async (t) => {
@@ -82,7 +82,7 @@ t.test('jobs: durable, routed, retried, answered', async (t) => {
   });
 
   t.test('jobs wait Queued, with the reason, while no pod is ready, and run when one is', async (t) => {
-    t.equal((await api(leader, 'POST', '/v1/services', { name: 'later', replicas: 0, template: { command, cpu: 0.1, memoryMiB: 32, ports: [8080] } })).status, 201);
+    t.equal((await api(leader, 'POST', '/v1/services', { name: 'later', replicas: 0, template: { command, cpu: 0.1, memoryMiB: 32, ports: [8080], healthCheck: HC } })).status, 201);
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push((await api(follower, 'POST', '/v1/jobs', { service: 'later', path: `/n${i}` })).body.id);
     const queued = await waitFor(async () => {

@@ -2,7 +2,7 @@ import t from 'tap';
 import { waitFor } from '@berth/devcluster';
 import type { PodRecord } from '@berth/core';
 import { podProcesses } from '../helpers/pod-processes.js';
-import { serviceCluster, viaProxy } from '../helpers/services.js';
+import { HC, serviceCluster, viaProxy } from '../helpers/services.js';
 
 t.test('services: replicas, routing through any replica, failures retried, rollouts without errors', async (t) => {
   const s = await serviceCluster(t);
@@ -11,13 +11,13 @@ t.test('services: replicas, routing through any replica, failures retried, rollo
   const follower = cluster.controllers.find((c) => c.id !== leader.id)!;
 
   t.test('bad input is refused, naming the field', async (t) => {
-    const neg = await api(follower, 'POST', '/v1/services', { name: 'neg', replicas: -1, template: { command, cpu: 0.1, ports: [8080] } });
+    const neg = await api(follower, 'POST', '/v1/services', { name: 'neg', replicas: -1, template: { command, cpu: 0.1, ports: [8080], healthCheck: HC } });
     t.equal(neg.status, 400);
     t.match(neg.body.message, /replicas/);
     const noPort = await api(follower, 'POST', '/v1/services', { name: 'noport', replicas: 1, template: { command, cpu: 0.1 } });
     t.equal(noPort.status, 400);
     t.match(noPort.body.message, /template\/ports/);
-    const wrongPort = await api(follower, 'POST', '/v1/services', { name: 'wrongport', replicas: 1, port: 9, template: { command, cpu: 0.1, ports: [8080] } });
+    const wrongPort = await api(follower, 'POST', '/v1/services', { name: 'wrongport', replicas: 1, port: 9, template: { command, cpu: 0.1, ports: [8080], healthCheck: HC } });
     t.equal(wrongPort.status, 400);
     t.match(wrongPort.body.message, /body\/port/);
     t.equal((await api(follower, 'GET', '/v1/services/nope')).status, 404);
@@ -30,9 +30,9 @@ t.test('services: replicas, routing through any replica, failures retried, rollo
   });
 
   t.test('a service of 3 keeps 3 pods, spread, and 300 requests through a follower reach each of them', async (t) => {
-    const res = await api(follower, 'POST', '/v1/services', { name: 'web', replicas: 3, template: { command, cpu: 0.1, memoryMiB: 32, ports: [8080] } });
+    const res = await api(follower, 'POST', '/v1/services', { name: 'web', replicas: 3, template: { command, cpu: 0.1, memoryMiB: 32, ports: [8080], healthCheck: HC } });
     t.equal(res.status, 201, JSON.stringify(res.body));
-    t.equal((await api(follower, 'POST', '/v1/services', { name: 'web', replicas: 1, template: { command, cpu: 0.1, ports: [8080] } })).status, 409, 'a second service of the name: 409');
+    t.equal((await api(follower, 'POST', '/v1/services', { name: 'web', replicas: 1, template: { command, cpu: 0.1, ports: [8080], healthCheck: HC } })).status, 409, 'a second service of the name: 409');
     const view = await s.readyEndpoints(follower, 'web', 3);
     t.equal(view.status.endpoints.length, 3);
     const pods = await s.podsOf(follower, 'web');
@@ -68,7 +68,7 @@ t.test('services: replicas, routing through any replica, failures retried, rollo
 
   t.test('SIGKILL of a pod during a stream of GETs: no failure seen, the pod is ejected and replaced, the new one gets traffic', async (t) => {
     // restartPolicy Never: the killed pod ends Failed, so the service controller (not the agent) replaces it.
-    t.equal((await api(follower, 'POST', '/v1/services', { name: 'fragile', replicas: 3, template: { command, cpu: 0.1, memoryMiB: 32, ports: [8080], restartPolicy: 'Never' } })).status, 201);
+    t.equal((await api(follower, 'POST', '/v1/services', { name: 'fragile', replicas: 3, template: { command, cpu: 0.1, memoryMiB: 32, ports: [8080], healthCheck: HC, restartPolicy: 'Never' } })).status, 201);
     const before = await s.readyEndpoints(follower, 'fragile', 3);
     const victim = before.status.endpoints[0]!;
     let stop = false;
@@ -96,8 +96,9 @@ t.test('services: replicas, routing through any replica, failures retried, rollo
     stop = true;
     await stream;
     t.same(failures, [], `no client-visible failure in ${sent} requests`);
-    const killed = (await api(follower, 'GET', `/v1/pods/${victim.podId}`)).body as PodRecord;
-    t.not(killed.status.phase, 'Running', 'the killed pod is no longer Running');
+    const killed = await api(follower, 'GET', `/v1/pods/${victim.podId}`);
+    t.ok(killed.status === 404 || (killed.body as PodRecord).status.phase !== 'Running', 'the killed pod is gone or no longer Running');
+    t.notOk((await s.service(follower, 'fragile')).status.endpoints.some((e) => e.podId === victim.podId && e.ready), 'the killed pod is no endpoint');
     t.ok(sent > 50, `requests kept flowing (${sent})`);
   });
 
@@ -123,7 +124,7 @@ t.test('services: replicas, routing through any replica, failures retried, rollo
         if (r.status !== 200) failures.push(`${r.status} ${r.body}`);
       }
     })();
-    const res = await api(follower, 'PATCH', '/v1/services/web', { template: { command, cpu: 0.1, memoryMiB: 32, ports: [8080], env: { VERSION: '2' } } });
+    const res = await api(follower, 'PATCH', '/v1/services/web', { template: { command, cpu: 0.1, memoryMiB: 32, ports: [8080], healthCheck: HC, env: { VERSION: '2' } } });
     t.equal(res.status, 200);
     await waitFor(async () => {
       const pods = (await s.podsOf(follower, 'web')).filter((p) => p.deletionRequested === undefined);
@@ -135,8 +136,9 @@ t.test('services: replicas, routing through any replica, failures retried, rollo
     await stream;
     t.same(failures, [], `no request failed during the rollout (${sent} sent)`);
     t.ok(maxPods <= 3, `never more than replicas + 1 pods (${maxPods})`);
-    const pods = await s.podsOf(follower, 'web');
-    t.ok(pods.every((p) => p.spec.env.VERSION === '2'), 'every pod runs the new template');
+    const pods = (await s.podsOf(follower, 'web')).filter((p) => p.deletionRequested === undefined);
+    t.equal(pods.length, 2);
+    t.ok(pods.every((p) => p.spec.env.VERSION === '2'), 'every pod kept runs the new template');
   });
 
   t.test('deleting a service removes its pods', async (t) => {

@@ -21,7 +21,7 @@ export type PodWriter = 'user' | 'leader' | 'agent';
 /** Top-level fields a user may change. */
 const USER_FIELDS: ReadonlySet<string> = new Set(['desired', 'restartRequestedAt', 'deletionRequested']);
 /** Status fields the leader writes with a binding, an unbinding or a scheduling reason. */
-const LEADER_STATUS: ReadonlySet<string> = new Set(['phase', 'nodeId', 'reason', 'message', 'startedAt', 'restarts', 'eviction']);
+const LEADER_STATUS: ReadonlySet<string> = new Set(['phase', 'nodeId', 'reason', 'message', 'startedAt', 'restarts', 'eviction', 'ready']);
 /** Status fields the agent may not write: the binding and the eviction are the leader's. */
 const AGENT_FORBIDDEN_STATUS: ReadonlySet<string> = new Set(['nodeId', 'eviction']);
 
@@ -76,6 +76,8 @@ export function checkPodWrite(writer: PodWriter, prev: PodRecord, next: PodRecor
     const evict = from === to && prev.status.nodeId !== null && prev.status.eviction === undefined && next.status.eviction !== undefined && status.every((k) => k === 'eviction');
     if (!bind && !unbind && !annotate && !evict) refuse(writer, prev, `write status ${from} -> ${to} (the leader only binds, unbinds, evicts and explains Pending pods)`);
     if (unbind && next.status.eviction !== undefined) refuse(writer, prev, 'keep an eviction on an unbound pod');
+    // Readiness is the agent's verdict: the leader only drops it with the binding.
+    if (status.includes('ready') && !(unbind && next.status.ready === undefined)) refuse(writer, prev, 'change status.ready (only an unbinding drops it)');
     // Unbinding a marked pod would leave it Pending and marked, where no agent ever deletes it.
     if (unbind && prev.deletionRequested !== undefined) refuse(writer, prev, 'unbind a pod marked for deletion (delete it instead)');
     return;

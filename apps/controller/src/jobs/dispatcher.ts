@@ -207,7 +207,9 @@ export class JobDispatcher {
         if (cur.value.status !== 'Queued' || cur.value.message !== endpoint.message) {
           cur = await this.write(cur, { ...cur.value, status: 'Queued', reason: 'NoEndpoints', message: endpoint.message }, false);
         }
-        await this.endpointsChange(job.service, deadline - now, signal);
+        // Pods ejected for failing come back on their own, without a change of the endpoints: wait for the first.
+        const retryAt = (endpoint.details as { retryAt?: number } | undefined)?.retryAt ?? Infinity;
+        await this.endpointsChange(job.service, Math.min(deadline, retryAt) - now, signal);
         continue;
       }
       const n = cur.value.attempts.length + 1;

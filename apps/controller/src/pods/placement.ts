@@ -110,7 +110,8 @@ export function overcommitVictims(node: NodeRecord, alloc: AllocationRecord | un
 export function unboundRecord(pod: PodRecord, reason: UnbindReason): PodRecord {
   const restart = reason === 'RestartRequested';
   const message = restart ? `was ${pod.status.phase} on node ${pod.status.nodeId}` : `was on node ${pod.status.nodeId}`;
-  const { eviction: _done, ...status } = pod.status;
+  // Off its node the pod serves nothing: its agent's readiness verdict goes with the binding.
+  const { eviction: _done, ready: _ready, ...status } = pod.status;
   return {
     ...pod,
     status: { ...status, phase: 'Pending', nodeId: null, reason, message, startedAt: null, restarts: pod.status.restarts + (restart ? 1 : 0) },

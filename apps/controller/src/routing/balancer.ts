@@ -17,7 +17,8 @@ const MAX_RECORDS = 10_000;
 /** Why no endpoint could be picked, for a 503 that says so. */
 export type NoEndpointReason = 'no pods' | 'no ready pods' | 'all ejected' | 'all tried';
 
-export type Pick = { endpoint: ServiceEndpoint } | { reason: NoEndpointReason; detail: string };
+/** No endpoint: why, in words, and (all ejected) when the first ejection ends (ms). */
+export type Pick = { endpoint: ServiceEndpoint } | { reason: NoEndpointReason; detail: string; retryAt?: number };
 
 /**
  * This replica's choice among a service's ready pods: power of two choices
@@ -40,17 +41,20 @@ export class Balancer {
     if (ready.length === 0) return { reason: 'no ready pods', detail: `service ${service} has ${all.length} pod(s), none ready (Running, passing its health check, on a Ready node)` };
     const usable: ServiceEndpoint[] = [];
     let ejected = 0;
+    let retryAt = Infinity;
     for (const e of ready) {
       if (exclude?.has(e.podId)) continue;
-      if ((this.loads.get(e.podId)?.ejectedUntil ?? 0) > now) {
+      const until = this.loads.get(e.podId)?.ejectedUntil ?? 0;
+      if (until > now) {
         ejected += 1;
+        retryAt = Math.min(retryAt, until);
         continue;
       }
       usable.push(e);
     }
     if (usable.length === 0) {
       return ejected > 0
-        ? { reason: 'all ejected', detail: `service ${service}: all ${ejected} ready pod(s) failed recently and are ejected for a while` }
+        ? { reason: 'all ejected', detail: `service ${service}: all ${ejected} ready pod(s) failed recently and are ejected for a while`, retryAt }
         : { reason: 'all tried', detail: `service ${service}: every ready pod was tried for this request` };
     }
     if (usable.length === 1) return { endpoint: usable[0]! };

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import { BerthError } from '@berth/core';
 import type { Discovery, ServiceEndpoint } from '../services/discovery.js';
-import { Balancer, type NoEndpointReason } from './balancer.js';
+import { Balancer } from './balancer.js';
 
 /** Request headers that describe one hop, not the request: never forwarded (RFC 9110 7.6.1, plus what undici sets itself). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'expect']);
@@ -62,7 +62,7 @@ export class Router {
     const { all, ready } = this.discovery.of(service);
     const pick = this.balancer.pick(service, all, ready, exclude);
     if ('endpoint' in pick) return pick.endpoint;
-    return noEndpoints(pick.reason, pick.detail);
+    return new BerthError('NO_ENDPOINTS', pick.detail, { reason: pick.reason, ...(pick.retryAt === undefined ? {} : { retryAt: pick.retryAt }) });
   }
 
   /**
@@ -151,10 +151,6 @@ function forwardable(headers: Headers): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k.toLowerCase())) out[k] = v;
   return out;
-}
-
-function noEndpoints(reason: NoEndpointReason, detail: string): BerthError {
-  return new BerthError('NO_ENDPOINTS', detail, { reason });
 }
 
 function describe(err: unknown, endpoint: ServiceEndpoint, timeoutMs: number): AttemptFailure {

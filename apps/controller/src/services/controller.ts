@@ -170,6 +170,8 @@ export class ServiceController implements LeaderLoop {
       const res = await batch.commit();
       // A name collision (5 random letters): the next pass tries new names.
       if (!res.succeeded) throw new Error(`creating ${n} pod(s) of service ${service.name} lost a race`);
+      // The next pass must count these pods: decide on a cache that has them.
+      await this.state.pods.waitForRevision(res.revision);
       left -= n;
     }
     this.log.info({ service: service.name, pods: made }, 'service: created pods');
@@ -187,6 +189,7 @@ export class ServiceController implements LeaderLoop {
       }
       const res = await batch.commit();
       if (!res.succeeded) throw new Error(`removing pods of service ${name} lost a race`);
+      await this.state.pods.waitForRevision(res.revision);
     }
     this.log.info({ service: name, pods: pods.map((p) => p.value.name) }, 'service: removing pods');
     this.record(fence, name, 'ServicePodsRemoved', `service ${name}: removing ${pods.length} pod(s): ${pods.map((p) => p.value.name).join(', ')}`);

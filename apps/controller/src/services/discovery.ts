@@ -98,14 +98,13 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
 
 /**
  * Whether the pod itself can take requests: Running, wanted running, not
- * being removed or evicted, and passing its health check. The agent reports
- * readiness (`status.ready`); a record without it counts as ready only when
- * the pod has no check.
+ * being removed or evicted, and its agent says it is ready (`status.ready`:
+ * its health check passes; a pod without a check is ready once Running).
  */
 export function podReady(pod: PodRecord): boolean {
-  const s = pod.status as PodRecord['status'] & { ready?: boolean };
+  const s = pod.status;
   if (s.phase !== 'Running' || pod.desired !== 'running' || pod.deletionRequested !== undefined || s.eviction !== undefined) return false;
-  return s.ready ?? pod.spec.healthCheck === undefined;
+  return s.ready === true;
 }
 
 /**
