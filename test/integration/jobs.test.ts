@@ -41,6 +41,14 @@ t.test('jobs: durable, routed, retried, answered', async (t) => {
     t.not(job.attempts[0]!.podId, job.attempts[1]!.podId, 'the second attempt went to another pod');
   });
 
+  t.test('an attempt that times out is retried on the other pod', async (t) => {
+    const res = await api(leader, 'POST', '/v1/jobs', { service: 'api', path: '/slow?ms=5000', attemptTimeoutMs: 300, maxAttempts: 2, timeoutMs: 20_000 });
+    const job = await s.job(leader, res.body.id, 20);
+    t.equal(job.status, 'Failed', job.message);
+    t.same(job.attempts.map((a) => a.outcome), ['TimedOut', 'TimedOut']);
+    t.not(job.attempts[0]!.podId, job.attempts[1]!.podId, 'on another pod');
+  });
+
   t.test('a 4xx fails the job at once', async (t) => {
     const job = await s.job(leader, (await api(leader, 'POST', '/v1/jobs', { service: 'api', path: '/bad', method: 'GET' })).body.id, 20);
     t.equal(job.status, 'Failed');
