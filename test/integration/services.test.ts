@@ -141,6 +141,15 @@ t.test('services: replicas, routing through any replica, failures retried, rollo
     t.ok(pods.every((p) => p.spec.env.VERSION === '2'), 'every pod kept runs the new template');
   });
 
+  t.test('routing keeps going while etcd is away', async (t) => {
+    await cluster.etcd.stop();
+    await waitFor(async () => (await api(follower, 'GET', '/v1/pods')).status === 503, { what: 'the replica to see etcd down', timeoutMs: 20_000 });
+    for (let i = 0; i < 20; i++) t.equal((await viaProxy(follower, 'web', '/')).status, 200, 'routed from the last known endpoints');
+    t.equal((await api(follower, 'POST', '/v1/jobs', { service: 'web' })).status, 503, 'a job needs etcd to be accepted');
+    await cluster.etcd.start();
+    await waitFor(async () => (await api(follower, 'GET', '/v1/pods')).status === 200, { what: 'the replica to serve again', timeoutMs: 30_000 });
+  });
+
   t.test('deleting a service removes its pods', async (t) => {
     t.equal((await api(follower, 'DELETE', '/v1/services/fragile')).status, 200);
     await waitFor(async () => (await s.podsOf(follower, 'fragile')).length === 0, { what: 'the pods of fragile to go' });

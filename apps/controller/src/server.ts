@@ -26,12 +26,20 @@ const errorRef = { $ref: 'ErrorResponse#' } as const;
 
 /**
  * `/v1` routes that stay up while etcd is down: the diagnostic view (it
- * reports etcd.reachable and this replica's role) and the event stream, which
- * stays open and resumes (an EventSource gives up for good on a non-200 answer).
+ * reports etcd.reachable and this replica's role), the event stream, which
+ * stays open and resumes (an EventSource gives up for good on a non-200
+ * answer), and the service proxy.
  */
 function servedWhileEtcdDown(path: string, query: string): boolean {
-  return path === '/v1/cluster' || (path === '/v1/events' && /(^|&)watch=(1|true)\b/.test(query));
+  return path === '/v1/cluster' || (path === '/v1/events' && /(^|&)watch=(1|true)\b/.test(query)) || PROXY_PATH.test(path);
 }
+
+/**
+ * Routed requests keep flowing while etcd is away: the data path goes to
+ * the pods the caches last knew (a pod that died meanwhile fails its
+ * requests and is ejected), as a proxy keeps its last configuration.
+ */
+const PROXY_PATH = /^\/v1\/services\/[^/]+\/proxy(\/|$)/;
 
 /**
  * Completes every documented route's responses with the errors the server
