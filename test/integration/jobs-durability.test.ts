@@ -75,5 +75,6 @@ t.test('no acknowledged job is lost when the leader and then a follower are SIGK
     if (j.attempts.some((a) => a.outcome === 'Lost')) lost += 1;
     if (j.attempts.some((a) => killed.includes(a.replica)) || j.reason === 'Adopted') adopted += 1;
   }
+  t.ok(((await survivor.metric('berth_jobs_adopted_total')) ?? 0) > 0, 'the survivor adopted jobs of the killed replicas (berth_jobs_adopted_total)');
   t.comment(`${lost} job(s) had an attempt lost with its replica and ran again; ${adopted} touched a killed replica`);
 });

@@ -70,6 +70,7 @@ t.test('services: replicas, routing through any replica, failures retried, rollo
     // restartPolicy Never: the killed pod ends Failed, so the service controller (not the agent) replaces it.
     t.equal((await api(follower, 'POST', '/v1/services', { name: 'fragile', replicas: 3, template: { command, cpu: 0.1, memoryMiB: 32, ports: [8080], healthCheck: HC, restartPolicy: 'Never' } })).status, 201);
     const before = await s.readyEndpoints(follower, 'fragile', 3);
+    const ejectionsBefore = (await follower.metric('berth_proxy_pod_ejections_total')) ?? 0;
     const victim = before.status.endpoints[0]!;
     let stop = false;
     let sent = 0;
@@ -100,6 +101,7 @@ t.test('services: replicas, routing through any replica, failures retried, rollo
     t.ok(killed.status === 404 || (killed.body as PodRecord).status.phase !== 'Running', 'the killed pod is gone or no longer Running');
     t.notOk((await s.service(follower, 'fragile')).status.endpoints.some((e) => e.podId === victim.podId && e.ready), 'the killed pod is no endpoint');
     t.ok(sent > 50, `requests kept flowing (${sent})`);
+    t.ok(((await follower.metric('berth_proxy_pod_ejections_total')) ?? 0) > ejectionsBefore, 'the follower ejected the killed pod (berth_proxy_pod_ejections_total rose)');
   });
 
   t.test('scaling up and down', async (t) => {

@@ -68,6 +68,8 @@ export class Controller {
       terms: () => this.elector.terms,
       cacheRevision: () => this.state.revision,
       leaderCatchUpMs: () => this.leaderLoops.lastWaitMs,
+      podEjections: () => this.router.balancer.ejections,
+      jobs: () => ({ active: this.jobs.active, adopted: this.jobs.adopted, ...this.jobs.batcher.stats }),
     });
     this.feed = new LiveFeed({ state: this.state, leadership, health: this.health });
     const provisioner = new NodeProvisioner(config.id, config.image, config.dataDir, child('provisioner'));

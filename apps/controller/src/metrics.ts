@@ -20,6 +20,10 @@ export class Metrics {
     cacheRevision: () => number;
     /** How long the last term waited for its caches before its loops started (ms). */
     leaderCatchUpMs?: () => number;
+    /** Pods this replica's router ejected (passive outlier detection), so far. */
+    podEjections?: () => number;
+    /** This replica's jobs: running now, adopted from dead replicas, and the group commit's transactions and parts. */
+    jobs?: () => { active: number; adopted: number; transactions: number; parts: number };
   }) {
     collectDefaultMetrics({ register: this.registry });
     new Gauge({
@@ -62,6 +66,28 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.set((sources.leaderCatchUpMs?.() ?? 0) / 1000);
+      },
+    });
+    const counter = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    counter('berth_proxy_pod_ejections_total', "pods this replica's router skipped for a while after a failed request", () => sources.podEjections?.() ?? 0);
+    counter('berth_jobs_adopted_total', 'jobs this replica took over after the replica holding them died', () => sources.jobs?.().adopted ?? 0);
+    counter('berth_job_write_transactions_total', "etcd transactions of this replica's job writes (group commit)", () => sources.jobs?.().transactions ?? 0);
+    counter('berth_job_writes_total', "job writes of this replica, several per transaction", () => sources.jobs?.().parts ?? 0);
+    new Gauge({
+      name: 'berth_jobs_active',
+      help: 'jobs this replica is dispatching now',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.jobs?.().active ?? 0);
       },
     });
     new Gauge({

@@ -32,6 +32,8 @@ export type Pick = { endpoint: ServiceEndpoint } | { reason: NoEndpointReason; d
  */
 export class Balancer {
   private readonly loads = new Map<string, PodLoad>();
+  /** Ejections so far, for metrics. */
+  ejections = 0;
 
   constructor(private readonly random: () => number = Math.random) {}
 
@@ -94,6 +96,7 @@ export class Balancer {
     }
     const load = this.load(podId);
     load.ejections += 1;
+    this.ejections += 1;
     load.ejectedUntil = now + Math.min(EJECT_MAX_MS, EJECT_BASE_MS * 2 ** (load.ejections - 1));
     return load.ejectedUntil;
   }
