@@ -1,13 +1,15 @@
 import t, { type Test } from 'tap';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { validate } from '@readme/openapi-parser';
-import { keyOf, nameKey, newId, type PodRecord } from '@berth/core';
+import { keyOf, nameKey, newId, type NodeRecord, type PodRecord } from '@berth/core';
 import { commit, EventRecorder, putJson } from '@berth/store';
 import { waitFor } from '@berth/devcluster';
 import { buildServer, ClusterState, Discovery, EtcdHealth, JobDispatcher, JobService, LeadershipView, LiveFeed, Metrics, NodeProvisioner, NodeService, PodService, Router, ServiceCatalog } from '@berth/controller';
 import { clientFor, etcdFor, testLog } from '../helpers/fixtures.js';
+import { podRecord } from '../helpers/pods.js';
 
 /**
  * The API of one replica built from its real services over a real etcd, and
@@ -193,7 +195,31 @@ t.test('API over real services, called with inject()', async (t) => {
     }
   });
 
-  t.test('while etcd is away every /v1 request is 503 ETCD_UNAVAILABLE, and then it is not', async (t) => {
+  t.test('while etcd is away every /v1 request is 503 ETCD_UNAVAILABLE (the service proxy excepted), and then it is not', async (t) => {
+    // Set-up: a service with one ready pod, played by an HTTP server in this process, on a Ready node with a heartbeat.
+    const server = http.createServer((_req, res) => res.end('from the pod'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const now = new Date().toISOString();
+    const node: NodeRecord = {
+      id: 'n1', name: 'node-1', labels: {}, runtime: 'process', address: 'http://127.0.0.1:1', capacity: { cpu: 1, memoryMiB: 1024 },
+      status: 'Ready', reason: 'AgentRegistered', statusChangedAt: now, cordoned: false, draining: false, registeredAt: now,
+      agent: { hostname: 'h', pid: 1, startedAt: now, version: 'test' },
+    };
+    const created = await call(app, 'POST', '/v1/services', { name: 'echo', replicas: 1, template: { command: ['true'], cpu: 0.1, ports: [8080] } });
+    t.equal(created.statusCode, 201);
+    const podId = newId();
+    const pod = podRecord({ id: podId, name: 'echo-aaaaa', service: 'echo', templateHash: created.json<{ templateHash: string }>().templateHash, spec: { ports: [8080] }, status: { phase: 'Running', nodeId: 'n1', hostPort: (server.address() as { port: number }).port, ready: true } });
+    const lease = client.lease(60);
+    t.teardown(() => lease.revoke().catch(() => undefined));
+    await lease.put(keyOf('heartbeats', 'n1')).value(JSON.stringify({ nodeId: 'n1', reportedAt: now, usage: {}, pods: [podId], instance: 'i1' })).exec();
+    const res = await commit(client, [], [putJson(keyOf('nodes', 'n1'), node), putJson(keyOf('pods', podId), pod)]);
+    await state.pods.waitForRevision(res.revision);
+    await waitFor(() => state.heartbeat('n1') !== undefined, { what: 'the heartbeat in the cache' });
+    const routed = await call(app, 'GET', '/v1/services/echo/proxy/');
+    t.equal(routed.body, 'from the pod');
+    t.equal(routed.headers['x-berth-pod'], podId);
+
     // 1. etcd stops; the probe reports it down once every probe failed for DOWN_AFTER_MS.
     await etcd.stop();
     await waitFor(() => health.down, { what: 'the health probe to report etcd down', timeoutMs: 10_000 });
@@ -207,6 +233,9 @@ t.test('API over real services, called with inject()', async (t) => {
       t.equal(res.headers['retry-after'], '1', 'with Retry-After');
       t.match(errorOf(res), { error: 'ETCD_UNAVAILABLE', message: /^etcd (cannot be reached|did not answer in time)/ });
     }
+    const stillRouted = await call(app, 'GET', '/v1/services/echo/proxy/');
+    t.equal(stillRouted.statusCode, 200, 'the service proxy routes from the last known endpoints');
+    t.equal(stillRouted.body, 'from the pod');
     const readyz = await call(app, 'GET', '/readyz');
     t.equal(readyz.statusCode, 503);
     t.equal(errorOf(readyz).error, 'ETCD_UNAVAILABLE');
@@ -220,6 +249,6 @@ t.test('API over real services, called with inject()', async (t) => {
     await waitFor(() => !health.down && health.reachable, { what: 'the health probe to report etcd back', timeoutMs: 15_000 });
     const pods = await call(app, 'GET', '/v1/pods');
     t.equal(pods.statusCode, 200);
-    t.same(pods.json<{ items: PodRecord[] }>().items.map((p) => p.name), ['web'], 'with the state from before the outage');
+    t.same(pods.json<{ items: PodRecord[] }>().items.map((p) => p.name).sort(), ['echo-aaaaa', 'web'], 'with the state from before the outage');
   });
 });
