@@ -9,3 +9,4 @@ export * from './pod-writes.js';
 export * from './fence-budget.js';
 export * from './services.js';
 export * from './jobs.js';
+export * from './watch.js';
