@@ -179,6 +179,9 @@ t.test('API over real services, called with inject()', async (t) => {
         'POST /v1/nodes/{id}/cordon', 'POST /v1/nodes/{id}/uncordon', 'POST /v1/nodes/{id}/drain',
         'GET /v1/pods', 'GET /v1/pods/{id}', 'POST /v1/pods', 'DELETE /v1/pods/{id}', 'GET /v1/pods/{id}/logs',
         'POST /v1/pods/{id}/stop', 'POST /v1/pods/{id}/start', 'POST /v1/pods/{id}/pause', 'POST /v1/pods/{id}/resume', 'POST /v1/pods/{id}/restart',
+        'GET /v1/services', 'GET /v1/services/{name}', 'POST /v1/services', 'PATCH /v1/services/{name}', 'DELETE /v1/services/{name}',
+        ...['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].flatMap((m) => [`${m} /v1/services/{name}/proxy`, `${m} /v1/services/{name}/proxy/{*}`]),
+        'POST /v1/jobs', 'GET /v1/jobs', 'GET /v1/jobs/{id}', 'DELETE /v1/jobs/{id}',
       ].sort(),
       'every API route is documented',
     );
@@ -187,7 +190,7 @@ t.test('API over real services, called with inject()', async (t) => {
       t.ok(statuses.some((s) => s.startsWith('2')), `${route} documents its success`);
       if (op.parameters?.length || op.requestBody !== undefined) t.ok(statuses.includes('400'), `${route} documents 400`);
       if (p.startsWith('/v1/') && p !== '/v1/cluster') t.ok(statuses.includes('503'), `${route} documents 503`);
-      if (p.includes('{id}')) t.ok(statuses.includes('404'), `${route} documents 404`);
+      if (p.includes('{id}') || p.includes('{name}')) t.ok(statuses.includes('404'), `${route} documents 404`);
     }
   });
 

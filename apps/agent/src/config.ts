@@ -1,8 +1,9 @@
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { agentFenceProblem, DEFAULT_HEARTBEAT_TTL_SECONDS, DEFAULT_NODE_GRACE_SECONDS, defaultFenceAfterMs, DNS_LABEL, RUNTIMES, type RuntimeKind } from '@berth/core';
-import { parseEndpoints } from '@berth/store';
+import { parseEndpoints, planAddresses, type AddressPlan } from '@berth/store';
 import { UsageSampler } from './usage.js';
 
 /** Everything an agent is configured with (flags, or BERTH_* env vars). */
@@ -13,9 +14,13 @@ export interface AgentConfig {
   memoryMiB: number;
   runtime: RuntimeKind;
   labels: Record<string, string>;
+  /** Address the agent API listens on. */
   host: string;
   port: number;
+  /** Host part of the node's address (the agent API's URL), which controllers and the pods' clients on other hosts use. */
   advertiseHost: string;
+  /** How `advertiseHost` was chosen, and a warning when other hosts probably cannot reach it. */
+  addressPlan: AddressPlan;
   simulate: number;
   heartbeatIntervalMs: number;
   heartbeatTtlSeconds: number;
@@ -53,8 +58,17 @@ function labels(raw: string): Record<string, string> {
   return out;
 }
 
-/** Parses the command line; exits with a usage message on bad flags. */
-export function parseConfig(argv: string[]): AgentConfig {
+/** `--advertise-address`: an IP address (a host name goes to `--advertise-host`). */
+function ipAddress(flag: string) {
+  return (raw: string): string => {
+    const ip = raw.replace(/^\[|\]$/g, '');
+    if (net.isIP(ip) === 0) throw new InvalidArgumentError(`${flag} must be an IP address, got ${JSON.stringify(raw)}`);
+    return ip;
+  };
+}
+
+/** Parses the command line (exits with a usage message on bad flags) and decides the addresses, which may look up the route to etcd. */
+export async function parseConfig(argv: string[]): Promise<AgentConfig> {
   const cmd = new Command('berth-agent')
     .description('Berth node agent: registers its node, heartbeats through an etcd lease, runs the pods bound to it.')
     .addOption(new Option('--etcd <urls>', 'etcd endpoints, comma-separated').env('BERTH_ETCD').default('http://127.0.0.1:2379'))
@@ -63,13 +77,14 @@ export function parseConfig(argv: string[]): AgentConfig {
     .addOption(new Option('--memory-mib <n>', 'memory capacity in MiB (default: detected from /proc/meminfo)').env('BERTH_MEMORY_MIB').argParser(positive('--memory-mib', true)))
     .addOption(new Option('--runtime <kind>', 'how pods run').env('BERTH_RUNTIME').choices(RUNTIMES).default('process'))
     .addOption(new Option('--labels <k=v,...>', 'node labels for nodeSelector').env('BERTH_LABELS').argParser(labels).default({}))
-    .addOption(new Option('--host <h>', 'address the agent API listens on').env('BERTH_AGENT_HOST').default('127.0.0.1'))
+    .addOption(new Option('--advertise-address <ip>', 'address other hosts reach this node at: the node\'s address (agent API) and its pods\' endpoints (default: --host when it names one address, else the local address of the interface that reaches the first etcd endpoint)').env('BERTH_ADVERTISE_ADDRESS').argParser(ipAddress('--advertise-address')))
+    .addOption(new Option('--host <h>', 'address the agent API listens on (default: 127.0.0.1 when the advertised address is loopback, else 0.0.0.0, every interface)').env('BERTH_AGENT_HOST'))
     .addOption(new Option('--port <n>', 'agent API port (0: any free port)').env('BERTH_AGENT_PORT').default(0).argParser((v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('--port must be an integer in [0, 65535]');
       return n;
     }))
-    .addOption(new Option('--advertise-host <h>', 'host controllers use to reach the agent API').env('BERTH_ADVERTISE_HOST'))
+    .addOption(new Option('--advertise-host <h>', 'host name or address controllers use to reach the agent API, when it differs from --advertise-address (e.g. a DNS name)').env('BERTH_ADVERTISE_HOST'))
     .addOption(new Option('--simulate <count>', 'run COUNT simulated nodes named <name>-<i> in this process (scale runs)').env('BERTH_SIMULATE').argParser(positive('--simulate', true)))
     .addOption(new Option('--heartbeat-interval <ms>', 'lease keepalive period (scale runs of many simulated nodes may want 1000)').env('BERTH_HEARTBEAT_INTERVAL_MS').default(500).argParser(positive('--heartbeat-interval', true)))
     .addOption(new Option('--heartbeat-ttl <seconds>', 'heartbeat lease TTL: the node is NotReady this long after its agent stops; with the interval it sets the keepalive round trip a slow etcd may take (TTL - interval)').env('BERTH_HEARTBEAT_TTL').default(DEFAULT_HEARTBEAT_TTL_SECONDS).argParser(positive('--heartbeat-ttl', true)))
@@ -84,7 +99,7 @@ export function parseConfig(argv: string[]): AgentConfig {
   cmd.parse(argv);
   const o = cmd.opts<{
     etcd: string; name: string; cpu?: number; memoryMib?: number; runtime: RuntimeKind; labels: Record<string, string>;
-    host: string; port: number; advertiseHost?: string; simulate?: number; heartbeatInterval: number; heartbeatTtl: number;
+    host?: string; port: number; advertiseHost?: string; advertiseAddress?: string; simulate?: number; heartbeatInterval: number; heartbeatTtl: number;
     reportInterval: number; fenceAfter?: number; nodeGrace: number; dataDir?: string; stopTimeout: number; restartBackoffMax: number; logLevel: string;
   }>();
   if (!DNS_LABEL.test(o.name)) cmd.error(`error: --name ${JSON.stringify(o.name)} must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)`);
@@ -94,16 +109,22 @@ export function parseConfig(argv: string[]): AgentConfig {
   const fenceAfterMs = o.fenceAfter !== undefined ? Math.round(o.fenceAfter * 1000) : defaultFenceAfterMs(o.heartbeatTtl * 1000, nodeGraceMs);
   const fenceProblem = agentFenceProblem({ heartbeatTtlMs: o.heartbeatTtl * 1000, heartbeatIntervalMs: o.heartbeatInterval, fenceAfterMs, nodeGraceMs });
   if (fenceProblem !== undefined) cmd.error(`error: ${fenceProblem}`);
+  const etcd = parseEndpoints(o.etcd);
+  const planned = await planAddresses({ etcd, host: o.host, advertiseAddress: o.advertiseAddress });
+  // An explicit host is the operator's word: no warning about the address it replaces.
+  const { warning: _unused, ...withoutWarning } = planned;
+  const addressPlan = o.advertiseHost === undefined ? planned : withoutWarning;
   return {
-    etcd: parseEndpoints(o.etcd),
+    etcd,
     name: o.name,
     cpu: o.cpu ?? os.cpus().length,
     memoryMiB: o.memoryMib ?? UsageSampler.totalMemoryMiB(),
     runtime: o.runtime,
     labels: o.labels,
-    host: o.host,
+    host: addressPlan.host,
     port: o.port,
-    advertiseHost: o.advertiseHost ?? (o.host === '0.0.0.0' || o.host === '::' ? os.hostname() : o.host),
+    advertiseHost: o.advertiseHost ?? addressPlan.advertise,
+    addressPlan,
     simulate: o.simulate ?? 0,
     heartbeatIntervalMs: o.heartbeatInterval,
     heartbeatTtlSeconds: o.heartbeatTtl,

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import pino from 'pino';
 import { FORCE_STOP_MS, isBerthError } from '@berth/core';
-import { createEtcdClient, EventRecorder, LeaseKeeper, onWatchIncident } from '@berth/store';
+import { createEtcdClient, EventRecorder, LeaseKeeper, onWatchIncident, urlHost } from '@berth/store';
 import { parseConfig } from './config.js';
 import { Fencer } from './fence.js';
 import { NodeAgent } from './node-agent.js';
@@ -15,8 +15,9 @@ import { SimulatedRuntime, type Runtime } from './runtime.js';
 import { buildAgentServer } from './server.js';
 import { UsageSampler } from './usage.js';
 
-const config = parseConfig(process.argv);
+const config = await parseConfig(process.argv);
 const log = pino({ level: config.logLevel, base: { agent: config.name } });
+if (config.addressPlan.warning !== undefined) log.warn({ advertise: config.advertiseHost }, config.addressPlan.warning);
 onWatchIncident((incident) => log.warn({ incident }, 'etcd watch stream fault contained'));
 const client = createEtcdClient(config.etcd);
 const keeper = new LeaseKeeper(client, config.heartbeatIntervalMs, log.child({ component: 'leases' }));
@@ -89,7 +90,7 @@ keeper.on('lost', (leaseId) => agents.find((a) => a.lease === leaseId)?.onLeaseL
 const server = buildAgentServer(() => agents, log.child({ component: 'api' }), reconciler);
 await server.listen({ host: config.host, port: config.port });
 const port = (server.server.address() as { port: number }).port;
-const address = `http://${config.advertiseHost}:${port}`;
+const address = `http://${urlHost(config.advertiseHost)}:${port}`;
 
 const sampler = new UsageSampler();
 const names = config.simulate > 0 ? Array.from({ length: config.simulate }, (_, i) => `${config.name}-${i}`) : [config.name];
@@ -170,4 +171,4 @@ const BATCH = 200;
 for (let i = 0; i < agents.length; i += BATCH) {
   await Promise.all(agents.slice(i, i + BATCH).map(startNode));
 }
-log.info({ nodes: agents.length, address, runtime: config.runtime }, 'agent running');
+log.info({ nodes: agents.length, address, listen: config.host, addressFrom: config.advertiseHost === config.addressPlan.advertise ? config.addressPlan.source : '--advertise-host', runtime: config.runtime }, 'agent running');

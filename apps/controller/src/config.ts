@@ -1,17 +1,21 @@
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_LEADER_LEASE_TTL_SECONDS, parseEndpoints } from '@berth/store';
+import { DEFAULT_LEADER_LEASE_TTL_SECONDS, parseEndpoints, planAddresses, urlHost, type AddressPlan } from '@berth/store';
 import { controllerGraceProblem, DEFAULT_NODE_GRACE_SECONDS, SCHEDULING_POLICIES, type SchedulingPolicy } from '@berth/core';
 
 /** Everything a controller replica is configured with (flags, or BERTH_* env vars). */
 export interface ControllerConfig {
   etcd: string[];
   port: number;
+  /** Address the API listens on. */
   host: string;
   id: string;
-  /** URL other processes use to reach this replica's API. */
+  /** URL other processes (on other hosts too) use to reach this replica's API. */
   advertiseUrl: string;
+  /** How the advertised address was chosen, and a warning when other hosts probably cannot reach it. */
+  addressPlan: AddressPlan;
   leaseTtl: number;
   /** Cluster-wide default scheduling policy; a pod may name its own (`spec.policy`). */
   policy: SchedulingPolicy;
@@ -36,15 +40,23 @@ function intIn(name: string, min: number, max: number) {
   };
 }
 
-/** Parses the command line; exits with a usage message on bad flags. */
-export function parseConfig(argv: string[]): ControllerConfig {
+/** `--advertise-address`: an IP address (a host name goes into `--advertise-url`). */
+function ipAddress(raw: string): string {
+  const ip = raw.replace(/^\[|\]$/g, '');
+  if (net.isIP(ip) === 0) throw new InvalidArgumentError(`--advertise-address must be an IP address, got ${JSON.stringify(raw)}`);
+  return ip;
+}
+
+/** Parses the command line (exits with a usage message on bad flags) and decides the addresses, which may look up the route to etcd. */
+export async function parseConfig(argv: string[]): Promise<ControllerConfig> {
   const cmd = new Command('berth-controller')
     .description('Berth controller replica: REST API and dashboard on every replica; the elected leader schedules.')
     .addOption(new Option('--etcd <urls>', 'etcd endpoints, comma-separated').env('BERTH_ETCD').default('http://127.0.0.1:2379'))
     .addOption(new Option('--port <n>', 'API port').env('BERTH_PORT').default(8080).argParser(intIn('--port', 0, 65535)))
-    .addOption(new Option('--host <h>', 'address to listen on').env('BERTH_HOST').default('127.0.0.1'))
+    .addOption(new Option('--advertise-address <ip>', 'address other hosts reach this replica at (default: --host when it names one address, else the local address of the interface that reaches the first etcd endpoint)').env('BERTH_ADVERTISE_ADDRESS').argParser(ipAddress))
+    .addOption(new Option('--host <h>', 'address to listen on (default: 127.0.0.1 when the advertised address is loopback, else 0.0.0.0, every interface)').env('BERTH_HOST'))
     .addOption(new Option('--id <name>', 'replica id (default: <hostname>-<port>)').env('BERTH_ID'))
-    .addOption(new Option('--advertise-url <url>', 'URL other processes use to reach this replica').env('BERTH_ADVERTISE_URL'))
+    .addOption(new Option('--advertise-url <url>', 'URL other processes use to reach this replica, when it is not http://<advertise-address>:<port> (e.g. behind a proxy)').env('BERTH_ADVERTISE_URL'))
     .addOption(
       new Option('--lease-ttl <seconds>', 'leader election lease TTL: a killed leader is replaced about this long later; a leader keeps office while etcd answers its keepalives within TTL - TTL/8 - 0.5 s (3 s at 4 s)')
         .env('BERTH_LEASE_TTL')
@@ -72,7 +84,8 @@ export function parseConfig(argv: string[]): ControllerConfig {
   const o = cmd.opts<{
     etcd: string;
     port: number;
-    host: string;
+    host?: string;
+    advertiseAddress?: string;
     id?: string;
     advertiseUrl?: string;
     leaseTtl: number;
@@ -86,13 +99,18 @@ export function parseConfig(argv: string[]): ControllerConfig {
   }>();
   const graceProblem = controllerGraceProblem(o.nodeGrace * 1000);
   if (graceProblem !== undefined) cmd.error(`error: ${graceProblem}`);
-  const reachableHost = o.host === '0.0.0.0' || o.host === '::' ? os.hostname() : o.host;
+  const etcd = parseEndpoints(o.etcd);
+  const planned = await planAddresses({ etcd, host: o.host, advertiseAddress: o.advertiseAddress });
+  // An explicit URL is the operator's word: no warning about the address it replaces.
+  const { warning: _unused, ...withoutWarning } = planned;
+  const addressPlan = o.advertiseUrl === undefined ? planned : withoutWarning;
   return {
-    etcd: parseEndpoints(o.etcd),
+    etcd,
     port: o.port,
-    host: o.host,
+    host: addressPlan.host,
     id: o.id ?? `${os.hostname()}-${o.port}`,
-    advertiseUrl: o.advertiseUrl ?? `http://${reachableHost}:${o.port}`,
+    advertiseUrl: o.advertiseUrl ?? `http://${urlHost(addressPlan.advertise)}:${o.port}`,
+    addressPlan,
     leaseTtl: o.leaseTtl,
     policy: o.policy,
     nodeGraceMs: o.nodeGrace * 1000,

@@ -2,7 +2,7 @@ import type { Etcd3 } from 'etcd3';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import type { ReplicaInfo } from '@berth/core';
-import { createEtcdClient, EventRecorder, LeaderElector, onWatchIncident } from '@berth/store';
+import { createEtcdClient, EventRecorder, LeaderElector, onWatchIncident, urlHost } from '@berth/store';
 import type { ControllerConfig } from './config.js';
 import { ClusterState } from './cluster-state.js';
 import { LiveFeed } from './dashboard/feed.js';
@@ -105,7 +105,9 @@ export class Controller {
     this.state.start();
     this.server = await buildServer(this.deps);
     await this.server.listen({ port: this.config.port, host: this.config.host });
-    this.log.info({ address: this.config.advertiseUrl, docs: `${this.config.advertiseUrl}/docs` }, 'controller API listening');
+    const { addressPlan } = this.config;
+    if (addressPlan.warning !== undefined) this.log.warn({ advertise: addressPlan.advertise }, addressPlan.warning);
+    this.log.info({ address: this.config.advertiseUrl, listen: this.config.host, addressFrom: this.config.advertiseUrl === `http://${urlHost(addressPlan.advertise)}:${this.config.port}` ? addressPlan.source : '--advertise-url', docs: `${this.config.advertiseUrl}/docs` }, 'controller API listening');
     this.elector.start();
     this.jobs.start();
   }

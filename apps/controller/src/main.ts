@@ -2,7 +2,7 @@
 import { parseConfig } from './config.js';
 import { Controller } from './controller.js';
 
-const controller = new Controller(parseConfig(process.argv));
+const controller = new Controller(await parseConfig(process.argv));
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;

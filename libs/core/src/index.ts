@@ -10,3 +10,4 @@ export * from './fence-budget.js';
 export * from './services.js';
 export * from './jobs.js';
 export * from './watch.js';
+export * from './addresses.js';

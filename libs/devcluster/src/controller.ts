@@ -18,12 +18,14 @@ export interface ControllerProcessOptions {
   host?: string;
   /** A command the replica runs under, e.g. ['ip', 'netns', 'exec', 'ns1'] (it must exec node, keeping the pid). */
   wrap?: string[];
+  /** Where this process reaches the API when that is not `host` (e.g. the replica picks its own listen address, in a network namespace). */
+  reachAt?: string;
 }
 
 /** A real `berth-controller` process, with helpers to query its API. */
 export class ControllerProcess {
   readonly process: ManagedProcess;
-  /** Address the API listens on. */
+  /** Address this process reaches the API at (where it listens, unless `reachAt` says otherwise). */
   readonly host: string;
 
   private constructor(
@@ -31,7 +33,7 @@ export class ControllerProcess {
     readonly port: number,
     opts: ControllerProcessOptions,
   ) {
-    this.host = opts.host ?? '127.0.0.1';
+    this.host = opts.reachAt ?? opts.host ?? '127.0.0.1';
     const [command, pre] = nodeCommand(opts.wrap);
     this.process = new ManagedProcess(
       id,

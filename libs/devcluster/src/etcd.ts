@@ -14,6 +14,10 @@ export interface EtcdOptions {
   logDir?: string;
   clientPort?: number;
   name?: string;
+  /** Address it listens on and advertises (default 127.0.0.1), e.g. one inside a network namespace. */
+  host?: string;
+  /** A command it runs under, e.g. ['ip', 'netns', 'exec', 'ns1'] (it must exec etcd, keeping the pid). */
+  wrap?: string[];
 }
 
 /** True when the `etcd` binary is on PATH. */
@@ -26,10 +30,10 @@ export function etcdInstalled(): boolean {
   }
 }
 
-/** The flags of one etcd member on loopback ports (quiet logs: warnings and errors only). */
-function etcdArgs(name: string, dataDir: string, clientPort: number, peerPort: number, initialCluster: string): string[] {
-  const client = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
+/** The flags of one etcd member on `host` (loopback by default; quiet logs: warnings and errors only). */
+function etcdArgs(name: string, dataDir: string, clientPort: number, peerPort: number, initialCluster: string, host = '127.0.0.1'): string[] {
+  const client = `http://${host}:${clientPort}`;
+  const peer = `http://${host}:${peerPort}`;
   return [
     '--name', name,
     '--data-dir', dataDir,
@@ -59,9 +63,13 @@ export class EtcdServer {
     logDir: string,
     name: string,
     ownsDir: boolean,
+    readonly host = '127.0.0.1',
+    wrap: string[] = [],
   ) {
     this.ownsDir = ownsDir;
-    this.process = new ManagedProcess(`etcd-${name}`, 'etcd', etcdArgs(name, dataDir, clientPort, peerPort, `${name}=http://127.0.0.1:${peerPort}`), {
+    const args = etcdArgs(name, dataDir, clientPort, peerPort, `${name}=http://${host}:${peerPort}`, host);
+    const [command, ...pre] = [...wrap, 'etcd'];
+    this.process = new ManagedProcess(`etcd-${name}`, command!, [...pre, ...args], {
       logFile: path.join(logDir, `etcd-${name}.log`),
     });
   }
@@ -74,14 +82,14 @@ export class EtcdServer {
     const clientPort = opts.clientPort ?? (await freePort());
     let peerPort = await freePort();
     while (peerPort === clientPort) peerPort = await freePort();
-    const etcd = new EtcdServer(dataDir, clientPort, peerPort, logDir, opts.name ?? 'berth', ownsDir);
+    const etcd = new EtcdServer(dataDir, clientPort, peerPort, logDir, opts.name ?? 'berth', ownsDir, opts.host, opts.wrap);
     await etcd.start();
     return etcd;
   }
 
   /** Client URL, e.g. http://127.0.0.1:23790. */
   get endpoint(): string {
-    return `http://127.0.0.1:${this.clientPort}`;
+    return `http://${this.host}:${this.clientPort}`;
   }
 
   /** (Re)starts the process on the same ports and data, and waits until healthy. */

@@ -131,6 +131,10 @@ Try:
   curl -s -XPOST ${first.url}/v1/nodes -H 'content-type: application/json' -d '{"cpu": 1, "memoryMiB": 512}'
   curl -s -XPOST ${first.url}/v1/pods -H 'content-type: application/json' -d '{"name": "hello",${runtime === 'docker' ? ' "image": "berth-test/busybox:local",' : ''} "command": ["sleep", "3600"], "cpu": 0.5}'
   curl -s ${first.url}/v1/pods
+  curl -s -XPOST ${first.url}/v1/services -H 'content-type: application/json' -d '${serviceExample(runtime)}'
+  curl -s ${first.url}/v1/services/web/proxy/      # routed to a ready pod of web (x-berth-pod names it)
+  curl -s -XPOST ${first.url}/v1/jobs -H 'content-type: application/json' -d '{"service": "web", "method": "GET", "path": "/"}'
+  curl -s '${first.url}/v1/jobs/<id>?wait=10'     # the job's status, attempts and result
   etcdctl --endpoints ${etcd.endpoint} get --prefix /berth/election/ --write-out=fields
   kill -9 <leader pid>        # failover demo: another replica takes over within the lease TTL (${leaseTtl} s)
   kill -9 <agent pid>         # node failure: NotReady within the heartbeat TTL, then Dead after the grace
@@ -167,3 +171,12 @@ main().catch((err: unknown) => {
   console.error(`npm start failed: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });
+
+/** A service of 3 web servers that answer their pod's name, for the runtime the agents use. */
+export function serviceExample(runtime: 'docker' | 'process'): string {
+  const template =
+    runtime === 'docker'
+      ? { image: 'berth-test/busybox:local', command: ['sh', '-c', 'echo hello from $BERTH_POD_NAME > /www/index.html && exec httpd -f -p $PORT -h /www'] }
+      : { command: [process.execPath, '-e', "require('http').createServer((q, s) => s.end('hello from ' + process.env.BERTH_POD_NAME + '\\n')).listen(process.env.PORT)"] };
+  return JSON.stringify({ name: 'web', replicas: 3, template: { ...template, cpu: 0.1, ports: [8080], healthCheck: { path: '/', intervalSeconds: 2 } } });
+}

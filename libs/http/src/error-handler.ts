@@ -44,14 +44,17 @@ interface Answer {
  *   own text, which may hold internals (paths, addresses) and goes to the log.
  *
  * A 503 carries `Retry-After: 1` (etcd is probed every second). Like
- * Fastify's default handler, < 500 is logged at info and >= 500 at error.
+ * Fastify's default handler, < 500 is logged at info and >= 500 at error,
+ * except an expected outage (a known 5xx code: etcd away, no endpoints, a
+ * pod or agent that did not answer), logged at warn without a stack.
  * Unknown routes answer 404 NOT_FOUND naming method and path.
  */
 export function installErrorHandling(app: FastifyInstance, opts: ErrorHandlingOptions = {}): void {
   app.setErrorHandler((err: FastifyError | Error, req, reply) => {
     const { status, body } = answer(err, req, opts, app.initialConfig.bodyLimit);
     if (status === 503) void reply.header('retry-after', '1');
-    if (status >= 500) req.log.error({ err }, body.message);
+    if (status >= 500 && err instanceof BerthError && err.code !== 'INTERNAL') req.log.warn({ code: body.error }, body.message);
+    else if (status >= 500) req.log.error({ err }, body.message);
     else req.log.info({ err, code: body.error }, body.message);
     void reply.status(status).send(body);
   });

@@ -12,3 +12,4 @@ export * from './connection-guard.js';
 export * from './timing.js';
 export * from './ttl-lease.js';
 export * from './txn-batcher.js';
+export * from './advertise.js';

@@ -44,10 +44,12 @@ export const proxyRoutes = routePlugin('proxy-routes', ['router', 'clusterState'
     return reply.send(ans.body);
   };
 
-  const schema = {
+  const schema = (withPath: boolean) => ({
     tags: ['services'],
-    summary: "Route a request to a ready pod of the service; the pod's answer comes back as is, with x-berth-pod",
-    params: Type.Object({ name: NameParams.properties.name, '*': Type.Optional(Type.String({ description: 'path on the pod' })) }),
+    summary: withPath
+      ? "Route a request to a ready pod of the service (the path after /proxy, and the query, go to the pod); its answer comes back as is, with x-berth-pod"
+      : "Route a request for the pod's / to a ready pod of the service; its answer comes back as is, with x-berth-pod",
+    params: withPath ? Type.Object({ name: NameParams.properties.name, '*': Type.String({ description: 'path on the pod' }) }) : NameParams,
     response: {
       200: {
         description: "The pod's answer, streamed: whatever status, headers and body it gave (x-berth-pod names the pod)",
@@ -59,8 +61,8 @@ export const proxyRoutes = routePlugin('proxy-routes', ['router', 'clusterState'
       502: errorRef,
       503: errorRef,
     },
-  };
+  });
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
-  app.route({ method: [...methods], url: '/services/:name/proxy', schema, handler, exposeHeadRoute: false });
-  app.route({ method: [...methods], url: '/services/:name/proxy/*', schema, handler, exposeHeadRoute: false });
+  app.route({ method: [...methods], url: '/services/:name/proxy', schema: schema(false), handler, exposeHeadRoute: false });
+  app.route({ method: [...methods], url: '/services/:name/proxy/*', schema: schema(true), handler, exposeHeadRoute: false });
 });

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { keyOf, type NodeRecord, type PodRecord, type ServiceRecord } from '@berth/core';
+import { endpointHost, keyOf, type NodeRecord, type PodRecord, type ServiceRecord } from '@berth/core';
 import type { ClusterState } from '../cluster-state.js';
 
 /** One pod of a service, as the router sees it. */
@@ -114,15 +114,8 @@ export function podReady(pod: PodRecord): boolean {
  * is allocated), else that port number itself.
  */
 export function endpointAddress(pod: PodRecord, node: NodeRecord | undefined, service: ServiceRecord | undefined): string | null {
-  if (node === undefined || node.address === '') return null;
+  const host = node === undefined ? '' : endpointHost(node);
   const first = pod.spec.ports[0];
   const port = service?.port === undefined || service.port === first ? pod.status.hostPort : service.port;
-  if (port === undefined) return null;
-  let host: string;
-  try {
-    host = new URL(node.address).hostname;
-  } catch {
-    return null;
-  }
-  return `${host}:${port}`;
+  return host === '' || port === undefined ? null : `${host}:${port}`;
 }
