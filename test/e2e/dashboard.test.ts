@@ -4,6 +4,8 @@ import t from 'tap';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { AgentProcess, repoRoot } from '@berth/devcluster';
 import { clusterFor, tempDir } from '../helpers/fixtures.js';
+import { killPodProcesses } from '../helpers/pod-processes.js';
+import { echoServer, HC } from '../helpers/services.js';
 
 /** Debian's chromium (scripts/setup.sh installs it); playwright-core downloads no browser. */
 const CHROMIUM = '/usr/bin/chromium';
@@ -21,8 +23,14 @@ t.test('the dashboard, served by a follower, follows the cluster live', { skip: 
   const agents = ['a', 'b'].map(
     (name) => new AgentProcess({ name, etcd: cluster.etcd.endpoint, logDir, runtime: 'simulated', cpu: 2, memoryMiB: 4096, extraArgs: agentArgs }),
   );
-  t.teardown(() => Promise.all(agents.map((a) => a.process.stop('SIGKILL'))));
-  await Promise.all(agents.map((a) => a.start()));
+  // A service's pods answer requests: they run, as processes, on a node of their own.
+  const svcAgent = new AgentProcess({ name: 'p', etcd: cluster.etcd.endpoint, logDir, runtime: 'process', cpu: 4, memoryMiB: 4096, extraArgs: [...agentArgs, '--labels', 'pool=svc', '--stop-timeout', '2'] });
+  const podIds = new Set<string>();
+  t.teardown(async () => {
+    await Promise.all([...agents.map((a) => a.process.stop('SIGKILL')), svcAgent.process.stop('SIGTERM')]);
+    killPodProcesses(podIds);
+  });
+  await Promise.all([...agents, svcAgent].map((a) => a.start()));
   const leader = await cluster.waitForAgreedLeader();
   const follower = cluster.running.find((c) => c.id !== leader.id)!;
 
@@ -48,6 +56,30 @@ t.test('the dashboard, served by a follower, follows the cluster live', { skip: 
   // Survives as long as the page is never reloaded.
   await page.evaluate(() => ((globalThis as Marked).__berthMarker = 42));
 
+  // A service appears with its ready count as its pods become ready; a job's row appears as it runs.
+  const api = (method: string, p: string, body?: unknown) => follower.request(method, p, body);
+  const notePods = async () => {
+    for (const p of ((await api('GET', '/v1/pods')).body as { items: Array<{ id: string }> }).items) podIds.add(p.id);
+  };
+  const template = { command: echoServer(logDir), cpu: 0.1, memoryMiB: 64, ports: [8000], nodeSelector: { pool: 'svc' }, healthCheck: HC };
+  t.equal((await api('POST', '/v1/services', { name: 'echo', replicas: 2, template })).status, 201, 'service created through the API');
+  await page.locator('tr[data-service=echo][data-desired="2"]').waitFor();
+  await notePods();
+  await page.locator('tr[data-service=echo][data-ready="2"]').waitFor({ timeout: 30_000 });
+  t.equal(await page.locator('tr[data-service=echo] [data-testid=service-ready]').textContent(), '2/2', 'the service row shows 2/2 ready');
+  t.equal(await page.locator('tr[data-service=echo] .ep-ready').count(), 2, 'and both endpoints ready');
+  const submitted = await api('POST', '/v1/jobs', { service: 'echo', path: '/hello' });
+  t.equal(submitted.status, 202, 'job accepted');
+  const jobId = (submitted.body as { id: string }).id;
+  await page.locator(`tr[data-job="${jobId}"][data-status=Succeeded][data-attempts="1"]`).waitFor();
+  t.match(await page.locator(`tr[data-job="${jobId}"]`).textContent(), /echo\s*POST \/hello\s*Succeeded\s*1\s*200/, 'the job row: service, request, status, attempts, code');
+  // Scaled from its row's button: the row follows.
+  await page.locator('tr[data-service=echo] button[data-action=scale-up]').click();
+  await page.locator('tr[data-service=echo][data-desired="3"]').waitFor();
+  await notePods();
+  await page.locator('tr[data-service=echo][data-ready="3"]').waitFor({ timeout: 30_000 });
+  t.pass('scaled to 3 from the page, shown 3/3 ready');
+
   // Run a pod from the form; it goes Running through the stream.
   const run = page.locator('#run-pod');
   const runPod = async (name: string) => {
@@ -59,6 +91,7 @@ t.test('the dashboard, served by a follower, follows the cluster live', { skip: 
   };
   await runPod('web');
   await page.locator('tr[data-pod=web][data-phase=Running]').waitFor();
+  await notePods();
   t.pass('the pod created from the form is shown Running');
   t.notOk(await page.locator('[data-testid=error]').isVisible(), 'no error shown');
 

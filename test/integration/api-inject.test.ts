@@ -36,10 +36,11 @@ async function apiFor(t: Test, endpoint: string) {
   const health = new EtcdHealth([endpoint], log, PROBE_MS, DOWN_AFTER_MS);
   const state = new ClusterState(client, log);
   const leadership = new LeadershipView(self, state, { isLeader: false, fence: undefined }, 2);
-  const liveFeed = new LiveFeed({ state, leadership, health });
   const provisioner = new NodeProvisioner(self.id, 'berth:local', path.join(os.tmpdir(), 'berth-inject'), log);
   const discovery = new Discovery(state);
   const router = new Router(discovery, self.id);
+  const serviceCatalog = new ServiceCatalog(client, state, discovery, router, events, log);
+  const liveFeed = new LiveFeed({ state, leadership, health, services: serviceCatalog, serviceChanges: discovery });
   const jobs = new JobDispatcher(client, state, router, discovery, { replica: self.id, claimTtlSeconds: 2, resultTtlSeconds: 60 }, log);
   const app = await buildServer({
     log,
@@ -51,7 +52,7 @@ async function apiFor(t: Test, endpoint: string) {
     nodeService: new NodeService(client, state, provisioner, events, [endpoint], log, 5000, () => leadership.hasLeader()),
     metrics: new Metrics({ isLeader: () => false, term: () => 0, fencedRejections: () => 0, terms: () => 0, cacheRevision: () => state.revision }),
     liveFeed,
-    serviceCatalog: new ServiceCatalog(client, state, discovery, router, events, log),
+    serviceCatalog,
     router,
     jobService: new JobService(client, state, jobs),
   });

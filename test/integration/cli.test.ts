@@ -4,6 +4,8 @@ import path from 'node:path';
 import t from 'tap';
 import { AgentProcess, waitFor } from '@berth/devcluster';
 import { clusterFor, tempDir } from '../helpers/fixtures.js';
+import { killPodProcesses } from '../helpers/pod-processes.js';
+import { echoServer } from '../helpers/services.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../../apps/cli/dist/main.js');
 
@@ -206,5 +208,114 @@ t.test('the built CLI against a real cluster', async (t) => {
     t.same((await ok(['__complete', 'g'])).trim().split('\n'), ['get']);
     const help = await ok(['--help']);
     t.notMatch(help, /__complete/, '__complete is hidden');
+  });
+
+  // Last: it adds a node, which the counts above do not expect.
+  t.test('services and jobs', async (t) => {
+    const dir = tempDir(t, 'berth-cli-svc-');
+    const svc = new AgentProcess({
+      name: 'svc',
+      etcd: cluster.etcd.endpoint,
+      logDir: dir,
+      runtime: 'process',
+      cpu: 4,
+      memoryMiB: 4096,
+      extraArgs: ['--labels', 'pool=svc', '--heartbeat-ttl', '2', '--heartbeat-interval', '500', '--stop-timeout', '2'],
+    });
+    t.teardown(async () => {
+      // Every pod the agent may have started, so none outlives the test even if the agent's stop falls short.
+      const pods = (await cluster.controllers[0]!.request('GET', '/v1/pods').catch(() => ({ body: { items: [] } }))).body as { items: Array<{ id: string }> };
+      await svc.process.stop('SIGTERM');
+      killPodProcesses(pods.items.map((p) => p.id));
+    });
+    await svc.start();
+    await waitFor(async () => (await run(['get', 'node', 'svc'])).stdout.includes(' Ready '), { what: 'node svc Ready' });
+    const command = echoServer(dir);
+    const podFlags = ['--port', '8000', '--cpu', '100m', '--memory', '64Mi', '--selector', 'pool=svc'];
+    /** Waits until `get services` shows `name` with this READY column. */
+    const ready = (name: string, column: string) =>
+      waitFor(async () => new RegExp(`\\n${name}\\s+${column.replace('/', '\\/')}\\s`).test(`\n${(await run(['get', 'services'])).stdout}`), {
+        what: `${name} ${column} ready`,
+        timeoutMs: 30_000,
+      });
+
+    t.equal(await ok(['create', 'service', 'echo', '--replicas', '2', ...podFlags, '--health-path', '/healthz', '--', ...command]), 'service/echo created\n');
+    await ready('echo', '2/2');
+    const list = await ok(['get', 'services']);
+    t.match(list, /^NAME\s+READY\s+UP-TO-DATE\s+AGE\s+PORT\n/);
+    t.match(list, /\necho\s+2\/2\s+2\s+\d+s\s+8000\n/);
+    const view = JSON.parse(await ok(['get', 'service', 'echo', '-o', 'json'])) as { status: { endpoints: Array<{ podId: string; podName: string }> } };
+    const podIds = view.status.endpoints.map((e) => e.podId);
+    t.equal(podIds.length, 2, '-o json: the service with its endpoints');
+    t.match(await ok(['__complete', 'submit', '']), /^echo$/m, 'completion offers the service');
+    const desc = await ok(['describe', 'service', 'echo']);
+    t.match(desc, /^Replicas:\s+2 desired \| 2 current \| 2 ready \| 2 up-to-date$/m);
+    t.match(desc, /^  Health check:\s+GET \/healthz on port PORT/m);
+    t.match(desc, /^  Node selector:\s+pool=svc$/m);
+    for (const e of view.status.endpoints) t.match(desc, new RegExp(`^  ${e.podName}\\s+svc\\s+\\S+:\\d+\\s+true\\s+\\d+\\s+<none>$`, 'm'), `endpoint ${e.podName} in describe`);
+
+    // --wait prints the pod's answer: here the echo of the request it was sent.
+    const answer = JSON.parse(await ok(['submit', 'echo', '--path', '/echo', '-d', 'hello', '-H', 'x-test: yes', '--wait'])) as {
+      pod: string;
+      method: string;
+      body: string;
+      headers: Record<string, string>;
+    };
+    t.ok(podIds.includes(answer.pod), `answered by a pod of the service (${answer.pod})`);
+    t.same([answer.method, answer.body, answer.headers['x-test']], ['POST', 'hello', 'yes'], 'method, body and header reached the pod');
+    t.match(answer.headers['x-berth-job-id'], /^[0-9a-z]+$/, 'as a job');
+
+    const bad = await run(['submit', 'echo', '--path', '/bad', '--wait']);
+    t.equal(bad.code, 1, 'a job that did not succeed exits 1');
+    t.match(bad.stdout, /bad request on purpose/, "the pod's answer is still printed");
+    t.match(bad.stderr, /^error: job [0-9a-z]+ Failed .*the pod answered 400 after 1 attempt\n$/);
+
+    const id = (await ok(['submit', 'echo', '-X', 'GET', '--path', '/hello'])).trim();
+    t.match(id, /^[0-9a-z]{12}$/, 'without --wait: the job id');
+    await waitFor(async () => (JSON.parse((await run(['get', 'job', id, '-o', 'json'])).stdout || '{}') as { status?: string }).status === 'Succeeded', { what: `job ${id} Succeeded` });
+    const jobs = await ok(['get', 'jobs', '--service', 'echo']);
+    t.match(jobs, /^ID\s+SERVICE\s+STATUS\s+ATTEMPTS\s+CODE\s+AGE\n/);
+    t.match(jobs, new RegExp(`\\n${id}\\s+echo\\s+Succeeded\\s+1\\s+200\\s+\\d+s\\n`));
+    t.equal((await ok(['get', 'jobs', '--status', 'Failed'])).trim().split('\n').length, 2, '--status: the failed job alone');
+    const job = await ok(['describe', 'job', id]);
+    for (const re of [/^Request:\s+GET \/hello$/m, /^Status:\s+Succeeded$/m, /^Attempts \(1\):$/m, /^  1\s+echo-\S+\s+svc\s+c\d\s+\d+s\s+\S+\s+Succeeded\s+200$/m, /^Result:\n  Status code:\s+200\n/m]) {
+      t.match(job, re);
+    }
+    const first = await run(['submit', 'echo', '--idempotency-key', 'k1']);
+    const again = await run(['submit', 'echo', '--idempotency-key', 'k1']);
+    t.equal(again.stdout, first.stdout, 'the same idempotency key names the same job');
+    t.match(again.stderr, /already exists for idempotency key "k1"/);
+
+    t.equal(await ok(['scale', 'service', 'echo', '3']), 'service/echo scaled to 3 replicas\n');
+    await ready('echo', '3/3');
+
+    // apply: created, unchanged, configured, unchanged.
+    const file = path.join(dir, 'api.yaml');
+    const manifest = (replicas: number) =>
+      `kind: Service\nmetadata: {name: api}\nspec:\n  replicas: ${replicas}\n  template:\n    command: ${JSON.stringify(command)}\n` +
+      `    cpu: 100m\n    memory: 64Mi\n    ports: [8000]\n    nodeSelector: {pool: svc}\n    healthCheck: {path: /healthz}\n`;
+    fs.writeFileSync(file, manifest(1));
+    t.equal(await ok(['apply', '-f', file]), 'service/api created\n');
+    t.equal(await ok(['apply', '-f', file]), 'service/api unchanged\n');
+    fs.writeFileSync(file, manifest(2));
+    t.equal(await ok(['apply', '-f', file]), 'service/api configured (replicas: 1 -> 2)\n');
+    t.equal(await ok(['apply', '-f', file]), 'service/api unchanged\n');
+    await ready('api', '2/2');
+    t.match(await ok(['submit', 'api', '--wait']), /"pod":"[0-9a-z]+"/, 'the applied service answers');
+
+    // A job with no pod to run it waits Queued, and can be canceled.
+    t.equal(await ok(['create', 'service', 'idle', '--replicas', '0', ...podFlags, '--', ...command]), 'service/idle created\n');
+    const queued = (await ok(['submit', 'idle'])).trim();
+    t.match(await ok(['describe', 'job', queued]), /^Status:\s+Queued$/m);
+    t.equal(await ok(['delete', 'job', queued]), `job "${queued}" canceled\n`);
+    t.match(await ok(['get', 'job', queued]), new RegExp(`\\n${queued}\\s+idle\\s+Canceled\\s+0\\s+<none>\\s`));
+    const twice = await run(['delete', 'job', queued]);
+    t.equal(twice.code, 1);
+    t.match(twice.stderr, /^Error from server \(INVALID_TRANSITION\): job \S+ is Canceled already/);
+
+    for (const name of ['echo', 'api', 'idle']) t.equal(await ok(['delete', 'service', name]), `service "${name}" deleted\n`);
+    await waitFor(async () => (await run(['get', 'pods', '-o', 'json'])).stdout.match(/"service"/g) === null, { what: "the services' pods gone", timeoutMs: 30_000 });
+    t.equal((await run(['get', 'services'])).stderr, 'No services found.\n');
+    t.same((await ok(['__complete', 'submit', ''])).trim(), '', 'completion: no services left');
   });
 });

@@ -3,7 +3,10 @@ import path from 'node:path';
 import t from 'tap';
 import {
   DEFAULT_SERVER, colorEnabled, columnWidths, complete, extractGlobalFlags, formatAge, formatCpu, formatDuration, formatMemory, formatPercent, formatRow, describePod, kindOf, normalizedSpec, parseCpu, parseInteger, parseKeyValues, parseManifests, parseMemory, renderFields, renderTable, resolveConfig, specDiff, ManifestError, SseParser, eventRow,
+  JOB_COLUMNS, SERVICE_COLUMNS, bodyPreview, describeJob, describeService, formatMs, jobRow, parseHeader, readData, serviceChanges, serviceRow,
+  type JobView, type Kind, type ServiceView,
 } from '@berth/cli';
+import { jobSummary, newestJobs, templateHash } from '@berth/core';
 import { tempDir } from '../helpers/fixtures.js';
 
 // The CLI's pure building blocks: units, ages, tables, the SSE parser, config
@@ -158,7 +161,7 @@ t.test('manifests', async (t) => {
   t.match(errorOf('kind: Pod\nmetadata: {name: x\nspec: 1\n'), /^f\.yaml:3:1: /, 'YAML syntax errors give line:column');
   t.equal(errorOf('kind: Pod\nmetadata: {name: x}\nspec:\n  cpu: 1\n  flavour: mint\n').split(' ')[0], 'f.yaml:5:3:', 'unknown fields point at the key');
   t.match(errorOf('kind: Pod\nmetadata: {name: x}\nspec:\n  cpu: lots\n'), /^f\.yaml:4:3: spec\.cpu: invalid cpu/);
-  t.match(errorOf('kind: Service\nmetadata: {name: x}\n'), /^f\.yaml:1:1: kind "Service" is not supported/);
+  t.match(errorOf('kind: Deployment\nmetadata: {name: x}\n'), /^f\.yaml:1:1: kind "Deployment" is not supported: use kind: Pod or kind: Service/);
   t.match(errorOf('kind: Pod\nspec: {cpu: 1}\n'), /metadata\.name is required/);
   t.match(errorOf('kind: Pod\nmetadata: {name: x}\nspec: {command: [a]}\n'), /spec\.cpu is required/);
   t.match(errorOf('kind: Pod\nmetadata: {name: x}\n'), /^f\.yaml:1:1: spec is required/);
@@ -175,9 +178,9 @@ t.test('manifests', async (t) => {
 });
 
 t.test('completion candidates', async (t) => {
-  const names = async (kind: 'nodes' | 'pods') => (kind === 'nodes' ? ['n1', 'n2'] : ['web', 'db']);
+  const names = async (kind: Kind) => ({ nodes: ['n1', 'n2'], pods: ['web', 'db'], services: ['echo', 'api'], jobs: ['j1'] })[kind];
   t.same(await complete(['ge'], names), ['get']);
-  t.same(await complete(['get', ''], names), ['nodes', 'pods', 'events']);
+  t.same(await complete(['get', ''], names), ['nodes', 'pods', 'services', 'jobs', 'events']);
   t.same(await complete(['get', 'events', ''], names), []);
   t.same(await complete(['get', 'pods', ''], names), ['web', 'db']);
   t.same(await complete(['describe', 'no', 'n'], names), ['n1', 'n2']);
@@ -191,4 +194,192 @@ t.test('completion candidates', async (t) => {
   t.same(extractGlobalFlags(['--server=http://a', '--token', 't', 'get', '']), { server: 'http://a', token: 't', rest: ['get', ''] });
   t.equal(kindOf('po'), 'pods');
   t.equal(kindOf('x'), undefined);
+  t.equal(kindOf('svc'), 'services');
+  t.equal(kindOf('job'), 'jobs');
+  t.same(await complete(['s'], names), ['scale', 'submit', 'stop', 'start']);
+  t.same(await complete(['describe', ''], names), ['node', 'pod', 'service', 'job']);
+  t.same(await complete(['describe', 'svc', 'e'], names), ['echo']);
+  t.same(await complete(['delete', 'job', ''], names), ['j1']);
+  t.same(await complete(['create', ''], names), ['service']);
+  t.same(await complete(['scale', 'service', ''], names), ['echo', 'api']);
+  t.same(await complete(['scale', 'service', 'echo', ''], names), [], 'the replica count is not completed');
+  t.same(await complete(['submit', ''], names), ['echo', 'api']);
+  t.same(await complete(['submit', 'echo', '--method', 'P'], names), ['POST', 'PUT', 'PATCH']);
+  t.same(await complete(['get', 'jobs', '--service', ''], names), ['echo', 'api']);
+  t.same(await complete(['get', 'jobs', '--status', 'T'], names), ['TimedOut']);
+  t.same(await complete(['submit', 'echo', '--data', 'x', ''], names), [], 'a flag value is skipped');
+});
+
+// ---- services and jobs ----
+
+const NOW = Date.parse('2026-01-01T12:00:00Z');
+const service = (over: Partial<ServiceView> = {}): ServiceView => ({
+  name: 'echo',
+  replicas: 3,
+  template: { command: ['node', 'server.js'], cpu: 0.25, memoryMiB: 64, ports: [8000], healthCheck: { path: '/healthz' } },
+  templateHash: templateHash({ command: ['node', 'server.js'], cpu: 0.25, memoryMiB: 64, ports: [8000], healthCheck: { path: '/healthz' } }),
+  createdAt: '2026-01-01T11:58:00Z',
+  updatedAt: '2026-01-01T11:59:00Z',
+  status: {
+    currentReplicas: 3,
+    readyReplicas: 2,
+    updatedReplicas: 3,
+    endpoints: [
+      { podId: 'p1', podName: 'echo-a', nodeId: 'n1', address: '10.0.0.1:40001', ready: true, inFlight: 2 },
+      { podId: 'p2', podName: 'echo-b', nodeId: 'n2', address: '10.0.0.2:40002', ready: true, inFlight: 0, ejectedUntil: '2026-01-01T12:00:05Z' },
+      { podId: 'p3', podName: 'echo-c', nodeId: null, address: null, ready: false, inFlight: 0 },
+    ],
+  },
+  ...over,
+});
+const job = (over: Partial<JobView> = {}): JobView => ({
+  id: 'j1abc',
+  service: 'echo',
+  request: { method: 'POST', path: '/work?x=1', headers: { 'content-type': 'text/plain' }, body: 'hello', bodyEncoding: 'utf8' },
+  timeoutMs: 60_000,
+  attemptTimeoutMs: 10_000,
+  maxAttempts: 3,
+  status: 'Succeeded',
+  reason: 'Answered',
+  message: 'the pod answered 200',
+  attempts: [
+    { attempt: 1, replica: 'c1', podId: 'p2', nodeId: 'n2', startedAt: '2026-01-01T11:59:00.000Z', finishedAt: '2026-01-01T11:59:00.040Z', outcome: 'Error', statusCode: 503, error: 'the pod answered 503' },
+    { attempt: 2, replica: 'c1', podId: 'gone', nodeId: 'n1', startedAt: '2026-01-01T11:59:00.050Z', finishedAt: '2026-01-01T11:59:01.250Z', outcome: 'Succeeded', statusCode: 200 },
+  ],
+  result: { statusCode: 200, headers: { 'content-type': 'application/json' }, body: '{"pod":"gone"}', bodyEncoding: 'utf8' },
+  createdAt: '2026-01-01T11:59:00.000Z',
+  updatedAt: '2026-01-01T11:59:01.250Z',
+  finishedAt: '2026-01-01T11:59:01.250Z',
+  ...over,
+});
+
+t.test('service rows and describe', async (t) => {
+  t.same(serviceRow(service(), false, NOW), ['echo', '2/3', '3', '2m', '8000']);
+  t.same(serviceRow(service({ port: 9000, template: { ...service().template, ports: [8000, 9000] } }), false, NOW)[4], '9000', "the service's own port wins");
+  t.same(serviceRow(service(), true, NOW).slice(5), ['3', '250m', '64Mi', 'node server.js']);
+  const table = renderTable(SERVICE_COLUMNS, [serviceRow(service(), false, NOW)]);
+  t.equal(table, 'NAME   READY   UP-TO-DATE   AGE   PORT\necho   2/3     3            2m    8000');
+  const text = describeService(service(), new Map([['n1', 'node-1']]), NOW);
+  t.match(text, /^Name:\s+echo$/m);
+  t.match(text, /^Replicas:\s+3 desired \| 3 current \| 2 ready \| 3 up-to-date$/m);
+  t.match(text, /^Port:\s+8000 \(the template's first\)$/m);
+  t.match(text, /^Template:\n  Image:\s+<none>\n  Command:\s+node server\.js$/m, 'the template, defaults applied');
+  t.match(text, /^  Memory:\s+64Mi$/m);
+  t.match(text, /^  Health check:\s+GET \/healthz on port PORT every \d+s/m);
+  t.match(text, /^Endpoints \(3\):\n  POD\s+NODE\s+ADDRESS\s+READY\s+IN-FLIGHT\s+EJECTED$/m);
+  t.match(text, /^  echo-a\s+node-1\s+10\.0\.0\.1:40001\s+true\s+2\s+<none>$/m, 'node names where known');
+  t.match(text, /^  echo-b\s+n2\s+10\.0\.0\.2:40002\s+true\s+0\s+for 5\.0s$/m, 'ejected, for how long');
+  t.match(text, /^  echo-c\s+<none>\s+<none>\s+false\s+0\s+<none>$/m);
+  t.match(describeService(service({ status: { currentReplicas: 0, readyReplicas: 0, updatedReplicas: 0, endpoints: [] } }), new Map(), NOW), /^Endpoints \(0\):\n  <none>$/m);
+});
+
+t.test('job rows and describe', async (t) => {
+  t.same(jobRow(job(), false, NOW), ['j1abc', 'echo', 'Succeeded', '2', '200', '1m']);
+  t.same(jobRow(job(), true, NOW).slice(6), ['POST /work?x=1', '1.3s', 'Answered']);
+  const queued = job({ status: 'Queued', reason: 'NoEndpoints', attempts: [], createdAt: '2026-01-01T11:59:59.000Z' });
+  delete queued.result;
+  delete queued.finishedAt;
+  t.same(jobRow(queued, true, NOW), ['j1abc', 'echo', 'Queued', '0', '<none>', '1s', 'POST /work?x=1', '<running>', 'NoEndpoints']);
+  t.same(jobRow(jobSummary(job()), false, NOW), jobRow(job(), false, NOW), "the live stream's summary renders as the record");
+  t.equal(renderTable(JOB_COLUMNS, []), 'ID   SERVICE   STATUS   ATTEMPTS   CODE   AGE');
+  const text = describeJob(job(), new Map([['p2', 'echo-b']]), new Map([['n1', 'node-1'], ['n2', 'node-2']]), NOW);
+  for (const re of [
+    /^Request:\s+POST \/work\?x=1$/m,
+    /^Headers:\s+content-type: text\/plain$/m,
+    /^Body:\s+hello$/m,
+    /^Limits:\s+timeout 1m, 10s per attempt, at most 3 attempt\(s\)$/m,
+    /^Status:\s+Succeeded$/m,
+    /^Reason:\s+Answered$/m,
+    /^Took:\s+1\.3s$/m,
+    /^Attempts \(2\):\n  #\s+POD\s+NODE\s+REPLICA\s+STARTED\s+TOOK\s+OUTCOME\s+CODE\s+ERROR$/m,
+    /^  1\s+echo-b\s+node-2\s+c1\s+1m\s+40ms\s+Error\s+503\s+the pod answered 503$/m,
+    /^  2\s+gone\s+node-1\s+c1\s+59s\s+1\.2s\s+Succeeded\s+200$/m,
+    /^Result:\n  Status code:\s+200\n  Content type:\s+application\/json\n  Body:\s+\{"pod":"gone"\}$/m,
+  ]) {
+    t.match(text, re);
+  }
+  t.notMatch(describeJob(queued, new Map(), new Map(), NOW), /Result:/, 'no result while it has none');
+  t.match(describeJob(queued, new Map(), new Map(), NOW), /^Attempts \(0\):\n  <none>$/m);
+  t.equal(bodyPreview(undefined, undefined), '<none>');
+  t.equal(bodyPreview(Buffer.from([0, 1, 2, 255]).toString('base64'), 'base64'), '<4 bytes of binary data>');
+  t.equal(bodyPreview('x'.repeat(2000), 'utf8', 10), `${'x'.repeat(10)}\n… (2000 bytes in all; -o json shows it whole)`);
+  t.equal(formatMs(35), '35ms');
+  t.equal(formatMs(1250), '1.3s');
+  t.equal(formatMs(125_000), '2m');
+});
+
+t.test('job summaries and the newest jobs (the live stream)', async (t) => {
+  t.same(jobSummary(job()), {
+    id: 'j1abc', service: 'echo', method: 'POST', path: '/work?x=1', status: 'Succeeded', reason: 'Answered', message: 'the pod answered 200', attempts: 2, statusCode: 200,
+    createdAt: '2026-01-01T11:59:00.000Z', updatedAt: '2026-01-01T11:59:01.250Z', finishedAt: '2026-01-01T11:59:01.250Z',
+  });
+  const failing = job({ status: 'Running' });
+  delete failing.result;
+  t.equal(jobSummary(failing).statusCode, 200, "without a result, the last attempt's code");
+  const jobs = Array.from({ length: 200 }, (_, i) => ({ id: `j${String(i).padStart(3, '0')}`, createdAt: new Date(NOW + ((i * 37) % 200) * 1000).toISOString() }));
+  const expected = [...jobs].sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, 50);
+  t.same(newestJobs(jobs, 50, (j) => j), expected, 'the 50 newest, newest first');
+  const tied = [{ id: 'a', createdAt: 'x' }, { id: 'c', createdAt: 'x' }, { id: 'b', createdAt: 'x' }];
+  t.same(newestJobs(tied, 2, (j) => j).map((j) => j.id), ['c', 'b'], 'ties by id');
+  t.same(newestJobs([], 5, (j) => j), []);
+});
+
+t.test('service manifests and what apply changes', async (t) => {
+  const text = [
+    'kind: Service',
+    'metadata: {name: api}',
+    'spec:',
+    '  replicas: 3',
+    '  template:',
+    '    command: [node, server.js]',
+    '    cpu: 250m',
+    '    memory: 64Mi',
+    '    ports: [8000]',
+    '    healthCheck: {path: /healthz}',
+  ].join('\n');
+  const [m] = parseManifests(text, 's.yaml');
+  t.same(m, {
+    kind: 'Service',
+    line: 1,
+    request: { name: 'api', replicas: 3, template: { command: ['node', 'server.js'], cpu: 0.25, memoryMiB: 64, ports: [8000], healthCheck: { path: '/healthz' } } },
+  });
+  const errorOf = (src: string) => {
+    try {
+      parseManifests(src, 's.yaml');
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return 'no error';
+  };
+  t.match(errorOf('kind: Service\nmetadata: {name: a}\nspec:\n  template: {cpu: 1}\n'), /^s\.yaml:3:1: spec\.replicas is required/);
+  t.match(errorOf('kind: Service\nmetadata: {name: a}\nspec:\n  replicas: 1\n'), /spec\.template is required and must be a mapping/);
+  t.match(errorOf('kind: Service\nmetadata: {name: a}\nspec:\n  replicas: 1\n  template: {cpu: lots}\n'), /^s\.yaml:5:14: spec\.template\.cpu: invalid cpu/);
+  t.match(errorOf('kind: Service\nmetadata: {name: a}\nspec:\n  replicas: 1\n  template:\n    cpu: 1\n    flavour: mint\n'), /^s\.yaml:7:5: spec\.template\.flavour is not a known field/);
+  t.match(errorOf('kind: Service\nmetadata: {name: a}\nspec:\n  replicas: 1\n  size: 2\n  template: {cpu: 1}\n'), /^s\.yaml:5:3: spec\.size is not a known field of a service/);
+  t.match(errorOf('kind: Service\nmetadata: {name: a}\nspec:\n  replicas: two\n  template: {cpu: 1}\n'), /spec\.replicas: expected a whole number/);
+
+  if (m?.kind !== 'Service') throw new Error('a Service manifest');
+  const wanted = m.request;
+  const existing = service({ name: 'api', template: wanted.template, templateHash: templateHash(wanted.template) });
+  t.same(serviceChanges(existing, wanted), { changes: [] }, 'the same manifest changes nothing');
+  t.same(serviceChanges(existing, { ...wanted, template: { ...wanted.template, memoryMiB: 64, restartPolicy: 'Always' } }), { changes: [] }, 'defaults spelled out change nothing');
+  t.same(serviceChanges(existing, { ...wanted, replicas: 5 }), { patch: { replicas: 5 }, changes: ['replicas: 3 -> 5'] });
+  const moreCpu = { ...wanted.template, cpu: 0.5 };
+  t.same(serviceChanges(existing, { ...wanted, template: moreCpu }), { patch: { template: moreCpu }, changes: ['template.cpu: 0.25 -> 0.5'] });
+  t.same(serviceChanges(existing, { ...wanted, port: 8000 }), { changes: [] }, "the template's first port, named, is where requests go already");
+  const twoPorts = { ...wanted.template, ports: [8000, 9000] };
+  t.same(serviceChanges(existing, { ...wanted, template: twoPorts, port: 9000 }), { patch: { template: twoPorts, port: 9000 }, changes: ['template.ports: [8000] -> [8000,9000]', 'port: 8000 -> 9000'] });
+});
+
+t.test('submit flags', async (t) => {
+  t.same(parseHeader('x-a:1'), ['x-a', '1']);
+  t.same(parseHeader('Content-Type: text/plain; charset=utf-8'), ['Content-Type', 'text/plain; charset=utf-8']);
+  t.throws(() => parseHeader('nocolon'), /expected NAME:VALUE/);
+  t.throws(() => parseHeader(':x'), /expected NAME:VALUE/);
+  t.equal(readData('plain text'), 'plain text');
+  const dir = tempDir(t);
+  fs.writeFileSync(path.join(dir, 'body.json'), '{"a":1}');
+  t.equal(readData(`@${path.join(dir, 'body.json')}`), '{"a":1}');
+  t.equal(readData('@-', (f) => (f === 0 ? 'from stdin' : 'file')), 'from stdin');
+  t.throws(() => readData(`@${path.join(dir, 'missing')}`), /--data @.*missing: cannot read .*missing: ENOENT/);
 });

@@ -1,21 +1,32 @@
 import type {
   BerthEvent,
   ClusterView,
+  CreateJobRequest,
   CreatePodRequest,
+  CreateServiceRequest,
   EventList,
   HealthView,
+  JobList,
+  JobStatus,
+  JobView,
   LeaderView,
   NodeAction,
   NodeList,
   NodeStatus,
   NodeView,
+  PatchServiceRequest,
   PodAction,
   PodList,
   PodView,
   ProvisionNodeRequest,
+  ServiceList,
+  ServiceView,
 } from '@berth/core';
 
-export type { BerthEvent, ClusterView, LeaderView, NodeView, PodView };
+export type { BerthEvent, ClusterView, JobView, LeaderView, NodeView, PodView, ServiceView };
+
+/** The longest `GET /v1/jobs/:id?wait=` the server holds a request (its MAX_WAIT_SECONDS). */
+export const MAX_JOB_WAIT_SECONDS = 60;
 
 /** The API answered with an error body `{error, message, details?}` (exit 1). */
 export class ApiError extends Error {
@@ -155,6 +166,55 @@ export class BerthClient {
     return (await this.send('GET', path, undefined, { timeoutMs: opts.follow ? null : 30_000 })).body;
   }
 
+  // ---- services ----
+
+  async services(): Promise<ServiceView[]> {
+    return (await this.json<ServiceList>('GET', '/v1/services')).items;
+  }
+
+  service(name: string): Promise<ServiceView> {
+    return this.json('GET', `/v1/services/${seg(name)}`);
+  }
+
+  createService(body: CreateServiceRequest): Promise<ServiceView> {
+    return this.json('POST', '/v1/services', body);
+  }
+
+  /** `PATCH /v1/services/:name`: replicas, template (a rolling replacement) or port. */
+  patchService(name: string, body: PatchServiceRequest): Promise<ServiceView> {
+    return this.json('PATCH', `/v1/services/${seg(name)}`, body);
+  }
+
+  /** `DELETE /v1/services/:name`: its pods are removed too. */
+  deleteService(name: string): Promise<ServiceView> {
+    return this.json('DELETE', `/v1/services/${seg(name)}`);
+  }
+
+  // ---- jobs ----
+
+  /** Jobs, newest first. */
+  async jobs(query: { service?: string | undefined; status?: JobStatus | undefined; limit?: number | undefined } = {}): Promise<JobView[]> {
+    return (await this.json<JobList>('GET', withQuery('/v1/jobs', query))).items;
+  }
+
+  /** `GET /v1/jobs/:id`; with `waitSeconds`, answered when the job finishes or after that long (at most MAX_JOB_WAIT_SECONDS). */
+  job(id: string, waitSeconds?: number, signal?: AbortSignal): Promise<JobView> {
+    const wait = waitSeconds === undefined || waitSeconds <= 0 ? undefined : Math.min(waitSeconds, MAX_JOB_WAIT_SECONDS);
+    // The server holds a long poll for up to `wait` seconds: the request may take that long, and some more.
+    return this.json('GET', withQuery(`/v1/jobs/${seg(id)}`, { wait }), undefined, { timeoutMs: wait === undefined ? undefined : wait * 1000 + this.timeoutMs, ...(signal ? { signal } : {}) });
+  }
+
+  /** `POST /v1/jobs`: answered once the job is durable. `created` is false when the idempotency key already named a job (200, not 202). */
+  async submitJob(body: CreateJobRequest): Promise<{ job: JobView; created: boolean }> {
+    const res = await this.send('POST', '/v1/jobs', body);
+    return { job: (await this.parse<JobView>(res, 'POST', '/v1/jobs')), created: res.status === 202 };
+  }
+
+  /** `DELETE /v1/jobs/:id`: cancels a job that has not finished. */
+  cancelJob(id: string): Promise<JobView> {
+    return this.json('DELETE', `/v1/jobs/${seg(id)}`);
+  }
+
   // ---- events ----
 
   /** The most recent audit events, newest last. */
@@ -209,7 +269,10 @@ export class BerthClient {
 
   /** A JSON request; the answer is trusted to match the endpoint's schema (the server serialises through it). */
   private async json<T>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
-    const res = await this.send(method, path, body, opts);
+    return this.parse<T>(await this.send(method, path, body, opts), method, path);
+  }
+
+  private async parse<T>(res: Response, method: string, path: string): Promise<T> {
     const text = await res.text();
     try {
       return (text === '' ? undefined : JSON.parse(text)) as T;

@@ -5,7 +5,7 @@
  * API). Pure apart from the injected name lookup.
  */
 
-import { RESTART_POLICIES, type RuntimeKind } from '@berth/core';
+import { JOB_METHODS, JOB_STATUSES, RESTART_POLICIES, type RuntimeKind } from '@berth/core';
 
 /** The runtimes `berth nodes add --runtime` offers, its default first. */
 export const RUNTIME_CHOICES = ['process', 'simulated', 'docker'] as const satisfies readonly RuntimeKind[];
@@ -37,27 +37,34 @@ fi
 
 /** Top-level commands offered by completion (hidden ones left out). */
 export const COMMANDS = [
-  'get', 'describe', 'top', 'nodes', 'cordon', 'uncordon', 'drain', 'delete', 'run', 'apply',
+  'get', 'describe', 'top', 'nodes', 'cordon', 'uncordon', 'drain', 'delete', 'run', 'create', 'scale', 'submit', 'apply',
   'stop', 'start', 'pause', 'resume', 'restart', 'logs', 'leader', 'cluster', 'demo', 'completion', 'help',
 ];
 
-const KINDS = ['nodes', 'pods', 'events'];
-const SINGULAR_KINDS = ['node', 'pod'];
+/** The objects `describe` and `delete` act on, by name (or id). */
+export type Kind = 'nodes' | 'pods' | 'services' | 'jobs';
+
+const KINDS = ['nodes', 'pods', 'services', 'jobs', 'events'];
+const SINGULAR_KINDS = ['node', 'pod', 'service', 'job'];
 
 /** Flags that take a value, per command (global ones too), so completion can skip their values. */
-const VALUE_FLAGS = new Set(['--server', '--token', '-o', '--output', '--tail', '--image', '--cpu', '--memory', '--port', '--env', '--restart',
-  '--priority', '--selector', '--name', '--label', '--runtime', '-f', '--filename', '--node', '--phase', '--policy', '--limit']);
+const VALUE_FLAGS = new Set(['--server', '--token', '-o', '--output', '--tail', '--image', '--cpu', '--memory', '--port', '-p', '--env', '-e', '--restart',
+  '--priority', '--selector', '--name', '--label', '--runtime', '-f', '--filename', '--node', '--phase', '--policy', '--limit', '--replicas',
+  '--health-path', '--service', '--status', '--path', '--method', '-X', '--header', '-H', '--data', '-d', '--timeout', '--attempt-timeout',
+  '--max-attempts', '--idempotency-key']);
 
 /** Which kind a resource word names, if any. */
-export function kindOf(word: string | undefined): 'nodes' | 'pods' | undefined {
+export function kindOf(word: string | undefined): Kind | undefined {
   if (word === undefined) return undefined;
   if (['node', 'nodes', 'no'].includes(word)) return 'nodes';
   if (['pod', 'pods', 'po'].includes(word)) return 'pods';
+  if (['service', 'services', 'svc'].includes(word)) return 'services';
+  if (['job', 'jobs'].includes(word)) return 'jobs';
   return undefined;
 }
 
-/** Which kind `berth get` lists: nodes, pods or events (event, ev). */
-export function getKindOf(word: string | undefined): 'nodes' | 'pods' | 'events' | undefined {
+/** Which kind `berth get` lists: nodes, pods, services, jobs or events (event, ev). */
+export function getKindOf(word: string | undefined): Kind | 'events' | undefined {
   if (word !== undefined && ['event', 'events', 'ev'].includes(word)) return 'events';
   return kindOf(word);
 }
@@ -81,9 +88,10 @@ export function extractGlobalFlags(words: readonly string[]): { server?: string;
 
 /**
  * Candidates for the last word of `words` (the one being completed, maybe
- * empty). `names(kind)` lists node or pod names; errors there give no names.
+ * empty). `names(kind)` lists the names of nodes, pods or services, or the
+ * ids of recent jobs; errors there give no names.
  */
-export async function complete(words: readonly string[], names: (kind: 'nodes' | 'pods') => Promise<string[]>): Promise<string[]> {
+export async function complete(words: readonly string[], names: (kind: Kind) => Promise<string[]>): Promise<string[]> {
   const { rest } = extractGlobalFlags(words);
   const current = rest.length === 0 ? '' : rest[rest.length - 1]!;
   const before = rest.slice(0, -1);
@@ -99,12 +107,15 @@ export async function complete(words: readonly string[], names: (kind: 'nodes' |
   }
   const prev = before[before.length - 1];
   const filter = (xs: readonly string[]) => xs.filter((x) => x.startsWith(current));
-  const safeNames = async (kind: 'nodes' | 'pods') => filter(await names(kind).catch(() => []));
+  const safeNames = async (kind: Kind) => filter(await names(kind).catch(() => []));
 
   if (prev === '-o' || prev === '--output') return filter(['wide', 'json', 'yaml']);
   if (prev === '--restart') return filter(RESTART_POLICIES);
   if (prev === '--runtime') return filter(RUNTIME_CHOICES);
   if (prev === '--node') return safeNames('nodes');
+  if (prev === '--service') return safeNames('services');
+  if (prev === '--status') return filter(JOB_STATUSES);
+  if (prev === '--method' || prev === '-X') return filter(JOB_METHODS);
   if (prev !== undefined && VALUE_FLAGS.has(prev)) return [];
 
   const [cmd, ...args] = positional;
@@ -117,6 +128,13 @@ export async function complete(words: readonly string[], names: (kind: 'nodes' |
       const kind = kindOf(args[0]);
       return kind !== undefined && args.length === 1 ? safeNames(kind) : [];
     }
+    case 'create':
+      return args.length === 0 ? filter(['service']) : [];
+    case 'scale':
+      if (args.length === 0) return filter(['service']);
+      return args.length === 1 && kindOf(args[0]) === 'services' ? safeNames('services') : [];
+    case 'submit':
+      return args.length === 0 ? safeNames('services') : [];
     case 'top':
       return args.length === 0 ? filter(['nodes']) : [];
     case 'nodes':

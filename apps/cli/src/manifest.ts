@@ -1,10 +1,23 @@
 import { LineCounter, isMap, isScalar, parseAllDocuments, type Document } from 'yaml';
-import { RESTART_POLICIES, SCHEDULING_POLICIES, podSpecFromRequest, type CreatePodRequest, type PodSpec } from '@berth/core';
+import {
+  RESTART_POLICIES,
+  SCHEDULING_POLICIES,
+  podSpecFromRequest,
+  serviceSpec,
+  templateHash,
+  type CreatePodRequest,
+  type CreateServiceRequest,
+  type PatchServiceRequest,
+  type PodSpec,
+  type PodTemplate,
+  type ServiceView,
+} from '@berth/core';
 import { parseCpu, parseMemory } from './units.js';
 
 /**
- * `berth apply -f`: multi-document YAML of `kind: Pod` manifests -> the
- * bodies of `POST /v1/pods`, with file:line:column in every error. Pure.
+ * `berth apply -f`: multi-document YAML of `kind: Pod` and `kind: Service`
+ * manifests -> the bodies of `POST /v1/pods` and `POST /v1/services`, with
+ * file:line:column in every error. Pure.
  *
  * ```yaml
  * kind: Pod
@@ -15,6 +28,17 @@ import { parseCpu, parseMemory } from './units.js';
  *   memory: 256Mi      # or memoryMiB: 256
  *   ports: [8000]
  *   env: { GREETING: hi }   # or [{name: GREETING, value: hi}]
+ * ---
+ * kind: Service
+ * metadata: { name: api }
+ * spec:
+ *   replicas: 3
+ *   port: 8000         # optional: which of the template's ports requests go to (default: the first)
+ *   template:          # a pod's spec, as above
+ *     command: [node, server.js]
+ *     cpu: 250m
+ *     ports: [8000]
+ *     healthCheck: { path: /healthz }
  * ```
  */
 
@@ -32,24 +56,34 @@ export class ManifestError extends Error {
 
 /** One pod of a manifest file. */
 export interface PodManifest {
+  kind: 'Pod';
   request: CreatePodRequest;
   /** 1-based line of the document's start. */
   line: number;
 }
+
+/** One service of a manifest file. */
+export interface ServiceManifest {
+  kind: 'Service';
+  request: CreateServiceRequest;
+  line: number;
+}
+
+export type Manifest = PodManifest | ServiceManifest;
 
 const SPEC_FIELDS = new Set([
   'image', 'command', 'args', 'env', 'cpu', 'memory', 'memoryMiB', 'ports', 'healthCheck', 'restartPolicy', 'priority', 'nodeSelector', 'policy',
 ]);
 
 /** Parses every document; empty documents are skipped. Throws ManifestError with `file:line:col: message`. */
-export function parseManifests(text: string, file = '<stdin>'): PodManifest[] {
+export function parseManifests(text: string, file = '<stdin>'): Manifest[] {
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false });
   if (!Array.isArray(docs)) {
     // An empty stream parses to an EmptyStream.
     return [];
   }
-  const out: PodManifest[] = [];
+  const out: Manifest[] = [];
   for (const doc of docs) {
     const err = doc.errors[0];
     if (err !== undefined) {
@@ -58,15 +92,18 @@ export function parseManifests(text: string, file = '<stdin>'): PodManifest[] {
     }
     const value = doc.toJS() as unknown;
     if (value === null || value === undefined) continue;
-    out.push(toPod(doc, value, lineCounter, file));
+    out.push(toManifest(doc, value, lineCounter, file));
   }
   return out;
 }
 
-function toPod(doc: Document, value: unknown, lc: LineCounter, file: string): PodManifest {
+type Path = readonly (string | number)[];
+type Fail = (path: Path, message: string) => never;
+
+function toManifest(doc: Document, value: unknown, lc: LineCounter, file: string): Manifest {
   const docStart = doc.range?.[0] ?? 0;
   const start = lc.linePos(docStart);
-  const at = (path: readonly (string | number)[]): string => {
+  const at = (path: Path): string => {
     // Point at the key of a mapping entry (the field at fault), else at the value.
     const parent = path.length > 0 ? doc.getIn(path.slice(0, -1), true) : undefined;
     const pair = isMap(parent) ? parent.items.find((i) => isScalar(i.key) && i.key.value === path[path.length - 1]) : undefined;
@@ -76,31 +113,56 @@ function toPod(doc: Document, value: unknown, lc: LineCounter, file: string): Po
     const p = lc.linePos(offset);
     return `${file}:${p.line}:${p.col}`;
   };
-  const fail = (path: readonly (string | number)[], message: string): never => {
+  const fail: Fail = (path, message) => {
     throw new ManifestError(`${at(path)}: ${message}`);
   };
   if (typeof value !== 'object' || Array.isArray(value)) fail([], 'a manifest must be a mapping with kind, metadata and spec');
   const m = value as Record<string, unknown>;
-  if (m.kind !== 'Pod') fail(['kind'], `kind ${JSON.stringify(m.kind ?? null)} is not supported: only kind: Pod`);
+  if (m.kind !== 'Pod' && m.kind !== 'Service') fail(['kind'], `kind ${JSON.stringify(m.kind ?? null)} is not supported: use kind: Pod or kind: Service`);
   const meta = m.metadata as Record<string, unknown> | undefined;
   if (meta === undefined || meta === null || typeof meta !== 'object' || typeof meta.name !== 'string' || meta.name === '') {
     fail(['metadata'], 'metadata.name is required');
   }
   const name = (meta as { name: string }).name;
-  const spec = m.spec as Record<string, unknown> | undefined;
-  if (spec === undefined || spec === null || typeof spec !== 'object' || Array.isArray(spec)) fail(['spec'], 'spec is required and must be a mapping');
-  const s = spec as Record<string, unknown>;
-  for (const key of Object.keys(s)) {
-    if (!SPEC_FIELDS.has(key)) fail(['spec', key], `spec.${key} is not a known field (known: ${[...SPEC_FIELDS].join(', ')})`);
+  const spec = mapping(m.spec, ['spec'], fail);
+  if (m.kind === 'Pod') return { kind: 'Pod', request: { name, ...podFields(spec, ['spec'], fail) }, line: start.line };
+  for (const key of Object.keys(spec)) {
+    if (!SERVICE_FIELDS.has(key)) fail(['spec', key], `spec.${key} is not a known field of a service (known: ${[...SERVICE_FIELDS].join(', ')})`);
   }
-  const req: Record<string, unknown> = { name };
-  const wrap = <T>(key: string, fn: () => T): T => {
-    try {
-      return fn();
-    } catch (err) {
-      return fail(['spec', key], `spec.${key}: ${(err as Error).message}`);
-    }
-  };
+  if (spec.replicas === undefined) fail(['spec'], 'spec.replicas is required (how many pods the service keeps)');
+  const replicas = field(['spec', 'replicas'], fail, () => int(spec.replicas));
+  const template = podFields(mapping(spec.template, ['spec', 'template'], fail), ['spec', 'template'], fail);
+  const request: CreateServiceRequest = { name, replicas, template };
+  if (spec.port !== undefined) request.port = field(['spec', 'port'], fail, () => portsOf([spec.port])[0]!);
+  return { kind: 'Service', request, line: start.line };
+}
+
+const SERVICE_FIELDS = new Set(['replicas', 'port', 'template']);
+
+/** A mapping at `path`, or a located error. */
+function mapping(v: unknown, path: Path, fail: Fail): Record<string, unknown> {
+  const dotted = path.join('.');
+  if (v === undefined || v === null || typeof v !== 'object' || Array.isArray(v)) return fail(path.length > 1 ? path : [], `${dotted} is required and must be a mapping`);
+  return v as Record<string, unknown>;
+}
+
+/** Runs a field's parser; its error is located at the field and names it. */
+function field<T>(path: Path, fail: Fail, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    return fail(path, `${path.join('.')}: ${(err as Error).message}`);
+  }
+}
+
+/** What a pod runs and needs (a pod's `spec`, a service's `spec.template`): the fields of `POST /v1/pods` but the name. */
+function podFields(s: Record<string, unknown>, base: Path, fail: Fail): PodTemplate {
+  const where = base.join('.');
+  for (const key of Object.keys(s)) {
+    if (!SPEC_FIELDS.has(key)) fail([...base, key], `${where}.${key} is not a known field (known: ${[...SPEC_FIELDS].join(', ')})`);
+  }
+  const req: Record<string, unknown> = {};
+  const wrap = <T>(key: string, fn: () => T): T => field([...base, key], fail, fn);
   if (s.image !== undefined) req.image = wrap('image', () => str(s.image));
   if (s.command !== undefined || s.args !== undefined) {
     const cmd = s.command === undefined ? [] : wrap('command', () => argv(s.command));
@@ -108,9 +170,9 @@ function toPod(doc: Document, value: unknown, lc: LineCounter, file: string): Po
     req.command = [...cmd, ...args];
   }
   if (s.env !== undefined) req.env = wrap('env', () => envOf(s.env));
-  if (s.cpu === undefined) fail(['spec'], 'spec.cpu is required (cores like 0.5 or millicores like 500m)');
+  if (s.cpu === undefined) fail(base, `${where}.cpu is required (cores like 0.5 or millicores like 500m)`);
   req.cpu = wrap('cpu', () => parseCpu(s.cpu as string | number));
-  if (s.memory !== undefined && s.memoryMiB !== undefined) fail(['spec', 'memoryMiB'], 'give spec.memory or spec.memoryMiB, not both');
+  if (s.memory !== undefined && s.memoryMiB !== undefined) fail([...base, 'memoryMiB'], `give ${where}.memory or ${where}.memoryMiB, not both`);
   if (s.memory !== undefined) req.memoryMiB = wrap('memory', () => parseMemory(s.memory as string | number));
   if (s.memoryMiB !== undefined) req.memoryMiB = wrap('memoryMiB', () => int(s.memoryMiB));
   if (s.ports !== undefined) req.ports = wrap('ports', () => portsOf(s.ports));
@@ -119,7 +181,7 @@ function toPod(doc: Document, value: unknown, lc: LineCounter, file: string): Po
   if (s.priority !== undefined) req.priority = wrap('priority', () => int(s.priority));
   if (s.nodeSelector !== undefined) req.nodeSelector = wrap('nodeSelector', () => strMap(s.nodeSelector));
   if (s.policy !== undefined) req.policy = wrap('policy', () => oneOf(s.policy, SCHEDULING_POLICIES));
-  return { request: req as unknown as CreatePodRequest, line: start.line };
+  return req as unknown as PodTemplate;
 }
 
 function str(v: unknown): string {
@@ -190,4 +252,33 @@ export function specDiff(existing: Partial<PodSpec>, wanted: Partial<PodSpec>): 
     if (a !== b) out.push(`${k}: ${a === 'undefined' ? '<unset>' : a} -> ${b === 'undefined' ? '<unset>' : b}`);
   }
   return out;
+}
+
+/**
+ * What applying `wanted` to the existing service changes: the PATCH body (none
+ * when nothing changes) and each change as `field: old -> new`. The template
+ * is compared by the hash the server keeps (defaults applied), so a manifest
+ * that spells a default out is unchanged; the port by where requests go.
+ */
+export function serviceChanges(existing: ServiceView, wanted: CreateServiceRequest): { patch?: PatchServiceRequest; changes: string[] } {
+  const patch: PatchServiceRequest = {};
+  const changes: string[] = [];
+  if (existing.replicas !== wanted.replicas) {
+    patch.replicas = wanted.replicas;
+    changes.push(`replicas: ${existing.replicas} -> ${wanted.replicas}`);
+  }
+  if (templateHash(wanted.template) !== existing.templateHash) {
+    patch.template = wanted.template;
+    const diff = specDiff(serviceSpec(existing.template), serviceSpec(wanted.template)).map((d) => `template.${d}`);
+    changes.push(...(diff.length > 0 ? diff : ['template']));
+  }
+  // A service without a port routes to its template's first: compare where requests go once the template is applied.
+  const first = wanted.template.ports?.[0];
+  const after = existing.port ?? first;
+  const want = wanted.port ?? first;
+  if (want !== undefined && after !== want) {
+    patch.port = want;
+    changes.push(`port: ${after ?? '<unset>'} -> ${want}`);
+  }
+  return changes.length === 0 ? { changes } : { patch, changes };
 }

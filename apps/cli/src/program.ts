@@ -2,6 +2,7 @@ import { Command } from '@commander-js/extra-typings';
 import { registerApply } from './commands/apply.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerCompletion } from './commands/completion.js';
+import { registerCreate } from './commands/create.js';
 import { commandContext, type Io, type Program } from './commands/context.js';
 import { registerDelete } from './commands/delete.js';
 import { registerDemo } from './commands/demo.js';
@@ -13,6 +14,8 @@ import { registerNodeActions } from './commands/node-actions.js';
 import { registerNodes } from './commands/nodes.js';
 import { registerPodActions } from './commands/pod-actions.js';
 import { registerRun } from './commands/run.js';
+import { registerScale } from './commands/scale.js';
+import { registerSubmit } from './commands/submit.js';
 import { registerTop } from './commands/top.js';
 
 export { colorEnabled, type Io } from './commands/context.js';
@@ -40,6 +43,11 @@ Examples:
   berth get pods -w
   berth get events -w
   berth describe pod web
+  berth create service echo --replicas 3 --port 8000 -- sh -c 'exec python3 -m http.server $PORT'
+  berth get services
+  berth submit echo --method GET --path / --wait
+  berth get jobs --service echo
+  berth scale service echo 5
   berth apply -f pods.yaml
   source <(berth completion bash)`,
     );
@@ -52,6 +60,9 @@ Examples:
     registerNodeActions,
     registerDelete,
     registerRun,
+    registerCreate,
+    registerScale,
+    registerSubmit,
     registerApply,
     registerPodActions,
     registerLogs,

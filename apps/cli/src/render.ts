@@ -136,6 +136,28 @@ export function describeNode(n: NodeView, pods: readonly PodView[], now: number,
   return `${renderFields(fields)}\nPods (${pods.length}):\n${podTable.split('\n').map((l) => `  ${l}`).join('\n')}`;
 }
 
+/** What a pod runs and needs (a pod's spec, or the spec a service's template makes), as describe fields. */
+export function specFields(s: PodView['spec']): Array<[string, string]> {
+  return [
+    ['Image', s.image ?? '<none>'],
+    ['Command', s.command ? s.command.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ') : '<none>'],
+    ['CPU', formatCpu(s.cpu)],
+    ['Memory', formatMemory(s.memoryMiB)],
+    ['Ports', (s.ports ?? []).length === 0 ? '<none>' : s.ports.join(', ')],
+    ['Env', formatKeyValues(s.env, '\n')],
+    ['Restart policy', s.restartPolicy],
+    ['Priority', String(s.priority)],
+    ['Node selector', formatKeyValues(s.nodeSelector)],
+    ['Policy', s.policy ?? '<cluster default>'],
+    [
+      'Health check',
+      s.healthCheck
+        ? `GET ${s.healthCheck.path} on port ${s.healthCheck.port ?? 'PORT'} every ${s.healthCheck.intervalSeconds}s, timeout ${s.healthCheck.timeoutSeconds}s, ${s.healthCheck.failureThreshold} failures restart`
+        : '<none>',
+    ],
+  ];
+}
+
 /** `berth describe pod`: every field, with the scheduler's reason and message for a Pending pod. */
 export function describePod(p: PodView, nodeName: string | undefined, now: number, c: Palette = PLAIN): string {
   const s = p.spec;
@@ -160,22 +182,7 @@ export function describePod(p: PodView, nodeName: string | undefined, now: numbe
     ...(p.deletionRequested ? [['Deletion requested', when(p.deletionRequested, now)] as [string, string]] : []),
     ...(st.eviction ? [['Evicting', `${st.eviction.reason}, since ${when(st.eviction.requestedAt, now)}`] as [string, string]] : []),
     ...(p.restartRequestedAt ? [['Restart requested', when(p.restartRequestedAt, now)] as [string, string]] : []),
-    ['Image', s.image ?? '<none>'],
-    ['Command', s.command ? s.command.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ') : '<none>'],
-    ['CPU', formatCpu(s.cpu)],
-    ['Memory', formatMemory(s.memoryMiB)],
-    ['Ports', (s.ports ?? []).length === 0 ? '<none>' : s.ports.join(', ')],
-    ['Env', formatKeyValues(s.env, '\n')],
-    ['Restart policy', s.restartPolicy],
-    ['Priority', String(s.priority)],
-    ['Node selector', formatKeyValues(s.nodeSelector)],
-    ['Policy', s.policy ?? '<cluster default>'],
-    [
-      'Health check',
-      s.healthCheck
-        ? `GET ${s.healthCheck.path} on port ${s.healthCheck.port ?? 'PORT'} every ${s.healthCheck.intervalSeconds}s, timeout ${s.healthCheck.timeoutSeconds}s, ${s.healthCheck.failureThreshold} failures restart`
-        : '<none>',
-    ],
+    ...specFields(s),
   ];
   return renderFields(fields);
 }

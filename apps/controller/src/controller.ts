@@ -71,7 +71,6 @@ export class Controller {
       podEjections: () => this.router.balancer.ejections,
       jobs: () => ({ active: this.jobs.active, adopted: this.jobs.adopted, ...this.jobs.batcher.stats }),
     });
-    this.feed = new LiveFeed({ state: this.state, leadership, health: this.health });
     const provisioner = new NodeProvisioner(config.id, config.image, config.dataDir, child('provisioner'));
     const nodeService = new NodeService(this.client, this.state, provisioner, events, config.etcd, child('nodes'), config.provisionTimeoutMs, () => leadership.hasLeader());
     const podService = new PodService(this.client, this.state, events, child('pods'));
@@ -81,6 +80,8 @@ export class Controller {
     this.router = new Router(discovery, config.id);
     this.jobs = new JobDispatcher(this.client, this.state, this.router, discovery, { replica: config.id, claimTtlSeconds: config.leaseTtl, resultTtlSeconds: config.jobResultTtlSeconds }, child('jobs'));
     const serviceController = new ServiceController(this.client, this.state, this.elector, events, child('services'));
+    const serviceCatalog = new ServiceCatalog(this.client, this.state, discovery, this.router, events, child('services'));
+    this.feed = new LiveFeed({ state: this.state, leadership, health: this.health, services: serviceCatalog, serviceChanges: discovery });
     this.deps = {
       log: this.log,
       advertiseUrl: config.advertiseUrl,
@@ -91,7 +92,7 @@ export class Controller {
       nodeService,
       metrics,
       liveFeed: this.feed,
-      serviceCatalog: new ServiceCatalog(this.client, this.state, discovery, this.router, events, child('services')),
+      serviceCatalog,
       router: this.router,
       jobService: new JobService(this.client, this.state, this.jobs),
     };

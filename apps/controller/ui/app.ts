@@ -1,14 +1,16 @@
 /**
  * The Berth dashboard (browser side). No framework: it keeps the state the
  * controller streams on `GET /v1/events?watch=1` (a snapshot, then coalesced
- * node/pod/leader/event changes) and re-renders the affected section. Actions
+ * node/pod/service/job/leader/event changes) and re-renders the affected section. Actions
  * call the REST API of the replica that served the page; an error answer's
  * `message` is shown in the banner. When that replica stays unreachable, the
  * page moves to another replica that answers.
  */
 
 // Types only: erased when compiled, so the browser loads no module for them.
-import type { BerthEvent, CreatePodRequest, EtcdStatus, LeaderView, NodeView, PodView, ProvisionNodeRequest, ReplicaView, WatchMessages } from '@berth/core';
+import type { BerthEvent, CreatePodRequest, EtcdStatus, JobSummary, LeaderView, NodeView, PodView, ProvisionNodeRequest, ReplicaView, ServiceView, WatchMessages } from '@berth/core';
+import { $, age, h } from './dom.js';
+import { renderJobs, renderServices, trimJobs } from './workloads.js';
 
 const MAX_EVENTS = 200;
 
@@ -18,32 +20,11 @@ const state = {
   replicas: [] as ReplicaView[],
   nodes: new Map<string, NodeView>(),
   pods: new Map<string, PodView>(),
+  services: new Map<string, ServiceView>(),
+  jobs: new Map<string, JobSummary>(),
   events: [] as BerthEvent[],
   eventIds: new Set<string>(),
 };
-
-const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
-  const el = document.getElementById(id);
-  if (el === null) throw new Error(`missing #${id}`);
-  return el as T;
-};
-
-/** Builds an element: h('td', {class: 'x'}, 'text', child). */
-function h(tag: string, attrs: Record<string, string | undefined> = {}, ...children: Array<Node | string>): HTMLElement {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined) el.setAttribute(k, v);
-  for (const c of children) el.append(c);
-  return el;
-}
-
-function age(iso: string | null): string {
-  if (iso === null) return '—';
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60 ? `${s % 60}s` : ''}`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
-  return `${Math.floor(s / 86400)}d`;
-}
 
 const pct = (part: number, whole: number) => (whole > 0 ? Math.min(100, Math.max(0, (part / whole) * 100)) : 0);
 
@@ -221,7 +202,8 @@ function renderTotals(): void {
 
 // ---- live stream -------------------------------------------------------------
 
-let dirty = { leader: false, nodes: false, pods: false };
+const CLEAN = { leader: false, nodes: false, pods: false, services: false, jobs: false };
+let dirty = { ...CLEAN };
 let frame = 0;
 function schedule(part: keyof typeof dirty): void {
   dirty[part] = true;
@@ -229,13 +211,15 @@ function schedule(part: keyof typeof dirty): void {
   frame = requestAnimationFrame(() => {
     frame = 0;
     const d = dirty;
-    dirty = { leader: false, nodes: false, pods: false };
+    dirty = { ...CLEAN };
     if (d.leader) renderLeader();
     if (d.nodes) {
       renderNodes();
       renderTotals();
     }
     if (d.nodes || d.pods) renderPods();
+    if (d.nodes || d.services) renderServices(state.services, nodeName, act);
+    if (d.jobs) renderJobs(state.jobs);
   });
 }
 
@@ -265,11 +249,11 @@ function connect(): void {
     state.replicas = s.replicas;
     state.nodes = new Map(s.nodes.map((n) => [n.id, n]));
     state.pods = new Map(s.pods.map((p) => [p.id, p]));
+    state.services = new Map(s.services.map((x) => [x.name, x]));
+    state.jobs = new Map(s.jobs.map((j) => [j.id, j]));
     addEvents(s.events);
     showEtcd(s.etcd);
-    schedule('leader');
-    schedule('nodes');
-    schedule('pods');
+    for (const part of ['leader', 'nodes', 'pods', 'services', 'jobs'] as const) schedule(part);
   });
   on('leader', (m) => {
     state.leader = m.leader;
@@ -285,6 +269,17 @@ function connect(): void {
     if (m.pod === null) state.pods.delete(m.id);
     else state.pods.set(m.id, m.pod);
     schedule('pods');
+  });
+  on('service', (m) => {
+    if (m.service === null) state.services.delete(m.name);
+    else state.services.set(m.name, m.service);
+    schedule('services');
+  });
+  on('job', (m) => {
+    if (m.job === null) state.jobs.delete(m.id);
+    else state.jobs.set(m.id, m.job);
+    trimJobs(state.jobs);
+    schedule('jobs');
   });
   on('event', (e) => addEvents([e]));
   on('etcd', showEtcd);
@@ -391,6 +386,7 @@ function main(): void {
   // Ages tick without any request.
   setInterval(() => {
     schedule('pods');
+    schedule('jobs');
     schedule('leader');
   }, 5000);
 }

@@ -326,34 +326,4 @@ export type EventList = Static<typeof EventList>;
 export const EtcdStatus = Type.Object({ reachable: Type.Boolean(), message: Type.Union([Type.String(), Type.Null()], { description: 'why not, while it is not' }) });
 export type EtcdStatus = Static<typeof EtcdStatus>;
 
-/** The first message of `GET /v1/events?watch=1` (and of every reconnect): everything a fresh view needs at once. */
-export const WatchSnapshot = Type.Object({
-  self: Type.Object({ id: Type.String(), role: StringEnum(REPLICA_ROLES) }, { description: 'the replica serving the stream' }),
-  leader: Ref(LeaderView),
-  replicas: Type.Array(Ref(ReplicaView)),
-  nodes: Type.Array(Ref(NodeView)),
-  pods: Type.Array(Ref(PodView)),
-  events: Type.Array(Ref(BerthEvent), { description: 'most recent audit events, newest last' }),
-  revision: Type.Integer({ description: 'highest etcd revision applied to the caches' }),
-  etcd: EtcdStatus,
-});
-export type WatchSnapshot = Static<typeof WatchSnapshot>;
-
-/** Stream message `leader`: leadership or the set of replicas changed. */
-export const LeaderChange = Type.Object({ leader: Ref(LeaderView), replicas: Type.Array(Ref(ReplicaView)) });
-/** Stream message `node`: a node changed; `node` is null once it is gone. */
-export const NodeChange = Type.Object({ id: Type.String(), node: Type.Union([Ref(NodeView), Type.Null()]) });
-/** Stream message `pod`: a pod changed; `pod` is null once it is gone. */
-export const PodChange = Type.Object({ id: Type.String(), pod: Type.Union([Ref(PodView), Type.Null()]) });
-
-/** The data of each message of `GET /v1/events?watch=1`, by SSE event name. */
-export interface WatchMessages {
-  snapshot: WatchSnapshot;
-  leader: Static<typeof LeaderChange>;
-  node: Static<typeof NodeChange>;
-  pod: Static<typeof PodChange>;
-  event: BerthEvent;
-  etcd: EtcdStatus;
-}
-/** One message of the stream: its SSE event name and its (JSON) data. */
-export type WatchMessage = { [K in keyof WatchMessages]: { event: K; data: WatchMessages[K] } }[keyof WatchMessages];
+// The live stream's messages (`WatchSnapshot`, `WatchMessages`) are in watch.ts: they carry services and jobs, whose schemas build on these.

@@ -29,6 +29,18 @@ export async function runComplete(words: readonly string[], io: Io, globals: Glo
   const flags = extractGlobalFlags(words);
   const cfg = resolveConfig({ server: flags.server ?? globals.server, token: flags.token ?? globals.token }, io.env);
   const api = new BerthClient(cfg.server, cfg.token, 3000);
-  const candidates = await complete(words, async (kind) => (kind === 'nodes' ? await api.nodes() : await api.pods()).map((x) => x.name).sort());
+  const candidates = await complete(words, async (kind) => {
+    switch (kind) {
+      case 'nodes':
+        return (await api.nodes()).map((x) => x.name).sort();
+      case 'pods':
+        return (await api.pods()).map((x) => x.name).sort();
+      case 'services':
+        return (await api.services()).map((x) => x.name).sort();
+      case 'jobs':
+        // Newest first: the job one just submitted comes first.
+        return (await api.jobs({ limit: 50 })).map((x) => x.id);
+    }
+  });
   if (candidates.length > 0) io.stdout.write(`${candidates.join('\n')}\n`);
 }

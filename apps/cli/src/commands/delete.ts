@@ -1,17 +1,28 @@
 import type { CommandContext, Program } from './context.js';
 import { kindArg } from './options.js';
 
-/** `berth delete node|pod NAME`. */
+/** `berth delete node|pod|service|job NAME`. */
 export function registerDelete(program: Program, ctx: CommandContext): void {
   program
     .command('delete')
-    .summary('Delete a node or pod')
-    .description('Delete a pod (its agent stops it first) or a node (drained first, then removed)')
-    .argument('<kind>', 'node or pod', kindArg)
-    .argument('<name>', 'name or id')
+    .summary('Delete a node, pod or service, or cancel a job')
+    .description(
+      'Delete a pod (its agent stops it first), a node (drained first, then removed) or a service (its pods go too); ' +
+        'for a job, cancel it (a job that has finished cannot be: it expires by itself)',
+    )
+    .argument('<kind>', 'node, pod, service (svc) or job', kindArg)
+    .argument('<name>', 'name or id (a job: its id)')
     .action(async (kind, name) => {
       const api = ctx.client();
-      const gone = kind === 'nodes' ? await api.deleteNode(name) : await api.deletePod(name);
-      ctx.out(`${kind === 'nodes' ? 'node' : 'pod'} "${gone.name}" deleted`);
+      switch (kind) {
+        case 'nodes':
+          return ctx.out(`node "${(await api.deleteNode(name)).name}" deleted`);
+        case 'pods':
+          return ctx.out(`pod "${(await api.deletePod(name)).name}" deleted`);
+        case 'services':
+          return ctx.out(`service "${(await api.deleteService(name)).name}" deleted`);
+        case 'jobs':
+          return ctx.out(`job "${(await api.cancelJob(name)).id}" canceled`);
+      }
     });
 }

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
-import { getKindOf, kindOf } from '../completion.js';
+import { getKindOf, kindOf, type Kind } from '../completion.js';
 import { UsageError } from './context.js';
 
 /** Wraps one of our parsers as a commander argParser: commander prints its error with the usage hint (exit 1). */
@@ -23,18 +23,28 @@ export const outputOption = () => new Option('-o, --output <format>', 'output fo
 /** `json` or `yaml` when the objects themselves are printed, else undefined (a table). */
 export const structured = (format: Output): 'json' | 'yaml' | undefined => (format === 'json' || format === 'yaml' ? format : undefined);
 
+const KIND_WORDS = 'nodes (node, no), pods (pod, po), services (service, svc), jobs (job)';
+
 /** What `berth get` lists. */
-export function getKindArg(word: string): 'nodes' | 'pods' | 'events' {
+export function getKindArg(word: string): Kind | 'events' {
   const kind = getKindOf(word);
-  if (kind === undefined) throw new InvalidArgumentError(`unknown resource type ${JSON.stringify(word)}: use nodes (node, no), pods (pod, po) or events (event, ev)`);
+  if (kind === undefined) throw new InvalidArgumentError(`unknown resource type ${JSON.stringify(word)}: use ${KIND_WORDS} or events (event, ev)`);
   return kind;
 }
 
-/** A node or a pod (describe, delete). */
-export function kindArg(word: string): 'nodes' | 'pods' {
+/** A node, pod, service or job (describe, delete). */
+export function kindArg(word: string): Kind {
   const kind = kindOf(word);
-  if (kind === undefined) throw new InvalidArgumentError(`unknown resource type ${JSON.stringify(word)}: use nodes (node, no) or pods (pod, po)`);
+  if (kind === undefined) throw new InvalidArgumentError(`unknown resource type ${JSON.stringify(word)}: use ${KIND_WORDS}`);
   return kind;
+}
+
+/** The one kind a command acts on (`berth create service`, `berth scale service`). */
+export function onlyKind(kind: Kind, command: string) {
+  return (word: string): Kind => {
+    if (kindOf(word) !== kind) throw new InvalidArgumentError(`${JSON.stringify(word)}: berth ${command} works on ${kind} only`);
+    return kind;
+  };
 }
 
 /**

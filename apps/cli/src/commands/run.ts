@@ -1,8 +1,9 @@
 import { Option } from '@commander-js/extra-typings';
 import { RESTART_POLICIES, SCHEDULING_POLICIES, type CreatePodRequest } from '@berth/core';
-import { parseCpu, parseInteger, parseKeyValues, parseMemory } from '../units.js';
+import { parseCpu, parseInteger, parseMemory } from '../units.js';
 import type { CommandContext, Program } from './context.js';
-import { arg, collect, outputOption, structured, usage } from './options.js';
+import { arg, collect, outputOption, structured } from './options.js';
+import { podTemplate } from './pod-template.js';
 
 /** `berth run NAME [flags] -- CMD ARGS`: create one pod. */
 export function registerRun(program: Program, ctx: CommandContext): void {
@@ -23,22 +24,7 @@ export function registerRun(program: Program, ctx: CommandContext): void {
     .addOption(new Option('--policy <policy>', 'scheduling policy for this pod').choices(SCHEDULING_POLICIES))
     .addOption(outputOption())
     .action(async (name, command, opts) => {
-      const { env: envFlags, selector: selectorFlags } = opts;
-      const env = envFlags === undefined ? undefined : usage(() => parseKeyValues(envFlags, 'env'));
-      const selector = selectorFlags === undefined ? undefined : usage(() => parseKeyValues(selectorFlags, 'selector', true));
-      const body: CreatePodRequest = {
-        name,
-        cpu: opts.cpu,
-        ...(opts.image === undefined ? {} : { image: opts.image }),
-        ...(command.length === 0 ? {} : { command }),
-        ...(env === undefined ? {} : { env }),
-        ...(opts.memory === undefined ? {} : { memoryMiB: opts.memory }),
-        ...(opts.port === undefined ? {} : { ports: opts.port }),
-        ...(opts.restart === undefined ? {} : { restartPolicy: opts.restart }),
-        ...(opts.priority === undefined ? {} : { priority: opts.priority }),
-        ...(selector === undefined ? {} : { nodeSelector: selector }),
-        ...(opts.policy === undefined ? {} : { policy: opts.policy }),
-      };
+      const body: CreatePodRequest = { name, ...podTemplate(opts, command) };
       const pod = await ctx.client().createPod(body);
       const asData = structured(opts.output);
       if (asData) return ctx.printData(pod, asData);

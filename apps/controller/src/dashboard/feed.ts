@@ -1,4 +1,17 @@
-import { idOf, keyOf, type BerthEvent, type EtcdStatus, type PodRecord, type WatchMessage, type WatchSnapshot } from '@berth/core';
+import type { EventEmitter } from 'node:events';
+import {
+  idOf,
+  jobSummary,
+  keyOf,
+  newestJobs,
+  WATCH_RECENT_JOBS,
+  type BerthEvent,
+  type EtcdStatus,
+  type ServiceRecord,
+  type ServiceView,
+  type WatchMessage,
+  type WatchSnapshot,
+} from '@berth/core';
 import type { Informer } from '@berth/store';
 import type { ClusterState } from '../cluster-state.js';
 import type { EtcdHealth } from '../etcd-health.js';
@@ -13,11 +26,15 @@ export type FeedSnapshot = WatchSnapshot;
 /** What a subscriber receives: batches of messages, each batch after at most `intervalMs` of coalescing. */
 export type FeedListener = (batch: FeedMessage[], revision: number) => void;
 
-/** What the feed reads: the caches, who leads, and whether etcd answers. */
+/** What the feed reads: the caches, who leads, whether etcd answers, and services as this replica routes to them. */
 export interface FeedSources {
   state: ClusterState;
   leadership: LeadershipView;
   health: EtcdHealth;
+  /** Views of services with their endpoints (the service catalog). */
+  services: { list(): ServiceView[]; view(record: ServiceRecord): ServiceView };
+  /** Says `changed` with a service's name when its endpoints may have changed (discovery: its pods, their nodes, the service). */
+  serviceChanges: EventEmitter<{ changed: [string] }>;
 }
 
 /** How many recent events a snapshot carries. */
@@ -28,13 +45,18 @@ const SNAPSHOT_EVENTS = 50;
  * dashboard. Changes are collected as dirty ids (a node is dirty when its
  * record, heartbeat, reservations or bound pods change) and flushed at most
  * every `intervalMs`, so a burst of heartbeats or a mass reschedule costs one
- * message per entity, not one per etcd event. Listeners are attached to the
- * informers only while someone is subscribed.
+ * message per entity, not one per etcd event. Jobs can come by the thousand:
+ * a batch carries only the newest `WATCH_RECENT_JOBS` changed jobs, as
+ * summaries. Listeners are attached to the informers only while someone is
+ * subscribed.
  */
 export class LiveFeed {
   private readonly listeners = new Set<FeedListener>();
   private readonly dirtyNodes = new Set<string>();
   private readonly dirtyPods = new Set<string>();
+  private readonly dirtyServices = new Set<string>();
+  /** Changed jobs, with their creation time (which decides which of them a batch carries). */
+  private readonly dirtyJobs = new Map<string, string>();
   private leaderDirty = false;
   private etcdDirty = false;
   private pendingEvents: BerthEvent[] = [];
@@ -61,6 +83,8 @@ export class LiveFeed {
       replicas: leadership.replicaViews(),
       nodes: state.nodes.list().map((n) => state.nodeView(n.value)),
       pods: state.pods.list().map((p) => p.value),
+      services: this.sources.services.list(),
+      jobs: newestJobs(state.jobs.values(), WATCH_RECENT_JOBS, (j) => j.value).map((j) => jobSummary(j.value)),
       events: events.slice(-SNAPSHOT_EVENTS).map((e) => e.value),
       revision: state.revision,
       etcd: this.etcdStatus(),
@@ -90,13 +114,21 @@ export class LiveFeed {
     this.timer = undefined;
     this.dirtyNodes.clear();
     this.dirtyPods.clear();
+    this.dirtyServices.clear();
+    this.dirtyJobs.clear();
     this.pendingEvents = [];
     this.leaderDirty = false;
     this.etcdDirty = false;
   }
 
   private attach(): void {
-    const { state, health } = this.sources;
+    const { state, health, serviceChanges } = this.sources;
+    const onService = (name: string) => {
+      this.dirtyServices.add(name);
+      this.schedule();
+    };
+    serviceChanges.on('changed', onService);
+    this.detach.push(() => serviceChanges.off('changed', onService));
     const onHealth = () => {
       this.etcdDirty = true;
       this.schedule();
@@ -122,6 +154,11 @@ export class LiveFeed {
         this.markNode(item?.status.nodeId ?? undefined);
         this.markNode(prev?.status.nodeId ?? undefined);
       }
+    });
+    on(state.jobs, (key, item, prev) => {
+      const id = idOf('jobs', key);
+      const createdAt = (item ?? prev)?.createdAt;
+      if (id !== undefined && createdAt !== undefined) this.dirtyJobs.set(id, createdAt);
     });
     on(state.replicas, () => (this.leaderDirty = true));
     on(state.leaderRecord, () => (this.leaderDirty = true));
@@ -154,11 +191,23 @@ export class LiveFeed {
     for (const id of this.dirtyPods) {
       batch.push({ event: 'pod', data: { id, pod: state.pods.get(keyOf('pods', id))?.value ?? null } });
     }
+    for (const name of this.dirtyServices) {
+      const record = state.services.get(keyOf('services', name))?.value;
+      batch.push({ event: 'service', data: { name, service: record === undefined ? null : this.sources.services.view(record) } });
+    }
+    // Any job among the newest WATCH_RECENT_JOBS has fewer changed jobs newer than it: its change is always sent.
+    const changed = newestJobs([...this.dirtyJobs].map(([id, createdAt]) => ({ id, createdAt })), WATCH_RECENT_JOBS, (j) => j);
+    for (const { id } of changed) {
+      const job = state.jobs.get(keyOf('jobs', id))?.value;
+      batch.push({ event: 'job', data: { id, job: job === undefined ? null : jobSummary(job) } });
+    }
     for (const e of this.pendingEvents) batch.push({ event: 'event', data: e });
     this.leaderDirty = false;
     this.etcdDirty = false;
     this.dirtyNodes.clear();
     this.dirtyPods.clear();
+    this.dirtyServices.clear();
+    this.dirtyJobs.clear();
     this.pendingEvents = [];
     if (batch.length === 0) return;
     const revision = state.revision;

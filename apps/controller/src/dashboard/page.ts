@@ -71,6 +71,22 @@ export const DASHBOARD_HTML = `<!doctype html>
     </table>
   </section>
 
+  <section id="services-card" class="card">
+    <h2>Services <span id="service-count" class="muted"></span></h2>
+    <table>
+      <thead><tr><th>name</th><th>ready</th><th>up-to-date</th><th>port</th><th>runs</th><th>endpoints <small class="muted">as this replica routes</small></th><th></th></tr></thead>
+      <tbody id="services" data-testid="services"></tbody>
+    </table>
+  </section>
+
+  <section id="jobs-card" class="card">
+    <h2>Recent jobs <span id="job-count" class="muted"></span></h2>
+    <table>
+      <thead><tr><th>id</th><th>service</th><th>request</th><th>status</th><th>attempts</th><th>code</th><th>age</th><th>reason</th></tr></thead>
+      <tbody id="jobs" data-testid="jobs"></tbody>
+    </table>
+  </section>
+
 </main>
 </body>
 </html>
@@ -86,7 +102,7 @@ header .muted { color:#aab2bf; }
 header nav { margin-left:auto; }
 header a { color:#cfe0ff; }
 main { display:grid; grid-template-columns: 1fr 1fr; gap:14px; padding:14px 20px; }
-#nodes-card, #pods-card { grid-column: 1 / -1; }
+#nodes-card, #pods-card, #services-card, #jobs-card { grid-column: 1 / -1; }
 .card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:12px 14px; overflow-x:auto; }
 h2 { margin:0 0 8px; font-size:15px; }
 table { width:100%; border-collapse:collapse; }
@@ -105,6 +121,17 @@ td.reason { white-space:normal; color:var(--muted); max-width:380px; }
 .s-NotReady, .p-Pending, .p-Scheduled, .p-Starting, .p-Stopping, .p-Paused, .conn-connecting { background:var(--warn); }
 .s-Dead, .p-Failed, .conn-down, .conn-stale { background:var(--bad); }
 .p-Stopped, .p-Succeeded { background:#7d8794; }
+.j-Succeeded { background:var(--ok); }
+.j-Queued { background:var(--warn); }
+.j-Running { background:var(--info); }
+.j-Failed, .j-TimedOut { background:var(--bad); }
+.j-Canceled { background:#7d8794; }
+.ep { display:inline-block; padding:0 6px; border-radius:4px; font-size:12px; border:1px solid var(--line); }
+.ep-ready { border-color:var(--ok); background:#eaf7ef; }
+.ep-unready { border-color:var(--warn); background:#fff6e0; }
+.ep-ejected { border-color:var(--bad); background:#fdecec; }
+td.endpoints { white-space:normal; }
+.mono { font-family:ui-monospace, monospace; font-size:12px; }
 .flag { background:#7a5cc7; margin-left:4px; }
 .bar { position:relative; width:170px; height:10px; background:#edf0f4; border-radius:5px; overflow:hidden; display:inline-block; vertical-align:middle; }
 .bar .alloc { position:absolute; left:0; top:0; bottom:0; background:var(--alloc); }

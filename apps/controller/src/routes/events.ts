@@ -19,7 +19,7 @@ export const HEARTBEAT_MS = 15_000;
 /**
  * `GET /v1/events`: recent audit events from this replica's watch cache, or
  * with `?watch=1` a Server-Sent Events stream: a `snapshot` first, then
- * coalesced `leader`, `node`, `pod` and `event` changes.
+ * coalesced `leader`, `node`, `pod`, `service`, `job` and `event` changes.
  */
 export const eventRoutes = routePlugin('event-routes', ['clusterState', 'leadership', 'liveFeed'], async (fastify) => {
   const { clusterState: state, leadership, liveFeed: feed } = fastify;
@@ -40,8 +40,10 @@ export const eventRoutes = routePlugin('event-routes', ['clusterState', 'leaders
         description: [
           'Without `watch`: `{items: [...]}`, the last `limit` events this replica has cached (events live on a TTL lease).',
           '',
-          'With `watch=1`: `text/event-stream`. The first event is `snapshot` `{self, leader, replicas, nodes, pods, events, revision, etcd}`;',
-          'then `leader` `{leader, replicas}`, `node` `{id, node|null}`, `pod` `{id, pod|null}` (null: deleted), `event` (an audit event)',
+          'With `watch=1`: `text/event-stream`. The first event is `snapshot` `{self, leader, replicas, nodes, pods, services, jobs, events, revision, etcd}`',
+          '(`jobs`: summaries of the 50 newest); then `leader` `{leader, replicas}`, `node` `{id, node|null}`, `pod` `{id, pod|null}` (null: deleted),',
+          '`service` `{name, service|null}` (a service, its pods or their readiness changed), `job` `{id, job|null}` (a job summary; a batch carries',
+          'the 50 newest changed jobs at most), `event` (an audit event)',
           'and `etcd` `{reachable, message}` when this replica loses or regains etcd (while it is away, the stream shows the last known state),',
           'coalesced to at most one batch per 100 ms. Each SSE id is the etcd revision of the caches; a reconnect with',
           '`Last-Event-ID` gets a fresh snapshot. A `: heartbeat` comment is sent every 15 s.',
@@ -58,7 +60,7 @@ export const eventRoutes = routePlugin('event-routes', ['clusterState', 'leaders
             description: 'The events, or (watch=1) a text/event-stream',
             content: {
               'application/json': { schema: { $ref: 'EventList#' } },
-              'text/event-stream': { schema: Type.String({ description: 'SSE: snapshot, leader, node, pod, event' }) },
+              'text/event-stream': { schema: Type.String({ description: 'SSE: snapshot, leader, node, pod, service, job, event, etcd' }) },
             },
           },
           400: errorRef,
