@@ -128,11 +128,15 @@ export class DockerRuntime implements Runtime {
         // Created concurrently (or a leftover with our name): use it.
         this.containers.delete(spec.id);
         if ((await this.containerId(spec.id)) !== undefined) return;
-        // The name is another node's container of this pod (nodes sharing one engine, as `npm start` runs them):
-        // the pod moved here and that node's agent has not removed it yet. Never start beside a live one.
+        // The name is another node's container of this pod (nodes sharing one engine, as `npm start` runs them).
+        // The pod is bound here, so the leader moved it: after that node's agent acknowledged stopping it
+        // (and then removed it), or after the node was declared Dead past its fence budget, by which time a
+        // living agent has killed its containers. A container still there is its dead agent's orphan: remove it.
         const other = await callEngine('inspect', () => this.docker.getContainer(options.name!).inspect()).catch(() => undefined);
-        if (other !== undefined && !other.State.Running && !other.State.Paused && !replaced) {
-          await callEngine('remove', () => this.docker.getContainer(other.Id).remove({ force: false })).catch(() => undefined);
+        if (other !== undefined && !replaced) {
+          const live = other.State.Running || other.State.Paused;
+          if (live) this.opts.log?.warn({ pod: spec.name, node: other.Config.Labels?.[LABEL_NODE] }, "removing another node's orphaned container of a pod now bound here (its agent is gone)");
+          await callEngine('remove', () => this.docker.getContainer(other.Id).remove({ force: live })).catch(() => undefined);
           return this.create(spec, true);
         }
         // A plain error: the sync backs off and tries again, unlike a PodCreateError, which fails the pod.
