@@ -39,6 +39,25 @@ export async function etcdCeiling(client: Etcd3, opts: { opsPerTxn: number; valu
   return { putsPerSecond: (txns * opts.opsPerTxn) / s, txnsPerSecond: txns / s };
 }
 
+/**
+ * Writes `count` copies of a finished job (new ids) straight to etcd, as a
+ * cluster that has run jobs for a while keeps them until their result TTL
+ * (an hour by default) runs out: every replica caches them.
+ */
+export async function keepFinished(client: Etcd3, finished: JobRecord, count: number): Promise<void> {
+  const value = (i: number) => JSON.stringify({ ...finished, id: `kept${String(i).padStart(8, '0')}` });
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < count) {
+        const ops: Op[] = [];
+        for (let n = 0; n < 128 && next < count; n++, next++) ops.push({ type: 'put', key: `${prefixes.jobs}kept${String(next).padStart(8, '0')}`, value: value(next) });
+        await commit(client, [], ops);
+      }
+    }),
+  );
+}
+
 export interface JobsRunOptions {
   client: Etcd3;
   /** Base URLs of the replicas; submitters are spread over them evenly. */

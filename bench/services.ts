@@ -17,17 +17,17 @@
  * CPU seconds per process are printed for each phase: the machine has two
  * cores, so who spends them says where the time goes.
  *
- *   npm run bench:services -- [--pods 3] [--concurrency 32] [--seconds 8] [--jobs 10000] [--job-concurrency 96] [--job-replicas 3] [--only routing|jobs] [--cpu-prof DIR]
+ *   npm run bench:services -- [--pods 3] [--concurrency 32] [--seconds 8] [--jobs 10000] [--job-concurrency 96] [--job-replicas 3] [--kept 0] [--only routing|jobs] [--cpu-prof DIR]
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { ServiceView } from '@berth/core';
+import type { JobRecord, ServiceView } from '@berth/core';
 import { createEtcdClient } from '@berth/store';
 import { AgentProcess, freePort, killChildrenOnSignals, LocalCluster, ManagedProcess, repoRoot, waitFor, type ControllerProcess } from '@berth/devcluster';
 import { CpuMeter, describeCpu, podPids } from './cpu.js';
-import { etcdCeiling, runJobs, type JobsRunResult } from './jobs-load.js';
+import { etcdCeiling, keepFinished, revision, runJobs, type JobsRunResult } from './jobs-load.js';
 import { closedLoop, type LoadResult } from './load.js';
 import { machineSummary } from './machine.js';
 
@@ -40,6 +40,7 @@ const { values: o } = parseArgs({
     jobs: { type: 'string', default: '10000' },
     'job-concurrency': { type: 'string', default: '96' },
     'job-replicas': { type: 'string', default: '3' },
+    kept: { type: 'string', default: '0' },
     only: { type: 'string' },
     'cpu-prof': { type: 'string' },
   },
@@ -56,6 +57,7 @@ const warmupMs = Number(o.warmup) * 1000;
 const jobCount = num('jobs');
 const jobConcurrency = num('job-concurrency');
 const jobReplicas = Math.min(3, num('job-replicas'));
+const kept = Number(o.kept);
 if (o.only !== undefined && o.only !== 'routing' && o.only !== 'jobs') throw new Error(`--only must be routing or jobs, got ${o.only}`);
 const doRouting = o.only !== 'jobs';
 const doJobs = o.only !== 'routing';
@@ -172,6 +174,11 @@ try {
 
     const batched = await etcdCeiling(client, { opsPerTxn: 128, valueBytes: recordBytes, inFlight: 4, ms: 3000 });
     const single = await etcdCeiling(client, { opsPerTxn: 1, valueBytes: recordBytes, inFlight: 64, ms: 3000 });
+    if (kept > 0) {
+      await keepFinished(client, done.body as JobRecord, kept);
+      const at = await revision(client);
+      await waitFor(async () => (await Promise.all(cluster.controllers.map((c) => c.metric('berth_cache_revision')))).every((r) => (r ?? 0) >= at), { what: `every replica to cache the ${kept} kept jobs`, timeoutMs: 120_000 });
+    }
 
     cpu.start();
     const r: JobsRunResult = await runJobs({
@@ -185,7 +192,7 @@ try {
     const jobCpu = describeCpu(cpu.stop(), { count: r.accepted, unit: 'job' });
     const n = r.accepted;
     say();
-    say(`## jobs end to end (${jobCount} jobs, ${jobConcurrency} submissions in flight over ${jobReplicas} replica(s), POST / on the service; ends seen through an etcd watch)`);
+    say(`## jobs end to end (${jobCount} jobs, ${jobConcurrency} submissions in flight over ${jobReplicas} replica(s), POST / on the service; ends seen through an etcd watch${kept > 0 ? `; ${kept} finished jobs kept in etcd beforehand` : ''})`);
     say('| jobs | accepted | jobs/s (first POST to last terminal) | submit phase s | p50 submit-to-result ms | p99 ms | max ms | p50 POST-to-202 ms | p99 ms | etcd revisions / job | key writes / job | all revisions / job |');
     say('|---|---|---|---|---|---|---|---|---|---|---|---|');
     say(
