@@ -87,6 +87,10 @@ const cluster = await LocalCluster.start({
   controllers: 3,
   controllerArgs: ['--log-level', 'warn'],
   ...(profDir === undefined ? {} : { controllerWrap: ['/bin/sh', profWrap] }),
+}).catch((err: unknown) => {
+  // Whatever it started is killed when this process exits; the directory is ours to remove.
+  fs.rmSync(dir, { recursive: true, force: true });
+  throw err;
 });
 const agent = new AgentProcess({ name: 'w1', etcd: cluster.etcd.endpoint, logDir: dir, runtime: 'process', cpu: 16, memoryMiB: 16384, extraArgs: [] }); // info level: start() waits for its 'agent running' line
 const client = createEtcdClient(cluster.etcd.endpoint);
