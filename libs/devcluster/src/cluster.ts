@@ -26,6 +26,8 @@ export interface LocalClusterOptions {
   controllerArgs?: string[];
   /** Extra controller environment. */
   controllerEnv?: Record<string, string>;
+  /** A command the controllers run under (it must exec node with the arguments it is given), e.g. to add `--cpu-prof`. */
+  controllerWrap?: string[];
 }
 
 /** etcd plus N controller replicas as real processes: used by `npm start`, the tests and the benchmarks. */
@@ -50,6 +52,7 @@ export class LocalCluster {
           leaseTtl: opts.leaseTtl ?? 2,
           ...(opts.controllerArgs ? { extraArgs: opts.controllerArgs } : {}),
           ...(opts.controllerEnv ? { env: opts.controllerEnv } : {}),
+          ...(opts.controllerWrap ? { wrap: opts.controllerWrap } : {}),
           ...(opts.ports?.[i] === undefined ? {} : { port: opts.ports[i] }),
         }),
       ),

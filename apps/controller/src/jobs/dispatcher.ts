@@ -51,6 +51,9 @@ export class NotMine extends Error {}
 
 export const claimKey = (id: string): string => keyOf('jobClaims', id);
 
+/** Index of the jobs cache holding the jobs that have not finished, so a scan for orphans does not walk every kept result. */
+const UNFINISHED = 'unfinished';
+
 /**
  * Runs this replica's jobs. A job is this replica's while its claim key
  * (`/berth/jobclaims/<id>`, value: the replica id) exists on this replica's
@@ -86,6 +89,7 @@ export class JobDispatcher {
     this.keeper = new LeaseKeeper(client, 500, log);
     this.results = new TtlLease(client, opts.resultTtlSeconds, log, 'finished jobs');
     this.keeper.on('lost', (id) => void this.leaseLost(id));
+    state.jobs.addIndex(UNFINISHED, (j) => (TERMINAL_JOB_STATUSES.has(j.status) ? null : UNFINISHED));
     // A job someone else finished or took: stop working on it.
     state.jobs.on('change', ({ key, item }) => {
       const id = key.slice(key.lastIndexOf('/') + 1);
@@ -369,8 +373,9 @@ export class JobDispatcher {
     if (!this.state.jobs.ready || !this.state.jobClaims.ready) return;
     const claimsAt = this.state.jobClaims.revision;
     const orphans: Job[] = [];
-    for (const j of this.state.jobs.values()) {
-      if (TERMINAL_JOB_STATUSES.has(j.value.status) || this.running.has(j.value.id)) continue;
+    // Every claim deletion (each finished job) asks for a scan: walking the finished jobs too made it O(jobs kept) each time.
+    for (const j of this.state.jobs.byIndex(UNFINISHED, UNFINISHED)) {
+      if (this.running.has(j.value.id)) continue;
       // The claims cache may lag the jobs cache: a job it has not caught up with is not an orphan yet.
       if (j.modRevision > claimsAt || this.state.jobClaims.get(claimKey(j.value.id)) !== undefined) continue;
       orphans.push(j);
