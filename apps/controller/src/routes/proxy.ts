@@ -9,6 +9,8 @@ const errorRef = { $ref: 'ErrorResponse#' } as const;
 const PROXY_TIMEOUT_MS = 30_000;
 /** Request bodies are held (up to this) so a failed attempt can be sent again to another pod. */
 export const PROXY_BODY_LIMIT = 1024 * 1024;
+/** Answers up to this size (with a content-length) are read whole and sent in one write instead of piped. */
+const SMALL_ANSWER_BYTES = 64 * 1024;
 
 /**
  * `ANY /v1/services/:name/proxy/*` on every replica: forwards the request to
@@ -31,7 +33,10 @@ export const proxyRoutes = routePlugin('proxy-routes', ['router', 'clusterState'
     let path = raw.slice(at + '/proxy'.length);
     if (path === '' || path.startsWith('?')) path = `/${path}`;
     const abort = new AbortController();
-    reply.raw.on('close', () => abort.abort());
+    // A client gone before its answer: stop the pod's request too (every answer closes; aborting a finished one costs a DOMException).
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) abort.abort();
+    });
     const headers: Headers = {
       ...req.headers,
       'x-forwarded-for': [req.headers['x-forwarded-for'], req.ip].filter(Boolean).join(', '),
@@ -41,6 +46,15 @@ export const proxyRoutes = routePlugin('proxy-routes', ['router', 'clusterState'
     const body = Buffer.isBuffer(req.body) ? req.body : undefined;
     const ans = await router.forward(name, { method: req.method, path, headers, ...(body === undefined ? {} : { body }), timeoutMs: PROXY_TIMEOUT_MS, signal: abort.signal });
     void reply.code(ans.statusCode).headers(answerHeaders(ans.headers)).header('x-berth-pod', ans.endpoint.podId);
+    // A small answer of known length is sent in one write; anything else streams through as it arrives.
+    const length = Number(ans.headers['content-length'] ?? NaN);
+    if (length <= SMALL_ANSWER_BYTES) {
+      try {
+        return reply.send(Buffer.from(await ans.body.arrayBuffer()));
+      } finally {
+        ans.done();
+      }
+    }
     return reply.send(ans.body);
   };
 

@@ -31,7 +31,7 @@ export interface PodAnswer {
   endpoint: ServiceEndpoint;
   statusCode: number;
   headers: Headers;
-  body: Readable & { dump(opts?: { limit: number }): Promise<void> };
+  body: Readable & { dump(opts?: { limit: number }): Promise<void>; arrayBuffer(): Promise<ArrayBuffer> };
   done: () => void;
 }
 
