@@ -153,7 +153,9 @@ t.test('two agents and a controller on three hosts, etcd on a fourth', { skip: p
   });
 
   t.test("from the controller host: a service of 2 replicas, one per node, reached through the controller's proxy", async (t) => {
-    const created = await api('POST', '/v1/services', { name: 'hello', replicas: 2, template: { command: [process.execPath, server], cpu: 0.25, memoryMiB: 64, ports: [8080] } });
+    // With a health check, ready means listening (without one a pod is ready once its process runs, and a
+    // request that meets it before it listens ejects it for a second: then every request goes to the other).
+    const created = await api('POST', '/v1/services', { name: 'hello', replicas: 2, template: { command: [process.execPath, server], cpu: 0.25, memoryMiB: 64, ports: [8080], healthCheck: { path: '/ready', intervalSeconds: 1 } } });
     t.equal(created.status, 201, 'service created');
     const view = await waitFor(
       async () => {

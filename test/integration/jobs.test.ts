@@ -63,6 +63,15 @@ t.test('jobs: durable, routed, retried, answered', async (t) => {
     t.match(job.message, /1048576 bytes/);
   });
 
+  t.test('a result that would make the record too big for etcd fails the job, naming why', async (t) => {
+    // 750 KB sent and echoed back: each half fits, the record with both would not (etcd takes 1.5 MiB a request).
+    const job = await s.job(leader, (await api(leader, 'POST', '/v1/jobs', { service: 'api', path: '/echo', body: 'x'.repeat(750_000) })).body.id, 20);
+    t.equal(job.status, 'Failed');
+    t.equal(job.reason, 'ResultTooLarge');
+    t.match(job.message, /would be \d+ bytes in etcd/);
+    t.equal(job.attempts.length, 1, 'the request was sent once');
+  });
+
   t.test('a job past its timeout is TimedOut', async (t) => {
     const job = await s.job(leader, (await api(leader, 'POST', '/v1/jobs', { service: 'api', path: '/slow?ms=5000', timeoutMs: 800 })).body.id, 20);
     t.equal(job.status, 'TimedOut');

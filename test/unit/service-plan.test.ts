@@ -66,9 +66,18 @@ t.test('a rollout surges one new pod and removes an old one only once every new 
   const waiting = planService(service(3), [...olds, n1], [], readySet(olds));
   t.same(waiting, { create: 0, remove: [] }, 'the new pod is not ready: nothing else happens');
   const step = planService(service(3), [...olds, n1], [], allReady);
-  t.equal(step.create, 0);
   t.equal(step.remove.length, 1, 'one old pod goes');
   t.equal(step.remove[0]!.value.templateHash, 'old');
+  t.equal(step.create, 1, 'and the next new pod is surged in its place');
+});
+
+t.test('more old pods serve than replicas (scaled down with a new template): the extra go, and the rollout goes on', async (t) => {
+  const olds = [pod('old'), pod('old'), pod('old'), pod('old')];
+  const plan = planService(service(2), olds, [], () => true);
+  t.equal(plan.remove.length, 2, 'two of the four old pods go at once (two still serve)');
+  t.equal(plan.create, 1, 'one new pod is surged');
+  const again = planService(service(2), [...olds.slice(2), pod('new')], [], () => true);
+  t.equal(again.remove.length, 1, 'the new pod is ready: one more old pod goes');
 });
 
 t.test('old pods that serve nothing go at once', async (t) => {
@@ -79,18 +88,18 @@ t.test('old pods that serve nothing go at once', async (t) => {
   t.notOk(plan.remove.some((p) => p.value.id === serving.value.id), 'the serving one stays until a new one is ready');
 });
 
-t.test('property: a rollout driven to its end keeps >= replicas ready and <= replicas + 1 pods', async () => {
+t.test('property: from any number of old pods, a rollout ends with n new pods, never fewer than min(n, old) ready, never more than n + 1', async () => {
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 6 }), (n) => {
-      let live = Array.from({ length: n }, () => pod('old'));
+    fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 8 }), (n, olds) => {
+      let live = Array.from({ length: olds }, () => pod('old'));
       for (let step = 0; step < 10 * n + 10; step++) {
         // Every pod becomes ready once it exists (the slowest case for the check below is covered by the waits).
         const plan = planService(service(n), live, [], () => true);
         const removed = new Set(plan.remove.map((p) => p.value.id));
         live = live.filter((p) => !removed.has(p.value.id));
-        if (live.length < n) throw new Error(`only ${live.length} ready pods of ${n} at step ${step}`);
+        if (live.length < Math.min(n, olds)) throw new Error(`only ${live.length} ready pods (n ${n}, ${olds} old) at step ${step}`);
         for (let i = 0; i < plan.create; i++) live.push(pod('new'));
-        if (live.length > n + 1) throw new Error(`${live.length} pods at step ${step}`);
+        if (live.length > Math.max(n + 1, olds)) throw new Error(`${live.length} pods at step ${step}`);
         if (plan.create === 0 && plan.remove.length === 0) break;
       }
       if (live.length !== n || live.some((p) => p.value.templateHash !== 'new')) throw new Error(`ended with ${live.map((p) => p.value.templateHash).join(',')}`);

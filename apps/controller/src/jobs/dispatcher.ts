@@ -12,7 +12,7 @@ import {
   type JobStatus,
   type StoredBody,
 } from '@berth/core';
-import { absent, LeaseKeeper, modifiedAt, putJson, TtlLease, TxnBatcher, type Compare, type Op, type Versioned } from '@berth/store';
+import { absent, leaseInvalid, LeaseKeeper, modifiedAt, putJson, TtlLease, TxnBatcher, type Compare, type Op, type Versioned } from '@berth/store';
 import type { ClusterState } from '../cluster-state.js';
 import type { Router } from '../routing/router.js';
 import type { Discovery } from '../services/discovery.js';
@@ -23,8 +23,12 @@ import type { Discovery } from '../services/discovery.js';
 const RUNNING_WRITE_AFTER_MS = 200;
 /** How often every non-finished job is checked for a claim (claims also vanish as watch events; this is the safety net). */
 const ORPHAN_SCAN_MS = 2000;
+/** Scans are at least this far apart. */
+const SCAN_GAP_MS = 250;
 /** A stopping replica waits this long for its jobs' attempts before letting others take them over. */
 const DRAIN_MS = 3000;
+/** Bytes a job record may take in etcd (its default request limit is 1.5 MiB; the rest is the transaction's). */
+const MAX_JOB_RECORD_BYTES = 1400 * 1024;
 
 /** Tuning of a replica's job dispatcher. */
 export interface JobDispatcherOptions {
@@ -70,15 +74,17 @@ export class JobDispatcher {
   private readonly keeper: LeaseKeeper;
   private readonly results: TtlLease;
   private lease: Promise<string> | undefined;
-  private readonly running = new Map<string, AbortController>();
+  /** Jobs this replica dispatches now, with the claim lease each is held on. */
+  private readonly running = new Map<string, { ctl: AbortController; lease: string }>();
   private scanTimer: NodeJS.Timeout | undefined;
   private scanPending = false;
+  private lastScanAt = 0;
   private stopped = false;
   /** Jobs adopted from other replicas, for tests and metrics. */
   adopted = 0;
 
   constructor(
-    client: Etcd3,
+    private readonly client: Etcd3,
     private readonly state: ClusterState,
     private readonly router: Router,
     private readonly discovery: Discovery,
@@ -93,11 +99,11 @@ export class JobDispatcher {
     // A job someone else finished or took: stop working on it.
     state.jobs.on('change', ({ key, item }) => {
       const id = key.slice(key.lastIndexOf('/') + 1);
-      if (item === undefined || TERMINAL_JOB_STATUSES.has(item.value.status)) this.running.get(id)?.abort();
+      if (item === undefined || TERMINAL_JOB_STATUSES.has(item.value.status)) this.running.get(id)?.ctl.abort();
     });
     state.jobClaims.on('change', ({ key, item }) => {
       const id = key.slice(key.lastIndexOf('/') + 1);
-      if (item !== undefined && item.value !== opts.replica) this.running.get(id)?.abort();
+      if (item !== undefined && item.value !== opts.replica) this.running.get(id)?.ctl.abort();
       if (item === undefined) this.scanSoon();
     });
   }
@@ -115,7 +121,7 @@ export class JobDispatcher {
     clearInterval(this.scanTimer);
     const until = Date.now() + DRAIN_MS;
     while (this.running.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-    for (const ctl of this.running.values()) ctl.abort();
+    for (const { ctl } of this.running.values()) ctl.abort();
     const lease = await this.lease?.catch(() => undefined);
     if (lease !== undefined) await this.keeper.revoke(lease).catch((err: unknown) => this.log.warn({ err }, 'could not revoke the job claim lease'));
     this.keeper.close();
@@ -145,15 +151,18 @@ export class JobDispatcher {
       }
       try {
         const res = await this.batcher.submit({ compares, ops });
-        if (!res.succeeded) {
+        let revision: number | undefined = res.succeeded ? res.revision : undefined;
+        // A guard that failed may have failed against this very write, applied by an attempt that reported an error.
+        if (revision === undefined) revision = await this.appliedAt(key, ops[0]!);
+        if (revision === undefined) {
           if (keyClaim !== undefined) return { existing: true };
           throw new BerthError('CONFLICT', `job id ${job.id} is taken`);
         }
-        const cur: Job = { key, value: job, createRevision: res.revision, modRevision: res.revision, version: 1, lease: '0' };
-        this.spawn(cur);
+        const cur: Job = { key, value: job, createRevision: revision, modRevision: revision, version: 1, lease: '0' };
+        this.spawn(cur, lease);
         return { job: cur };
       } catch (err) {
-        if (tries === 0 && this.forgetLeases(err)) continue;
+        if (tries === 0 && this.forgetLeases(err, { claim: true, results: keyClaim !== undefined })) continue;
         throw err;
       }
     }
@@ -170,23 +179,24 @@ export class JobDispatcher {
     return this.write(cur, { ...cur.value, status: 'Canceled', reason: 'Canceled', message: 'canceled by a user', attempts, finishedAt: now }, true);
   }
 
-  private spawn(cur: Job): void {
+  private spawn(cur: Job, lease: string): void {
     const ctl = new AbortController();
-    this.running.set(cur.value.id, ctl);
-    void this.drive(cur, ctl.signal)
+    const entry = { ctl, lease };
+    this.running.set(cur.value.id, entry);
+    void this.drive(cur, ctl)
       .catch((err: unknown) => {
         if (err instanceof NotMine || ctl.signal.aborted) return;
-        // The job stays claimed and unfinished: released below, another replica (or this one) adopts it.
-        this.log.warn({ err, job: cur.value.id }, 'job dispatch failed; releasing it for adoption');
-        void this.release(cur.value.id);
+        // The job stays claimed by this replica and unfinished: the next scan (every couple of seconds) runs it again.
+        this.log.warn({ err, job: cur.value.id }, 'job dispatch failed; the next scan resumes it');
       })
       .finally(() => {
-        if (this.running.get(cur.value.id) === ctl) this.running.delete(cur.value.id);
+        if (this.running.get(cur.value.id) === entry) this.running.delete(cur.value.id);
       });
   }
 
   /** One job from now until it is finished, canceled, or not this replica's any more. */
-  private async drive(start: Job, signal: AbortSignal): Promise<void> {
+  private async drive(start: Job, ctl: AbortController): Promise<void> {
+    const signal = ctl.signal;
     let cur = start;
     const job = start.value;
     const deadline = Date.parse(job.createdAt) + job.timeoutMs;
@@ -224,6 +234,8 @@ export class JobDispatcher {
         runningWrite = this.write(before, { ...before.value, status: 'Running', reason: 'Dispatched', message: `attempt ${n} on pod ${endpoint.podName}`, attempts: [...before.value.attempts, attempt] }, false).then((c) => {
           cur = c;
         });
+        // Handled at once (the attempt stops); awaited, and so thrown, once the attempt has ended.
+        runningWrite.catch(() => ctl.abort());
       }, RUNNING_WRITE_AFTER_MS);
       let result: AttemptResult;
       try {
@@ -236,6 +248,11 @@ export class JobDispatcher {
       const done: JobAttempt = { ...attempt, finishedAt: new Date().toISOString(), outcome: result.outcome, ...(result.statusCode === undefined ? {} : { statusCode: result.statusCode }), ...(result.error === undefined ? {} : { error: result.error }) };
       const attempts = [...cur.value.attempts.filter((a) => a.attempt !== n), done];
       const withAttempt: JobRecord = { ...cur.value, attempts, ...(result.result === undefined ? {} : { result: result.result }) };
+      const size = Buffer.byteLength(JSON.stringify(withAttempt));
+      if (size > MAX_JOB_RECORD_BYTES) {
+        const { result: _dropped, ...without } = withAttempt;
+        return void (await this.finish({ ...cur, value: without }, 'Failed', 'ResultTooLarge', `the job with its result would be ${size} bytes in etcd, more than the ${MAX_JOB_RECORD_BYTES} a record may take (etcd's request limit); the answer was HTTP ${result.statusCode}`));
+      }
       if (result.outcome === 'Succeeded') return void (await this.finish({ ...cur, value: withAttempt }, 'Succeeded', 'Completed', `HTTP ${result.statusCode} from pod ${endpoint.podName}`));
       if (result.outcome === 'Failed') return void (await this.finish({ ...cur, value: withAttempt }, 'Failed', result.error === undefined ? 'RequestRejected' : 'ResultTooLarge', result.error ?? `HTTP ${result.statusCode} from pod ${endpoint.podName}: the request was refused, not retried`));
       // Retryable: recorded now, so an adopter after a crash knows what was tried.
@@ -246,7 +263,6 @@ export class JobDispatcher {
   private async callPod(endpoint: { podId: string; podName: string; address: string | null; nodeId: string | null; ready: boolean; current: boolean }, job: JobRecord, n: number, timeoutMs: number, signal: AbortSignal): Promise<AttemptResult> {
     const req = job.request;
     const body = req.body === undefined ? undefined : Buffer.from(req.body, req.bodyEncoding ?? 'utf8');
-    const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
     let ans;
     try {
       ans = await this.router.attempt(endpoint, {
@@ -255,7 +271,7 @@ export class JobDispatcher {
         headers: { ...req.headers, 'x-berth-job-id': job.id, 'x-berth-attempt': String(n) },
         ...(body === undefined ? {} : { body }),
         timeoutMs,
-        signal: attemptSignal,
+        signal,
       });
     } catch (err) {
       if (signal.aborted) throw new NotMine();
@@ -302,18 +318,25 @@ export class JobDispatcher {
       if (terminal) ops.push({ type: 'delete', key: claimKey(next.id) });
       try {
         const res = await this.batcher.submit({ compares: [modifiedAt(cur.key, cur.modRevision)], ops });
-        if (!res.succeeded) throw new NotMine(`job ${next.id} changed under replica ${this.opts.replica}`);
-        return { ...cur, value: next, modRevision: res.revision, version: cur.version + 1 };
+        const revision = res.succeeded ? res.revision : await this.appliedAt(cur.key, ops[0]!);
+        if (revision === undefined) throw new NotMine(`job ${next.id} changed under replica ${this.opts.replica}`);
+        return { ...cur, value: next, modRevision: revision, version: cur.version + 1 };
       } catch (err) {
-        if (tries === 0 && this.forgetLeases(err)) continue;
+        if (tries === 0 && this.forgetLeases(err, { results: terminal })) continue;
         throw err;
       }
     }
   }
 
-  /** Deletes this replica's claim of a job it cannot go on with, so a replica adopts it. */
-  private async release(id: string): Promise<void> {
-    await this.batcher.submit({ compares: [], ops: [{ type: 'delete', key: claimKey(id) }] }).catch((err: unknown) => this.log.warn({ err, job: id }, 'could not release a job claim'));
+  /**
+   * The revision at which `key` holds exactly what `op` puts, if it does: a
+   * write whose guard failed against itself (an attempt that reported an
+   * error had been applied; a batch split after it) is this replica's.
+   */
+  private async appliedAt(key: string, op: Op): Promise<number | undefined> {
+    if (op.type !== 'put') return undefined;
+    const kv = (await this.client.get(key).exec()).kvs[0];
+    return kv !== undefined && kv.value.toString('utf8') === op.value ? Number(kv.mod_revision) : undefined;
   }
 
   /** Resolves when the service's endpoints change, after `ms`, or when aborted. */
@@ -342,43 +365,64 @@ export class JobDispatcher {
     return this.lease;
   }
 
-  /** Our claim lease expired: every claim on it is gone and other replicas may adopt the jobs; stop them here. */
+  /** A claim lease expired: every claim on it is gone and other replicas may adopt those jobs; stop them here. */
   private async leaseLost(id: string): Promise<void> {
     const current = await this.lease?.catch(() => undefined);
-    if (current !== id) return;
-    this.lease = undefined;
-    this.log.warn({ lease: id, jobs: this.running.size }, 'job claim lease lost: its jobs go to whichever replica adopts them');
-    for (const ctl of this.running.values()) ctl.abort();
+    if (current === id) this.lease = undefined;
+    let stopped = 0;
+    for (const { ctl, lease } of this.running.values()) {
+      if (lease !== id) continue;
+      ctl.abort();
+      stopped += 1;
+    }
+    this.log.warn({ lease: id, jobs: stopped }, 'job claim lease lost: its jobs go to whichever replica adopts them');
     this.scanSoon();
   }
 
-  /** True when `err` was a lease etcd no longer has (forgotten, so a retry uses a new one). */
-  private forgetLeases(err: unknown): boolean {
-    const gone = this.results.forgetOn(err);
-    if (gone) this.lease = undefined;
-    return gone;
+  /** True when `err` was a lease etcd no longer has: the leases named are forgotten, so a retry uses new ones. */
+  private forgetLeases(err: unknown, which: { claim?: boolean; results?: boolean }): boolean {
+    if (!leaseInvalid(err)) return false;
+    if (which.results) this.results.forgetOn(err);
+    if (which.claim) this.lease = undefined;
+    return true;
   }
 
+  /** Asks for a scan; scans run one at a time, at most every SCAN_GAP_MS (every finished job's claim deletion asks for one). */
   private scanSoon(): void {
     if (this.stopped || this.scanPending) return;
     this.scanPending = true;
-    setImmediate(() => {
-      this.scanPending = false;
-      void this.adoptOrphans().catch((err: unknown) => this.log.warn({ err }, 'adopting orphaned jobs failed; retrying on the next scan'));
-    });
+    const wait = Math.max(0, this.lastScanAt + SCAN_GAP_MS - Date.now());
+    setTimeout(() => {
+      this.lastScanAt = Date.now();
+      void this.adoptOrphans()
+        .catch((err: unknown) => this.log.warn({ err }, 'adopting orphaned jobs failed; retrying on the next scan'))
+        .finally(() => {
+          this.scanPending = false;
+        });
+    }, wait).unref();
   }
 
-  /** Claims every unfinished job that has no claim (its replica died or let it go) and runs it again. */
+  /**
+   * Claims every unfinished job that has no claim (its replica died) and runs
+   * it again; resumes this replica's own claimed jobs that nothing here runs
+   * (a dispatch that failed on an etcd error).
+   */
   private async adoptOrphans(): Promise<void> {
     if (!this.state.jobs.ready || !this.state.jobClaims.ready) return;
-    const claimsAt = this.state.jobClaims.revision;
-    const orphans: Job[] = [];
-    // Every claim deletion (each finished job) asks for a scan: walking the finished jobs too made it O(jobs kept) each time.
-    for (const j of this.state.jobs.byIndex(UNFINISHED, UNFINISHED)) {
-      if (this.running.has(j.value.id)) continue;
-      // The claims cache may lag the jobs cache: a job it has not caught up with is not an orphan yet.
-      if (j.modRevision > claimsAt || this.state.jobClaims.get(claimKey(j.value.id)) !== undefined) continue;
-      orphans.push(j);
+    const unfinished = this.state.jobs.byIndex(UNFINISHED, UNFINISHED).filter((j) => !this.running.has(j.value.id));
+    const unclaimed = () => unfinished.filter((j) => !this.running.has(j.value.id) && this.state.jobClaims.get(claimKey(j.value.id)) === undefined);
+    for (const j of unfinished) {
+      const claim = this.state.jobClaims.get(claimKey(j.value.id));
+      if (this.stopped || claim?.value !== this.opts.replica || !this.keeper.alive(claim.lease) || this.running.has(j.value.id)) continue;
+      this.spawn(j, claim.lease);
+    }
+    let orphans = unclaimed();
+    if (orphans.length === 0 || this.stopped) return;
+    // The claims cache may lag the jobs cache: bring it to the newest candidate's revision before calling any job an orphan.
+    const newest = Math.max(...orphans.map((j) => j.modRevision));
+    if (this.state.jobClaims.revision < newest) {
+      if (!(await this.state.jobClaims.waitForProgress(newest))) return;
+      orphans = unclaimed();
     }
     if (orphans.length === 0) return;
     const lease = await this.claimLease();
@@ -396,7 +440,7 @@ export class JobDispatcher {
     if (!res.succeeded || this.stopped) return; // another replica was faster, or the job moved on
     this.adopted += 1;
     this.log.info({ job: j.value.id, service: j.value.service }, 'adopted an orphaned job');
-    this.spawn({ ...j, value: next, modRevision: res.revision, version: j.version + 1 });
+    this.spawn({ ...j, value: next, modRevision: res.revision, version: j.version + 1 }, lease);
   }
 }
 

@@ -36,21 +36,19 @@ export function planService(service: ServiceRecord | undefined, live: Pod[], end
     if (current.length < n) return { create: n - current.length, remove };
     return { create: 0, remove: [...remove, ...byRemovalOrder(current, ready).slice(0, current.length - n)] };
   }
-  // Rolling: old pods that serve nothing go at once; ready ones one at a time, each after a new one is ready.
+  // Rolling: old pods that serve nothing go at once; serving old pods go as new ones become ready, never
+  // leaving fewer than n ready; new pods are surged so that there are at most n + 1.
   const oldIdle = old.filter((p) => !ready(p));
   const oldServing = old.filter((p) => ready(p));
   remove.push(...oldIdle);
-  const total = current.length + oldServing.length;
-  if (current.length > n) remove.push(...byRemovalOrder(current, ready).slice(0, current.length - n));
-  const keptCurrent = Math.min(current.length, n);
-  if (total > n && keptCurrent > 0 && current.slice(0, keptCurrent).every(ready) && oldServing.length > 0) {
-    // Every new pod serves: one old pod may go. More when scaled down meanwhile.
-    const excess = Math.max(1, total - n);
-    remove.push(...byRemovalOrder(oldServing, ready).slice(0, excess));
-    return { create: 0, remove };
-  }
-  // Surge to n + 1 pods and no further, so capacity for one more pod is all a rollout needs.
-  const create = Math.max(0, Math.min(n - keptCurrent, n + 1 - (keptCurrent + oldServing.length)));
+  const extraCurrent = byRemovalOrder(current, ready).slice(0, Math.max(0, current.length - n));
+  remove.push(...extraCurrent);
+  const kept = current.filter((p) => !extraCurrent.includes(p));
+  const readyNew = kept.filter(ready).length;
+  const oldGoing = byRemovalOrder(oldServing, ready).slice(0, Math.max(0, oldServing.length + readyNew - n));
+  remove.push(...oldGoing);
+  const oldStaying = oldServing.length - oldGoing.length;
+  const create = Math.max(0, Math.min(n - kept.length, n + 1 - (kept.length + oldStaying)));
   return { create, remove };
 }
 
@@ -139,10 +137,11 @@ export class ServiceController implements LeaderLoop {
     if (plan.create > 0 && service !== undefined) await this.create(fence, service, plan.create);
   }
 
+  /** Ready as discovery counts it (so a rollout never removes a pod while its replacement gets no requests). */
   private ready(pod: PodRecord): boolean {
     if (!podReady(pod) || pod.status.nodeId === null) return false;
     const node = this.state.nodes.get(keyOf('nodes', pod.status.nodeId))?.value;
-    return node?.status === 'Ready';
+    return node?.status === 'Ready' && this.state.heartbeat(node.id) !== undefined;
   }
 
   private async create(fence: Fence, service: ServiceRecord, count: number): Promise<void> {
