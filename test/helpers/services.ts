@@ -15,6 +15,7 @@ import { killPodProcesses } from './pod-processes.js';
  *   /big?bytes=N answers N bytes
  *   /echo        answers the request (method, headers, body) as JSON
  *   /healthz     200, or 500 while the file $UNHEALTHY_FILE exists
+ * and answers 503 to everything else while the file $FAIL_DIR/fail-<its pod id> exists
  * and exits at once on SIGTERM (no graceful drain), like a careless pod would.
  */
 const SERVER = `
@@ -27,6 +28,8 @@ const server = http.createServer((req, res) => {
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
     const reply = (status, body) => { res.writeHead(status, { 'content-type': 'application/json', 'x-pod-id': id }); res.end(JSON.stringify(body)); };
+    // A pod told to fail (the file $FAIL_DIR/fail-<pod id> exists) answers 503 to everything but its health check.
+    if (process.env.FAIL_DIR && url.pathname !== '/healthz' && fs.existsSync(process.env.FAIL_DIR + '/fail-' + id)) return reply(503, { pod: id, error: 'told to fail' });
     switch (url.pathname) {
       case '/slow': return setTimeout(() => reply(200, { pod: id, slow: true }), Number(url.searchParams.get('ms') || 1000));
       case '/fail': return reply(503, { pod: id, error: 'failing on purpose' });

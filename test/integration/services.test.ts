@@ -1,4 +1,6 @@
 import t from 'tap';
+import fs from 'node:fs';
+import path from 'node:path';
 import { waitFor } from '@berth/devcluster';
 import type { PodRecord } from '@berth/core';
 import { podProcesses } from '../helpers/pod-processes.js';
@@ -33,7 +35,7 @@ t.test('services: replicas, routing through any replica, failures retried, rollo
   });
 
   t.test('a service of 3 keeps 3 pods, spread, and 300 requests through a follower reach each of them', async (t) => {
-    const res = await api(follower, 'POST', '/v1/services', { name: 'web', replicas: 3, template: { command, cpu: 0.1, memoryMiB: 32, ports: [8080], healthCheck: HC } });
+    const res = await api(follower, 'POST', '/v1/services', { name: 'web', replicas: 3, template: { command, cpu: 0.1, memoryMiB: 32, ports: [8080], healthCheck: HC, env: { FAIL_DIR: s.dir } } });
     t.equal(res.status, 201, JSON.stringify(res.body));
     t.equal((await api(follower, 'POST', '/v1/services', { name: 'web', replicas: 1, template: { command, cpu: 0.1, ports: [8080], healthCheck: HC } })).status, 409, 'a second service of the name: 409');
     const view = await s.readyEndpoints(follower, 'web', 3);
@@ -73,7 +75,6 @@ t.test('services: replicas, routing through any replica, failures retried, rollo
     // restartPolicy Never: the killed pod ends Failed, so the service controller (not the agent) replaces it.
     t.equal((await api(follower, 'POST', '/v1/services', { name: 'fragile', replicas: 3, template: { command, cpu: 0.1, memoryMiB: 32, ports: [8080], healthCheck: HC, restartPolicy: 'Never' } })).status, 201);
     const before = await s.readyEndpoints(follower, 'fragile', 3);
-    const ejectionsBefore = (await follower.metric('berth_proxy_pod_ejections_total')) ?? 0;
     const victim = before.status.endpoints[0]!;
     let stop = false;
     let sent = 0;
@@ -104,7 +105,6 @@ t.test('services: replicas, routing through any replica, failures retried, rollo
     t.ok(killed.status === 404 || (killed.body as PodRecord).status.phase !== 'Running', 'the killed pod is gone or no longer Running');
     t.notOk((await s.service(follower, 'fragile')).status.endpoints.some((e) => e.podId === victim.podId && e.ready), 'the killed pod is no endpoint');
     t.ok(sent > 50, `requests kept flowing (${sent})`);
-    t.ok(((await follower.metric('berth_proxy_pod_ejections_total')) ?? 0) > ejectionsBefore, 'the follower ejected the killed pod (berth_proxy_pod_ejections_total rose)');
   });
 
   t.test('scaling up and down', async (t) => {
@@ -114,6 +114,26 @@ t.test('services: replicas, routing through any replica, failures retried, rollo
     await waitFor(async () => (await s.podsOf(follower, 'web')).length === 2, { what: 'web scaled down to 2 pods' });
     t.equal((await s.service(follower, 'web')).status.readyReplicas, 2);
     t.equal((await api(leader, 'PATCH', '/v1/services/web', { replicas: -1 })).status, 400, 'negative replicas: 400');
+  });
+
+  t.test('a pod that answers 503 is ejected, and its requests are retried on another pod', async (t) => {
+    const view = await s.readyEndpoints(follower, 'web', 2);
+    const bad = view.status.endpoints[0]!;
+    const ejectionsBefore = (await follower.metric('berth_proxy_pod_ejections_total')) ?? 0;
+    const flag = path.join(s.dir, `fail-${bad.podId}`);
+    fs.writeFileSync(flag, '');
+    t.teardown(() => fs.rmSync(flag, { force: true }));
+    const served = new Map<string, number>();
+    for (let i = 0; i < 40; i++) {
+      const r = await viaProxy(follower, 'web', '/');
+      t.equal(r.status, 200, 'the client sees no failure');
+      served.set(r.pod!, (served.get(r.pod!) ?? 0) + 1);
+    }
+    t.notOk(served.has(bad.podId), 'every answer came from the healthy pod');
+    t.ok(((await follower.metric('berth_proxy_pod_ejections_total')) ?? 0) > ejectionsBefore, 'berth_proxy_pod_ejections_total rose');
+    const ejected = (await s.service(follower, 'web')).status.endpoints.find((e) => e.podId === bad.podId);
+    t.ok(ejected?.ejectedUntil !== undefined || ((await follower.metric('berth_proxy_pod_ejections_total')) ?? 0) >= ejectionsBefore + 2, 'the follower shows the pod ejected (or ejected it more than once)');
+    fs.rmSync(flag, { force: true });
   });
 
   t.test('a template change replaces pods one at a time with no request failing', async (t) => {
