@@ -4,20 +4,16 @@ import {
   BerthError,
   errors,
   keyOf,
-  MAX_JOB_RESULT_BYTES,
   TERMINAL_JOB_STATUSES,
-  type AttemptOutcome,
   type JobAttempt,
   type JobRecord,
   type JobStatus,
-  type StoredBody,
 } from '@berth/core';
 import { absent, leaseInvalid, LeaseKeeper, modifiedAt, putJson, TtlLease, TxnBatcher, type Compare, type Op, type Versioned } from '@berth/store';
 import type { ClusterState } from '../cluster-state.js';
 import type { Router } from '../routing/router.js';
 import type { Discovery } from '../services/discovery.js';
-
-/** Why this file is long: a job's whole life on one replica (claim, attempts, the writes of each step, adoption of orphans) reads best in one place. */
+import { callPod, type AttemptResult } from './attempt.js';
 
 /** An attempt that has not ended by then is written down as Running (shorter ones go straight to their end: two writes a job). */
 const RUNNING_WRITE_AFTER_MS = 200;
@@ -38,14 +34,6 @@ export interface JobDispatcherOptions {
   claimTtlSeconds: number;
   /** How long a finished job's record (and its result) is kept. */
   resultTtlSeconds: number;
-}
-
-/** How one attempt on a pod ended. */
-interface AttemptResult {
-  outcome: Exclude<AttemptOutcome, 'Running' | 'Lost' | 'Canceled'>;
-  statusCode?: number;
-  error?: string;
-  result?: JobRecord['result'];
 }
 
 type Job = Versioned<JobRecord>;
@@ -237,13 +225,14 @@ export class JobDispatcher {
         // Handled at once (the attempt stops); awaited, and so thrown, once the attempt has ended.
         runningWrite.catch(() => ctl.abort());
       }, RUNNING_WRITE_AFTER_MS);
-      let result: AttemptResult;
+      let result: AttemptResult | undefined;
       try {
-        result = await this.callPod(endpoint, cur.value, n, Math.min(job.attemptTimeoutMs, deadline - now), signal);
+        result = await callPod(this.router, endpoint, cur.value, n, Math.min(job.attemptTimeoutMs, deadline - now), signal);
       } finally {
         clearTimeout(lazy);
         if (runningWrite !== undefined) await runningWrite;
       }
+      if (result === undefined) throw new NotMine();
       tried.add(endpoint.podId);
       const done: JobAttempt = { ...attempt, finishedAt: new Date().toISOString(), outcome: result.outcome, ...(result.statusCode === undefined ? {} : { statusCode: result.statusCode }), ...(result.error === undefined ? {} : { error: result.error }) };
       const attempts = [...cur.value.attempts.filter((a) => a.attempt !== n), done];
@@ -258,47 +247,6 @@ export class JobDispatcher {
       // Retryable: recorded now, so an adopter after a crash knows what was tried.
       cur = await this.write(cur, { ...withAttempt, status: 'Queued', reason: 'Retrying', message: `attempt ${n} on pod ${endpoint.podName}: ${result.error ?? `HTTP ${result.statusCode}`}` }, false);
     }
-  }
-
-  private async callPod(endpoint: { podId: string; podName: string; address: string | null; nodeId: string | null; ready: boolean; current: boolean }, job: JobRecord, n: number, timeoutMs: number, signal: AbortSignal): Promise<AttemptResult> {
-    const req = job.request;
-    const body = req.body === undefined ? undefined : Buffer.from(req.body, req.bodyEncoding ?? 'utf8');
-    let ans;
-    try {
-      ans = await this.router.attempt(endpoint, {
-        method: req.method,
-        path: req.path,
-        headers: { ...req.headers, 'x-berth-job-id': job.id, 'x-berth-attempt': String(n) },
-        ...(body === undefined ? {} : { body }),
-        timeoutMs,
-        signal,
-      });
-    } catch (err) {
-      if (signal.aborted) throw new NotMine();
-      return { outcome: 'TimedOut', error: `pod ${endpoint.podName} did not answer within ${timeoutMs} ms (${(err as Error).message})` };
-    }
-    if ('failure' in ans) return { outcome: ans.failure.kind === 'timeout' ? 'TimedOut' : 'Error', error: ans.failure.message };
-    const chunks: Buffer[] = [];
-    let size = 0;
-    try {
-      for await (const chunk of ans.body) {
-        size += (chunk as Buffer).length;
-        if (size > MAX_JOB_RESULT_BYTES) {
-          ans.body.destroy();
-          return { outcome: 'Failed', statusCode: ans.statusCode, error: `the result body is larger than ${MAX_JOB_RESULT_BYTES} bytes; a job keeps at most that` };
-        }
-        chunks.push(chunk as Buffer);
-      }
-    } catch (err) {
-      if (signal.aborted) throw new NotMine();
-      return { outcome: 'Error', statusCode: ans.statusCode, error: `pod ${endpoint.podName} broke off its answer: ${(err as Error).message}` };
-    } finally {
-      ans.done();
-    }
-    const result = { statusCode: ans.statusCode, headers: flatHeaders(ans.headers), ...storedBody(Buffer.concat(chunks)) };
-    if (ans.statusCode >= 500) return { outcome: 'Error', statusCode: ans.statusCode, result, error: `HTTP ${ans.statusCode} from pod ${endpoint.podName}` };
-    if (ans.statusCode >= 400) return { outcome: 'Failed', statusCode: ans.statusCode, result };
-    return { outcome: 'Succeeded', statusCode: ans.statusCode, result };
   }
 
   /** Writes the job's end: on the result TTL lease, with its claim dropped. */
@@ -442,17 +390,4 @@ export class JobDispatcher {
     this.log.info({ job: j.value.id, service: j.value.service }, 'adopted an orphaned job');
     this.spawn({ ...j, value: next, modRevision: res.revision, version: j.version + 1 }, lease);
   }
-}
-
-/** Response headers as a job keeps them: one string each. */
-function flatHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
-  return out;
-}
-
-/** A body as stored: text when it is valid UTF-8, else base64. */
-export function storedBody(buf: Buffer): StoredBody {
-  const text = buf.toString('utf8');
-  return Buffer.byteLength(text) === buf.length && !text.includes('\uFFFD') ? { body: text, bodyEncoding: 'utf8' } : { body: buf.toString('base64'), bodyEncoding: 'base64' };
 }

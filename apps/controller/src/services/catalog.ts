@@ -4,6 +4,7 @@ import {
   errors,
   isBerthError,
   templateHash,
+  TERMINAL_PHASES,
   type CreateServiceRequest,
   type PatchServiceRequest,
   type PodTemplate,
@@ -118,7 +119,7 @@ export class ServiceCatalog {
   /** A service with what this replica sees of its pods. */
   view(service: ServiceRecord): ServiceView {
     const { all } = this.discovery.of(service.name);
-    const live = this.state.podsOf(service.name).filter((p) => p.value.deletionRequested === undefined && !['Succeeded', 'Failed'].includes(p.value.status.phase));
+    const live = this.state.podsOf(service.name).filter((p) => p.value.deletionRequested === undefined && !TERMINAL_PHASES.has(p.value.status.phase));
     const now = Date.now();
     return {
       ...service,
