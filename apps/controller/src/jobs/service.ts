@@ -73,7 +73,11 @@ export class JobService {
     };
     const keyClaim = req.idempotencyKey === undefined ? undefined : jobKeyKey(req.service, req.idempotencyKey);
     const res = await this.dispatcher.accept(job, keyClaim);
-    if ('job' in res) return { created: true, job: res.job.value };
+    if ('job' in res) {
+      // Read-your-writes on this replica: a GET right after the 202 finds the job (a large one arrives later by watch).
+      await this.state.jobs.waitForRevision(res.job.modRevision);
+      return { created: true, job: res.job.value };
+    }
     return { created: false, job: await this.byKey(keyClaim!) };
   }
 
