@@ -6,6 +6,7 @@ import {
   leaderRecordKey,
   prefixes,
   TERMINAL_PHASES,
+  TERMINAL_JOB_STATUSES,
   type BerthEvent,
   type LeaderRecord,
   type ReplicaInfo,
@@ -29,6 +30,8 @@ export type { NodeView };
 const BY_NAME = 'byName';
 const BY_NODE = 'byNode';
 const BY_SERVICE = 'byService';
+/** Jobs that have not finished, so a scan for orphans does not walk every kept result. */
+const UNFINISHED = 'unfinished';
 
 /**
  * The watch caches every replica keeps of the cluster, so reads never go to
@@ -73,6 +76,7 @@ export class ClusterState {
     this.pods.addIndex(BY_NODE, (p) => p.status.nodeId);
     this.pods.addIndex(BY_SERVICE, (p) => p.service ?? null);
     this.jobs.addIndex(BY_SERVICE, (j) => j.service);
+    this.jobs.addIndex(UNFINISHED, (j) => (TERMINAL_JOB_STATUSES.has(j.status) ? null : UNFINISHED));
   }
 
   /** Every cache; the replica is ready once all of them have synced. */
@@ -156,6 +160,11 @@ export class ClusterState {
   /** Jobs of a service. */
   jobsOf(service: string): Versioned<JobRecord>[] {
     return this.jobs.byIndex(BY_SERVICE, service);
+  }
+
+  /** Jobs that have not finished (Queued or Running). */
+  unfinishedJobs(): Versioned<JobRecord>[] {
+    return this.jobs.byIndex(UNFINISHED, UNFINISHED);
   }
 
   /** A service by name; NOT_FOUND otherwise. */

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import {
   BerthError,
   errors,
+  idOf,
   keyOf,
   TERMINAL_JOB_STATUSES,
   type JobAttempt,
@@ -43,9 +44,6 @@ export class NotMine extends Error {}
 
 export const claimKey = (id: string): string => keyOf('jobClaims', id);
 
-/** Index of the jobs cache holding the jobs that have not finished, so a scan for orphans does not walk every kept result. */
-const UNFINISHED = 'unfinished';
-
 /**
  * Runs this replica's jobs. A job is this replica's while its claim key
  * (`/berth/jobclaims/<id>`, value: the replica id) exists on this replica's
@@ -63,7 +61,7 @@ export class JobDispatcher {
   private readonly results: TtlLease;
   private lease: Promise<string> | undefined;
   /** Jobs this replica dispatches now, with the claim lease each is held on. */
-  private readonly running = new Map<string, { ctl: AbortController; lease: string }>();
+  private readonly running = new Map<string, { ctl: AbortController; lease: string; done: Promise<void> }>();
   private scanTimer: NodeJS.Timeout | undefined;
   private scanPending = false;
   private lastScanAt = 0;
@@ -83,14 +81,13 @@ export class JobDispatcher {
     this.keeper = new LeaseKeeper(client, 500, log);
     this.results = new TtlLease(client, opts.resultTtlSeconds, log, 'finished jobs');
     this.keeper.on('lost', (id) => void this.leaseLost(id));
-    state.jobs.addIndex(UNFINISHED, (j) => (TERMINAL_JOB_STATUSES.has(j.status) ? null : UNFINISHED));
     // A job someone else finished or took: stop working on it.
     state.jobs.on('change', ({ key, item }) => {
-      const id = key.slice(key.lastIndexOf('/') + 1);
+      const id = idOf('jobs', key) ?? '';
       if (item === undefined || TERMINAL_JOB_STATUSES.has(item.value.status)) this.running.get(id)?.ctl.abort();
     });
     state.jobClaims.on('change', ({ key, item }) => {
-      const id = key.slice(key.lastIndexOf('/') + 1);
+      const id = idOf('jobClaims', key) ?? '';
       if (item !== undefined && item.value !== opts.replica) this.running.get(id)?.ctl.abort();
       if (item === undefined) this.scanSoon();
     });
@@ -107,8 +104,10 @@ export class JobDispatcher {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.scanTimer);
-    const until = Date.now() + DRAIN_MS;
-    while (this.running.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    let timer: NodeJS.Timeout | undefined;
+    const drained = Promise.all([...this.running.values()].map((r) => r.done));
+    await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, DRAIN_MS)))]);
+    clearTimeout(timer);
     for (const { ctl } of this.running.values()) ctl.abort();
     const lease = await this.lease?.catch(() => undefined);
     if (lease !== undefined) await this.keeper.revoke(lease).catch((err: unknown) => this.log.warn({ err }, 'could not revoke the job claim lease'));
@@ -169,9 +168,7 @@ export class JobDispatcher {
 
   private spawn(cur: Job, lease: string): void {
     const ctl = new AbortController();
-    const entry = { ctl, lease };
-    this.running.set(cur.value.id, entry);
-    void this.drive(cur, ctl)
+    const done = this.drive(cur, ctl)
       .catch((err: unknown) => {
         if (err instanceof NotMine || ctl.signal.aborted) return;
         // The job stays claimed by this replica and unfinished: the next scan (every couple of seconds) runs it again.
@@ -180,6 +177,8 @@ export class JobDispatcher {
       .finally(() => {
         if (this.running.get(cur.value.id) === entry) this.running.delete(cur.value.id);
       });
+    const entry = { ctl, lease, done };
+    this.running.set(cur.value.id, entry);
   }
 
   /** One job from now until it is finished, canceled, or not this replica's any more. */
@@ -357,7 +356,7 @@ export class JobDispatcher {
    */
   private async adoptOrphans(): Promise<void> {
     if (!this.state.jobs.ready || !this.state.jobClaims.ready) return;
-    const unfinished = this.state.jobs.byIndex(UNFINISHED, UNFINISHED).filter((j) => !this.running.has(j.value.id));
+    const unfinished = this.state.unfinishedJobs().filter((j) => !this.running.has(j.value.id));
     const unclaimed = () => unfinished.filter((j) => !this.running.has(j.value.id) && this.state.jobClaims.get(claimKey(j.value.id)) === undefined);
     for (const j of unfinished) {
       const claim = this.state.jobClaims.get(claimKey(j.value.id));
