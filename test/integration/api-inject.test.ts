@@ -7,7 +7,7 @@ import { validate } from '@readme/openapi-parser';
 import { keyOf, nameKey, newId, type NodeRecord, type PodRecord } from '@berth/core';
 import { commit, EventRecorder, putJson } from '@berth/store';
 import { waitFor } from '@berth/devcluster';
-import { buildServer, ClusterState, Discovery, EtcdHealth, JobDispatcher, JobService, LeadershipView, LiveFeed, Metrics, NodeProvisioner, NodeService, PodService, Router, ServiceCatalog } from '@berth/controller';
+import { buildServer, createAuth, ClusterState, Discovery, EtcdHealth, JobDispatcher, JobService, LeadershipView, LiveFeed, Metrics, NodeProvisioner, NodeService, PodService, Router, ServiceCatalog } from '@berth/controller';
 import { clientFor, etcdFor, testLog } from '../helpers/fixtures.js';
 import { podRecord } from '../helpers/pods.js';
 
@@ -55,6 +55,7 @@ async function apiFor(t: Test, endpoint: string) {
     serviceCatalog,
     router,
     jobService: new JobService(client, state, jobs),
+    auth: createAuth({ client, state, events, replica: self.id, config: { insecure: false, metricsPublic: false, rateLimit: { read: 0, write: 0 }, auditTtlSeconds: 600 }, tls: false, log }).settings,
   });
   health.start();
   state.start();

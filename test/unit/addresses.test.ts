@@ -51,7 +51,8 @@ t.test('a pod endpoint is its node advertised host and its host port', async (t)
 });
 
 t.test('controller flags: --advertise-address, and the old --advertise-url over it', async (t) => {
-  const argv = (...flags: string[]) => ['node', 'berth-controller', '--etcd', 'http://127.0.0.1:2379', '--port', '8081', ...flags];
+  // (--insecure-no-auth: a non-loopback address needs a token source or this flag.)
+  const argv = (...flags: string[]) => ['node', 'berth-controller', '--etcd', 'http://127.0.0.1:2379', '--port', '8081', '--insecure-no-auth', ...flags];
   const plain = await parseConfig(argv());
   t.equal(plain.host, '127.0.0.1');
   t.equal(plain.advertiseUrl, 'http://127.0.0.1:8081');

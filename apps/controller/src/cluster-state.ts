@@ -18,6 +18,7 @@ import {
   type Resources,
   type ServiceRecord,
   type JobRecord,
+  type TokenRecord,
 } from '@berth/core';
 import { Informer, type Versioned } from '@berth/store';
 import { reservedTotal } from '@berth/scheduler';
@@ -32,6 +33,7 @@ const BY_NODE = 'byNode';
 const BY_SERVICE = 'byService';
 /** Jobs that have not finished, so a scan for orphans does not walk every kept result. */
 const UNFINISHED = 'unfinished';
+const BY_HASH = 'byHash';
 
 /**
  * The watch caches every replica keeps of the cluster, so reads never go to
@@ -58,6 +60,8 @@ export class ClusterState {
   readonly jobs: Informer<JobRecord>;
   /** Job claims (`/berth/jobclaims/<id>` -> replica id, on that replica's lease). */
   readonly jobClaims: Informer<string>;
+  /** API tokens (`/berth/tokens/<name>`), indexed by the secret's hash: a request's token is one lookup. */
+  readonly tokens: Informer<TokenRecord>;
 
   constructor(client: Etcd3, log: Logger) {
     const l = log.child({ component: 'informer' });
@@ -71,6 +75,8 @@ export class ClusterState {
     this.services = new Informer<ServiceRecord>(client, prefixes.services, l);
     this.jobs = new Informer<JobRecord>(client, prefixes.jobs, l);
     this.jobClaims = new Informer<string>(client, prefixes.jobClaims, l);
+    this.tokens = new Informer<TokenRecord>(client, prefixes.tokens, l);
+    this.tokens.addIndex(BY_HASH, (t) => t.hash);
     this.nodes.addIndex(BY_NAME, (n) => n.name);
     this.pods.addIndex(BY_NAME, (p) => p.name);
     this.pods.addIndex(BY_NODE, (p) => p.status.nodeId);
@@ -81,7 +87,7 @@ export class ClusterState {
 
   /** Every cache; the replica is ready once all of them have synced. */
   get informers(): Informer<unknown>[] {
-    return [this.nodes, this.heartbeats, this.pods, this.allocations, this.replicas, this.leaderRecord, this.auditEvents, this.services, this.jobs, this.jobClaims] as Informer<unknown>[];
+    return [this.nodes, this.heartbeats, this.pods, this.allocations, this.replicas, this.leaderRecord, this.auditEvents, this.services, this.jobs, this.jobClaims, this.tokens] as Informer<unknown>[];
   }
 
   /** True once every cache has listed etcd. */
@@ -165,6 +171,11 @@ export class ClusterState {
   /** Jobs that have not finished (Queued or Running). */
   unfinishedJobs(): Versioned<JobRecord>[] {
     return this.jobs.byIndex(UNFINISHED, UNFINISHED);
+  }
+
+  /** The token whose secret hashes to `hash`, if there is one. */
+  tokenByHash(hash: string): TokenRecord | undefined {
+    return this.tokens.byIndex(BY_HASH, hash)[0]?.value;
   }
 
   /** A service by name; NOT_FOUND otherwise. */

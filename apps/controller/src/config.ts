@@ -30,6 +30,22 @@ export interface ControllerConfig {
   /** How long a finished job's record and result are kept in etcd. */
   jobResultTtlSeconds: number;
   logLevel: string;
+  /** API authentication, limits and the audit trail. */
+  auth: AuthConfig;
+  /** TLS for the API: PEM files. */
+  tls?: { cert: string; key: string };
+}
+
+/** `--admin-token-file` and what goes with it. */
+export interface AuthConfig {
+  /** The bootstrap admin token's file; undefined: auth off (loopback only, unless `insecure`). */
+  adminTokenFile?: string;
+  /** `--insecure-no-auth`: serve a non-loopback address without authentication. */
+  insecure: boolean;
+  metricsPublic: boolean;
+  /** Requests per second per token; 0: unlimited. */
+  rateLimit: { read: number; write: number };
+  auditTtlSeconds: number;
 }
 
 function intIn(name: string, min: number, max: number) {
@@ -79,6 +95,14 @@ export async function parseConfig(argv: string[]): Promise<ControllerConfig> {
     )
     .addOption(new Option('--data-dir <dir>', 'where provisioned agent processes log').env('BERTH_DATA_DIR'))
     .addOption(new Option('--log-level <level>', 'pino log level').env('BERTH_LOG_LEVEL').default('info'))
+    .addOption(new Option('--admin-token-file <file>', 'bootstrap admin token (created, mode 0600, when missing); with it every /v1 request needs a token').env('BERTH_ADMIN_TOKEN_FILE'))
+    .addOption(new Option('--insecure-no-auth', 'serve a non-loopback address without any authentication (anyone who reaches it can do anything)').env('BERTH_INSECURE_NO_AUTH'))
+    .addOption(new Option('--metrics-public', '/metrics answers without a token (for a Prometheus without one)').env('BERTH_METRICS_PUBLIC'))
+    .addOption(new Option('--rate-limit-read <n>', 'reads per second per token (per client address without one); 0: unlimited; default 200 with auth on, 0 with it off').env('BERTH_RATE_LIMIT_READ').argParser(intIn('--rate-limit-read', 0, 1_000_000)))
+    .addOption(new Option('--rate-limit-write <n>', 'writes per second per token (per client address without one); 0: unlimited; default 100 with auth on, 0 with it off').env('BERTH_RATE_LIMIT_WRITE').argParser(intIn('--rate-limit-write', 0, 1_000_000)))
+    .addOption(new Option('--audit-ttl <seconds>', 'how long audit records stay in etcd').env('BERTH_AUDIT_TTL').default(7 * 86400).argParser(intIn('--audit-ttl', 60, 90 * 86400)))
+    .addOption(new Option('--tls-cert <file>', 'serve the API over TLS with this PEM certificate (with --tls-key)').env('BERTH_TLS_CERT'))
+    .addOption(new Option('--tls-key <file>', 'PEM private key of --tls-cert').env('BERTH_TLS_KEY'))
     .showHelpAfterError('(run with --help for usage)');
   cmd.parse(argv);
   const o = cmd.opts<{
@@ -96,7 +120,16 @@ export async function parseConfig(argv: string[]): Promise<ControllerConfig> {
     provisionTimeout: number;
     jobResultTtl: number;
     logLevel: string;
+    adminTokenFile?: string;
+    insecureNoAuth?: boolean;
+    metricsPublic?: boolean;
+    rateLimitRead?: number;
+    rateLimitWrite?: number;
+    auditTtl: number;
+    tlsCert?: string;
+    tlsKey?: string;
   }>();
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) cmd.error('error: --tls-cert and --tls-key go together');
   const graceProblem = controllerGraceProblem(o.nodeGrace * 1000);
   if (graceProblem !== undefined) cmd.error(`error: ${graceProblem}`);
   const etcd = parseEndpoints(o.etcd);
@@ -109,7 +142,7 @@ export async function parseConfig(argv: string[]): Promise<ControllerConfig> {
     port: o.port,
     host: addressPlan.host,
     id: o.id ?? `${os.hostname()}-${o.port}`,
-    advertiseUrl: o.advertiseUrl ?? `http://${urlHost(addressPlan.advertise)}:${o.port}`,
+    advertiseUrl: o.advertiseUrl ?? `${o.tlsCert === undefined ? 'http' : 'https'}://${urlHost(addressPlan.advertise)}:${o.port}`,
     addressPlan,
     leaseTtl: o.leaseTtl,
     policy: o.policy,
@@ -119,5 +152,36 @@ export async function parseConfig(argv: string[]): Promise<ControllerConfig> {
     provisionTimeoutMs: o.provisionTimeout * 1000,
     jobResultTtlSeconds: o.jobResultTtl,
     logLevel: o.logLevel,
+    auth: authConfig(o, addressPlan.host, (m) => cmd.error(`error: ${m}`)),
+    ...(o.tlsCert !== undefined && o.tlsKey !== undefined ? { tls: { cert: o.tlsCert, key: o.tlsKey } } : {}),
+  };
+}
+
+/** True when `host` only ever answers this machine. */
+export function loopbackOnly(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/**
+ * Auth on with a token source; off only on loopback, or when the operator
+ * says `--insecure-no-auth`. Rate limits default on with auth: without it
+ * every local client is the same anonymous caller.
+ */
+function authConfig(
+  o: { adminTokenFile?: string; insecureNoAuth?: boolean; metricsPublic?: boolean; rateLimitRead?: number; rateLimitWrite?: number; auditTtl: number },
+  host: string,
+  fail: (message: string) => never,
+): AuthConfig {
+  const on = o.adminTokenFile !== undefined && o.adminTokenFile !== '';
+  if (on && o.insecureNoAuth === true) fail('--admin-token-file and --insecure-no-auth contradict each other');
+  if (!on && o.insecureNoAuth !== true && !loopbackOnly(host)) {
+    fail(`refusing to serve ${host} without authentication: give --admin-token-file (or BERTH_ADMIN_TOKEN_FILE), listen on 127.0.0.1 (--host), or say --insecure-no-auth`);
+  }
+  return {
+    ...(on ? { adminTokenFile: path.resolve(o.adminTokenFile as string) } : {}),
+    insecure: o.insecureNoAuth === true,
+    metricsPublic: o.metricsPublic === true,
+    rateLimit: { read: o.rateLimitRead ?? (on ? 200 : 0), write: o.rateLimitWrite ?? (on ? 100 : 0) },
+    auditTtlSeconds: o.auditTtl,
   };
 }

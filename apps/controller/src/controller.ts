@@ -22,6 +22,9 @@ import { Router } from './routing/router.js';
 import { ServiceCatalog } from './services/catalog.js';
 import { ServiceController } from './services/controller.js';
 import { Discovery } from './services/discovery.js';
+import fs from 'node:fs';
+import { createAuth } from './auth/bootstrap.js';
+import type { AuthSettings } from './auth/plugin.js';
 
 /**
  * One controller replica: constructs its parts, wires them, and starts and
@@ -43,6 +46,9 @@ export class Controller {
   private readonly router: Router;
   private readonly jobs: JobDispatcher;
   private readonly deps: ServerDeps;
+  private readonly auth: AuthSettings;
+  /** Said once the API listens: where the admin token is, or that auth is off. */
+  private authNotice: (() => void) | undefined;
   private server: FastifyInstance | undefined;
   /** Stops logging the etcd watch faults the store contained for this replica. */
   private readonly stopIncidentLog: () => void;
@@ -82,6 +88,9 @@ export class Controller {
     const serviceController = new ServiceController(this.client, this.state, this.elector, events, child('services'));
     const serviceCatalog = new ServiceCatalog(this.client, this.state, discovery, this.router, events, child('services'));
     this.feed = new LiveFeed({ state: this.state, leadership, health: this.health, services: serviceCatalog, serviceChanges: discovery });
+    const auth = createAuth({ client: this.client, state: this.state, events, replica: config.id, config: config.auth, tls: config.tls !== undefined, log: child('auth') });
+    this.auth = auth.settings;
+    this.authNotice = () => auth.notice(config.host);
     this.deps = {
       log: this.log,
       advertiseUrl: config.advertiseUrl,
@@ -95,6 +104,8 @@ export class Controller {
       serviceCatalog,
       router: this.router,
       jobService: new JobService(this.client, this.state, this.jobs),
+      auth: this.auth,
+      ...(config.tls === undefined ? {} : { https: { cert: fs.readFileSync(config.tls.cert), key: fs.readFileSync(config.tls.key) } }),
     };
 
     // Leader loops act on caches: only once every one of them has seen the term's first write.
@@ -110,6 +121,7 @@ export class Controller {
     const { addressPlan } = this.config;
     if (addressPlan.warning !== undefined) this.log.warn({ advertise: addressPlan.advertise }, addressPlan.warning);
     this.log.info({ address: this.config.advertiseUrl, listen: this.config.host, addressFrom: this.config.advertiseUrl === `http://${urlHost(addressPlan.advertise)}:${this.config.port}` ? addressPlan.source : '--advertise-url', docs: `${this.config.advertiseUrl}/docs` }, 'controller API listening');
+    this.authNotice?.();
     this.elector.start();
     this.jobs.start();
   }

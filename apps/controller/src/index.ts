@@ -24,3 +24,7 @@ export { Balancer } from './routing/balancer.js';
 export { Router } from './routing/router.js';
 export { JobDispatcher } from './jobs/dispatcher.js';
 export { JobService } from './jobs/service.js';
+export { createAuth, loadAdminToken } from './auth/bootstrap.js';
+export { requiredAccess, isMutation, type Access } from './auth/access.js';
+export { SESSION_COOKIE, type AuthSettings } from './auth/plugin.js';
+export { loopbackOnly, type AuthConfig } from './config.js';

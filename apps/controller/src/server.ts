@@ -2,7 +2,31 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
-import { BerthEvent, ClusterView, ErrorResponse, EventList, HealthView, JobList, JobView, LeaderView, NodeList, NodeView, PodList, PodTemplate, PodView, ReplicaView, ServiceList, ServiceView, errors } from '@berth/core';
+import {
+  AuditList,
+  AuditRecord,
+  BerthEvent,
+  ClusterView,
+  CreatedToken,
+  ErrorResponse,
+  EventList,
+  HealthView,
+  JobList,
+  JobView,
+  LeaderView,
+  NodeList,
+  NodeView,
+  PodList,
+  PodTemplate,
+  PodView,
+  ReplicaView,
+  ServiceList,
+  ServiceView,
+  SessionView,
+  TokenList,
+  TokenView,
+  errors,
+} from '@berth/core';
 import { installErrorHandling } from './errors.js';
 import { servicesPlugin, type Services } from './plugins/services.js';
 import { systemRoutes } from './routes/system.js';
@@ -14,12 +38,16 @@ import { dashboardRoutes } from './routes/dashboard.js';
 import { serviceRoutes } from './routes/services.js';
 import { proxyRoutes } from './routes/proxy.js';
 import { jobRoutes } from './routes/jobs.js';
+import { authRoutes } from './routes/auth.js';
+import { documentAccess, installAuth } from './auth/plugin.js';
 
 /** What the API of one replica is built from: its services, a logger, and the URL it is reached at. */
 export interface ServerDeps extends Services {
   log: Logger;
   /** Where clients reach this replica (the OpenAPI document's server). */
   advertiseUrl: string;
+  /** TLS: the API's certificate and key (PEM). */
+  https?: { cert: Buffer; key: Buffer };
 }
 
 const errorRef = { $ref: 'ErrorResponse#' } as const;
@@ -62,16 +90,18 @@ function documentCommonErrors(route: RouteOptions): void {
 /** The Fastify app of one replica: OpenAPI at /openapi.json, Swagger UI at /docs, every route schema-validated. */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
+    ...(deps.https === undefined ? {} : { https: deps.https }),
     loggerInstance: deps.log.child({ component: 'api' }) as FastifyBaseLogger,
     // Per-request logs would drown the leadership story; /metrics times every route instead.
     logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   });
 
-  for (const schema of [ErrorResponse, LeaderView, ReplicaView, ClusterView, HealthView, NodeView, NodeList, PodView, PodList, BerthEvent, EventList, PodTemplate, ServiceView, ServiceList, JobView, JobList]) {
+  for (const schema of [ErrorResponse, LeaderView, ReplicaView, ClusterView, HealthView, NodeView, NodeList, PodView, PodList, BerthEvent, EventList, PodTemplate, ServiceView, ServiceList, JobView, JobList, TokenView, TokenList, CreatedToken, SessionView, AuditRecord, AuditList]) {
     app.addSchema(schema);
   }
   app.addHook('onRoute', documentCommonErrors);
+  app.addHook('onRoute', (route) => documentAccess(route, deps.auth));
 
   await app.register(swagger, {
     openapi: {
@@ -89,8 +119,15 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         { name: 'pods', description: 'pods: scheduled by the leader, run by node agents' },
         { name: 'services', description: 'services: replicated pods of a template, and request routing to the ready ones' },
         { name: 'jobs', description: 'jobs: requests to a service, durable in etcd, retried on another pod, answered with the result' },
-        { name: 'events', description: 'audit events and the live Server-Sent Events stream the dashboard uses' },
+        { name: 'events', description: 'cluster events and the live Server-Sent Events stream the dashboard uses' },
+        { name: 'auth', description: 'API tokens and roles (viewer < operator < admin), dashboard sessions, the audit trail' },
       ],
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'an API token: the bootstrap admin token (--admin-token-file) or one made with POST /v1/tokens' },
+          sessionCookie: { type: 'apiKey', in: 'cookie', name: 'berth_session', description: 'the dashboard session from POST /v1/session (HttpOnly, SameSite=Strict)' },
+        },
+      },
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
@@ -110,8 +147,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     throw errors.etcdUnavailable(health.problem);
   });
 
-  const { log: _log, advertiseUrl: _url, ...services } = deps;
+  const { log: _log, advertiseUrl: _url, https: _https, ...services } = deps;
   await app.register(servicesPlugin, services);
+  // Before the routes: the rate limiter hooks the routes registered after it.
+  await installAuth(app, deps.auth);
   await app.register(systemRoutes);
   await app.register(leaderRoutes, { prefix: '/v1' });
   await app.register(nodeRoutes, { prefix: '/v1' });
@@ -120,6 +159,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(serviceRoutes, { prefix: '/v1' });
   await app.register(proxyRoutes, { prefix: '/v1' });
   await app.register(jobRoutes, { prefix: '/v1' });
+  await app.register(authRoutes, { prefix: '/v1' });
   await app.register(dashboardRoutes);
   return app;
 }

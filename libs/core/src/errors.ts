@@ -8,9 +8,9 @@
 export const ERROR_STATUS = {
   /** Input failed validation; `details` names the fields. */
   VALIDATION_FAILED: 400,
-  /** Authentication is configured and the request carries no valid token. */
-  UNAUTHORIZED: 401,
-  /** The token is valid but may not do this (a read-only token mutating). */
+  /** Authentication is on and the request carries no valid token (or session cookie). */
+  UNAUTHENTICATED: 401,
+  /** The token is valid but its role may not do this; the message names the role needed. */
   FORBIDDEN: 403,
   /** No entity with that id or name. */
   NOT_FOUND: 404,
@@ -20,6 +20,8 @@ export const ERROR_STATUS = {
   INVALID_TRANSITION: 409,
   /** The request body is larger than the server accepts. */
   PAYLOAD_TOO_LARGE: 413,
+  /** Past the rate limit of the token (or, without one, of the client address); `Retry-After` says when to come back. */
+  RATE_LIMITED: 429,
   /** A leader-only write was rejected by etcd: this replica no longer leads. */
   LEADERSHIP_LOST: 503,
   /** etcd did not answer (down, no quorum, or too slow). */

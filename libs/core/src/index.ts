@@ -11,3 +11,4 @@ export * from './services.js';
 export * from './jobs.js';
 export * from './watch.js';
 export * from './addresses.js';
+export * from './auth.js';

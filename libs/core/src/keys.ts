@@ -19,6 +19,10 @@ export const prefixes = {
   /** `/berth/jobkeys/<service>/<idempotency key>` -> job id: a resubmission with the same key answers the same job. */
   jobKeys: `${ROOT}jobkeys/`,
   events: `${ROOT}events/`,
+  /** `/berth/tokens/<name>` -> API token record: the secret's sha-256, role, creation time (never the secret). */
+  tokens: `${ROOT}tokens/`,
+  /** `/berth/audit/<time>-<id>` -> one API mutation, allowed or refused, on a TTL lease. */
+  audit: `${ROOT}audit/`,
   /** Leader-only reservations per node (see AllocationRecord). */
   allocations: `${ROOT}allocations/`,
   /** Unique-name index: `/berth/names/<collection>/<name>` -> id, so a name is claimed atomically. */
@@ -53,6 +57,11 @@ export function idOf(collection: Collection, key: string): string | undefined {
 /** Events are keyed by ISO time then id, so `etcdctl get --prefix /berth/events/` lists them in order. */
 export function eventKey(at: Date, id: string): string {
   return `${prefixes.events}${at.toISOString()}-${id}`;
+}
+
+/** Audit records are keyed by ISO time then id, like events, so a range from a time lists what came after it. */
+export function auditKey(at: Date, id: string): string {
+  return `${prefixes.audit}${at.toISOString()}-${id}`;
 }
 
 /** Key claiming a unique name in a collection (value: the id, as a JSON string). */

@@ -10,6 +10,7 @@ import type { PodService } from '../pods/service.js';
 import type { JobService } from '../jobs/service.js';
 import type { Router } from '../routing/router.js';
 import type { ServiceCatalog } from '../services/catalog.js';
+import type { AuthSettings } from '../auth/plugin.js';
 
 /** The services a replica's API reads; each is one decorator of the root instance. */
 export interface Services {
@@ -33,6 +34,8 @@ export interface Services {
   router: Router;
   /** Job submission, reads, long polls and cancels. */
   jobService: JobService;
+  /** Tokens, sessions, rate limits and the audit trail. */
+  auth: AuthSettings;
 }
 
 declare module 'fastify' {
