@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { ClusterView, LeaderView } from '@berth/core';
 import { freePort } from './ports.js';
@@ -20,6 +21,8 @@ export interface ControllerProcessOptions {
   wrap?: string[];
   /** Where this process reaches the API when that is not `host` (e.g. the replica picks its own listen address, in a network namespace). */
   reachAt?: string;
+  /** `--admin-token-file`: auth on; the helpers below send the file's token (created by the replica when missing). */
+  adminTokenFile?: string;
 }
 
 /** A real `berth-controller` process, with helpers to query its API. */
@@ -27,6 +30,9 @@ export class ControllerProcess {
   readonly process: ManagedProcess;
   /** Address this process reaches the API at (where it listens, unless `reachAt` says otherwise). */
   readonly host: string;
+  /** The token `request` sends (the admin token when `adminTokenFile` was given); undefined: none. */
+  token: string | undefined;
+  private readonly adminTokenFile: string | undefined;
 
   private constructor(
     readonly id: string,
@@ -34,6 +40,7 @@ export class ControllerProcess {
     opts: ControllerProcessOptions,
   ) {
     this.host = opts.reachAt ?? opts.host ?? '127.0.0.1';
+    this.adminTokenFile = opts.adminTokenFile;
     const [command, pre] = nodeCommand(opts.wrap);
     this.process = new ManagedProcess(
       id,
@@ -47,6 +54,7 @@ export class ControllerProcess {
         ...(opts.leaseTtl === undefined ? [] : ['--lease-ttl', String(opts.leaseTtl)]),
         '--data-dir', path.join(opts.logDir, `${id}-data`),
         ...(opts.host === undefined ? [] : ['--host', opts.host]),
+        ...(opts.adminTokenFile === undefined ? [] : ['--admin-token-file', opts.adminTokenFile]),
         ...(opts.extraArgs ?? []),
       ],
       { logFile: path.join(opts.logDir, `${id}.log`), env: { BERTH_LOG_LEVEL: 'info', ...opts.env } },
@@ -75,6 +83,7 @@ export class ControllerProcess {
       },
       { what: `${this.id} to answer /healthz` },
     );
+    if (this.adminTokenFile !== undefined) this.token ??= fs.readFileSync(this.adminTokenFile, 'utf8').trim();
   }
 
   /** GET a JSON path; throws on a non-2xx status. */
@@ -89,7 +98,11 @@ export class ControllerProcess {
     const res = await fetch(`${this.url}${p}`, {
       method,
       signal: AbortSignal.timeout(timeoutMs),
-      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+      headers: {
+        ...(this.token === undefined ? {} : { authorization: `Bearer ${this.token}` }),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const json = (res.headers.get('content-type') ?? '').includes('application/json');
     return { status: res.status, body: json ? await res.json() : await res.text() };
@@ -113,7 +126,7 @@ export class ControllerProcess {
 
   /** Reads one metric value from `/metrics` (first sample of that name). */
   async metric(name: string): Promise<number | undefined> {
-    const res = await fetch(`${this.url}/metrics`, { signal: AbortSignal.timeout(1000) });
+    const res = await fetch(`${this.url}/metrics`, { signal: AbortSignal.timeout(1000), ...(this.token === undefined ? {} : { headers: { authorization: `Bearer ${this.token}` } }) });
     const line = (await res.text()).split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
     return line === undefined ? undefined : Number(line.split(' ').pop());
   }
