@@ -28,6 +28,8 @@ export interface LocalClusterOptions {
   controllerEnv?: Record<string, string>;
   /** A command the controllers run under (it must exec node with the arguments it is given), e.g. to add `--cpu-prof`. */
   controllerWrap?: string[];
+  /** `--admin-token-file` for every replica (auth on; created by whichever starts first). */
+  adminTokenFile?: string;
 }
 
 /** etcd plus N controller replicas as real processes: used by `npm start`, the tests and the benchmarks. */
@@ -53,6 +55,7 @@ export class LocalCluster {
           ...(opts.controllerArgs ? { extraArgs: opts.controllerArgs } : {}),
           ...(opts.controllerEnv ? { env: opts.controllerEnv } : {}),
           ...(opts.controllerWrap ? { wrap: opts.controllerWrap } : {}),
+          ...(opts.adminTokenFile === undefined ? {} : { adminTokenFile: opts.adminTokenFile }),
           ...(opts.ports?.[i] === undefined ? {} : { port: opts.ports[i] }),
         }),
       ),
