@@ -30,10 +30,13 @@ interface Json {
   body: Record<string, unknown>;
 }
 
+/** The stack's admin token (auth is on in compose.ha.yml), once it is up. */
+let token = '';
+
 async function call(url: string, method = 'GET', body?: unknown, timeoutMs = 15_000): Promise<Json> {
   const res = await fetch(url, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     signal: AbortSignal.timeout(timeoutMs),
   });
@@ -50,7 +53,7 @@ async function podPhase(url: string, name: string): Promise<string | undefined> 
 
 function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 180_000, env: { ...process.env, NO_COLOR: '1' } }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 180_000, env: { ...process.env, NO_COLOR: '1', BERTH_TOKEN: token } }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   });
@@ -67,6 +70,9 @@ t.test('compose.ha.yml: HA stack, failover demo by docker kill, etcd member loss
   const [c1, c2, c3] = stack.controllerUrls as [string, string, string];
 
   const firstLeader = await stack.agreedLeader();
+  token = await stack.adminToken();
+  t.match(token, /^berth_[A-Za-z0-9_-]{43}$/, "the secrets' init made the admin token");
+  t.equal((await fetch(`${c1}/v1/pods`)).status, 401, 'and the API wants it');
   t.ok(['c1', 'c2', 'c3'].includes(firstLeader), `the leader is one of c1..c3 (${firstLeader})`);
   for (const url of stack.controllerUrls) {
     const replicas = await waitFor(

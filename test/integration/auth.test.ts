@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import type { AuditRecord, CreatedToken, Role } from '@berth/core';
-import { repoRoot, waitFor } from '@berth/devcluster';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { freePort, ManagedProcess, repoRoot, waitFor } from '@berth/devcluster';
 import { clusterFor, tempDir } from '../helpers/fixtures.js';
 
 /**
@@ -221,4 +222,34 @@ t.test('no secret in a log or an audit record', async (t) => {
     t.notOk(JSON.stringify(all).includes(secret), 'nor in the audit trail');
   }
   t.match(logs, /"audit":\{/, 'audit records are logged too');
+});
+
+t.test('TLS: --tls-cert/--tls-key serve HTTPS, and the session cookie is Secure', async (t) => {
+  const certDir = tempDir(t, 'berth-tls-');
+  const key = path.join(certDir, 'key.pem');
+  const cert = path.join(certDir, 'cert.pem');
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=berth-test', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { encoding: 'utf8' });
+  t.equal(made.status, 0, `openssl made a certificate ${made.stderr}`);
+  const port = await freePort();
+  const proc = new ManagedProcess('tls', process.execPath, [path.join(repoRoot, 'apps/controller/dist/main.js'), '--etcd', cluster.etcd.endpoint, '--port', String(port), '--id', 'tls', '--admin-token-file', tokenFile, '--tls-cert', cert, '--tls-key', key], {
+    logFile: path.join(certDir, 'tls.log'),
+  });
+  proc.start();
+  t.teardown(() => proc.stop('SIGTERM'));
+  const dispatcher = new Agent({ connect: { ca: fs.readFileSync(cert) } });
+  t.teardown(() => dispatcher.close());
+  const url = `https://127.0.0.1:${port}`;
+  await waitFor(async () => (await undiciFetch(`${url}/healthz`, { dispatcher }).catch(() => undefined))?.ok, { what: 'the TLS replica to answer' });
+  const pods = await undiciFetch(`${url}/v1/pods`, { dispatcher, headers: { authorization: `Bearer ${admin}` } });
+  t.equal(pods.status, 200, 'the API answers over HTTPS with a token');
+  t.equal((await undiciFetch(`${url}/v1/pods`, { dispatcher })).status, 401, 'and wants one');
+  const login = await undiciFetch(`${url}/v1/session`, { dispatcher, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: admin }) });
+  t.match(login.headers.get('set-cookie') ?? '', /; Secure/i, 'the session cookie is Secure');
+  const plain = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+    () => 'answered',
+    () => 'refused',
+  );
+  t.equal(plain, 'refused', 'plain HTTP gets no answer');
+  const doc = (await (await undiciFetch(`${url}/openapi.json`, { dispatcher })).json()) as { servers: Array<{ url: string }> };
+  t.match(doc.servers[0]?.url, /^https:\/\//, 'the advertised URL is https');
 });

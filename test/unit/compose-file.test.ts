@@ -66,7 +66,7 @@ t.test('compose.ha.yml is valid Compose Specification, and so is the host-networ
   );
   t.same(Object.keys(variant.services).sort(), Object.keys(doc.services).sort(), 'the variant has the same services');
   for (const [name, s] of Object.entries(variant.services)) {
-    t.equal(s.network_mode, 'host', `${name} on the host network in the variant`);
+    t.equal(s.network_mode, name === 'secrets-init' ? 'none' : 'host', `${name} on the host network in the variant (the secrets' init on none)`);
     t.equal(s.ports, undefined, `${name} publishes nothing in the variant`);
     t.same(s.healthcheck, doc.services[name]!.healthcheck, `${name} keeps its healthcheck`);
     t.equal(s.image, doc.services[name]!.image, `${name} keeps its image`);
@@ -75,8 +75,14 @@ t.test('compose.ha.yml is valid Compose Specification, and so is the host-networ
 
 t.test('compose.ha.yml keeps the promises of the README', async (t) => {
   const s = doc.services;
-  t.same(Object.keys(s).sort(), ['agent1', 'agent2', 'c1', 'c2', 'c3', 'etcd1', 'etcd2', 'etcd3']);
+  t.same(Object.keys(s).sort(), ['agent1', 'agent2', 'c1', 'c2', 'c3', 'etcd1', 'etcd2', 'etcd3', 'secrets-init']);
+  // The one-shot init makes the admin token; the controllers wait for it and read it.
+  const init = s['secrets-init']!;
+  t.equal(init.restart, 'no', 'the init runs once');
+  t.equal(init.user, '0:0', 'as root, to hand the volume to the controllers');
+  t.same(init.volumes, ['berth-secrets:/secrets']);
   for (const [name, svc] of Object.entries(s)) {
+    if (name === 'secrets-init') continue;
     t.equal(svc.restart, 'unless-stopped', `${name} has a restart policy`);
     t.ok(svc.healthcheck?.test?.length, `${name} has a healthcheck`);
   }
@@ -91,7 +97,7 @@ t.test('compose.ha.yml keeps the promises of the README', async (t) => {
     t.same(e.volumes, [`etcd${i}-data:/etcd-data`], `etcd${i} keeps its data on a named volume`);
     t.same(e.healthcheck?.test, ['CMD', 'etcdctl', 'endpoint', 'health'], 'exec form: the upstream image has no shell');
   }
-  t.same(Object.keys(doc.volumes ?? {}).sort(), ['etcd1-data', 'etcd2-data', 'etcd3-data']);
+  t.same(Object.keys(doc.volumes ?? {}).sort(), ['berth-secrets', 'etcd1-data', 'etcd2-data', 'etcd3-data']);
 
   // Controllers: c1..c3, the replica id is the service name (the failover demo relies on it), loopback ports.
   for (const i of [1, 2, 3]) {
@@ -101,11 +107,13 @@ t.test('compose.ha.yml keeps the promises of the README', async (t) => {
     t.same(c.command, ['controller']);
     t.equal(c.environment?.BERTH_ID, `c${i}`);
     t.equal(c.labels?.['berth.role'], 'controller');
-    t.same(c.ports, [`127.0.0.1:808${i}:8080`], 'published on loopback only (no authentication)');
+    t.same(c.ports, [`127.0.0.1:808${i}:8080`], 'published on loopback only');
+    t.equal(c.environment?.BERTH_ADMIN_TOKEN_FILE, '/secrets/admin-token', 'authentication on');
+    t.same(c.volumes, ['berth-secrets:/secrets:ro'], 'the token from the shared volume, read-only');
     t.equal(c.environment?.BERTH_ADVERTISE_URL, `http://localhost:808${i}`, 'advertises the published address');
     t.equal(c.user, undefined, "runs as the image's unprivileged user");
     t.ok(c.init, 'an init reaps orphans');
-    t.same(Object.values(c.depends_on ?? {}).map((d) => d.condition), ['service_healthy', 'service_healthy', 'service_healthy'], 'waits for etcd');
+    t.same(Object.values(c.depends_on ?? {}).map((d) => d.condition), ['service_healthy', 'service_healthy', 'service_healthy', 'service_completed_successfully'], 'waits for etcd and the admin token');
   }
 
   // Agents: the docker runtime through the host's engine socket.

@@ -39,6 +39,11 @@ export function hostNetworkVariant(source: string, p: ComposePorts): string {
   const services: Record<string, Service> = {};
   for (const [name, svc] of Object.entries(doc.services)) {
     const { ports: _ports, build: _build, ...rest } = svc;
+    // A one-shot service without a network (the secrets' init) is the same on any network.
+    if (svc.network_mode === 'none') {
+      services[name] = rest;
+      continue;
+    }
     const s: Service = { ...rest, network_mode: 'host', environment: { ...(svc.environment ?? {}) } };
     const env = s.environment!;
     const etcd = /^etcd(\d)$/.exec(name);
@@ -130,6 +135,26 @@ export class ComposeStack {
     });
   }
 
+  /**
+   * The bootstrap admin token the stack's secrets init made (read through a
+   * running controller, once); the stack's own API calls send it.
+   */
+  async adminToken(): Promise<string> {
+    if (this.token !== undefined) return this.token;
+    for (const c of ['c1', 'c2', 'c3']) {
+      const out = await this.compose('exec', '-T', c, 'cat', '/secrets/admin-token').catch(() => '');
+      if (out.startsWith('berth_')) return (this.token = out.trim());
+    }
+    throw new Error('no running controller could read /secrets/admin-token');
+  }
+
+  private token: string | undefined;
+
+  /** `Authorization` for the stack's API, once the token is known. */
+  private authHeaders(): Record<string, string> {
+    return this.token === undefined ? {} : { authorization: `Bearer ${this.token}` };
+  }
+
   /** The container id of a service (one replica each). */
   async container(service: string): Promise<string> {
     const id = (await this.compose('ps', '-q', service)).split('\n')[0] ?? '';
@@ -169,7 +194,7 @@ export class ComposeStack {
   private async nodeIdsFromApi(): Promise<string[]> {
     for (const url of this.controllerUrls) {
       try {
-        const res = await fetch(`${url}/v1/nodes`, { signal: AbortSignal.timeout(3000) });
+        const res = await fetch(`${url}/v1/nodes`, { headers: this.authHeaders(), signal: AbortSignal.timeout(3000) });
         if (res.ok) return ((await res.json()) as { items: Array<{ id: string }> }).items.map((n) => n.id);
       } catch {
         /* next replica */
@@ -182,8 +207,9 @@ export class ComposeStack {
   async agreedLeader(timeoutMs = 60_000): Promise<string> {
     return waitFor(
       async () => {
+        await this.adminToken();
         const ids = await Promise.all(
-          this.controllerUrls.map(async (u) => ((await (await fetch(`${u}/v1/leader`, { signal: AbortSignal.timeout(2000) })).json()) as { leaderId: string | null }).leaderId),
+          this.controllerUrls.map(async (u) => ((await (await fetch(`${u}/v1/leader`, { headers: this.authHeaders(), signal: AbortSignal.timeout(2000) })).json()) as { leaderId: string | null }).leaderId),
         );
         return ids.every((id) => id !== null && id === ids[0]) ? ids[0]! : undefined;
       },

@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { prefixes, type NodeRecord, type ReplicaInfo } from '@berth/core';
@@ -59,9 +60,12 @@ async function main(): Promise<void> {
 
   const etcd = await EtcdServer.start({ dataDir: path.join(home, 'etcd'), logDir, clientPort: await portNear(2379) });
   const ports = [await portNear(8081), await portNear(8082), await portNear(8083)];
+  // Auth on, as anywhere else: the replicas share one bootstrap admin token (made on the first start, mode 0600).
+  const adminTokenFile = path.join(home, 'admin-token');
   const controllers = await Promise.all(
-    ports.map((port, i) => ControllerProcess.start({ id: `c${i + 1}`, etcd: etcd.endpoint, port, logDir, leaseTtl })),
+    ports.map((port, i) => ControllerProcess.start({ id: `c${i + 1}`, etcd: etcd.endpoint, port, logDir, leaseTtl, adminTokenFile })),
   );
+  const contextNote = writeCliContext(controllers[0]!.url, adminTokenFile);
 
   // Pods run as Docker containers when an engine answers (scripts/start.sh starts a private one), else as processes.
   const runtime = (await dockerAnswers()) ? 'docker' : 'process';
@@ -82,8 +86,8 @@ async function main(): Promise<void> {
     for (const n of provisioned) {
       const live = controllers.find((c) => c.process.running);
       if (live === undefined) break;
-      const res = await fetch(`${live.url}/v1/nodes/${n.value.id}`, { method: 'DELETE', signal: AbortSignal.timeout(15_000) }).catch(() => undefined);
-      console.log(`${stamp()} removed provisioned node ${n.value.name}${res?.ok ? '' : ' (failed: remove it with DELETE /v1/nodes/' + n.value.id + ')'}`);
+      const res = await live.request('DELETE', `/v1/nodes/${n.value.id}`, undefined, 15_000).catch(() => undefined);
+      console.log(`${stamp()} removed provisioned node ${n.value.name}${res !== undefined && res.status < 300 ? '' : ' (failed: remove it with DELETE /v1/nodes/' + n.value.id + ')'}`);
     }
     await Promise.all(agents.map((a) => a.process.stop('SIGTERM')));
     await Promise.all(controllers.map((c) => c.process.stop('SIGTERM')));
@@ -121,20 +125,22 @@ ${agents.map((a) => `  ${a.name}      agent, runtime ${runtime}, pid ${a.process
   dashboard   ${first.url}/   (every replica serves it: ${controllers.map((c) => c.url + '/').join(' ')})
   API docs    ${first.url}/docs
   OpenAPI     ${first.url}/openapi.json
-  CLI         npx berth --server ${first.url} get nodes   (or export BERTH_SERVER=${first.url})
+  auth        on: the admin token is in ${path.relative(process.cwd(), adminTokenFile)} (mode 0600); the dashboard asks for it
+  CLI         npx berth get nodes   (${contextNote})
   logs        ${path.relative(process.cwd(), logDir)}/
 
-Try:
-  curl -s ${first.url}/v1/leader
-  curl -s ${first.url}/v1/cluster
-  curl -s ${first.url}/v1/nodes
-  curl -s -XPOST ${first.url}/v1/nodes -H 'content-type: application/json' -d '{"cpu": 1, "memoryMiB": 512}'
-  curl -s -XPOST ${first.url}/v1/pods -H 'content-type: application/json' -d '{"name": "hello",${runtime === 'docker' ? ' "image": "berth-test/busybox:local",' : ''} "command": ["sleep", "3600"], "cpu": 0.5}'
-  curl -s ${first.url}/v1/pods
-  curl -s -XPOST ${first.url}/v1/services -H 'content-type: application/json' -d '${serviceExample(runtime)}'
-  curl -s ${first.url}/v1/services/web/proxy/      # routed to a ready pod of web (x-berth-pod names it)
-  curl -s -XPOST ${first.url}/v1/jobs -H 'content-type: application/json' -d '{"service": "web", "method": "GET", "path": "/"}'
-  curl -s '${first.url}/v1/jobs/<id>?wait=10'     # the job's status, attempts and result
+Try (curl needs the token; the CLI finds it by itself):
+  export BERTH_TOKEN=$(cat ${path.relative(process.cwd(), adminTokenFile)})
+  curl -s --oauth2-bearer $BERTH_TOKEN ${first.url}/v1/leader
+  curl -s --oauth2-bearer $BERTH_TOKEN ${first.url}/v1/cluster
+  curl -s --oauth2-bearer $BERTH_TOKEN ${first.url}/v1/nodes
+  curl -s --oauth2-bearer $BERTH_TOKEN -XPOST ${first.url}/v1/nodes -H 'content-type: application/json' -d '{"cpu": 1, "memoryMiB": 512}'
+  curl -s --oauth2-bearer $BERTH_TOKEN -XPOST ${first.url}/v1/pods -H 'content-type: application/json' -d '{"name": "hello",${runtime === 'docker' ? ' "image": "berth-test/busybox:local",' : ''} "command": ["sleep", "3600"], "cpu": 0.5}'
+  curl -s --oauth2-bearer $BERTH_TOKEN ${first.url}/v1/pods
+  curl -s --oauth2-bearer $BERTH_TOKEN -XPOST ${first.url}/v1/services -H 'content-type: application/json' -d '${serviceExample(runtime)}'
+  curl -s --oauth2-bearer $BERTH_TOKEN ${first.url}/v1/services/web/proxy/      # routed to a ready pod of web (x-berth-pod names it)
+  curl -s --oauth2-bearer $BERTH_TOKEN -XPOST ${first.url}/v1/jobs -H 'content-type: application/json' -d '{"service": "web", "method": "GET", "path": "/"}'
+  curl -s --oauth2-bearer $BERTH_TOKEN '${first.url}/v1/jobs/<id>?wait=10'     # the job's status, attempts and result
   etcdctl --endpoints ${etcd.endpoint} get --prefix /berth/election/ --write-out=fields
   kill -9 <leader pid>        # failover demo: another replica takes over within the lease TTL (${leaseTtl} s)
   kill -9 <agent pid>         # node failure: NotReady within the heartbeat TTL, then Dead after the grace
@@ -171,6 +177,28 @@ main().catch((err: unknown) => {
   console.error(`npm start failed: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });
+
+/**
+ * Makes the CLI find this cluster with no flags: context `local` in the
+ * CLI's config file (apps/cli/src/config.ts reads it) names the first
+ * replica and the admin token file, and becomes the current context. Other
+ * contexts are kept. Answers what it did, for the banner.
+ */
+function writeCliContext(server: string, tokenFile: string): string {
+  const base = process.env.XDG_CONFIG_HOME && process.env.XDG_CONFIG_HOME !== '' ? process.env.XDG_CONFIG_HOME : path.join(os.homedir(), '.config');
+  const file = path.join(base, 'berth', 'config.json');
+  try {
+    let config: Record<string, unknown> = {};
+    if (fs.existsSync(file)) config = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    const contexts = (typeof config.contexts === 'object' && config.contexts !== null ? config.contexts : {}) as Record<string, unknown>;
+    contexts.local = { server, tokenFile };
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(file, `${JSON.stringify({ ...config, contexts, currentContext: 'local' }, null, 2)}\n`, { mode: 0o600 });
+    return `context "local" in ${file}`;
+  } catch (err) {
+    return `could not write ${file} (${(err as Error).message}): export BERTH_SERVER=${server} BERTH_TOKEN_FILE=${tokenFile}`;
+  }
+}
 
 /** A service of 3 web servers that answer their pod's name, for the runtime the agents use. */
 export function serviceExample(runtime: 'docker' | 'process'): string {
