@@ -27,8 +27,8 @@ interface Answer {
 }
 
 /** GETs every URL at once from `host` (one node process inside its namespace). */
-async function getFrom(host: SimHost, script: string, urls: string[]): Promise<Answer[]> {
-  return JSON.parse(await host.run(process.execPath, [script, JSON.stringify(urls)])) as Answer[];
+async function getFrom(host: SimHost, script: string, urls: string[], token = ''): Promise<Answer[]> {
+  return JSON.parse(await host.run(process.execPath, [script, JSON.stringify(urls), token])) as Answer[];
 }
 
 t.test('two agents and a controller on three hosts, etcd on a fourth', { skip: problem ?? false }, async (t) => {
@@ -39,7 +39,8 @@ t.test('two agents and a controller on three hosts, etcd on a fourth', { skip: p
   const etcd = await EtcdServer.start({ dataDir: path.join(logDir, 'etcd-data'), logDir, host: etcdHost.ip, wrap: etcdHost.wrap });
   t.teardown(() => etcd.destroy());
   // No --host, no --advertise-*: the defaults are under test. The test process reaches it over its own leg on the switch.
-  const controller = await ControllerProcess.start({ id: 'c1', etcd: etcd.endpoint, logDir, wrap: ctl.wrap, reachAt: ctl.ip });
+  // Listening beyond loopback needs auth on: the admin token file.
+  const controller = await ControllerProcess.start({ id: 'c1', etcd: etcd.endpoint, logDir, wrap: ctl.wrap, reachAt: ctl.ip, adminTokenFile: path.join(logDir, 'admin-token') });
   t.teardown(() => controller.process.stop('SIGTERM'));
   const agents = [h1, h2].map(
     (h) =>
@@ -90,7 +91,7 @@ t.test('two agents and a controller on three hosts, etcd on a fourth', { skip: p
     probe,
     `const out = await Promise.all(JSON.parse(process.argv[2]).map(async (url) => {
        try {
-         const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+         const res = await fetch(url, { signal: AbortSignal.timeout(5000), headers: process.argv[3] ? { authorization: 'Bearer ' + process.argv[3] } : {} });
          const pod = res.headers.get('x-berth-pod');
          return { url, status: res.status, body: await res.text(), ...(pod === null ? {} : { pod }) };
        } catch (err) {
@@ -123,7 +124,7 @@ t.test('two agents and a controller on three hosts, etcd on a fourth', { skip: p
       // A pod's first line may reach its log file a moment after Running.
       await waitFor(
         async () => {
-          const [r] = await getFrom(ctl, probe, [`${controller.url}/v1/pods/${p.id}/logs`]);
+          const [r] = await getFrom(ctl, probe, [`${controller.url}/v1/pods/${p.id}/logs`], controller.token);
           return r!.status === 200 && r!.body!.includes(`${p.name} listening on ${p.status.hostPort}`);
         },
         { what: `logs of ${p.name} through the controller`, timeoutMs: 10_000 },
@@ -171,7 +172,7 @@ t.test('two agents and a controller on three hosts, etcd on a fourth', { skip: p
       const node = nodes.find((n) => n.id === e.nodeId)!;
       t.match(e.address, new RegExp(`^${endpointHost(node).replace(/\./g, '\\.')}:\\d+$`), `endpoint ${e.address} is on ${node.name}'s address`);
     }
-    const answers = await getFrom(ctl, probe, Array.from({ length: 20 }, (_, i) => `${controller.url}/v1/services/hello/proxy/req-${i}`));
+    const answers = await getFrom(ctl, probe, Array.from({ length: 20 }, (_, i) => `${controller.url}/v1/services/hello/proxy/req-${i}`), controller.token);
     t.same(answers.filter((a) => a.status !== 200), [], 'all 20 requests answered 200');
     for (const a of answers) t.equal(a.body, a.pod, `${a.url}: answered by the pod x-berth-pod names`);
     t.same(new Set(answers.map((a) => a.body)), new Set(endpoints.map((e) => e.podId)), 'the 20 requests reached both pods, on both hosts');

@@ -72,7 +72,8 @@ export function hostNetworkVariant(source: string, p: ComposePorts): string {
     }
     services[name] = s;
   }
-  return YAML.stringify({ services, volumes: doc.volumes }, { aliasDuplicateObjects: false });
+  // YAML 1.1 as docker-compose (PyYAML) reads it: `restart: "no"` must stay a string, not become false.
+  return YAML.stringify({ services, volumes: doc.volumes }, { aliasDuplicateObjects: false, version: '1.1' });
 }
 
 /**
