@@ -15,6 +15,8 @@ export interface LoadOptions {
   durationMs: number;
   /** Requests in this first stretch are sent but not counted (connections opened, JIT warm). */
   warmupMs: number;
+  /** Sent with every request (e.g. Authorization). */
+  headers?: Record<string, string>;
 }
 
 export interface LoadResult {
@@ -72,7 +74,7 @@ export async function closedLoop(opts: LoadOptions): Promise<LoadResult> {
       if (t0 >= until) return;
       let ok = false;
       try {
-        const res = await pool.request({ path: opts.path, method: 'GET' });
+        const res = await pool.request({ path: opts.path, method: 'GET', ...(opts.headers === undefined ? {} : { headers: opts.headers }) });
         await res.body.text();
         ok = res.statusCode >= 200 && res.statusCode < 300;
         lastHeaders = res.headers;
