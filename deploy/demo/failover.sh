@@ -21,4 +21,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 command -v node >/dev/null || { echo "the failover demo needs Node.js 20 and npm on this machine" >&2; exit 1; }
 [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
 npx --no-install tsc -b apps/cli
+# compose.ha.yml runs with authentication on: without a token of yours, use the
+# stack's admin token, read from a controller container (docker access is root
+# on the host anyway).
+if [ -z "${BERTH_TOKEN:-}" ] && [ -z "${BERTH_TOKEN_FILE:-}" ]; then
+  controller=$(docker ps -q --filter label=berth.role=controller | head -n 1)
+  if [ -n "$controller" ]; then
+    BERTH_TOKEN=$(docker exec "$controller" cat /secrets/admin-token) && export BERTH_TOKEN
+  fi
+fi
 exec node apps/cli/dist/main.js demo failover "$@"
