@@ -18,6 +18,8 @@ export interface EtcdOptions {
   host?: string;
   /** A command it runs under, e.g. ['ip', 'netns', 'exec', 'ns1'] (it must exec etcd, keeping the pid). */
   wrap?: string[];
+  /** More etcd flags, e.g. ['--auth-token-ttl', '2']. */
+  extraArgs?: string[];
 }
 
 /** True when the `etcd` binary is on PATH. */
@@ -65,9 +67,10 @@ export class EtcdServer {
     ownsDir: boolean,
     readonly host = '127.0.0.1',
     wrap: string[] = [],
+    extraArgs: string[] = [],
   ) {
     this.ownsDir = ownsDir;
-    const args = etcdArgs(name, dataDir, clientPort, peerPort, `${name}=http://${host}:${peerPort}`, host);
+    const args = [...etcdArgs(name, dataDir, clientPort, peerPort, `${name}=http://${host}:${peerPort}`, host), ...extraArgs];
     const [command, ...pre] = [...wrap, 'etcd'];
     this.process = new ManagedProcess(`etcd-${name}`, command!, [...pre, ...args], {
       logFile: path.join(logDir, `etcd-${name}.log`),
@@ -82,7 +85,7 @@ export class EtcdServer {
     const clientPort = opts.clientPort ?? (await freePort());
     let peerPort = await freePort();
     while (peerPort === clientPort) peerPort = await freePort();
-    const etcd = new EtcdServer(dataDir, clientPort, peerPort, logDir, opts.name ?? 'berth', ownsDir, opts.host, opts.wrap);
+    const etcd = new EtcdServer(dataDir, clientPort, peerPort, logDir, opts.name ?? 'berth', ownsDir, opts.host, opts.wrap, opts.extraArgs);
     await etcd.start();
     return etcd;
   }
