@@ -1,10 +1,11 @@
 import { EtcdRoleExistsError, EtcdUserExistsError, Range, type Etcd3 } from 'etcd3';
 import { nameKey, prefixes, ROOT } from '@berth/core';
 
-/** One grant of an etcd role: a permission on every key under a prefix. */
+/** One grant of an etcd role: a permission on every key under a prefix, or on one key. */
 export interface EtcdGrant {
   permission: 'Read' | 'Write' | 'Readwrite';
-  prefix: string;
+  prefix?: string;
+  key?: string;
 }
 
 /**
@@ -30,6 +31,8 @@ export const ETCD_ROLES: Readonly<Record<'berth-controller' | 'berth-agent', rea
     { permission: 'Readwrite', prefix: nameKey('pods', '') },
     { permission: 'Write', prefix: prefixes.events },
     { permission: 'Write', prefix: prefixes.nodeCreds },
+    // The key /berth/ itself (never written): a guard-less transaction (commit() in txn.ts) compares its version.
+    { permission: 'Read', key: ROOT },
   ],
 };
 
@@ -56,7 +59,7 @@ export async function applyEtcdAuth(client: Etcd3, passwords: EtcdAuthPasswords)
     });
     // A re-run applies the table as it is now: what it no longer grants goes.
     for (const held of await role.permissions()) await role.revoke(held);
-    for (const g of grants) await role.grant({ permission: g.permission, range: Range.prefix(g.prefix) });
+    for (const g of grants) await role.grant(g.prefix !== undefined ? { permission: g.permission, range: Range.prefix(g.prefix) } : { permission: g.permission, key: g.key! });
   }
   const users: Array<[string, string, string]> = [
     ['root', passwords.root, 'root'],
