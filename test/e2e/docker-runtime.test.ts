@@ -1,6 +1,7 @@
 import t from 'tap';
 import { keyOf, nameKey, type BerthEvent, type PodRecord, type PodSpec } from '@berth/core';
 import { AgentProcess, waitFor } from '@berth/devcluster';
+import { agentCaller } from '../helpers/agent-api.js';
 import { checkTickLogs } from '../helpers/agent-logs.js';
 import { LeaderStandIn } from '../helpers/leader-stand-in.js';
 import { clientFor, etcdFor, tempDir, docker, dockerProblem, TextStream } from '../helpers/fixtures.js';
@@ -46,7 +47,8 @@ t.test('docker runtime: pods as containers', async (t) => {
   });
   await agent.start();
   nodeId = JSON.parse((await client.get(nameKey('nodes', NODE)).string())!) as string;
-  let agentUrl = (JSON.parse((await client.get(keyOf('nodes', nodeId)).string())!) as { address: string }).address;
+  // Its address and node credential are read on each call: the agent restarts below.
+  const agentApi = agentCaller(client, () => nodeId);
 
   const stand = new LeaderStandIn(client, () => nodeId, { image: IMAGE, cpu: 0.25 });
   const get = (id: string) => stand.get(id);
@@ -96,13 +98,13 @@ t.test('docker runtime: pods as containers', async (t) => {
   });
 
   t.test('logs through the agent API: tail and follow', async (t) => {
-    await checkTickLogs(t, agentUrl, web);
-    const all = await (await fetch(`${agentUrl}/v1/pods/${web}/logs`)).text();
+    await checkTickLogs(t, agentApi, web);
+    const all = await (await agentApi(`/v1/pods/${web}/logs`)).text();
     t.match(all, `hello berth on ${port}\n`, 'stdout from the start of the container');
   });
 
   t.test('the agent answers a body that is not JSON with 400 VALIDATION_FAILED', async (t) => {
-    const res = await fetch(`${agentUrl}/v1/pods/${web}/logs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"tail":' });
+    const res = await agentApi(`/v1/pods/${web}/logs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"tail":' });
     t.equal(res.status, 400);
     t.match(await res.json(), { error: 'VALIDATION_FAILED', message: /not valid JSON/ });
   });
@@ -114,7 +116,7 @@ t.test('docker runtime: pods as containers', async (t) => {
     await waitFor(() => containersOf(id).length === 1, { what: 'the counter container' });
     const ac = new AbortController();
     t.teardown(() => ac.abort());
-    const res = await fetch(`${agentUrl}/v1/pods/${id}/logs?follow=1`, { signal: ac.signal });
+    const res = await agentApi(`/v1/pods/${id}/logs?follow=1`, { signal: ac.signal });
     t.equal(res.status, 200);
     const stream = new TextStream(res);
     t.ok(await stream.until((text) => text.includes('run 3\n')), 'three runs followed');
@@ -192,7 +194,7 @@ t.test('docker runtime: pods as containers', async (t) => {
   t.test('a stop that outlasts --stop-timeout is forced, with a ForcedKill event', async (t) => {
     const id = await createPod('stubborn', { command: ['sh', '-c', 'trap "" TERM; echo up; while true; do sleep 0.2; done'] });
     await waitPod(id, 'Running', (p) => p.status.phase === 'Running');
-    await waitFor(async () => (await (await fetch(`${agentUrl}/v1/pods/${id}/logs`)).text()).includes('up'), { what: 'the trap to be set' });
+    await waitFor(async () => (await (await agentApi(`/v1/pods/${id}/logs`)).text()).includes('up'), { what: 'the trap to be set' });
     await change(id, (p) => ({ ...p, desired: 'stopped' }));
     const p = await waitPod(id, 'Stopped', (p) => p.status.phase === 'Stopped');
     t.equal(p.status.exitCode, 137);
@@ -212,7 +214,6 @@ t.test('docker runtime: pods as containers', async (t) => {
     await client.delete().key(keyOf('pods', gone));
     await client.delete().key(nameKey('pods', 'gone'));
     await agent.start();
-    agentUrl = (JSON.parse((await client.get(keyOf('nodes', nodeId)).string())!) as { address: string }).address;
     await waitFor(() => containersOf(gone).length === 0, { what: 'the container of the deleted pod to be removed' });
     // The new agent has synced web once it acts on a change to it (a pod's syncs run one after
     // another): had adopting it restarted the container, that would be done and recorded by then.
@@ -226,7 +227,7 @@ t.test('docker runtime: pods as containers', async (t) => {
     t.equal(after.status.restarts, before.status.restarts, 'not restarted');
     t.same(containersOf(web), [cid], 'the same single container');
     t.equal(engineState(web), 'running');
-    const listed = (await (await fetch(`${agentUrl}/v1/nodes`)).json()) as { items: Array<{ pods: Array<{ id: string; containerId?: string }> }> };
+    const listed = (await (await agentApi(`/v1/nodes`)).json()) as { items: Array<{ pods: Array<{ id: string; containerId?: string }> }> };
     t.equal(listed.items[0]?.pods.find((p) => p.id === web)?.containerId, cid, 'the agent reports the adopted container');
     const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) });
     t.equal(res.status, 200, 'still answers');
@@ -264,6 +265,6 @@ t.test('docker runtime: pods as containers', async (t) => {
     await waitFor(async () => (await get(web)) === undefined, { what: 'the record to be deleted' });
     t.equal(await client.get(nameKey('pods', 'web')).string(), null, 'the name is free again');
     t.same(containersOf(web), [], 'the container is gone');
-    t.equal((await fetch(`${agentUrl}/v1/pods/${web}/logs`)).status, 404);
+    t.equal((await agentApi(`/v1/pods/${web}/logs`)).status, 404);
   });
 });

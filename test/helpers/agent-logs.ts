@@ -1,5 +1,6 @@
 import type { Test } from 'tap';
 import { waitFor } from '@berth/devcluster';
+import type { AgentCall } from './agent-api.js';
 import { TextStream } from './fixtures.js';
 
 /**
@@ -7,8 +8,8 @@ import { TextStream } from './fixtures.js';
  * limits the lines, `follow` delivers output written after it opened, and the
  * agent is fine after the follower goes away. Same contract for every runtime.
  */
-export async function checkTickLogs(t: Test, agentUrl: string, podId: string): Promise<void> {
-  const logs = (q = '') => fetch(`${agentUrl}/v1/pods/${podId}/logs${q}`);
+export async function checkTickLogs(t: Test, agent: AgentCall, podId: string): Promise<void> {
+  const logs = (q = '') => agent(`/v1/pods/${podId}/logs${q}`);
   await waitFor(async () => (await (await logs()).text()).includes('tick 3'), { what: 'some ticks' });
   const res = await logs('?tail=2');
   t.equal(res.status, 200);
@@ -18,7 +19,7 @@ export async function checkTickLogs(t: Test, agentUrl: string, podId: string): P
   t.match(lines[1], /^tick \d+$/);
 
   const ac = new AbortController();
-  const follow = await fetch(`${agentUrl}/v1/pods/${podId}/logs?tail=1&follow=1`, { signal: ac.signal });
+  const follow = await agent(`/v1/pods/${podId}/logs?tail=1&follow=1`, { signal: ac.signal });
   t.equal(follow.status, 200);
   // The first tick seen, then three more written after the stream opened.
   const stream = new TextStream(follow);
@@ -29,5 +30,5 @@ export async function checkTickLogs(t: Test, agentUrl: string, podId: string): P
   t.ok(followed, 'new output arrives while following');
   ac.abort();
   await stream.close();
-  t.equal((await fetch(`${agentUrl}/healthz`)).status, 200, 'the agent is fine after the follower went away');
+  t.equal((await agent('/healthz')).status, 200, 'the agent is fine after the follower went away');
 }

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Test } from 'tap';
 import { keyOf, nameKey, type NodeRecord, type PodSpec } from '@berth/core';
 import { AgentProcess } from '@berth/devcluster';
+import { agentCaller } from './agent-api.js';
 import { clientFor, etcdFor, tempDir } from './fixtures.js';
 import { LeaderStandIn } from './leader-stand-in.js';
 import { killPodProcesses } from './pod-processes.js';
@@ -30,6 +31,8 @@ export async function processAgent(t: Test, node: string, extraArgs: readonly st
   const stand = new LeaderStandIn(client, () => nodeId, {});
   /** The agent's API, read from its node record each time (a restarted agent listens elsewhere). */
   const agentUrl = async () => (JSON.parse((await client.get(keyOf('nodes', nodeId)).string())!) as NodeRecord).address;
+  /** Calls the agent's API with its node credential, as a controller does. */
+  const agentApi = agentCaller(client, () => nodeId);
   return {
     etcd,
     client,
@@ -41,6 +44,7 @@ export async function processAgent(t: Test, node: string, extraArgs: readonly st
     /** Pod ids created through `createPod`. */
     ids,
     agentUrl,
+    agentApi,
     async createPod(name: string, spec: Partial<PodSpec>): Promise<string> {
       const id = await stand.createPod(name, spec);
       ids.add(id);
@@ -48,7 +52,7 @@ export async function processAgent(t: Test, node: string, extraArgs: readonly st
     },
     /** The pid the agent's runtime reports for a pod (its main process). */
     async pidOf(id: string): Promise<number | undefined> {
-      const body = (await (await fetch(`${await agentUrl()}/v1/nodes`)).json()) as { items: Array<{ pods: Array<{ id: string; pid?: number }> }> };
+      const body = (await (await agentApi('/v1/nodes')).json()) as { items: Array<{ pods: Array<{ id: string; pid?: number }> }> };
       return body.items[0]?.pods.find((p) => p.id === id)?.pid;
     },
   };

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { keyOf, nameKey, newId, type BerthEvent, type NodeRecord, type PodRecord, type PodSpec } from '@berth/core';
 import { absent, commit, putJson } from '@berth/store';
 import { AgentProcess, waitFor } from '@berth/devcluster';
+import { agentCaller } from '../helpers/agent-api.js';
 import { checkTickLogs } from '../helpers/agent-logs.js';
 import { podGroups } from '../helpers/pod-processes.js';
 import { processAgent } from '../helpers/process-agent.js';
@@ -41,7 +42,7 @@ const alive = (pid: number) => {
 };
 
 t.test('agent runs pods bound to its node', async (t) => {
-  const { etcd, client, logDir, dataDir, agent, nodeId, stand, agentUrl, pidOf, createPod } = await processAgent(t, NODE, ['--restart-backoff-max', String(BACKOFF_MAX_MS)]);
+  const { etcd, client, logDir, dataDir, agent, nodeId, stand, agentUrl, agentApi, pidOf, createPod } = await processAgent(t, NODE, ['--restart-backoff-max', String(BACKOFF_MAX_MS)]);
   const get = (id: string) => stand.get(id);
   const change = (id: string, fn: (p: PodRecord) => PodRecord) => stand.change(id, fn);
   const waitPod = (id: string, what: string, pred: (p: PodRecord) => boolean, timeoutMs = 15_000) => stand.waitPod(id, what, pred, timeoutMs);
@@ -107,12 +108,17 @@ t.test('agent runs pods bound to its node', async (t) => {
   });
 
   t.test('logs through the agent API: tail and follow; 404 for a pod not on this agent', async (t) => {
-    await checkTickLogs(t, await agentUrl(), web);
+    await checkTickLogs(t, agentApi, web);
+    const bare = await fetch(`${await agentUrl()}/v1/pods/${web}/logs`);
+    t.equal(bare.status, 401, 'logs without the node credential: 401');
+    t.match(await bare.json(), { error: 'UNAUTHENTICATED', message: /node credential/ });
+    t.equal((await fetch(`${await agentUrl()}/v1/nodes`, { headers: { authorization: 'Bearer not-the-secret' } })).status, 401, 'a wrong secret: 401');
+    t.equal((await fetch(`${await agentUrl()}/healthz`)).status, 200, '/healthz stays open');
 
-    const missing = await fetch(`${await agentUrl()}/v1/pods/nosuchpod/logs`);
+    const missing = await agentApi(`/v1/pods/nosuchpod/logs`);
     t.equal(missing.status, 404);
     t.same(await missing.json(), { error: 'NOT_FOUND', message: 'pod "nosuchpod" not found' });
-    t.equal((await fetch(`${await agentUrl()}/v1/pods/${web}/logs?tail=-1`)).status, 400, 'a bad tail is a validation error');
+    t.equal((await agentApi(`/v1/pods/${web}/logs?tail=-1`)).status, 400, 'a bad tail is a validation error');
   });
 
   t.test('Always: a pod exiting 1 restarts with exponential back-off', async (t) => {
@@ -125,7 +131,7 @@ t.test('agent runs pods bound to its node', async (t) => {
     }, { what: 'three BackOff events' });
     t.same(delays.slice(0, 3), [500, 1000, BACKOFF_MAX_MS], 'back-off doubles up to --restart-backoff-max');
     t.ok(await eventSeen(id, (e) => e.reason === 'Restarted', 'Restarted events'), 'Restarted events');
-    const logs = await (await fetch(`${await agentUrl()}/v1/pods/${id}/logs`)).text();
+    const logs = await (await agentApi(`/v1/pods/${id}/logs`)).text();
     t.ok(logs.split('\n').filter((l) => l === 'boom').length >= 3, 'output of every run is kept');
     await change(id, (p) => ({ ...p, desired: 'stopped' }));
     await waitPod(id, 'Stopped', (p) => p.status.phase === 'Stopped');
@@ -142,7 +148,7 @@ t.test('agent runs pods bound to its node', async (t) => {
     t.match(s.status, { reason: 'Completed', exitCode: 0, restarts: 0 });
     t.ok(await eventSeen(failing, (e) => e.reason === 'Failed' && e.type === 'Warning', 'a Failed event'), 'a Failed event');
     t.ok(await eventSeen(done, (e) => e.reason === 'Completed', 'a Completed event'), 'a Completed event');
-    t.equal(await (await fetch(`${await agentUrl()}/v1/pods/${done}/logs`)).text(), 'done\n', 'logs of a finished pod');
+    t.equal(await (await agentApi(`/v1/pods/${done}/logs`)).text(), 'done\n', 'logs of a finished pod');
   });
 
   t.test('a failing health check restarts the pod', async (t) => {
@@ -161,7 +167,7 @@ t.test('agent runs pods bound to its node', async (t) => {
   t.test('a stop that outlasts --stop-timeout is forced, with a ForcedKill event', async (t) => {
     const id = await createPod('stubborn', { command: [process.execPath, '-e', 'process.on("SIGTERM", () => console.log("ignoring SIGTERM")); setInterval(() => {}, 1000); console.log("up")'] });
     await waitPod(id, 'Running', (p) => p.status.phase === 'Running');
-    await waitFor(async () => (await (await fetch(`${await agentUrl()}/v1/pods/${id}/logs`)).text()).includes('up'), { what: 'the handler installed' });
+    await waitFor(async () => (await (await agentApi(`/v1/pods/${id}/logs`)).text()).includes('up'), { what: 'the handler installed' });
     const pid = (await pidOf(id))!;
     await change(id, (p) => ({ ...p, desired: 'stopped' }));
     const p = await waitPod(id, 'Stopped', (p) => p.status.phase === 'Stopped');
@@ -200,9 +206,9 @@ t.test('agent runs pods bound to its node', async (t) => {
     t.teardown(() => sim.process.stop('SIGTERM', 5000));
     await sim.start();
     const ids = await Promise.all(['sim-0', 'sim-1'].map(async (n) => JSON.parse((await client.get(nameKey('nodes', n)).string())!) as string));
-    const simUrl = (JSON.parse((await client.get(keyOf('nodes', ids[0]!)).string())!) as NodeRecord).address;
+    const simApi = agentCaller(client, () => ids[0]!);
     const held = async () => {
-      const body = (await (await fetch(`${simUrl}/v1/nodes`)).json()) as { items: Array<{ id: string; pods: Array<{ id: string; state: string }> }> };
+      const body = (await (await simApi('/v1/nodes')).json()) as { items: Array<{ id: string; pods: Array<{ id: string; state: string }> }> };
       return Object.fromEntries(body.items.map((n) => [n.id, n.pods]));
     };
     const id = newId();
@@ -221,7 +227,7 @@ t.test('agent runs pods bound to its node', async (t) => {
 
     // Follow the simulated log: the pause/resume below does not write lines, the stop does.
     const ac = new AbortController();
-    const follow = await fetch(`${simUrl}/v1/pods/${id}/logs?follow=1`, { signal: ac.signal });
+    const follow = await simApi(`/v1/pods/${id}/logs?follow=1`, { signal: ac.signal });
     const stream = new TextStream(follow);
     const readUntil = (needle: string) => stream.until((text) => text.includes(needle));
     t.ok(await readUntil('started'), 'the log so far');
@@ -257,6 +263,6 @@ t.test('agent runs pods bound to its node', async (t) => {
     t.equal(await client.get(nameKey('pods', 'web')).string(), null, 'the name is free again');
     t.notOk(alive(pid), 'the process is gone');
     t.notOk(fs.existsSync(path.join(dataDir, 'pods', web)), 'its directory is removed');
-    t.equal((await fetch(`${await agentUrl()}/v1/pods/${web}/logs`)).status, 404);
+    t.equal((await agentApi(`/v1/pods/${web}/logs`)).status, 404);
   });
 });

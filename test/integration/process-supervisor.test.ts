@@ -19,10 +19,10 @@ const STUBBORN = ['sh', '-c', 'trap "" TERM; echo up; while :; do sleep 1; done'
 const FAMILY = ['sh', '-c', 'sleep 1000 & sh -c \'trap "" TERM; while :; do sleep 1; done\' & echo up; wait'];
 
 t.test('process-runtime pods do not outlive their agent', async (t) => {
-  const { dataDir, agent, stand, agentUrl, pidOf, ...a } = await processAgent(t, NODE, ['--restart-backoff-max', '1000']);
+  const { dataDir, agent, stand, agentApi, pidOf, ...a } = await processAgent(t, NODE, ['--restart-backoff-max', '1000']);
   const createPod = (name: string, command: string[], extra: Partial<PodRecord['spec']> = {}) => a.createPod(name, { command, ...extra });
   const waitPod = (id: string, what: string, pred: (p: PodRecord) => boolean) => stand.waitPod(id, what, pred);
-  const logsOf = async (id: string) => (await fetch(`${await agentUrl()}/v1/pods/${id}/logs`)).text();
+  const logsOf = async (id: string) => (await agentApi(`/v1/pods/${id}/logs`)).text();
   /** The supervisor's watcher: the one process of the pod's group still running the supervisor script. */
   const watcherOf = (procs: PodProcess[]) => procs.find((p) => p.pid !== p.pgid && p.cmdline.includes(' berth-pod '));
   /** Each pod runs as exactly one process group, led by the pid the agent reports, with its watcher in it. */

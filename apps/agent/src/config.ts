@@ -3,12 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { agentFenceProblem, DEFAULT_HEARTBEAT_TTL_SECONDS, DEFAULT_NODE_GRACE_SECONDS, defaultFenceAfterMs, DNS_LABEL, RUNTIMES, type RuntimeKind } from '@berth/core';
-import { parseEndpoints, planAddresses, type AddressPlan } from '@berth/store';
+import { ETCD_CREDENTIAL_FLAGS, loadEtcdCredentials, parseEndpoints, planAddresses, type AddressPlan, type EtcdCredentialFlags, type EtcdCredentials } from '@berth/store';
 import { UsageSampler } from './usage.js';
 
 /** Everything an agent is configured with (flags, or BERTH_* env vars). */
 export interface AgentConfig {
   etcd: string[];
+  /** This agent's own etcd identity (--etcd-user, --etcd-ca, ...), if any. */
+  etcdCredentials: EtcdCredentials | undefined;
   name: string;
   cpu: number;
   memoryMiB: number;
@@ -96,8 +98,9 @@ export async function parseConfig(argv: string[]): Promise<AgentConfig> {
     .addOption(new Option('--restart-backoff-max <ms>', 'cap of the exponential back-off (from 500 ms, doubling) between restarts of a crashing pod').env('BERTH_RESTART_BACKOFF_MAX_MS').default(30000).argParser(positive('--restart-backoff-max', true)))
     .addOption(new Option('--log-level <level>', 'pino log level').env('BERTH_LOG_LEVEL').default('info'))
     .showHelpAfterError('(run with --help for usage)');
+  for (const [flags, help, env] of ETCD_CREDENTIAL_FLAGS) cmd.addOption(new Option(flags, help).env(env));
   cmd.parse(argv);
-  const o = cmd.opts<{
+  const o = cmd.opts<EtcdCredentialFlags & {
     etcd: string; name: string; cpu?: number; memoryMib?: number; runtime: RuntimeKind; labels: Record<string, string>;
     host?: string; port: number; advertiseHost?: string; advertiseAddress?: string; simulate?: number; heartbeatInterval: number; heartbeatTtl: number;
     reportInterval: number; fenceAfter?: number; nodeGrace: number; dataDir?: string; stopTimeout: number; restartBackoffMax: number; logLevel: string;
@@ -110,12 +113,19 @@ export async function parseConfig(argv: string[]): Promise<AgentConfig> {
   const fenceProblem = agentFenceProblem({ heartbeatTtlMs: o.heartbeatTtl * 1000, heartbeatIntervalMs: o.heartbeatInterval, fenceAfterMs, nodeGraceMs });
   if (fenceProblem !== undefined) cmd.error(`error: ${fenceProblem}`);
   const etcd = parseEndpoints(o.etcd);
+  let etcdCredentials: EtcdCredentials | undefined;
+  try {
+    etcdCredentials = loadEtcdCredentials(o);
+  } catch (err) {
+    cmd.error(`error: ${(err as Error).message}`);
+  }
   const planned = await planAddresses({ etcd, host: o.host, advertiseAddress: o.advertiseAddress });
   // An explicit host is the operator's word: no warning about the address it replaces.
   const { warning: _unused, ...withoutWarning } = planned;
   const addressPlan = o.advertiseHost === undefined ? planned : withoutWarning;
   return {
     etcd,
+    etcdCredentials,
     name: o.name,
     cpu: o.cpu ?? os.cpus().length,
     memoryMiB: o.memoryMib ?? UsageSampler.totalMemoryMiB(),

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { FORCE_STOP_MS, isBerthError } from '@berth/core';
 import { createEtcdClient, EventRecorder, LeaseKeeper, onWatchIncident, urlHost } from '@berth/store';
 import { parseConfig } from './config.js';
+import { NodeCredential } from './credential.js';
 import { Fencer } from './fence.js';
 import { NodeAgent } from './node-agent.js';
 import { OwnKeyWatcher } from './own-keys.js';
@@ -19,7 +20,8 @@ const config = await parseConfig(process.argv);
 const log = pino({ level: config.logLevel, base: { agent: config.name } });
 if (config.addressPlan.warning !== undefined) log.warn({ advertise: config.advertiseHost }, config.addressPlan.warning);
 onWatchIncident((incident) => log.warn({ incident }, 'etcd watch stream fault contained'));
-const client = createEtcdClient(config.etcd);
+const client = createEtcdClient(config.etcd, config.etcdCredentials ? { credentials: config.etcdCredentials } : {});
+const credential = new NodeCredential();
 const keeper = new LeaseKeeper(client, config.heartbeatIntervalMs, log.child({ component: 'leases' }));
 const agents: NodeAgent[] = [];
 let stopping = false;
@@ -87,7 +89,7 @@ const ownKeys = new OwnKeyWatcher(client, config.simulate > 1 ? 'prefixes' : 'ke
 });
 keeper.on('lost', (leaseId) => agents.find((a) => a.lease === leaseId)?.onLeaseLost(leaseId));
 
-const server = buildAgentServer(() => agents, log.child({ component: 'api' }), reconciler);
+const server = buildAgentServer(() => agents, log.child({ component: 'api' }), reconciler, credential);
 await server.listen({ host: config.host, port: config.port });
 const port = (server.server.address() as { port: number }).port;
 const address = `http://${urlHost(config.advertiseHost)}:${port}`;
@@ -135,6 +137,7 @@ for (const name of names) {
         fenceAfterMs: config.fenceAfterMs,
         forceStopMs: FORCE_STOP_MS,
         usage: runtime.usage ? () => runtime.usage!(capacity) : () => sampler.sample(),
+        credential: credential.secret,
       },
     ),
   );

@@ -36,6 +36,8 @@ export interface NodeAgentOptions {
   forceStopMs: number;
   /** Measures usage (the host's, or the simulated runtime's). */
   usage: () => NodeUsage;
+  /** The secret this agent's API requires (NodeCredential), published for controllers with each new heartbeat lease. */
+  credential?: string;
 }
 
 /** Shared by every node of one agent process. */
@@ -330,7 +332,9 @@ export class NodeAgent {
     if (old) this.deps.keeper.forget(old);
     // Guarded on what was just read, so two agents never both believe they wrote last.
     const guard = previous === undefined ? absent(key) : modifiedAt(key, previous.modRevision);
-    const res = await commit(this.deps.client, [guard], [putJson(key, await this.heartbeatValue(), lease)]);
+    // The credential lives and dies with the heartbeat: no stale secret outlives the agent that made it.
+    const credential = this.opts.credential === undefined ? [] : [putJson(keyOf('nodeCreds', this.id), this.opts.credential, lease)];
+    const res = await commit(this.deps.client, [guard], [putJson(key, await this.heartbeatValue(), lease), ...credential]);
     if (!res.succeeded) throw errors.conflict(`heartbeat of node ${this.id} changed while taking it; retrying`);
     this.ownPutRevision = res.revision;
     // From now on this lease's keepalives are what keep the node alive for the leader.

@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import { BerthError, errors } from '@berth/core';
 import { installErrorHandling } from '@berth/http';
+import type { NodeCredential } from './credential.js';
 import type { NodeAgent } from './node-agent.js';
 import { RuntimeUnavailableError, UnknownPodError, type Runtime } from './runtime.js';
 
@@ -13,12 +14,17 @@ export interface PodLocator {
 
 const TRUE = new Set(['1', 'true', 'yes']);
 
+/** Open without the node credential: a liveness probe (compose's healthcheck) has no secret, and learns nothing. */
+const OPEN_PATHS = new Set(['/healthz']);
+
 /**
  * The agent's small HTTP API: health, the nodes it runs, and pod logs (the
  * controller proxies `GET /v1/pods/:id/logs` here from the node's address).
+ * Every route but /healthz requires the node credential (pod output and the
+ * pods' pids and containers are not for whoever reaches the port): 401 without it.
  * Errors are the controller's: `@berth/http`'s handler, one catalogue.
  */
-export function buildAgentServer(nodes: () => NodeAgent[], log: Logger, pods: PodLocator): FastifyInstance {
+export function buildAgentServer(nodes: () => NodeAgent[], log: Logger, pods: PodLocator, credential: NodeCredential): FastifyInstance {
   const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
   installErrorHandling(app, {
     mapError: (err) => {
@@ -29,6 +35,12 @@ export function buildAgentServer(nodes: () => NodeAgent[], log: Logger, pods: Po
     },
   });
 
+  app.addHook('onRequest', async (req) => {
+    if (OPEN_PATHS.has(req.url.split('?')[0]!)) return;
+    if (!credential.accepts(req.headers.authorization)) {
+      throw new BerthError('UNAUTHENTICATED', "this agent's API needs its node credential (Authorization: Bearer <secret>); controllers read it from etcd");
+    }
+  });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/v1/nodes', async () => ({
     items: await Promise.all(

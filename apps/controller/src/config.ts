@@ -3,11 +3,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_LEADER_LEASE_TTL_SECONDS, parseEndpoints, planAddresses, urlHost, type AddressPlan } from '@berth/store';
+import { ETCD_CREDENTIAL_FLAGS, loadEtcdCredentials, type EtcdCredentialFlags, type EtcdCredentials } from '@berth/store';
 import { controllerGraceProblem, DEFAULT_NODE_GRACE_SECONDS, SCHEDULING_POLICIES, type SchedulingPolicy } from '@berth/core';
 
 /** Everything a controller replica is configured with (flags, or BERTH_* env vars). */
 export interface ControllerConfig {
   etcd: string[];
+  /** This replica's own etcd identity (--etcd-user, --etcd-ca, ...), if any. */
+  etcdCredentials: EtcdCredentials | undefined;
+  /** etcd credential flags the agents this replica provisions get (theirs, not the controller's: --node-etcd-user). */
+  nodeEtcdArgs: string[];
   port: number;
   /** Address the API listens on. */
   host: string;
@@ -104,8 +109,11 @@ export async function parseConfig(argv: string[]): Promise<ControllerConfig> {
     .addOption(new Option('--tls-cert <file>', 'serve the API over TLS with this PEM certificate (with --tls-key)').env('BERTH_TLS_CERT'))
     .addOption(new Option('--tls-key <file>', 'PEM private key of --tls-cert').env('BERTH_TLS_KEY'))
     .showHelpAfterError('(run with --help for usage)');
+  for (const [flags, help, env] of ETCD_CREDENTIAL_FLAGS) cmd.addOption(new Option(flags, help).env(env));
+  cmd.addOption(new Option('--node-etcd-user <name>', 'etcd user of the agents POST /v1/nodes starts (with --node-etcd-password-file)').env('BERTH_NODE_ETCD_USER'));
+  cmd.addOption(new Option('--node-etcd-password-file <file>', "file with that user's password, passed to those agents by path").env('BERTH_NODE_ETCD_PASSWORD_FILE'));
   cmd.parse(argv);
-  const o = cmd.opts<{
+  const o = cmd.opts<EtcdCredentialFlags & { nodeEtcdUser?: string; nodeEtcdPasswordFile?: string } & {
     etcd: string;
     port: number;
     host?: string;
@@ -133,12 +141,22 @@ export async function parseConfig(argv: string[]): Promise<ControllerConfig> {
   const graceProblem = controllerGraceProblem(o.nodeGrace * 1000);
   if (graceProblem !== undefined) cmd.error(`error: ${graceProblem}`);
   const etcd = parseEndpoints(o.etcd);
+  let etcdCredentials: EtcdCredentials | undefined;
+  let nodeEtcdArgs: string[] = [];
+  try {
+    etcdCredentials = loadEtcdCredentials(o);
+    nodeEtcdArgs = provisionedAgentEtcdArgs(o);
+  } catch (err) {
+    cmd.error(`error: ${(err as Error).message}`);
+  }
   const planned = await planAddresses({ etcd, host: o.host, advertiseAddress: o.advertiseAddress });
   // An explicit URL is the operator's word: no warning about the address it replaces.
   const { warning: _unused, ...withoutWarning } = planned;
   const addressPlan = o.advertiseUrl === undefined ? planned : withoutWarning;
   return {
     etcd,
+    etcdCredentials,
+    nodeEtcdArgs,
     port: o.port,
     host: addressPlan.host,
     id: o.id ?? `${os.hostname()}-${o.port}`,
@@ -184,4 +202,20 @@ function authConfig(
     rateLimit: { read: o.rateLimitRead ?? (on ? 200 : 0), write: o.rateLimitWrite ?? (on ? 100 : 0) },
     auditTtlSeconds: o.auditTtl,
   };
+}
+
+/**
+ * The etcd flags of a provisioned agent: its own user, and the replica's TLS
+ * files. The client certificate goes along only with a user: etcd takes a
+ * certificate's CN as the user when no password token is sent, and an agent
+ * must never act as the controller.
+ */
+function provisionedAgentEtcdArgs(o: EtcdCredentialFlags & { nodeEtcdUser?: string; nodeEtcdPasswordFile?: string }): string[] {
+  if ((o.nodeEtcdUser === undefined) !== (o.nodeEtcdPasswordFile === undefined)) throw new Error('--node-etcd-user and --node-etcd-password-file go together: give both or neither');
+  const node = loadEtcdCredentials({ etcdUser: o.nodeEtcdUser, etcdPasswordFile: o.nodeEtcdPasswordFile });
+  const args: string[] = [];
+  if (node !== undefined) args.push('--etcd-user', o.nodeEtcdUser!, '--etcd-password-file', path.resolve(o.nodeEtcdPasswordFile!));
+  if (o.etcdCa !== undefined) args.push('--etcd-ca', path.resolve(o.etcdCa));
+  if (node !== undefined && o.etcdCert !== undefined && o.etcdKey !== undefined) args.push('--etcd-cert', path.resolve(o.etcdCert), '--etcd-key', path.resolve(o.etcdKey));
+  return args;
 }

@@ -59,11 +59,12 @@ export class Controller {
   ) {
     this.log = log ?? pino({ level: config.logLevel, base: { replica: config.id } });
     const child = (component: string) => this.log.child({ component });
-    this.client = createEtcdClient(config.etcd);
+    const credentials = config.etcdCredentials ? { credentials: config.etcdCredentials } : {};
+    this.client = createEtcdClient(config.etcd, credentials);
     this.stopIncidentLog = onWatchIncident((incident) => child('etcd-watch').warn({ incident }, 'etcd watch stream fault contained'));
     const self: ReplicaInfo = { id: config.id, address: config.advertiseUrl, pid: process.pid, startedAt: new Date().toISOString() };
     const events = new EventRecorder(this.client, config.id, child('events'));
-    this.health = new EtcdHealth(config.etcd, child('etcd-health'));
+    this.health = new EtcdHealth(config.etcd, child('etcd-health'), undefined, undefined, config.etcdCredentials);
     this.state = new ClusterState(this.client, this.log);
     this.elector = new LeaderElector({ client: this.client, replica: self, ttlSeconds: config.leaseTtl, log: child('election'), events });
     const leadership = new LeadershipView(self, this.state, this.elector, config.leaseTtl);
@@ -78,7 +79,7 @@ export class Controller {
       jobs: () => ({ active: this.jobs.active, adopted: this.jobs.adopted, ...this.jobs.batcher.stats }),
     });
     const provisioner = new NodeProvisioner(config.id, config.image, config.dataDir, child('provisioner'));
-    const nodeService = new NodeService(this.client, this.state, provisioner, events, config.etcd, child('nodes'), config.provisionTimeoutMs, () => leadership.hasLeader());
+    const nodeService = new NodeService(this.client, this.state, provisioner, events, config.etcd, child('nodes'), config.provisionTimeoutMs, () => leadership.hasLeader(), config.nodeEtcdArgs);
     const podService = new PodService(this.client, this.state, events, child('pods'));
     this.nodeLifecycle = new NodeLifecycle(this.client, this.state, this.elector, events, config.nodeGraceMs, child('node-lifecycle'));
     this.scheduler = new PodScheduler(this.client, this.state, this.elector, events, config.policy, child('scheduler'), config.nodeGraceMs);

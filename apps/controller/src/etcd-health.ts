@@ -3,7 +3,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { isBrokenCircuitError } from 'cockatiel';
 import { leaderRecordKey } from '@berth/core';
-import { createEtcdClient, ETCD_DOWN_AFTER_MS, unavailableKind } from '@berth/store';
+import { createEtcdClient, ETCD_DOWN_AFTER_MS, unavailableKind, type EtcdCredentials } from '@berth/store';
 
 const NOT_PROBED = 'not probed yet';
 
@@ -50,12 +50,13 @@ export class EtcdHealth extends EventEmitter<{ change: [down: boolean] }> {
      * Berth tolerates, so neither turns the API away.
      */
     private readonly downAfterMs = ETCD_DOWN_AFTER_MS,
+    credentials?: EtcdCredentials,
   ) {
     super();
     // Own connections: a probe's deadline must not be spent queueing behind the controller's traffic.
     this.endpoints = endpoints.map((url) => ({
       url,
-      client: createEtcdClient([url], { callTimeoutMs: downAfterMs, ownConnection: true }),
+      client: createEtcdClient([url], { callTimeoutMs: downAfterMs, ownConnection: true, ...(credentials ? { credentials } : {}) }),
       error: NOT_PROBED,
       timedOut: false,
     }));

@@ -27,6 +27,11 @@ export const prefixes = {
   allocations: `${ROOT}allocations/`,
   /** Unique-name index: `/berth/names/<collection>/<name>` -> id, so a name is claimed atomically. */
   names: `${ROOT}names/`,
+  /**
+   * `/berth/nodecreds/<nodeId>` -> the secret an agent's API requires of callers, on the node's heartbeat
+   * lease. Agents may write it but not read it (etcd role berth-agent): only controllers learn other nodes' secrets.
+   */
+  nodeCreds: `${ROOT}nodecreds/`,
 } as const;
 
 /** Kinds of collection with a key per entity. */

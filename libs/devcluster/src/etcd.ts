@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import https from 'node:https';
+import type { CertFiles } from './certs.js';
 import { freePort } from './ports.js';
 import { ManagedProcess } from './process.js';
 import { waitFor } from './wait.js';
@@ -18,6 +20,19 @@ export interface EtcdOptions {
   host?: string;
   /** A command it runs under, e.g. ['ip', 'netns', 'exec', 'ns1'] (it must exec etcd, keeping the pid). */
   wrap?: string[];
+  /** More etcd flags, e.g. ['--auth-token-ttl', '2']. */
+  extraArgs?: string[];
+  /**
+   * Serve clients over TLS (https URLs) with this server certificate, and
+   * require client certificates signed by `ca` (`--client-cert-auth`);
+   * `probe` is the client certificate the health check presents.
+   */
+  tls?: { ca: string; server: CertFiles; probe: CertFiles };
+}
+
+/** etcd's flags for TLS client connections that require a client certificate. */
+function tlsArgs(tls: NonNullable<EtcdOptions['tls']>): string[] {
+  return ['--cert-file', tls.server.cert, '--key-file', tls.server.key, '--trusted-ca-file', tls.ca, '--client-cert-auth'];
 }
 
 /** True when the `etcd` binary is on PATH. */
@@ -31,8 +46,8 @@ export function etcdInstalled(): boolean {
 }
 
 /** The flags of one etcd member on `host` (loopback by default; quiet logs: warnings and errors only). */
-function etcdArgs(name: string, dataDir: string, clientPort: number, peerPort: number, initialCluster: string, host = '127.0.0.1'): string[] {
-  const client = `http://${host}:${clientPort}`;
+function etcdArgs(name: string, dataDir: string, clientPort: number, peerPort: number, initialCluster: string, host = '127.0.0.1', scheme = 'http'): string[] {
+  const client = `${scheme}://${host}:${clientPort}`;
   const peer = `http://${host}:${peerPort}`;
   return [
     '--name', name,
@@ -65,9 +80,12 @@ export class EtcdServer {
     ownsDir: boolean,
     readonly host = '127.0.0.1',
     wrap: string[] = [],
+    extraArgs: string[] = [],
+    readonly tls?: EtcdOptions['tls'],
   ) {
     this.ownsDir = ownsDir;
-    const args = etcdArgs(name, dataDir, clientPort, peerPort, `${name}=http://${host}:${peerPort}`, host);
+    const scheme = tls ? 'https' : 'http';
+    const args = [...etcdArgs(name, dataDir, clientPort, peerPort, `${name}=http://${host}:${peerPort}`, host, scheme), ...(tls ? tlsArgs(tls) : []), ...extraArgs];
     const [command, ...pre] = [...wrap, 'etcd'];
     this.process = new ManagedProcess(`etcd-${name}`, command!, [...pre, ...args], {
       logFile: path.join(logDir, `etcd-${name}.log`),
@@ -82,14 +100,35 @@ export class EtcdServer {
     const clientPort = opts.clientPort ?? (await freePort());
     let peerPort = await freePort();
     while (peerPort === clientPort) peerPort = await freePort();
-    const etcd = new EtcdServer(dataDir, clientPort, peerPort, logDir, opts.name ?? 'berth', ownsDir, opts.host, opts.wrap);
+    const etcd = new EtcdServer(dataDir, clientPort, peerPort, logDir, opts.name ?? 'berth', ownsDir, opts.host, opts.wrap, opts.extraArgs, opts.tls);
     await etcd.start();
     return etcd;
   }
 
-  /** Client URL, e.g. http://127.0.0.1:23790. */
+  /** Client URL, e.g. http://127.0.0.1:23790 (https with TLS). */
   get endpoint(): string {
-    return `http://${this.host}:${this.clientPort}`;
+    return `${this.tls ? 'https' : 'http'}://${this.host}:${this.clientPort}`;
+  }
+
+  /** etcd's /health: true when it serves requests (with auth on, too: etcd counts a refused probe read as healthy). */
+  private async health(): Promise<boolean> {
+    if (this.tls === undefined) {
+      const res = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(1000) });
+      return ((await res.json()) as { health?: string }).health === 'true';
+    }
+    const { ca, probe } = this.tls;
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = https.get(
+        `${this.endpoint}/health`,
+        { ca: fs.readFileSync(ca), cert: fs.readFileSync(probe.cert), key: fs.readFileSync(probe.key), timeout: 1000 },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve(text)).on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timed out'))).on('error', reject);
+    });
+    return (JSON.parse(body) as { health?: string }).health === 'true';
   }
 
   /** (Re)starts the process on the same ports and data, and waits until healthy. */
@@ -98,9 +137,7 @@ export class EtcdServer {
     await waitFor(
       async () => {
         if (!this.process.running) throw new Error(`etcd exited: ${this.process.recentOutput(10)}`);
-        const res = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(1000) });
-        const body = (await res.json()) as { health?: string };
-        return body.health === 'true';
+        return this.health();
       },
       { what: `etcd on ${this.endpoint} to become healthy`, timeoutMs: 20_000 },
     );

@@ -9,3 +9,5 @@ export * from './agent.js';
 export * from './compose.js';
 export * from './chaos/index.js';
 export { machineSummary } from './machine.js';
+export * from './certs.js';
+export * from './etcd-auth.js';

@@ -15,6 +15,7 @@ import { createEtcdClient, DEFAULT_LEADER_LEASE_TTL_SECONDS, Informer } from '@b
 import { AgentProcess } from './agent.js';
 import { ControllerProcess } from './controller.js';
 import { EtcdServer } from './etcd.js';
+import { enableEtcdAuth, type EtcdAuthSetup } from './etcd-auth.js';
 import { freePort } from './ports.js';
 import { repoRoot } from './process.js';
 import { delay } from './wait.js';
@@ -59,21 +60,26 @@ async function main(): Promise<void> {
   const leaseTtl = Number(process.env.BERTH_LEASE_TTL ?? DEFAULT_LEADER_LEASE_TTL_SECONDS);
 
   const etcd = await EtcdServer.start({ dataDir: path.join(home, 'etcd'), logDir, clientPort: await portNear(2379) });
+  // etcd auth (`npm start -- --etcd-auth` or BERTH_ETCD_AUTH=1): each component gets its own etcd user. Once on it stays on
+  // (the passwords in .berth/etcd-auth/ and the users in .berth/etcd go together).
+  const authDir = path.join(home, 'etcd-auth');
+  const wantAuth = process.argv.includes('--etcd-auth') || process.env.BERTH_ETCD_AUTH === '1' || fs.existsSync(authDir);
+  const auth: EtcdAuthSetup | undefined = wantAuth ? await enableEtcdAuth(etcd.endpoint, authDir) : undefined;
   const ports = [await portNear(8081), await portNear(8082), await portNear(8083)];
   // Auth on, as anywhere else: the replicas share one bootstrap admin token (made on the first start, mode 0600).
   const adminTokenFile = path.join(home, 'admin-token');
   const controllers = await Promise.all(
-    ports.map((port, i) => ControllerProcess.start({ id: `c${i + 1}`, etcd: etcd.endpoint, port, logDir, leaseTtl, adminTokenFile })),
+    ports.map((port, i) => ControllerProcess.start({ id: `c${i + 1}`, etcd: etcd.endpoint, port, logDir, leaseTtl, adminTokenFile, extraArgs: auth?.controllerArgs ?? [] })),
   );
   const contextNote = writeCliContext(controllers[0]!.url, adminTokenFile);
 
   // Pods run as Docker containers when an engine answers (scripts/start.sh starts a private one), else as processes.
   const runtime = (await dockerAnswers()) ? 'docker' : 'process';
   const agents = await Promise.all(
-    ['node-1', 'node-2'].map((name) => new AgentProcess({ name, etcd: etcd.endpoint, logDir, runtime, cpu: 2, memoryMiB: 2048 }).start()),
+    ['node-1', 'node-2'].map((name) => new AgentProcess({ name, etcd: etcd.endpoint, logDir, runtime, cpu: 2, memoryMiB: 2048, extraArgs: auth?.agentArgs ?? [] }).start()),
   );
 
-  const client = createEtcdClient(etcd.endpoint);
+  const client = createEtcdClient(etcd.endpoint, auth ? { credentials: auth.controller } : {});
   const nodes = new Informer<NodeRecord>(client, prefixes.nodes, pino({ level: 'silent' }));
 
   let stopping = false;
@@ -119,6 +125,7 @@ async function main(): Promise<void> {
   console.log(`
 ${bold('Berth local HA cluster')}
   etcd        ${etcd.endpoint}   data: ${path.relative(process.cwd(), etcd.dataDir)}
+  etcd auth   ${auth ? `on: users root, controller, agent; passwords in ${path.relative(process.cwd(), authDir)}/ (delete it and the etcd data to turn auth off)` : 'off (npm start -- --etcd-auth turns it on)'}
 ${controllers.map((c) => `  ${c.id}          ${c.url}   pid ${c.process.pid}`).join('\n')}
 ${agents.map((a) => `  ${a.name}      agent, runtime ${runtime}, pid ${a.process.pid}`).join('\n')}
   runtime     ${runtime === 'docker' ? `docker: pods are containers on ${process.env.DOCKER_HOST} (local images only: berth-test/busybox:local)` : 'process: no Docker engine answers, pods are host processes'}
@@ -141,7 +148,7 @@ Try (curl needs the token; the CLI finds it by itself):
   curl -s --oauth2-bearer $BERTH_TOKEN ${first.url}/v1/services/web/proxy/      # routed to a ready pod of web (x-berth-pod names it)
   curl -s --oauth2-bearer $BERTH_TOKEN -XPOST ${first.url}/v1/jobs -H 'content-type: application/json' -d '{"service": "web", "method": "GET", "path": "/"}'
   curl -s --oauth2-bearer $BERTH_TOKEN '${first.url}/v1/jobs/<id>?wait=10'     # the job's status, attempts and result
-  etcdctl --endpoints ${etcd.endpoint} get --prefix /berth/election/ --write-out=fields
+  etcdctl --endpoints ${etcd.endpoint}${auth ? ` --user root:$(cat ${path.relative(process.cwd(), auth.passwordFiles.root)})` : ''} get --prefix /berth/election/ --write-out=fields
   kill -9 <leader pid>        # failover demo: another replica takes over within the lease TTL (${leaseTtl} s)
   kill -9 <agent pid>         # node failure: NotReady within the heartbeat TTL, then Dead after the grace
 

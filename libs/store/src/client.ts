@@ -22,6 +22,24 @@ export interface EtcdClientOptions {
    * deadlines must tell about etcd, not about the controller's own traffic.
    */
   ownConnection?: boolean;
+  /** Who this component is to etcd (user/password, TLS): its own credentials, so etcd's roles bound what it may write. */
+  credentials?: EtcdCredentials;
+}
+
+/**
+ * A component's etcd identity. With `user`, the client authenticates
+ * (etcd's Authenticate) and sends the token with every call; etcd3 fetches
+ * a new token when etcd answers "invalid auth token" (a simple token expires
+ * after `--auth-token-ttl` of disuse on a member). With `ca`, connections use
+ * TLS; with `cert`/`key` too, the client presents that certificate.
+ */
+export interface EtcdCredentials {
+  user?: string;
+  /** Never logged: read from a file (`--etcd-password-file`), never from a flag's value. */
+  password?: string;
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
 }
 
 /** Parses `--etcd URL[,URL...]` into the host list etcd3 wants. */
@@ -71,8 +89,18 @@ export function createEtcdClient(endpoints: string[] | string, opts: EtcdClientO
       // etcd3's typings predate cockatiel 3's backoff factories; its own default is this same class.
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1000 }) as unknown as IBackoff<unknown>,
     },
+    ...credentialOptions(opts.credentials),
   };
   return new Etcd3(options);
+}
+
+function credentialOptions(c: EtcdCredentials | undefined): Partial<IOptions> {
+  if (c === undefined) return {};
+  const out: Partial<IOptions> = {};
+  if (c.user !== undefined) out.auth = { username: c.user, password: c.password ?? '' };
+  // etcd3 switches every host to TLS when `credentials` is set (whatever the URL's scheme says).
+  if (c.ca !== undefined) out.credentials = { rootCertificate: c.ca, ...(c.cert ? { certChain: c.cert } : {}), ...(c.key ? { privateKey: c.key } : {}) };
+  return out;
 }
 
 /** True for errors that mean "etcd could not be reached or did not answer in time". */

@@ -13,3 +13,5 @@ export * from './timing.js';
 export * from './ttl-lease.js';
 export * from './txn-batcher.js';
 export * from './advertise.js';
+export * from './credentials.js';
+export * from './etcd-roles.js';

@@ -29,7 +29,7 @@ export interface TxnResult {
   revision: number;
 }
 
-/** A guard that always holds. */
+/** A guard that always holds (on a key every component's etcd role may read: etcd-roles.ts). */
 const always: Compare = { key: '/berth/', target: 'Version', cmp: '>', value: -1 };
 
 /** Guard: the key does not exist. */

@@ -23,13 +23,19 @@ import { createRequire } from 'node:module';
  *    instead of a throw;
  * 3. a `created` response nobody waits for resets the stream (every watcher
  *    re-attaches, and Berth's informers resume from the revision they
- *    applied) instead of a throw.
+ *    applied) instead of a throw;
+ * 4. with etcd auth, a watch that etcd refuses to create because the
+ *    stream's token is no longer valid (etcd restarted, or the simple token
+ *    expired unused) makes the client fetch a new token and open a new
+ *    stream. etcd3 renews the token only for unary calls; a stream keeps the
+ *    token it was opened with, so every later watch on it would be refused
+ *    and etcd3 would drop each watcher with an error.
  * Each of these is reported to the incident listeners, so it is logged.
  */
 
 /** What the watch guard saw and did instead of letting etcd3 throw. */
 export interface WatchIncident {
-  kind: 'stale-stream-event' | 'unknown-watch-id' | 'unexpected-create';
+  kind: 'stale-stream-event' | 'unknown-watch-id' | 'unexpected-create' | 'auth-token-renewed';
   detail: string;
 }
 
@@ -43,10 +49,12 @@ interface WatchResponse {
   watch_id: string;
   created?: boolean;
   canceled?: boolean;
+  cancel_reason?: string;
 }
 
 interface ManagerInternals {
-  client: { watch(...args: unknown[]): Promise<RawStream> };
+  /** etcd3's WatchClient; its `client` is the connection pool, which caches the auth token. */
+  client: { watch(...args: unknown[]): Promise<RawStream>; client?: { authenticator?: { invalidateMetadata(): void } } };
   state: number;
   stream?: RawStream;
   watchers: Array<{ id: string | null }>;
@@ -55,6 +63,9 @@ interface ManagerInternals {
   handleCreatedResponse(res: WatchResponse): void;
   handleError(err: Error): void;
 }
+
+/** etcd's answer to a request whose token it does not know (any more). */
+const INVALID_TOKEN = /invalid auth token/;
 
 /** etcd3's `State.Connected`. */
 const CONNECTED = 2;
@@ -145,6 +156,12 @@ export function installWatchGuard(): void {
 
   const handleCreatedResponse = proto.handleCreatedResponse;
   proto.handleCreatedResponse = function (this: ManagerInternals, res: WatchResponse) {
+    if (res.canceled && INVALID_TOKEN.test(res.cancel_reason ?? '')) {
+      report({ kind: 'auth-token-renewed', detail: `etcd refused a watch: ${res.cancel_reason}; fetching a new token and opening a new stream` });
+      this.client.client?.authenticator?.invalidateMetadata();
+      this.handleError(new Error(res.cancel_reason));
+      return;
+    }
     try {
       handleCreatedResponse.call(this, res);
     } catch (err) {

@@ -15,6 +15,8 @@ export interface AgentLaunch {
   runtime: RuntimeKind;
   labels: Record<string, string>;
   etcd: string[];
+  /** The agent's etcd credential flags (file paths: a docker-mode agent gets each file mounted read-only at the same path). */
+  etcdArgs?: string[];
 }
 
 /** The agent's entry point in this checkout (process mode) and in the image (docker mode). */
@@ -23,9 +25,15 @@ const localAgentMain = path.resolve(path.dirname(fileURLToPath(import.meta.url))
 const imageAgentCommand = 'agent';
 
 function agentArgs(l: AgentLaunch): string[] {
-  const args = ['--etcd', l.etcd.join(','), '--name', l.name, '--cpu', String(l.resources.cpu), '--memory-mib', String(l.resources.memoryMiB), '--runtime', l.runtime];
+  const args = ['--etcd', l.etcd.join(','), ...(l.etcdArgs ?? []), '--name', l.name, '--cpu', String(l.resources.cpu), '--memory-mib', String(l.resources.memoryMiB), '--runtime', l.runtime];
   const labels = Object.entries(l.labels).map(([k, v]) => `${k}=${v}`).join(',');
   return labels ? [...args, '--labels', labels] : args;
+}
+
+/** The files the agent's etcd flags name (every value after a flag that ends in -file, -ca, -cert or -key). */
+function credentialFiles(l: AgentLaunch): string[] {
+  const args = l.etcdArgs ?? [];
+  return args.filter((_, i) => i > 0 && /^--etcd-(password-file|ca|cert|key)$/.test(args[i - 1]!));
 }
 
 /**
@@ -76,6 +84,7 @@ export class NodeProvisioner {
         NanoCpus: Math.round(l.resources.cpu * 1e9),
         Memory: l.resources.memoryMiB * 1024 * 1024,
         RestartPolicy: { Name: 'unless-stopped' },
+        Binds: credentialFiles(l).map((f) => `${f}:${f}:ro`),
       },
     });
     await container.start();

@@ -10,7 +10,7 @@ import {
   type ProvisionNodeRequest,
   type RuntimeKind,
 } from '@berth/core';
-import { absent, commit, modifiedAt, putJson, Repository, type EventRecorder } from '@berth/store';
+import { absent, commit, modifiedAt, putJson, Repository, toBerthError, type EventRecorder } from '@berth/store';
 import type { ClusterState, NodeView } from '../cluster-state.js';
 import type { NodeProvisioner } from './provisioner.js';
 
@@ -36,6 +36,8 @@ export class NodeService {
     private readonly provisionTimeoutMs = DEFAULT_PROVISION_TIMEOUT_MS,
     /** Whether a leader exists to mark the new node Ready. */
     private readonly hasLeader: () => boolean = () => false,
+    /** etcd credential flags of the agents provisioned (`--node-etcd-user`, ...). */
+    private readonly agentEtcdArgs: string[] = [],
   ) {
     this.repo = new Repository<NodeRecord>(client, 'nodes', 'node');
   }
@@ -95,6 +97,7 @@ export class NodeService {
           { type: 'delete', key: nodeKey },
           { type: 'delete', key: nameKey('nodes', drained.name) },
           { type: 'delete', key: keyOf('heartbeats', drained.id) },
+          { type: 'delete', key: keyOf('nodeCreds', drained.id) },
         ],
       );
       if (res.succeeded) {
@@ -142,7 +145,7 @@ export class NodeService {
 
     let started;
     try {
-      started = await this.provisioner.launch({ nodeId: id, name, resources, runtime, labels: req.labels ?? {}, etcd: this.etcdEndpoints });
+      started = await this.provisioner.launch({ nodeId: id, name, resources, runtime, labels: req.labels ?? {}, etcd: this.etcdEndpoints, etcdArgs: this.agentEtcdArgs });
       await this.update(id, (n) => ({ ...n, provisioner: started! }), 'NodeProvisioned');
       await this.waitRegistered(id);
       return this.state.nodeView(this.state.node(id).value);
@@ -158,6 +161,21 @@ export class NodeService {
       }
       throw err;
     }
+  }
+
+  /**
+   * Headers that let this replica call the node's agent API: its node
+   * credential, read from etcd on each call (a restarted agent has a new one;
+   * logs are not a hot path). None when the agent published none.
+   */
+  async agentHeaders(nodeId: string): Promise<Record<string, string>> {
+    const secret = await this.client
+      .get(keyOf('nodeCreds', nodeId))
+      .json()
+      .catch((err: unknown) => {
+        throw toBerthError(err);
+      });
+    return typeof secret === 'string' ? { authorization: `Bearer ${secret}` } : {};
   }
 
   /** Resolves once no active pod is bound to the node, or after `timeoutMs` (the leader then unbinds what is left). */

@@ -9,9 +9,9 @@ const errorRef = { $ref: 'ErrorResponse#' } as const;
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 253, description: 'pod id or unique name' }) });
 
 /** `/v1/pods`: create, list, get, delete, lifecycle actions, logs (proxied from the node's agent). */
-export const podRoutes = routePlugin('pod-routes', ['clusterState', 'podService'], async (fastify) => {
+export const podRoutes = routePlugin('pod-routes', ['clusterState', 'podService', 'nodeService'], async (fastify) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const { clusterState: state, podService } = fastify;
+  const { clusterState: state, podService, nodeService } = fastify;
 
   app.get(
     '/pods',
@@ -112,11 +112,12 @@ export const podRoutes = routePlugin('pod-routes', ['clusterState', 'podService'
       if (req.query.tail !== undefined) qs.set('tail', String(req.query.tail));
       if (req.query.follow === '1' || req.query.follow === 'true') qs.set('follow', '1');
       const url = `${node.address}/v1/pods/${pod.id}/logs?${qs.toString()}`;
+      const headers = await nodeService.agentHeaders(node.id);
       const abort = new AbortController();
       req.raw.on('close', () => abort.abort());
       let res: Response;
       try {
-        res = await fetch(url, { signal: abort.signal });
+        res = await fetch(url, { signal: abort.signal, headers });
       } catch (err) {
         throw new BerthError('AGENT_UNREACHABLE', `the agent of node ${node.name} at ${node.address} did not answer: ${(err as Error).message}`);
       }
