@@ -37,12 +37,18 @@ export interface TiedProcess {
   watcher: Promise<number | undefined>;
 }
 
-/** Starts `argv` in its own process group that dies with this agent process (see SUPERVISOR). */
-export function spawnTied(argv: string[], opts: { output: number; env: NodeJS.ProcessEnv }): TiedProcess {
-  const child = spawn('/bin/sh', ['-c', SUPERVISOR, 'berth-pod', ...argv], {
+/**
+ * Starts `argv` in its own process group that dies with this agent process
+ * (see SUPERVISOR). `prelude` runs first in the supervisor shell (joining the
+ * pod's cgroup, so the watcher and everything after it run inside it), and
+ * `prefix` goes before the command (switching to the pod's user).
+ */
+export function spawnTied(argv: string[], opts: { output: number; env: NodeJS.ProcessEnv; cwd?: string; prelude?: string; prefix?: string[] }): TiedProcess {
+  const child = spawn('/bin/sh', ['-c', `${opts.prelude ?? ''}${SUPERVISOR}`, 'berth-pod', ...(opts.prefix ?? []), ...argv], {
     detached: true, // setsid: the pod's own process group, which the watcher ends
     stdio: ['ignore', opts.output, opts.output, 'pipe'],
     env: opts.env,
+    ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
   });
   const tether = (child.stdio[3] ?? undefined) as Socket | undefined;
   // A reset or read error ends in 'close' like EOF does; it must not become an uncaught error.

@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errors } from '@berth/core';
+import { errors, type NodeIsolation } from '@berth/core';
+import type { PodIsolation } from './isolation/pod-isolation.js';
 import { killGroup, leftoverOf, processAlive, signalProcess, spawnTied, waitGroupsGone } from './pod-supervisor.js';
 import { UnknownPodError, type ExitListener, type PodSpecForRuntime, type Runtime, type RuntimePodState } from './runtime.js';
 
@@ -16,6 +17,8 @@ interface ProcPod {
   /** The supervisor's watcher process, continued after each pause so it can still end the group. */
   watcherPid?: number;
   exitCode?: number;
+  /** The kernel's OOM killer ended the last run (its cgroup counted a kill). */
+  oomKilled?: boolean;
   exited?: Promise<void>;
   cpuSample?: { at: number; ticks: number };
 }
@@ -27,6 +30,8 @@ const LEFTOVER_GONE_MS = 3000;
 const GROUP_GONE_MS = 2000;
 /** Chunk size for reading a log backwards (tail). */
 const TAIL_CHUNK = 64 * 1024;
+/** A pod's PATH unless it declares one: the agent's own environment is never passed on. */
+export const DEFAULT_POD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /**
  * Pods as host processes: each in its own process group,
@@ -42,6 +47,15 @@ const TAIL_CHUNK = 64 * 1024;
  * survive (a group still dying, one whose supervisor was killed on its own,
  * or one started by an agent without supervisors) before running the pods
  * again (`recover`).
+ *
+ * Isolation: a pod gets only its declared environment plus BERTH_POD_ID,
+ * BERTH_POD_NAME (and PORT when it has one), and its own working directory
+ * `<dataDir>/pods/<id>/work` (mode 0700, owned by the pod's user; made afresh
+ * whenever a runtime takes the pod on). Its output and pid files stay in
+ * `<dataDir>/pods/<id>`, which only the agent may write to: a pod that could
+ * replace them (with a symlink, say) would make the agent write where it
+ * points. With a `PodIsolation` the pod also runs as its own user and inside
+ * its cgroup (see isolation/pod-isolation.ts).
  */
 export class ProcessRuntime implements Runtime {
   readonly kind = 'process' as const;
@@ -51,7 +65,16 @@ export class ProcessRuntime implements Runtime {
   constructor(
     private readonly dataDir: string,
     private readonly log?: Logger,
-  ) {}
+    private readonly isolation?: PodIsolation,
+  ) {
+    if (isolation !== undefined) isolation.prepareDataDir(dataDir);
+    else fs.mkdirSync(path.join(dataDir, 'pods'), { recursive: true });
+  }
+
+  /** What keeps this runtime's pods apart (the node record's `isolation`). */
+  isolationReport(): NodeIsolation | undefined {
+    return this.isolation?.describe();
+  }
 
   private get(id: string): ProcPod {
     const pod = this.pods.get(id);
@@ -68,6 +91,11 @@ export class ProcessRuntime implements Runtime {
     return path.join(this.podDir(id), 'output.log');
   }
 
+  /** The pod's own working directory (its user's; everything else in podDir is the agent's). */
+  workDir(id: string): string {
+    return path.join(this.podDir(id), 'work');
+  }
+
   private pidFile(id: string): string {
     return path.join(this.podDir(id), 'pid');
   }
@@ -77,7 +105,7 @@ export class ProcessRuntime implements Runtime {
     if (spec.command === undefined || spec.command.length === 0) {
       throw errors.validation(`pod ${spec.name}: the process runtime needs a command (argv array)`, { field: 'spec.command' });
     }
-    fs.mkdirSync(this.podDir(spec.id), { recursive: true });
+    this.makeDirs(spec.id, true);
     this.pods.set(spec.id, { spec, state: 'created' });
   }
 
@@ -87,15 +115,22 @@ export class ProcessRuntime implements Runtime {
     // A previous run's group may still be dying (its exit is reported once it is gone): never two at once.
     await pod.exited;
     const command = pod.spec.command ?? [];
-    fs.mkdirSync(this.podDir(id), { recursive: true });
-    const out = fs.openSync(this.logFile(id), 'a');
+    this.makeDirs(id, false);
+    const plan = this.isolation?.plan(id, { cpu: pod.spec.cpu, memoryMiB: pod.spec.memoryMiB }) ?? { prelude: '', prefix: [] };
+    const out = fs.openSync(this.logFile(id), 'a', 0o600);
     let tied: ReturnType<typeof spawnTied>;
     try {
       tied = spawnTied(command, {
         output: out,
+        cwd: this.workDir(id),
+        prelude: plan.prelude,
+        prefix: plan.prefix,
         // BERTH_POD_ID also lets a later agent instance recognise the group as this pod's (see recover).
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...pod.spec.env, BERTH_POD_ID: id, BERTH_POD_NAME: pod.spec.name },
+        env: { PATH: DEFAULT_POD_PATH, ...pod.spec.env, BERTH_POD_ID: id, BERTH_POD_NAME: pod.spec.name },
       });
+    } catch (err) {
+      await this.isolation?.endRun(id);
+      throw err;
     } finally {
       fs.closeSync(out);
     }
@@ -103,6 +138,7 @@ export class ProcessRuntime implements Runtime {
     pod.child = child;
     pod.state = 'running';
     delete pod.exitCode;
+    delete pod.oomKilled;
     delete pod.cpuSample;
     delete pod.watcherPid;
     if (child.pid !== undefined) fs.writeFileSync(this.pidFile(id), JSON.stringify({ pid: child.pid, startedAt: new Date().toISOString() }));
@@ -117,6 +153,8 @@ export class ProcessRuntime implements Runtime {
         if (pod.child !== child) return resolve();
         pod.state = 'exited';
         pod.exitCode = code;
+        // Read before the cgroup goes (below), and before anyone can see the pod exited without it.
+        if (code !== 0 && this.isolation?.oomKilled(id)) pod.oomKilled = true;
         // Like a container whose init died: whatever the main process left in its group goes too (the watcher
         // included). The pod has exited only once its group is gone: a restart must not start a new group while
         // the old one's members still run (the chaos run saw both for one sample).
@@ -127,6 +165,8 @@ export class ProcessRuntime implements Runtime {
           if (pgid !== undefined && !(await waitGroupsGone([pgid], GROUP_GONE_MS))) {
             this.log?.warn({ pod: id, pgid }, `members of the pod's process group outlived SIGKILL by ${GROUP_GONE_MS} ms`);
           }
+          // Members that left the process group (setsid) are still in the cgroup: they end here.
+          await this.isolation?.endRun(id);
           resolve();
           for (const l of this.exitListeners) {
             try {
@@ -203,6 +243,7 @@ export class ProcessRuntime implements Runtime {
     const pod = this.pods.get(id);
     if (pod !== undefined && (pod.state === 'running' || pod.state === 'paused')) await this.stop(id, 0);
     this.pods.delete(id);
+    this.isolation?.release(id);
     fs.rmSync(this.podDir(id), { recursive: true, force: true });
   }
 
@@ -319,6 +360,7 @@ export class ProcessRuntime implements Runtime {
       fs.rmSync(this.pidFile(id), { force: true });
     }
     await waitGroupsGone(killed, LEFTOVER_GONE_MS);
+    await this.isolation?.sweep();
     return ids;
   }
 
@@ -329,8 +371,27 @@ export class ProcessRuntime implements Runtime {
       id,
       state: p.state,
       ...(p.exitCode === undefined ? {} : { exitCode: p.exitCode }),
+      ...(p.oomKilled === true && p.state === 'exited' ? { oomKilled: true } : {}),
       ...(live && p.child?.pid !== undefined ? { pid: p.child.pid } : {}),
     };
+  }
+
+  /**
+   * The pod's directory (the agent's: passable by the pod's user, not
+   * writable) and its working directory, made afresh when `fresh` (a new
+   * pod for this runtime: what an earlier holder left, maybe owned by another
+   * uid, is gone).
+   */
+  private makeDirs(id: string, fresh: boolean): void {
+    const dir = this.podDir(id);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const user = this.isolation?.userOf(id);
+    fs.chmodSync(dir, user === undefined ? 0o700 : 0o711);
+    const work = this.workDir(id);
+    if (fresh) fs.rmSync(work, { recursive: true, force: true });
+    fs.mkdirSync(work, { recursive: true, mode: 0o700 });
+    if (user !== undefined) fs.chownSync(work, user.uid, user.gid);
+    fs.chmodSync(work, 0o700);
   }
 
   private assertKnown(id: string): void {
