@@ -81,6 +81,7 @@ async function shutdown(reason: string, deregister: boolean, code: number): Prom
     await Promise.allSettled(agents.map((a) => clearNode(a, { graceMs: 3000 })));
   }
   await Promise.allSettled(agents.map((a) => a.stop(deregister)));
+  for (const a of agents) a.opts.runtime.close?.();
   keeper.close();
   client.close();
   process.exit(code);

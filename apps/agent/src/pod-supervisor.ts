@@ -27,6 +27,22 @@ import type { Socket } from 'node:net';
  */
 const SUPERVISOR = `( ( trap '' HUP INT QUIT ABRT USR1 USR2 ALRM TERM PIPE TSTP TTIN TTOU VTALRM PROF XCPU XFSZ; read -r _ <&3; kill -s KILL 0 ) & echo $! >&3 ); exec "$@" 3<&-`;
 
+/**
+ * Shell code that unexports every variable but `names`. A pod's environment
+ * must be exactly the one the agent gives it, but whatever the agent's own
+ * Node runtime preloads (an APM agent, a test runner's coverage hooks) may
+ * patch child_process to add variables to every child's environment; the
+ * supervisor shell takes them out again. Builtins only: the pod's PATH may
+ * not lead to any tool.
+ */
+export function onlyEnv(names: readonly string[]): string {
+  const keep = ` ${names.filter((n) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(n)).join(' ')} `;
+  return (
+    `berth_n=$(export -p | while IFS= read -r l; do case $l in "export "*) l=\${l#export }; echo "\${l%%=*}";; esac; done); ` +
+    `for berth_v in $berth_n; do case '${keep}' in *" $berth_v "*) ;; *) unset "$berth_v";; esac; done; unset berth_n berth_v; `
+  );
+}
+
 /** A pod's main process, tied to this agent through its supervisor. */
 export interface TiedProcess {
   /** The pod's main process (the command, once the shell has exec'd it). */
@@ -44,7 +60,8 @@ export interface TiedProcess {
  * `prefix` goes before the command (switching to the pod's user).
  */
 export function spawnTied(argv: string[], opts: { output: number; env: NodeJS.ProcessEnv; cwd?: string; prelude?: string; prefix?: string[] }): TiedProcess {
-  const child = spawn('/bin/sh', ['-c', `${opts.prelude ?? ''}${SUPERVISOR}`, 'berth-pod', ...(opts.prefix ?? []), ...argv], {
+  const script = `${onlyEnv(Object.keys(opts.env))}${opts.prelude ?? ''}${SUPERVISOR}`;
+  const child = spawn('/bin/sh', ['-c', script, 'berth-pod', ...(opts.prefix ?? []), ...argv], {
     detached: true, // setsid: the pod's own process group, which the watcher ends
     stdio: ['ignore', opts.output, opts.output, 'pipe'],
     env: opts.env,

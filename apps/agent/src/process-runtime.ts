@@ -76,6 +76,11 @@ export class ProcessRuntime implements Runtime {
     return this.isolation?.describe();
   }
 
+  /** The agent stops: what the runtime made for the node (its cgroups) goes, where no pod still uses it. */
+  close(): void {
+    this.isolation?.close();
+  }
+
   private get(id: string): ProcPod {
     const pod = this.pods.get(id);
     if (pod === undefined) throw new UnknownPodError(id);

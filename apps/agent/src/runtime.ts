@@ -70,6 +70,8 @@ export interface Runtime {
   recover?(): Promise<string[]>;
   /** Whether the runtime can run pods right now (e.g. the Docker engine answers); reported with each heartbeat. */
   health?(): Promise<RuntimeHealth>;
+  /** The agent stops: release what the runtime holds for the node (event streams, cgroups). */
+  close?(): void;
   /** How the runtime isolates pods (the node record's `isolation`). */
   isolationReport?(): NodeIsolation | undefined;
   /** Node usage to report, for runtimes that do not run on the host's resources. */

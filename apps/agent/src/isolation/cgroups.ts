@@ -197,6 +197,19 @@ export class Cgroups {
     return [...out];
   }
 
+  /** Removes the node's own cgroups (and the shared `berth` level when no other node uses it); those not empty stay. */
+  close(): void {
+    for (const dir of this.parents.values()) {
+      for (const d of [dir, path.dirname(dir)]) {
+        try {
+          fs.rmdirSync(d);
+        } catch {
+          break; // pods (or other nodes) still in it
+        }
+      }
+    }
+  }
+
   /** One pass: kill the members, try rmdir; true once no directory of the pod is left. */
   private removeNow(podId: string): boolean {
     let left = false;

@@ -129,6 +129,11 @@ export class PodIsolation {
     await Promise.all(this.cgroups.podIds().map((id) => this.endRun(id)));
   }
 
+  /** The agent stops: the node's cgroups go once empty. */
+  close(): void {
+    this.cgroups?.close();
+  }
+
   /**
    * Makes `dir` (the runtime's data directory) and checks every directory
    * above it can be passed through by other users, so a pod running as its
