@@ -3,11 +3,11 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errors, type NodeIsolation } from '@berth/core';
 import type { PodIsolation } from './isolation/pod-isolation.js';
 import { killGroup, leftoverOf, processAlive, signalProcess, spawnTied, waitGroupsGone } from './pod-supervisor.js';
+import { followFile, readTail } from './log-file.js';
 import { UnknownPodError, type ExitListener, type PodSpecForRuntime, type Runtime, type RuntimePodState } from './runtime.js';
 
 interface ProcPod {
@@ -28,8 +28,6 @@ const CLOCK_TICKS = 100; // USER_HZ on Linux
 const LEFTOVER_GONE_MS = 3000;
 /** How long an exited pod waits for the rest of its process group to be gone after SIGKILL. */
 const GROUP_GONE_MS = 2000;
-/** Chunk size for reading a log backwards (tail). */
-const TAIL_CHUNK = 64 * 1024;
 /** A pod's PATH unless it declares one: the agent's own environment is never passed on. */
 export const DEFAULT_POD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -258,48 +256,9 @@ export class ProcessRuntime implements Runtime {
     return readTail(this.logFile(id), opts.tail);
   }
 
-  async *followLogs(id: string, opts: { tail?: number }, signal: AbortSignal): AsyncIterable<string> {
+  followLogs(id: string, opts: { tail?: number }, signal: AbortSignal): AsyncIterable<string> {
     this.assertKnown(id);
-    const file = this.logFile(id);
-    let offset = fileSize(file);
-    const first = await readTail(file, opts.tail, offset);
-    if (first.length > 0) yield first;
-    let wake: (() => void) | undefined;
-    const poke = () => wake?.();
-    // inotify on the pod's directory: appends, and the directory's removal, wake the follower.
-    let watcher: fs.FSWatcher | undefined;
-    try {
-      watcher = fs.watch(this.podDir(id), poke);
-      watcher.on('error', poke);
-    } catch {
-      return; // the directory is gone: the pod was removed
-    }
-    signal.addEventListener('abort', poke);
-    const decoder = new StringDecoder('utf8');
-    try {
-      while (!signal.aborted && (this.pods.has(id) || fs.existsSync(file))) {
-        const size = fileSize(file);
-        if (size < offset) offset = 0; // truncated or recreated
-        if (size > offset) {
-          const chunk = readRange(file, offset, size);
-          offset = size;
-          const text = decoder.write(chunk);
-          if (text.length > 0) yield text;
-          continue;
-        }
-        // The timer only bounds how long a missed inotify event could delay output (e.g. on overlay filesystems).
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, 1000);
-          wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
-      }
-    } finally {
-      watcher.close();
-      signal.removeEventListener('abort', poke);
-    }
+    return followFile(this.logFile(id), opts.tail, () => this.pods.has(id), signal);
   }
 
   async stats(id: string): Promise<{ cpuPercent: number; memoryMiB: number } | undefined> {
@@ -407,49 +366,4 @@ export class ProcessRuntime implements Runtime {
     const pid = pod.child?.pid;
     if (pid !== undefined) killGroup(pid, sig);
   }
-}
-
-function fileSize(file: string): number {
-  try {
-    return fs.statSync(file).size;
-  } catch {
-    return 0;
-  }
-}
-
-function readRange(file: string, start: number, end: number): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(end - start);
-    const n = fs.readSync(fd, buf, 0, buf.length, start);
-    return buf.subarray(0, n);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/**
- * The last `tail` lines of a file up to byte `end` (all of it without
- * `tail`), read backwards in chunks so a large log is not loaded whole.
- */
-async function readTail(file: string, tail: number | undefined, end = fileSize(file)): Promise<string> {
-  if (end === 0 || tail === 0) return '';
-  if (tail === undefined) return readRange(file, 0, end).toString('utf8');
-  let start = end;
-  let newlines = 0;
-  const chunks: Buffer[] = [];
-  // A trailing newline ends the last line; it does not start another.
-  const wanted = tail + 1;
-  while (start > 0 && newlines < wanted) {
-    const from = Math.max(0, start - TAIL_CHUNK);
-    const chunk = readRange(file, from, start);
-    chunks.unshift(chunk);
-    start = from;
-    for (const b of chunk) if (b === 0x0a) newlines += 1;
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
-  const lines = text.split('\n');
-  const trailing = lines.at(-1) === '';
-  if (trailing) lines.pop();
-  return lines.slice(-tail).join('\n') + (trailing ? '\n' : '');
 }
