@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { PodRecord } from '@berth/core';
 import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster';
 import { clusterFor, tempDir } from '../helpers/fixtures.js';
-import { killPodProcesses, podGroups, podProcesses } from '../helpers/pod-processes.js';
+import { killPodProcesses, podGroups, podProcesses, removeNodeCgroups } from '../helpers/pod-processes.js';
 
 const TTL = 2;
 const GRACE = 3;
@@ -27,6 +27,7 @@ t.test('pods on real process-runtime agents', async (t) => {
   t.teardown(async () => {
     await Promise.all(agents.map((a) => a.process.stop('SIGTERM')));
     killPodProcesses(podIds);
+    for (const name of ['w1', 'w2', 'w3']) removeNodeCgroups(name);
   });
   await Promise.all(agents.map((a) => a.start()));
   await cluster.waitForAgreedLeader();
