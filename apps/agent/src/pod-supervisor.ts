@@ -59,13 +59,15 @@ export interface TiedProcess {
  * pod's cgroup, so the watcher and everything after it run inside it), and
  * `prefix` goes before the command (switching to the pod's user).
  */
-export function spawnTied(argv: string[], opts: { output: number; env: NodeJS.ProcessEnv; cwd?: string; prelude?: string; prefix?: string[] }): TiedProcess {
+export function spawnTied(argv: string[], opts: { output: number; env: NodeJS.ProcessEnv; cwd?: string; prelude?: string; prefix?: string[]; uid?: number; gid?: number }): TiedProcess {
   const script = `${onlyEnv(Object.keys(opts.env))}${opts.prelude ?? ''}${SUPERVISOR}`;
   const child = spawn('/bin/sh', ['-c', script, 'berth-pod', ...(opts.prefix ?? []), ...argv], {
     detached: true, // setsid: the pod's own process group, which the watcher ends
     stdio: ['ignore', opts.output, opts.output, 'pipe'],
     env: opts.env,
     ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
+    ...(opts.uid === undefined ? {} : { uid: opts.uid }),
+    ...(opts.gid === undefined ? {} : { gid: opts.gid }),
   });
   const tether = (child.stdio[3] ?? undefined) as Socket | undefined;
   // A reset or read error ends in 'close' like EOF does; it must not become an uncaught error.

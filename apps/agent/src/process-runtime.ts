@@ -128,6 +128,7 @@ export class ProcessRuntime implements Runtime {
         cwd: this.workDir(id),
         prelude: plan.prelude,
         prefix: plan.prefix,
+        ...(plan.spawnAs === undefined ? {} : { uid: plan.spawnAs.uid, gid: plan.spawnAs.gid }),
         // BERTH_POD_ID also lets a later agent instance recognise the group as this pod's (see recover).
         env: { PATH: DEFAULT_POD_PATH, ...pod.spec.env, BERTH_POD_ID: id, BERTH_POD_NAME: pod.spec.name },
       });

@@ -20,12 +20,16 @@ export interface PodIsolationOptions {
   limits: PodLimitMode;
   pidsLimit: number;
   log?: Logger;
+  /** setpriv's path; default: found in SETPRIV; null: switch users through spawn's uid/gid only. */
+  setpriv?: string | null;
 }
 
 /** How one run of a pod is started: as whom, and what its first process does before it execs the command. */
 export interface RunPlan {
   /** The user the pod runs as; undefined: the agent's own. */
   user?: { uid: number; gid: number };
+  /** The user is switched by spawn itself (no setpriv on the host, and no cgroup to join first). */
+  spawnAs?: { uid: number; gid: number };
   /** Shell commands the supervisor shell runs first (join the cgroup, set rlimits). */
   prelude: string;
   /** argv put before the pod's command (the user switch). */
@@ -51,10 +55,7 @@ export class PodIsolation {
   private readonly setpriv: string | undefined;
 
   constructor(private readonly opts: PodIsolationOptions) {
-    if (opts.runAs.kind !== 'agent') {
-      this.setpriv = SETPRIV.find((p) => fs.existsSync(p));
-      if (this.setpriv === undefined) throw new Error(`--run-as-user: switching users needs setpriv (util-linux), not found in ${SETPRIV.join(', ')}; install it or pass --run-as-user root`);
-    }
+    if (opts.runAs.kind !== 'agent') this.setpriv = opts.setpriv === null ? undefined : (opts.setpriv ?? SETPRIV.find((p) => fs.existsSync(p)));
     let cgroups: Cgroups | undefined;
     if (opts.limits === 'auto' || opts.limits === 'cgroup') {
       const opened = (process.getuid?.() ?? 1) === 0 ? Cgroups.open(opts.node) : { why: 'the agent does not run as root' };
@@ -62,6 +63,15 @@ export class PodIsolation {
       else if (opts.limits === 'cgroup') throw new Error(`--pod-limits cgroup: ${opened.why}`);
       else opts.log?.warn({ why: opened.why }, "no usable cgroups: pods' memory is limited by rlimit (RLIMIT_DATA) only, and cpu not at all");
     }
+    if (cgroups !== undefined && this.switchesUser && this.setpriv === undefined) {
+      // Without setpriv the user must be switched by spawn, and an unprivileged first process cannot join its cgroup.
+      const why = `switching users with cgroup limits needs setpriv (util-linux), not found in ${SETPRIV.join(', ')}`;
+      cgroups.close();
+      if (opts.limits === 'cgroup') throw new Error(`--pod-limits cgroup: ${why}; install it, or pass --run-as-user root`);
+      opts.log?.warn({ why }, "pods' memory is limited by rlimit (RLIMIT_DATA) only, and cpu not at all");
+      cgroups = undefined;
+    }
+    if (this.switchesUser && this.setpriv === undefined) opts.log?.warn('no setpriv: pods switch users through spawn, without no_new_privs');
     this.cgroups = cgroups;
     this.enforcement = cgroups !== undefined ? cgroups.version : opts.limits === 'none' ? 'none' : 'rlimit';
     if (opts.runAs.kind === 'shared') opts.log?.warn({ user: opts.runAs.label }, 'every pod runs as one user: pods are kept from the host, not from each other (see --run-as-user per-pod)');
@@ -108,8 +118,10 @@ export class PodIsolation {
       const kib = Math.max(1024, Math.round(limits.memoryMiB * 1024));
       prelude = `ulimit -d ${kib} 2>/dev/null || echo 'berth: could not set the memory rlimit' >&2; `;
     }
-    const prefix = user === undefined ? [] : [this.setpriv!, `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--no-new-privs', '--'];
-    return { ...(user === undefined ? {} : { user }), prelude, prefix };
+    if (user === undefined) return { prelude, prefix: [] };
+    // (spawn's uid/gid also drops supplementary groups: libuv calls setgroups(0) when it switches.)
+    if (this.setpriv === undefined) return { user, spawnAs: user, prelude, prefix: [] };
+    return { user, prelude, prefix: [this.setpriv, `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--no-new-privs', '--'] };
   }
 
   /** True when the kernel's OOM killer killed a process of the pod's current run (read before `endRun`). */
