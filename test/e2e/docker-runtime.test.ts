@@ -16,7 +16,10 @@ interface Inspect {
   Id: string;
   Created: string;
   State: { Status: string; ExitCode: number; StartedAt: string; FinishedAt: string };
-  HostConfig: { NanoCpus: number; Memory: number; NetworkMode: string; Init: boolean };
+  HostConfig: {
+    NanoCpus: number; Memory: number; NetworkMode: string; Init: boolean;
+    SecurityOpt: string[] | null; CapDrop: string[] | null; CapAdd: string[] | null; PidsLimit: number | null; ReadonlyRootfs: boolean;
+  };
   Config: { Labels: Record<string, string>; Env: string[] };
 }
 
@@ -34,7 +37,7 @@ t.test('docker runtime: pods as containers', async (t) => {
     etcd: etcd.endpoint,
     logDir,
     runtime: 'docker',
-    extraArgs: ['--restart-backoff-max', '2000', '--stop-timeout', '1', '--heartbeat-interval', '500', '--report-interval', '1000'],
+    extraArgs: ['--restart-backoff-max', '2000', '--stop-timeout', '1', '--heartbeat-interval', '500', '--report-interval', '1000', '--pids-limit', '512'],
   });
   let nodeId = '';
   const containersOfNode = () => (nodeId ? docker('ps', '-aq', '--filter', `label=berth.node=${nodeId}`, '--filter', 'label=berth.pod').split('\n').filter(Boolean) : []);
@@ -88,6 +91,11 @@ t.test('docker runtime: pods as containers', async (t) => {
     t.equal(c.HostConfig.Memory, 64 * 1024 * 1024, 'Memory = memoryMiB MiB');
     t.equal(c.HostConfig.NetworkMode, 'host');
     t.equal(c.HostConfig.Init, true);
+    t.same(c.HostConfig.SecurityOpt, ['no-new-privileges'], 'no-new-privileges');
+    t.same(c.HostConfig.CapDrop, ['ALL'], 'every capability dropped');
+    t.notOk(c.HostConfig.CapAdd, 'none added back unasked');
+    t.equal(c.HostConfig.PidsLimit, 512, 'PidsLimit = --pids-limit');
+    t.equal(c.HostConfig.ReadonlyRootfs, false, 'a writable root file system unless asked');
     t.equal(c.Config.Labels['berth.pod'], web);
     t.equal(c.Config.Labels['berth.node'], nodeId);
     t.ok(c.Config.Env.includes(`PORT=${port}`), 'PORT is the allocated host port');
@@ -95,6 +103,26 @@ t.test('docker runtime: pods as containers', async (t) => {
     t.equal(res, 'hi from berth\n', 'answers on its host port');
     const p = await waitPod(web, 'with a usage sample', (p) => p.status.usage !== undefined, 10_000);
     t.ok(p.status.usage!.memoryMiB > 0 && p.status.usage!.memoryMiB < 64, `status.usage from docker stats: ${JSON.stringify(p.status.usage)}`);
+  });
+
+  t.test('a pod keeps only the capabilities it asks for, and can have a read-only root file system', async (t) => {
+    const PROBE = 'touch /probe 2>/dev/null && echo rootfs writable || echo rootfs read-only; grep -E "^(CapEff|NoNewPrivs):" /proc/self/status; exec sleep 300';
+    const id = await createPod('hardened', { command: ['sh', '-c', PROBE], capabilities: ['NET_BIND_SERVICE'], readOnlyRootFilesystem: true });
+    await waitPod(id, 'hardened Running', (p) => p.status.phase === 'Running');
+    const c = inspectPod(id);
+    t.same(c.HostConfig.CapDrop, ['ALL']);
+    t.same(c.HostConfig.CapAdd, ['NET_BIND_SERVICE'], 'the asked-for capability is added back');
+    t.equal(c.HostConfig.ReadonlyRootfs, true);
+    const log = await waitFor(async () => {
+      const text = await (await agentApi(`/v1/pods/${id}/logs`)).text();
+      return /NoNewPrivs/.test(text) ? text : undefined;
+    }, { what: 'the probe output' });
+    t.match(log, /^rootfs read-only$/m, 'the root file system refuses writes');
+    // CAP_NET_BIND_SERVICE is bit 10: the process holds it and nothing else.
+    t.match(log, /^CapEff:\s+0000000000000400$/m, 'effective capabilities: NET_BIND_SERVICE only');
+    t.match(log, /^NoNewPrivs:\s+1$/m, 'no_new_privs in the container');
+    await change(id, (p) => ({ ...p, deletionRequested: new Date().toISOString() }));
+    await waitFor(async () => (await get(id)) === undefined, { what: 'hardened deleted' });
   });
 
   t.test('logs through the agent API: tail and follow', async (t) => {

@@ -11,6 +11,8 @@ killChildrenOnSignals();
 /** A temp dir removed when the test ends (kept when it fails, for the logs). */
 export function tempDir(t: Test, prefix = 'berth-test-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  // Passable (not listable) by other users: pods run as their own users, and reach scripts and agent data dirs in here.
+  fs.chmodSync(dir, 0o711);
   t.teardown(() => {
     if (t.passing()) fs.rmSync(dir, { recursive: true, force: true });
     else t.comment(`logs kept in ${dir}`);

@@ -55,3 +55,53 @@ export function killPodProcesses(ids: Iterable<string>): void {
     }
   }
 }
+
+/**
+ * Removes the cgroups agents of node `node` left behind: an agent killed
+ * before it removed them (a test's SIGKILL, or a SIGTERM whose grace ran
+ * out) leaves them to its next start, which may never come. The agent nests
+ * them under this process's own cgroups (it is a child of it): pod cgroups
+ * in `berth/<node>` of each v1 hierarchy (or of the v2 root), then the
+ * node's and the shared `berth` level once empty. Returns what could not be
+ * removed.
+ */
+export function removeNodeCgroups(node: string): string[] {
+  const own = new Map<string, string>();
+  try {
+    for (const line of fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+      const m = /^\d+:([^:]*):(.*)$/.exec(line);
+      if (m) for (const c of m[1]!.split(',')) own.set(c, m[2]!);
+    }
+  } catch {
+    return [];
+  }
+  const nodeDirs = [...['memory', 'cpu', 'pids'].map((c) => `/sys/fs/cgroup/${c}${own.get(c) ?? ''}/berth/${node}`.replace('//', '/')), `/sys/fs/cgroup/berth/${node}`];
+  const left: string[] = [];
+  for (const dir of nodeDirs.filter((d) => fs.existsSync(d))) {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (!e.isDirectory()) continue;
+      const pod = `${dir}/${e.name}`;
+      for (const pid of fs.readFileSync(`${pod}/cgroup.procs`, 'utf8').split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      try {
+        fs.rmdirSync(pod);
+      } catch {
+        left.push(pod);
+      }
+    }
+    for (const d of [dir, dir.slice(0, dir.lastIndexOf('/'))]) {
+      try {
+        fs.rmdirSync(d);
+      } catch {
+        if (d === dir) left.push(d);
+        break;
+      }
+    }
+  }
+  return left;
+}

@@ -5,7 +5,7 @@ import { AgentProcess } from '@berth/devcluster';
 import { agentCaller } from './agent-api.js';
 import { clientFor, etcdFor, tempDir } from './fixtures.js';
 import { LeaderStandIn } from './leader-stand-in.js';
-import { killPodProcesses } from './pod-processes.js';
+import { killPodProcesses, removeNodeCgroups } from './pod-processes.js';
 
 /**
  * One real process-runtime agent over its own real etcd, with no controller:
@@ -25,6 +25,8 @@ export async function processAgent(t: Test, node: string, extraArgs: readonly st
     // SIGTERM: the agent deregisters, stops its pods and exits cleanly (and writes its coverage).
     await agent.process.stop('SIGTERM', 5000);
     killPodProcesses(ids);
+    const left = removeNodeCgroups(node);
+    if (left.length > 0) t.comment(`cgroups left: ${left.join(', ')}`);
   });
   await agent.start();
   const nodeId = JSON.parse((await client.get(nameKey('nodes', node)).string())!) as string;

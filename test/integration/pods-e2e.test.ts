@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { PodRecord } from '@berth/core';
 import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster';
 import { clusterFor, tempDir } from '../helpers/fixtures.js';
-import { killPodProcesses, podGroups, podProcesses } from '../helpers/pod-processes.js';
+import { killPodProcesses, podGroups, podProcesses, removeNodeCgroups } from '../helpers/pod-processes.js';
 
 const TTL = 2;
 const GRACE = 3;
@@ -27,6 +27,7 @@ t.test('pods on real process-runtime agents', async (t) => {
   t.teardown(async () => {
     await Promise.all(agents.map((a) => a.process.stop('SIGTERM')));
     killPodProcesses(podIds);
+    for (const name of ['w1', 'w2', 'w3']) removeNodeCgroups(name);
   });
   await Promise.all(agents.map((a) => a.start()));
   await cluster.waitForAgreedLeader();
@@ -111,7 +112,11 @@ t.test('pods on real process-runtime agents', async (t) => {
 
   t.test('a finished pod asked to restart goes back through the scheduler and runs again', async (t) => {
     // Exits 0 the first time (restartPolicy Never: it stays Succeeded), keeps running the second time.
-    const marker = path.join(logDir, 'once.marker');
+    // Pods run as their own unprivileged users: the marker goes where any user may write (as /tmp).
+    const markers = path.join(logDir, 'markers');
+    fs.mkdirSync(markers);
+    fs.chmodSync(markers, 0o1777);
+    const marker = path.join(markers, 'once.marker');
     const created = await api(c, 'POST', '/v1/pods', {
       name: 'once',
       command: ['sh', '-c', `if [ -e ${marker} ]; then exec sleep 300; else touch ${marker}; fi`],

@@ -39,7 +39,7 @@ const EVICT = { reason: 'NodeDrained', requestedAt: iso(T0) } as const;
 const EVICTED = { to: 'Stopped', patch: { reason: 'Evicted', message: 'evicted: NodeDrained' } } as const;
 const EVICTED_EVENT = { type: 'Normal', reason: 'Evicted', message: 'evicted: NodeDrained' } as const;
 
-type Row = { name: string; record: PodRecord; actual: { id: string; state: 'created' | 'running' | 'paused' | 'exited'; exitCode?: number } | undefined; local?: PodMemory; now?: number; want: PodAction };
+type Row = { name: string; record: PodRecord; actual: { id: string; state: 'created' | 'running' | 'paused' | 'exited'; exitCode?: number; oomKilled?: boolean } | undefined; local?: PodMemory; now?: number; want: PodAction };
 const rows: Row[] = [
   // Scheduled
   { name: 'Scheduled, desired running: launch on a fresh host port', record: pod('Scheduled', { restarts: 0 }), actual: undefined, want: { kind: 'launch', restarts: 0, fresh: true, restarted: false, reason: 'Starting', message: '' } },
@@ -162,6 +162,29 @@ const rows: Row[] = [
       to: 'Failed',
       patch: { reason: 'Error', message: 'exited with code 1', finishedAt: iso(T0), exitCode: 1 },
       event: { type: 'Warning', reason: 'Failed', message: 'exited with code 1 (restartPolicy Never)' },
+    },
+  },
+  {
+    name: 'Never, killed by the OOM killer: Failed with reason OOMKilled',
+    record: pod('Running', {}, policy('Never')),
+    actual: { ...exited(137), oomKilled: true },
+    want: {
+      kind: 'write',
+      to: 'Failed',
+      patch: { reason: 'OOMKilled', message: "killed by the kernel's OOM killer over its memory limit of 64 MiB (exit code 137)", finishedAt: iso(T0), exitCode: 137 },
+      event: { type: 'Warning', reason: 'OOMKilled', message: "killed by the kernel's OOM killer over its memory limit of 64 MiB (exit code 137) (restartPolicy Never)" },
+    },
+  },
+  {
+    name: 'Always, killed by the OOM killer: back off, saying so',
+    record: pod('Running'),
+    actual: { ...exited(137), oomKilled: true },
+    want: {
+      kind: 'back-off',
+      delayMs: 500,
+      crashes: 1,
+      write: { to: 'Starting', patch: { reason: 'BackOff', message: "OOMKilled: killed by the kernel's OOM killer over its memory limit of 64 MiB (exit code 137); restarting in 500 ms", finishedAt: iso(T0), exitCode: 137, restarts: 3 } },
+      event: { type: 'Warning', reason: 'BackOff', message: "OOMKilled: killed by the kernel's OOM killer over its memory limit of 64 MiB (exit code 137); restarting in 500 ms" },
     },
   },
   {

@@ -4,6 +4,8 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { agentFenceProblem, DEFAULT_HEARTBEAT_TTL_SECONDS, DEFAULT_NODE_GRACE_SECONDS, defaultFenceAfterMs, DNS_LABEL, RUNTIMES, type RuntimeKind } from '@berth/core';
 import { ETCD_CREDENTIAL_FLAGS, loadEtcdCredentials, parseEndpoints, planAddresses, type AddressPlan, type EtcdCredentialFlags, type EtcdCredentials } from '@berth/store';
+import { POD_LIMIT_MODES, type PodLimitMode } from './isolation/pod-isolation.js';
+import { DEFAULT_POD_UID_RANGE, resolveRunAs, type RunAs } from './isolation/users.js';
 import { UsageSampler } from './usage.js';
 
 /** Everything an agent is configured with (flags, or BERTH_* env vars). */
@@ -37,6 +39,12 @@ export interface AgentConfig {
   stopTimeoutMs: number;
   /** Cap of the exponential back-off between restarts of a crashing pod (ms). */
   restartBackoffMaxMs: number;
+  /** Who process-runtime pods run as (`--run-as-user`, `--pod-uid-range`). */
+  runAs: RunAs;
+  /** How process-runtime pods' cpu and memory are enforced (`--pod-limits`). */
+  podLimits: PodLimitMode;
+  /** Most processes one pod may have (docker PidsLimit; pids.max of a process pod's cgroup). */
+  pidsLimit: number;
   logLevel: string;
 }
 
@@ -96,6 +104,10 @@ export async function parseConfig(argv: string[]): Promise<AgentConfig> {
     .addOption(new Option('--data-dir <dir>', 'where pod output is kept (default: <tmp>/berth-agent-<name>)').env('BERTH_AGENT_DATA_DIR'))
     .addOption(new Option('--stop-timeout <seconds>', 'grace between SIGTERM and SIGKILL when a pod is stopped').env('BERTH_STOP_TIMEOUT').default(10).argParser(positive('--stop-timeout', false)))
     .addOption(new Option('--restart-backoff-max <ms>', 'cap of the exponential back-off (from 500 ms, doubling) between restarts of a crashing pod').env('BERTH_RESTART_BACKOFF_MAX_MS').default(30000).argParser(positive('--restart-backoff-max', true)))
+    .addOption(new Option('--run-as-user <user>', "who process-runtime pods run as: per-pod (each pod its own uid and gid from --pod-uid-range; the default when the agent is root), a user name or uid[:gid] every pod shares, or root (no switch: pods run as the agent). An agent that is not root runs pods as itself").env('BERTH_RUN_AS_USER'))
+    .addOption(new Option('--pod-uid-range <first-last>', 'uids (and gids) per-pod users are taken from; no existing user should have one').env('BERTH_POD_UID_RANGE').default(DEFAULT_POD_UID_RANGE))
+    .addOption(new Option('--pod-limits <how>', "how process-runtime pods' cpu and memory are enforced: auto (cgroups when the agent is root and they are writable, else rlimits), cgroup (or refuse to start), rlimit (memory only), none").env('BERTH_POD_LIMITS').choices(POD_LIMIT_MODES).default('auto'))
+    .addOption(new Option('--pids-limit <n>', 'most processes (threads included) one pod may run').env('BERTH_PIDS_LIMIT').default(1024).argParser(positive('--pids-limit', true)))
     .addOption(new Option('--log-level <level>', 'pino log level').env('BERTH_LOG_LEVEL').default('info'))
     .showHelpAfterError('(run with --help for usage)');
   for (const [flags, help, env] of ETCD_CREDENTIAL_FLAGS) cmd.addOption(new Option(flags, help).env(env));
@@ -104,6 +116,7 @@ export async function parseConfig(argv: string[]): Promise<AgentConfig> {
     etcd: string; name: string; cpu?: number; memoryMib?: number; runtime: RuntimeKind; labels: Record<string, string>;
     host?: string; port: number; advertiseHost?: string; advertiseAddress?: string; simulate?: number; heartbeatInterval: number; heartbeatTtl: number;
     reportInterval: number; fenceAfter?: number; nodeGrace: number; dataDir?: string; stopTimeout: number; restartBackoffMax: number; logLevel: string;
+    runAsUser?: string; podUidRange: string; podLimits: PodLimitMode; pidsLimit: number;
   }>();
   if (!DNS_LABEL.test(o.name)) cmd.error(`error: --name ${JSON.stringify(o.name)} must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)`);
   if (o.heartbeatInterval >= o.heartbeatTtl * 1000) cmd.error('error: --heartbeat-interval must be shorter than --heartbeat-ttl');
@@ -112,6 +125,12 @@ export async function parseConfig(argv: string[]): Promise<AgentConfig> {
   const fenceAfterMs = o.fenceAfter !== undefined ? Math.round(o.fenceAfter * 1000) : defaultFenceAfterMs(o.heartbeatTtl * 1000, nodeGraceMs);
   const fenceProblem = agentFenceProblem({ heartbeatTtlMs: o.heartbeatTtl * 1000, heartbeatIntervalMs: o.heartbeatInterval, fenceAfterMs, nodeGraceMs });
   if (fenceProblem !== undefined) cmd.error(`error: ${fenceProblem}`);
+  let runAs: RunAs = { kind: 'agent', label: 'root' };
+  try {
+    runAs = resolveRunAs(o.runAsUser, o.podUidRange, (process.getuid?.() ?? 1) === 0);
+  } catch (err) {
+    cmd.error(`error: ${(err as Error).message}`);
+  }
   const etcd = parseEndpoints(o.etcd);
   let etcdCredentials: EtcdCredentials | undefined;
   try {
@@ -144,6 +163,9 @@ export async function parseConfig(argv: string[]): Promise<AgentConfig> {
     dataDir: o.dataDir ?? path.join(os.tmpdir(), `berth-agent-${o.name}`),
     stopTimeoutMs: Math.round(o.stopTimeout * 1000),
     restartBackoffMaxMs: o.restartBackoffMax,
+    runAs,
+    podLimits: o.podLimits,
+    pidsLimit: o.pidsLimit,
     logLevel: o.logLevel,
   };
 }

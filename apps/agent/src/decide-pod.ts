@@ -122,7 +122,7 @@ export function decidePod(pod: PodRecord, actual: RuntimePodState | undefined, l
 
   // Starting, Running, Paused (Pending is never decided here: the pod is not bound to this agent then).
   if (!live) {
-    if (actual?.state === 'exited') return exited(pod, actual.exitCode ?? 1, local, now, limits);
+    if (actual?.state === 'exited') return exited(pod, actual.exitCode ?? 1, actual.oomKilled === true, local, now, limits);
     if (pod.desired === 'stopped') return { kind: 'write', to: 'Stopped', patch: { reason: 'Stopped', message: '', finishedAt: iso(now) } };
     // The record says it runs but the runtime holds nothing: this agent restarted. Run it again.
     const lost = actual === undefined && phase !== 'Starting';
@@ -189,8 +189,12 @@ function evicted(pod: PodRecord, live: boolean, now: number, limits: DecideLimit
   return { kind: 'write', to: 'Stopped', patch: { ...then.patch, finishedAt: iso(now) }, event, remove: true };
 }
 
-/** The container exited on its own: start it again per restartPolicy (with back-off), or finish the pod. */
-function exited(pod: PodRecord, code: number, local: Readonly<PodMemory>, now: number, limits: DecideLimits): PodAction {
+/**
+ * The container exited on its own: start it again per restartPolicy (with
+ * back-off), or finish the pod. `oom`: the kernel killed it for exceeding
+ * its memory limit, which a Failed pod gives as its reason (`OOMKilled`).
+ */
+function exited(pod: PodRecord, code: number, oom: boolean, local: Readonly<PodMemory>, now: number, limits: DecideLimits): PodAction {
   const { restarts } = pod.status;
   if (local.restartAt !== undefined) {
     // Already backing off (the BackOff write is in): wait it out, unless the pod is no longer wanted.
@@ -200,7 +204,8 @@ function exited(pod: PodRecord, code: number, local: Readonly<PodMemory>, now: n
     return { kind: 'launch', restarts, fresh: false, restarted: true, reason: 'Restarting', message: `after exit code ${pod.status.exitCode ?? code}` };
   }
   const finishedAt = iso(now);
-  if (pod.desired === 'stopped') return { kind: 'write', to: 'Stopped', patch: { reason: 'Stopped', message: `exited with code ${code}`, finishedAt, exitCode: code } };
+  const how = oom ? `killed by the kernel's OOM killer over its memory limit of ${pod.spec.memoryMiB} MiB (exit code ${code})` : `exited with code ${code}`;
+  if (pod.desired === 'stopped') return { kind: 'write', to: 'Stopped', patch: { reason: 'Stopped', message: how, finishedAt, exitCode: code } };
   const policy = pod.spec.restartPolicy ?? 'Always';
   if (policy === 'Never' || (policy === 'OnFailure' && code === 0)) {
     if (code === 0) {
@@ -214,14 +219,14 @@ function exited(pod: PodRecord, code: number, local: Readonly<PodMemory>, now: n
     return {
       kind: 'write',
       to: 'Failed',
-      patch: { reason: 'Error', message: `exited with code ${code}`, finishedAt, exitCode: code },
-      event: { type: 'Warning', reason: 'Failed', message: `exited with code ${code} (restartPolicy ${policy})` },
+      patch: { reason: oom ? 'OOMKilled' : 'Error', message: how, finishedAt, exitCode: code },
+      event: { type: 'Warning', reason: oom ? 'OOMKilled' : 'Failed', message: `${how} (restartPolicy ${policy})` },
     };
   }
   const ranMs = local.lastStart === undefined ? 0 : now - local.lastStart;
   const crashes = ranMs >= Math.max(CRASH_RESET_MS, limits.restartBackoffMaxMs) ? 0 : local.crashes;
   const delayMs = Math.min(limits.restartBackoffInitialMs * 2 ** crashes, limits.restartBackoffMaxMs);
-  const message = `exited with code ${code}; restarting in ${delayMs} ms`;
+  const message = `${oom ? 'OOMKilled: ' : ''}${how}; restarting in ${delayMs} ms`;
   return {
     kind: 'back-off',
     delayMs,

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
+import type { NodeIsolation } from '@berth/core';
 import { containerOptions, LABEL_NODE, LABEL_POD, LABEL_SPEC, specHash, stateOf } from './docker/containers.js';
 import { callEngine, engineAddress, engineMessage, ignoreStatus, statusOf } from './docker/engine-errors.js';
 import { EngineEvents } from './docker/events.js';
@@ -28,6 +29,8 @@ export interface DockerRuntimeOptions {
   pullAttempts?: number;
   /** First delay between pull attempts, doubling (default 500 ms). */
   pullBackoffMs?: number;
+  /** Most processes one container may have (default DEFAULT_PIDS_LIMIT). */
+  pidsLimit?: number;
 }
 
 /**
@@ -58,6 +61,11 @@ export class DockerRuntime implements Runtime {
 
   get nodeId(): string {
     return typeof this.opts.nodeId === 'function' ? this.opts.nodeId() : this.opts.nodeId;
+  }
+
+  /** Containers run as their image's user, in cgroups the engine makes (`containerOptions` hardens them). */
+  isolationReport(): NodeIsolation {
+    return { user: 'image', limits: 'docker' };
   }
 
   /** Pings the engine (2 s at most): the node's RuntimeReady condition. */
@@ -119,7 +127,7 @@ export class DockerRuntime implements Runtime {
       await this.remove(spec.id);
     }
     await ensureImage(this.docker, spec.image, { attempts: this.pullAttempts, backoffMs: this.pullBackoffMs, ...(this.opts.log ? { log: this.opts.log } : {}) });
-    const options = containerOptions(spec, this.nodeId);
+    const options = containerOptions(spec, this.nodeId, this.opts.pidsLimit);
     try {
       const c = await callEngine('create', () => this.docker.createContainer(options));
       this.containers.set(spec.id, c.id);
@@ -249,6 +257,7 @@ export class DockerRuntime implements Runtime {
       state,
       containerId: info.Id,
       ...(state === 'exited' ? { exitCode: info.State.ExitCode } : {}),
+      ...(state === 'exited' && info.State.OOMKilled ? { oomKilled: true } : {}),
       ...(info.State.Running && info.State.Pid > 0 ? { pid: info.State.Pid } : {}),
     };
   }

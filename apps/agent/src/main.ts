@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { setTimeout as sleep } from 'node:timers/promises';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { FORCE_STOP_MS, isBerthError } from '@berth/core';
@@ -11,6 +13,8 @@ import { NodeAgent } from './node-agent.js';
 import { OwnKeyWatcher } from './own-keys.js';
 import { PodReconciler } from './pod-reconciler.js';
 import { DockerRuntime } from './docker-runtime.js';
+import { PodIsolation } from './isolation/pod-isolation.js';
+import { PodUidAllocator } from './isolation/users.js';
 import { ProcessRuntime } from './process-runtime.js';
 import { SimulatedRuntime, type Runtime } from './runtime.js';
 import { buildAgentServer } from './server.js';
@@ -79,6 +83,7 @@ async function shutdown(reason: string, deregister: boolean, code: number): Prom
     await Promise.allSettled(agents.map((a) => clearNode(a, { graceMs: 3000 })));
   }
   await Promise.allSettled(agents.map((a) => a.stop(deregister)));
+  for (const a of agents) a.opts.runtime.close?.();
   keeper.close();
   client.close();
   process.exit(code);
@@ -95,14 +100,27 @@ const port = (server.server.address() as { port: number }).port;
 const address = `http://${urlHost(config.advertiseHost)}:${port}`;
 
 const sampler = new UsageSampler();
+// One uid allocator for every node of this process; claims are host-wide files (several agents may share a host).
+const uids = config.runtime === 'process' && config.runAs.kind === 'per-pod' ? new PodUidAllocator(config.runAs, fs.existsSync('/run') ? '/run/berth/pod-uids' : path.join(os.tmpdir(), 'berth-pod-uids')) : undefined;
+/** A process-runtime node's runtime, with its pods' isolation; a configuration that cannot work ends the agent. */
+function processRuntime(name: string): ProcessRuntime {
+  const nodeLog = log.child({ component: 'process-runtime', node: name });
+  try {
+    const isolation = new PodIsolation({ node: name, runAs: config.runAs, ...(uids ? { uids } : {}), limits: config.podLimits, pidsLimit: config.pidsLimit, log: nodeLog });
+    return new ProcessRuntime(config.simulate > 0 ? path.join(config.dataDir, name) : config.dataDir, nodeLog, isolation);
+  } catch (err) {
+    log.fatal({ err }, (err as Error).message);
+    process.exit(2);
+  }
+}
 const names = config.simulate > 0 ? Array.from({ length: config.simulate }, (_, i) => `${config.name}-${i}`) : [config.name];
 for (const name of names) {
   let runtime: Runtime;
   if (config.runtime === 'simulated') runtime = new SimulatedRuntime();
-  else if (config.runtime === 'process') runtime = new ProcessRuntime(config.simulate > 0 ? path.join(config.dataDir, name) : config.dataDir, log.child({ component: 'process-runtime', node: name }));
+  else if (config.runtime === 'process') runtime = processRuntime(name);
   else {
     // The node id is known once the agent registered; the runtime is first used after that (reconciler.addNode).
-    runtime = new DockerRuntime({ nodeId: () => agents.find((a) => a.opts.runtime === runtime)!.id, log: log.child({ node: name, component: 'docker' }) });
+    runtime = new DockerRuntime({ nodeId: () => agents.find((a) => a.opts.runtime === runtime)!.id, log: log.child({ node: name, component: 'docker' }), pidsLimit: config.pidsLimit });
   }
   const capacity = { cpu: config.cpu, memoryMiB: config.memoryMiB };
   agents.push(
@@ -174,4 +192,4 @@ const BATCH = 200;
 for (let i = 0; i < agents.length; i += BATCH) {
   await Promise.all(agents.slice(i, i + BATCH).map(startNode));
 }
-log.info({ nodes: agents.length, address, listen: config.host, addressFrom: config.advertiseHost === config.addressPlan.advertise ? config.addressPlan.source : '--advertise-host', runtime: config.runtime }, 'agent running');
+log.info({ nodes: agents.length, address, listen: config.host, addressFrom: config.advertiseHost === config.addressPlan.advertise ? config.addressPlan.source : '--advertise-host', runtime: config.runtime, isolation: agents[0]?.opts.runtime.isolationReport?.() }, 'agent running');

@@ -245,7 +245,8 @@ export class NodeAgent {
           continue;
         }
         const spec = this.specFields();
-        const { deregisteredAt: _gone, ...rest } = existing.value;
+        // What the agent reports about itself is replaced whole: a field this agent does not report goes.
+        const { deregisteredAt: _gone, isolation: _before, ...rest } = existing.value;
         const rejoined: NodeRecord = { ...rest, ...spec };
         try {
           const rev = await this.nodes.update(id, rejoined, existing.modRevision);
@@ -278,7 +279,8 @@ export class NodeAgent {
     throw new Error(`could not register node ${name}: too much contention on its name`);
   }
 
-  private specFields(): Pick<NodeRecord, 'name' | 'labels' | 'runtime' | 'address' | 'capacity' | 'agent' | 'fence'> {
+  private specFields(): Pick<NodeRecord, 'name' | 'labels' | 'runtime' | 'address' | 'capacity' | 'agent' | 'fence' | 'isolation'> {
+    const isolation = this.opts.runtime.isolationReport?.();
     return {
       name: this.opts.name,
       labels: this.opts.labels,
@@ -287,6 +289,7 @@ export class NodeAgent {
       capacity: this.opts.capacity,
       agent: { hostname: os.hostname(), pid: process.pid, startedAt: new Date().toISOString(), version: AGENT_VERSION },
       fence: { heartbeatTtlMs: this.opts.heartbeatTtlSeconds * 1000, fenceAfterMs: this.opts.fenceAfterMs, forceStopMs: this.opts.forceStopMs },
+      ...(isolation === undefined ? {} : { isolation }),
     };
   }
 

@@ -292,5 +292,7 @@ function runtimeSpec(pod: PodRecord, hostPort: number | undefined): PodSpecForRu
     env: { ...spec.env, ...(hostPort === undefined ? {} : { PORT: String(hostPort) }) },
     cpu: spec.cpu,
     memoryMiB: spec.memoryMiB,
+    ...(spec.capabilities === undefined ? {} : { capabilities: spec.capabilities }),
+    ...(spec.readOnlyRootFilesystem === undefined ? {} : { readOnlyRootFilesystem: spec.readOnlyRootFilesystem }),
   };
 }

@@ -27,6 +27,22 @@ import type { Socket } from 'node:net';
  */
 const SUPERVISOR = `( ( trap '' HUP INT QUIT ABRT USR1 USR2 ALRM TERM PIPE TSTP TTIN TTOU VTALRM PROF XCPU XFSZ; read -r _ <&3; kill -s KILL 0 ) & echo $! >&3 ); exec "$@" 3<&-`;
 
+/**
+ * Shell code that unexports every variable but `names`. A pod's environment
+ * must be exactly the one the agent gives it, but whatever the agent's own
+ * Node runtime preloads (an APM agent, a test runner's coverage hooks) may
+ * patch child_process to add variables to every child's environment; the
+ * supervisor shell takes them out again. Builtins only: the pod's PATH may
+ * not lead to any tool.
+ */
+export function onlyEnv(names: readonly string[]): string {
+  const keep = ` ${names.filter((n) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(n)).join(' ')} `;
+  return (
+    `berth_n=$(export -p | while IFS= read -r l; do case $l in "export "*) l=\${l#export }; echo "\${l%%=*}";; esac; done); ` +
+    `for berth_v in $berth_n; do case '${keep}' in *" $berth_v "*) ;; *) unset "$berth_v";; esac; done; unset berth_n berth_v; `
+  );
+}
+
 /** A pod's main process, tied to this agent through its supervisor. */
 export interface TiedProcess {
   /** The pod's main process (the command, once the shell has exec'd it). */
@@ -37,12 +53,21 @@ export interface TiedProcess {
   watcher: Promise<number | undefined>;
 }
 
-/** Starts `argv` in its own process group that dies with this agent process (see SUPERVISOR). */
-export function spawnTied(argv: string[], opts: { output: number; env: NodeJS.ProcessEnv }): TiedProcess {
-  const child = spawn('/bin/sh', ['-c', SUPERVISOR, 'berth-pod', ...argv], {
+/**
+ * Starts `argv` in its own process group that dies with this agent process
+ * (see SUPERVISOR). `prelude` runs first in the supervisor shell (joining the
+ * pod's cgroup, so the watcher and everything after it run inside it), and
+ * `prefix` goes before the command (switching to the pod's user).
+ */
+export function spawnTied(argv: string[], opts: { output: number; env: NodeJS.ProcessEnv; cwd?: string; prelude?: string; prefix?: string[]; uid?: number; gid?: number }): TiedProcess {
+  const script = `${onlyEnv(Object.keys(opts.env))}${opts.prelude ?? ''}${SUPERVISOR}`;
+  const child = spawn('/bin/sh', ['-c', script, 'berth-pod', ...(opts.prefix ?? []), ...argv], {
     detached: true, // setsid: the pod's own process group, which the watcher ends
     stdio: ['ignore', opts.output, opts.output, 'pipe'],
     env: opts.env,
+    ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
+    ...(opts.uid === undefined ? {} : { uid: opts.uid }),
+    ...(opts.gid === undefined ? {} : { gid: opts.gid }),
   });
   const tether = (child.stdio[3] ?? undefined) as Socket | undefined;
   // A reset or read error ends in 'close' like EOF does; it must not become an uncaught error.

@@ -3,10 +3,11 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errors } from '@berth/core';
+import { errors, type NodeIsolation } from '@berth/core';
+import type { PodIsolation } from './isolation/pod-isolation.js';
 import { killGroup, leftoverOf, processAlive, signalProcess, spawnTied, waitGroupsGone } from './pod-supervisor.js';
+import { followFile, readTail } from './log-file.js';
 import { UnknownPodError, type ExitListener, type PodSpecForRuntime, type Runtime, type RuntimePodState } from './runtime.js';
 
 interface ProcPod {
@@ -16,6 +17,8 @@ interface ProcPod {
   /** The supervisor's watcher process, continued after each pause so it can still end the group. */
   watcherPid?: number;
   exitCode?: number;
+  /** The kernel's OOM killer ended the last run (its cgroup counted a kill). */
+  oomKilled?: boolean;
   exited?: Promise<void>;
   cpuSample?: { at: number; ticks: number };
 }
@@ -25,8 +28,8 @@ const CLOCK_TICKS = 100; // USER_HZ on Linux
 const LEFTOVER_GONE_MS = 3000;
 /** How long an exited pod waits for the rest of its process group to be gone after SIGKILL. */
 const GROUP_GONE_MS = 2000;
-/** Chunk size for reading a log backwards (tail). */
-const TAIL_CHUNK = 64 * 1024;
+/** A pod's PATH unless it declares one: the agent's own environment is never passed on. */
+export const DEFAULT_POD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /**
  * Pods as host processes: each in its own process group,
@@ -42,6 +45,15 @@ const TAIL_CHUNK = 64 * 1024;
  * survive (a group still dying, one whose supervisor was killed on its own,
  * or one started by an agent without supervisors) before running the pods
  * again (`recover`).
+ *
+ * Isolation: a pod gets only its declared environment plus BERTH_POD_ID,
+ * BERTH_POD_NAME (and PORT when it has one), and its own working directory
+ * `<dataDir>/pods/<id>/work` (mode 0700, owned by the pod's user; made afresh
+ * whenever a runtime takes the pod on). Its output and pid files stay in
+ * `<dataDir>/pods/<id>`, which only the agent may write to: a pod that could
+ * replace them (with a symlink, say) would make the agent write where it
+ * points. With a `PodIsolation` the pod also runs as its own user and inside
+ * its cgroup (see isolation/pod-isolation.ts).
  */
 export class ProcessRuntime implements Runtime {
   readonly kind = 'process' as const;
@@ -51,7 +63,21 @@ export class ProcessRuntime implements Runtime {
   constructor(
     private readonly dataDir: string,
     private readonly log?: Logger,
-  ) {}
+    private readonly isolation?: PodIsolation,
+  ) {
+    if (isolation !== undefined) isolation.prepareDataDir(dataDir);
+    else fs.mkdirSync(path.join(dataDir, 'pods'), { recursive: true });
+  }
+
+  /** What keeps this runtime's pods apart (the node record's `isolation`). */
+  isolationReport(): NodeIsolation | undefined {
+    return this.isolation?.describe();
+  }
+
+  /** The agent stops: what the runtime made for the node (its cgroups) goes, where no pod still uses it. */
+  close(): void {
+    this.isolation?.close();
+  }
 
   private get(id: string): ProcPod {
     const pod = this.pods.get(id);
@@ -68,6 +94,11 @@ export class ProcessRuntime implements Runtime {
     return path.join(this.podDir(id), 'output.log');
   }
 
+  /** The pod's own working directory (its user's; everything else in podDir is the agent's). */
+  workDir(id: string): string {
+    return path.join(this.podDir(id), 'work');
+  }
+
   private pidFile(id: string): string {
     return path.join(this.podDir(id), 'pid');
   }
@@ -77,7 +108,7 @@ export class ProcessRuntime implements Runtime {
     if (spec.command === undefined || spec.command.length === 0) {
       throw errors.validation(`pod ${spec.name}: the process runtime needs a command (argv array)`, { field: 'spec.command' });
     }
-    fs.mkdirSync(this.podDir(spec.id), { recursive: true });
+    this.makeDirs(spec.id, true);
     this.pods.set(spec.id, { spec, state: 'created' });
   }
 
@@ -87,15 +118,23 @@ export class ProcessRuntime implements Runtime {
     // A previous run's group may still be dying (its exit is reported once it is gone): never two at once.
     await pod.exited;
     const command = pod.spec.command ?? [];
-    fs.mkdirSync(this.podDir(id), { recursive: true });
-    const out = fs.openSync(this.logFile(id), 'a');
+    this.makeDirs(id, false);
+    const plan = this.isolation?.plan(id, { cpu: pod.spec.cpu, memoryMiB: pod.spec.memoryMiB }) ?? { prelude: '', prefix: [] };
+    const out = fs.openSync(this.logFile(id), 'a', 0o600);
     let tied: ReturnType<typeof spawnTied>;
     try {
       tied = spawnTied(command, {
         output: out,
+        cwd: this.workDir(id),
+        prelude: plan.prelude,
+        prefix: plan.prefix,
+        ...(plan.spawnAs === undefined ? {} : { uid: plan.spawnAs.uid, gid: plan.spawnAs.gid }),
         // BERTH_POD_ID also lets a later agent instance recognise the group as this pod's (see recover).
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...pod.spec.env, BERTH_POD_ID: id, BERTH_POD_NAME: pod.spec.name },
+        env: { PATH: DEFAULT_POD_PATH, ...pod.spec.env, BERTH_POD_ID: id, BERTH_POD_NAME: pod.spec.name },
       });
+    } catch (err) {
+      await this.isolation?.endRun(id);
+      throw err;
     } finally {
       fs.closeSync(out);
     }
@@ -103,6 +142,7 @@ export class ProcessRuntime implements Runtime {
     pod.child = child;
     pod.state = 'running';
     delete pod.exitCode;
+    delete pod.oomKilled;
     delete pod.cpuSample;
     delete pod.watcherPid;
     if (child.pid !== undefined) fs.writeFileSync(this.pidFile(id), JSON.stringify({ pid: child.pid, startedAt: new Date().toISOString() }));
@@ -117,6 +157,8 @@ export class ProcessRuntime implements Runtime {
         if (pod.child !== child) return resolve();
         pod.state = 'exited';
         pod.exitCode = code;
+        // Read before the cgroup goes (below), and before anyone can see the pod exited without it.
+        if (code !== 0 && this.isolation?.oomKilled(id)) pod.oomKilled = true;
         // Like a container whose init died: whatever the main process left in its group goes too (the watcher
         // included). The pod has exited only once its group is gone: a restart must not start a new group while
         // the old one's members still run (the chaos run saw both for one sample).
@@ -127,6 +169,8 @@ export class ProcessRuntime implements Runtime {
           if (pgid !== undefined && !(await waitGroupsGone([pgid], GROUP_GONE_MS))) {
             this.log?.warn({ pod: id, pgid }, `members of the pod's process group outlived SIGKILL by ${GROUP_GONE_MS} ms`);
           }
+          // Members that left the process group (setsid) are still in the cgroup: they end here.
+          await this.isolation?.endRun(id);
           resolve();
           for (const l of this.exitListeners) {
             try {
@@ -203,6 +247,7 @@ export class ProcessRuntime implements Runtime {
     const pod = this.pods.get(id);
     if (pod !== undefined && (pod.state === 'running' || pod.state === 'paused')) await this.stop(id, 0);
     this.pods.delete(id);
+    this.isolation?.release(id);
     fs.rmSync(this.podDir(id), { recursive: true, force: true });
   }
 
@@ -212,48 +257,9 @@ export class ProcessRuntime implements Runtime {
     return readTail(this.logFile(id), opts.tail);
   }
 
-  async *followLogs(id: string, opts: { tail?: number }, signal: AbortSignal): AsyncIterable<string> {
+  followLogs(id: string, opts: { tail?: number }, signal: AbortSignal): AsyncIterable<string> {
     this.assertKnown(id);
-    const file = this.logFile(id);
-    let offset = fileSize(file);
-    const first = await readTail(file, opts.tail, offset);
-    if (first.length > 0) yield first;
-    let wake: (() => void) | undefined;
-    const poke = () => wake?.();
-    // inotify on the pod's directory: appends, and the directory's removal, wake the follower.
-    let watcher: fs.FSWatcher | undefined;
-    try {
-      watcher = fs.watch(this.podDir(id), poke);
-      watcher.on('error', poke);
-    } catch {
-      return; // the directory is gone: the pod was removed
-    }
-    signal.addEventListener('abort', poke);
-    const decoder = new StringDecoder('utf8');
-    try {
-      while (!signal.aborted && (this.pods.has(id) || fs.existsSync(file))) {
-        const size = fileSize(file);
-        if (size < offset) offset = 0; // truncated or recreated
-        if (size > offset) {
-          const chunk = readRange(file, offset, size);
-          offset = size;
-          const text = decoder.write(chunk);
-          if (text.length > 0) yield text;
-          continue;
-        }
-        // The timer only bounds how long a missed inotify event could delay output (e.g. on overlay filesystems).
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, 1000);
-          wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
-      }
-    } finally {
-      watcher.close();
-      signal.removeEventListener('abort', poke);
-    }
+    return followFile(this.logFile(id), opts.tail, () => this.pods.has(id), signal);
   }
 
   async stats(id: string): Promise<{ cpuPercent: number; memoryMiB: number } | undefined> {
@@ -319,6 +325,7 @@ export class ProcessRuntime implements Runtime {
       fs.rmSync(this.pidFile(id), { force: true });
     }
     await waitGroupsGone(killed, LEFTOVER_GONE_MS);
+    await this.isolation?.sweep();
     return ids;
   }
 
@@ -329,8 +336,27 @@ export class ProcessRuntime implements Runtime {
       id,
       state: p.state,
       ...(p.exitCode === undefined ? {} : { exitCode: p.exitCode }),
+      ...(p.oomKilled === true && p.state === 'exited' ? { oomKilled: true } : {}),
       ...(live && p.child?.pid !== undefined ? { pid: p.child.pid } : {}),
     };
+  }
+
+  /**
+   * The pod's directory (the agent's: passable by the pod's user, not
+   * writable) and its working directory, made afresh when `fresh` (a new
+   * pod for this runtime: what an earlier holder left, maybe owned by another
+   * uid, is gone).
+   */
+  private makeDirs(id: string, fresh: boolean): void {
+    const dir = this.podDir(id);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const user = this.isolation?.userOf(id);
+    fs.chmodSync(dir, user === undefined ? 0o700 : 0o711);
+    const work = this.workDir(id);
+    if (fresh) fs.rmSync(work, { recursive: true, force: true });
+    fs.mkdirSync(work, { recursive: true, mode: 0o700 });
+    if (user !== undefined) fs.chownSync(work, user.uid, user.gid);
+    fs.chmodSync(work, 0o700);
   }
 
   private assertKnown(id: string): void {
@@ -341,49 +367,4 @@ export class ProcessRuntime implements Runtime {
     const pid = pod.child?.pid;
     if (pid !== undefined) killGroup(pid, sig);
   }
-}
-
-function fileSize(file: string): number {
-  try {
-    return fs.statSync(file).size;
-  } catch {
-    return 0;
-  }
-}
-
-function readRange(file: string, start: number, end: number): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(end - start);
-    const n = fs.readSync(fd, buf, 0, buf.length, start);
-    return buf.subarray(0, n);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/**
- * The last `tail` lines of a file up to byte `end` (all of it without
- * `tail`), read backwards in chunks so a large log is not loaded whole.
- */
-async function readTail(file: string, tail: number | undefined, end = fileSize(file)): Promise<string> {
-  if (end === 0 || tail === 0) return '';
-  if (tail === undefined) return readRange(file, 0, end).toString('utf8');
-  let start = end;
-  let newlines = 0;
-  const chunks: Buffer[] = [];
-  // A trailing newline ends the last line; it does not start another.
-  const wanted = tail + 1;
-  while (start > 0 && newlines < wanted) {
-    const from = Math.max(0, start - TAIL_CHUNK);
-    const chunk = readRange(file, from, start);
-    chunks.unshift(chunk);
-    start = from;
-    for (const b of chunk) if (b === 0x0a) newlines += 1;
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
-  const lines = text.split('\n');
-  const trailing = lines.at(-1) === '';
-  if (trailing) lines.pop();
-  return lines.slice(-tail).join('\n') + (trailing ? '\n' : '');
 }

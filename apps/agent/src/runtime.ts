@@ -1,4 +1,4 @@
-import type { NodeUsage, Resources, RuntimeKind } from '@berth/core';
+import type { LinuxCapability, NodeIsolation, NodeUsage, Resources, RuntimeKind } from '@berth/core';
 
 /** What a runtime needs to run one pod. */
 export interface PodSpecForRuntime {
@@ -10,6 +10,10 @@ export interface PodSpecForRuntime {
   env?: Record<string, string>;
   cpu: number;
   memoryMiB: number;
+  /** Capabilities a container keeps (docker). */
+  capabilities?: LinuxCapability[];
+  /** Mount a container's root file system read-only (docker). */
+  readOnlyRootFilesystem?: boolean;
 }
 
 /** State of one pod as the runtime sees it. */
@@ -18,6 +22,8 @@ export interface RuntimePodState {
   state: 'created' | 'running' | 'paused' | 'exited';
   /** Exit code of the last run, once it exited (128 + signal when killed by one). */
   exitCode?: number;
+  /** The last run was ended by the kernel's OOM killer for exceeding the pod's memory limit. */
+  oomKilled?: boolean;
   /** Host process id of the pod's main process (process runtime), while it runs. */
   pid?: number;
   /** The pod's container (docker runtime). */
@@ -64,6 +70,10 @@ export interface Runtime {
   recover?(): Promise<string[]>;
   /** Whether the runtime can run pods right now (e.g. the Docker engine answers); reported with each heartbeat. */
   health?(): Promise<RuntimeHealth>;
+  /** The agent stops: release what the runtime holds for the node (event streams, cgroups). */
+  close?(): void;
+  /** How the runtime isolates pods (the node record's `isolation`). */
+  isolationReport?(): NodeIsolation | undefined;
   /** Node usage to report, for runtimes that do not run on the host's resources. */
   usage?(capacity: Resources): NodeUsage;
 }

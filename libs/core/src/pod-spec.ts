@@ -29,5 +29,7 @@ export function podSpecFromRequest(req: CreatePodRequest): PodSpec {
     priority: req.priority ?? 0,
     nodeSelector: req.nodeSelector ?? {},
     ...(req.policy === undefined ? {} : { policy: req.policy }),
+    ...(req.capabilities === undefined ? {} : { capabilities: req.capabilities }),
+    ...(req.readOnlyRootFilesystem === undefined ? {} : { readOnlyRootFilesystem: req.readOnlyRootFilesystem }),
   };
 }

@@ -10,6 +10,8 @@ import {
   REPLICA_ROLES,
   RESTART_POLICIES,
   EVICTION_REASONS,
+  LINUX_CAPABILITIES,
+  POD_LIMIT_ENFORCEMENTS,
   RUNTIMES,
   SCHEDULING_POLICIES,
   type NodeRecord,
@@ -152,6 +154,16 @@ export const NodeView = Type.Object(
         { description: "the agent's fence budget: it kills its pods after fenceAfterMs without an acknowledged keepalive (within forceStopMs); the leader declares the node Dead no sooner than that allows" },
       ),
     ),
+    isolation: Type.Optional(
+      Type.Object(
+        {
+          user: Type.String({ description: "who pods run as: 'per-pod' (each its own uid from uidRange), a user every pod shares, or 'image' (docker)" }),
+          uidRange: Type.Optional(Type.String({ description: "the uids pods get ('per-pod' only), first-last" })),
+          limits: StringEnum(POD_LIMIT_ENFORCEMENTS, { description: "how pods' cpu and memory are enforced" }),
+        },
+        { description: 'how the node isolates its pods from the host and from each other, as its agent reports it' },
+      ),
+    ),
     provisioner: Type.Optional(
       Type.Object({
         kind: StringEnum(PROVISIONER_KINDS),
@@ -217,6 +229,10 @@ const podFields = {
   priority: Type.Optional(Type.Integer({ minimum: -1000000, maximum: 1000000 })),
   nodeSelector: Type.Optional(Labels),
   policy: Type.Optional(StringEnum(SCHEDULING_POLICIES)),
+  capabilities: Type.Optional(
+    Type.Array(StringEnum(LINUX_CAPABILITIES), { maxItems: LINUX_CAPABILITIES.length, uniqueItems: true, description: 'Linux capabilities a docker pod keeps (without CAP_); every other one is dropped' }),
+  ),
+  readOnlyRootFilesystem: Type.Optional(Type.Boolean({ description: "mount a docker pod's root file system read-only" })),
 };
 
 /** `POST /v1/pods`. */
@@ -251,6 +267,8 @@ const PodSpecView = Type.Object({
   priority: Type.Integer(),
   nodeSelector: Type.Record(Type.String(), Type.String()),
   policy: Type.Optional(StringEnum(SCHEDULING_POLICIES, { description: "scheduling policy for this pod (else the cluster's)" })),
+  capabilities: Type.Optional(Type.Array(StringEnum(LINUX_CAPABILITIES), { description: 'Linux capabilities a docker pod keeps' })),
+  readOnlyRootFilesystem: Type.Optional(Type.Boolean()),
 });
 
 /** A pod as the API shows it: its stored record. */

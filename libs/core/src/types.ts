@@ -36,6 +36,40 @@ export interface LeaderRecord {
 export const RUNTIMES = ['docker', 'process', 'simulated'] as const;
 export type RuntimeKind = (typeof RUNTIMES)[number];
 
+/**
+ * How a node enforces its pods' cpu and memory: per-pod cgroups (v1 or v2,
+ * when the agent runs as root), rlimits (memory only, without root), the
+ * Docker engine's own cgroups, or not at all.
+ */
+export const POD_LIMIT_ENFORCEMENTS = ['cgroup-v1', 'cgroup-v2', 'rlimit', 'docker', 'none'] as const;
+export type PodLimitEnforcement = (typeof POD_LIMIT_ENFORCEMENTS)[number];
+
+/** What keeps a node's pods from the host and from each other, as its agent reports it. */
+export interface NodeIsolation {
+  /**
+   * Who pods run as: `per-pod` (each pod its own uid and gid from `uidRange`),
+   * one user every pod shares (a name or `uid:gid`), or `image` (docker: the
+   * image's user, in the container).
+   */
+  user: string;
+  /** The uids pods get (`per-pod` only), `first-last`. */
+  uidRange?: string;
+  limits: PodLimitEnforcement;
+}
+
+/**
+ * Linux capabilities a docker pod may ask for (`spec.capabilities`); every
+ * other one is dropped.
+ */
+export const LINUX_CAPABILITIES = [
+  'AUDIT_CONTROL', 'AUDIT_READ', 'AUDIT_WRITE', 'BLOCK_SUSPEND', 'BPF', 'CHECKPOINT_RESTORE', 'CHOWN', 'DAC_OVERRIDE',
+  'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'IPC_LOCK', 'IPC_OWNER', 'KILL', 'LEASE', 'LINUX_IMMUTABLE', 'MAC_ADMIN',
+  'MAC_OVERRIDE', 'MKNOD', 'NET_ADMIN', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_RAW', 'PERFMON', 'SETFCAP',
+  'SETGID', 'SETPCAP', 'SETUID', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_CHROOT', 'SYS_MODULE', 'SYS_NICE', 'SYS_PACCT',
+  'SYS_PTRACE', 'SYS_RAWIO', 'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'SYSLOG', 'WAKE_ALARM',
+] as const;
+export type LinuxCapability = (typeof LINUX_CAPABILITIES)[number];
+
 /** An audit event's kind, as in Kubernetes: `Warning` when something went wrong. */
 export const EVENT_TYPES = ['Normal', 'Warning'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -104,6 +138,8 @@ export interface NodeRecord {
   agent: { hostname: string; pid: number; startedAt: string; version: string };
   /** The agent's fence budget (absent in records of older agents): the leader waits it out before declaring the node Dead. */
   fence?: NodeFence;
+  /** How the node isolates its pods (absent in records of older agents and simulated nodes). */
+  isolation?: NodeIsolation;
   provisioner?: Provisioner;
 }
 
@@ -174,6 +210,10 @@ export interface PodSpec {
   nodeSelector: Record<string, string>;
   /** Scheduling policy for this pod (else the cluster's). */
   policy?: SchedulingPolicy;
+  /** Capabilities a docker pod keeps (every other one is dropped). */
+  capabilities?: LinuxCapability[];
+  /** A docker pod's root file system is mounted read-only. */
+  readOnlyRootFilesystem?: boolean;
 }
 
 /** Where a pod is and how it got there. */
