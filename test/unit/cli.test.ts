@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import {
-  DEFAULT_SERVER, colorEnabled, columnWidths, complete, extractGlobalFlags, formatAge, formatCpu, formatDuration, formatMemory, formatPercent, formatRow, describePod, kindOf, normalizedSpec, parseCpu, parseInteger, parseKeyValues, parseManifests, parseMemory, renderFields, renderTable, resolveConfig, specDiff, ManifestError, SseParser, eventRow,
+  colorEnabled, columnWidths, complete, extractGlobalFlags, formatAge, formatCpu, formatDuration, formatMemory, formatPercent, formatRow, describePod, kindOf, normalizedSpec, parseCpu, parseInteger, parseKeyValues, parseManifests, parseMemory, renderFields, renderTable, specDiff, ManifestError, SseParser, eventRow,
   JOB_COLUMNS, SERVICE_COLUMNS, bodyPreview, describeJob, describeService, formatMs, jobRow, parseHeader, readData, serviceChanges, serviceRow,
   type JobView, type Kind, type ServiceView,
 } from '@berth/cli';
@@ -110,17 +110,7 @@ t.test('server-sent events parser', async (t) => {
   t.same(row, ['1m', 'Normal', 'NodeCordoned', 'node/n1', 'c1', 'node a: NodeCordoned']);
 });
 
-t.test('config precedence', async (t) => {
-  const dir = tempDir(t);
-  const file = path.join(dir, 'config.json');
-  t.same(resolveConfig({}, {}, file), { server: DEFAULT_SERVER, source: 'default' });
-  fs.writeFileSync(file, JSON.stringify({ server: 'http://from-file:1/', token: 'ft' }));
-  t.same(resolveConfig({}, {}, file), { server: 'http://from-file:1', source: 'config', token: 'ft' });
-  t.same(resolveConfig({}, { BERTH_SERVER: 'env:2', BERTH_TOKEN: 'et' }, file), { server: 'http://env:2', source: 'env', token: 'et' });
-  t.same(resolveConfig({ server: 'https://flag:3', token: 'x' }, { BERTH_SERVER: 'env:2' }, file), { server: 'https://flag:3', source: 'flag', token: 'x' });
-  t.equal(resolveConfig({}, { XDG_CONFIG_HOME: dir }).source, 'default', 'XDG_CONFIG_HOME/berth/config.json is looked up');
-  fs.writeFileSync(file, '{nope');
-  t.throws(() => resolveConfig({}, {}, file), /invalid config file/);
+t.test('colour', async (t) => {
   t.equal(colorEnabled({ isTTY: true }, {}), true);
   t.equal(colorEnabled({ isTTY: true }, { NO_COLOR: '1' }), false);
   t.equal(colorEnabled({ isTTY: false }, {}), false);
@@ -180,7 +170,7 @@ t.test('manifests', async (t) => {
 t.test('completion candidates', async (t) => {
   const names = async (kind: Kind) => ({ nodes: ['n1', 'n2'], pods: ['web', 'db'], services: ['echo', 'api'], jobs: ['j1'] })[kind];
   t.same(await complete(['ge'], names), ['get']);
-  t.same(await complete(['get', ''], names), ['nodes', 'pods', 'services', 'jobs', 'events']);
+  t.same(await complete(['get', ''], names), ['nodes', 'pods', 'services', 'jobs', 'events', 'tokens']);
   t.same(await complete(['get', 'events', ''], names), []);
   t.same(await complete(['get', 'pods', ''], names), ['web', 'db']);
   t.same(await complete(['describe', 'no', 'n'], names), ['n1', 'n2']);
@@ -200,7 +190,7 @@ t.test('completion candidates', async (t) => {
   t.same(await complete(['describe', ''], names), ['node', 'pod', 'service', 'job']);
   t.same(await complete(['describe', 'svc', 'e'], names), ['echo']);
   t.same(await complete(['delete', 'job', ''], names), ['j1']);
-  t.same(await complete(['create', ''], names), ['service']);
+  t.same(await complete(['create', ''], names), ['service', 'token']);
   t.same(await complete(['scale', 'service', ''], names), ['echo', 'api']);
   t.same(await complete(['scale', 'service', 'echo', ''], names), [], 'the replica count is not completed');
   t.same(await complete(['submit', ''], names), ['echo', 'api']);

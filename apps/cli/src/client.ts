@@ -1,9 +1,12 @@
 import type {
+  AuditRecord,
   BerthEvent,
   ClusterView,
   CreateJobRequest,
   CreatePodRequest,
   CreateServiceRequest,
+  CreatedToken,
+  CreateTokenRequest,
   EventList,
   HealthView,
   JobList,
@@ -21,12 +24,22 @@ import type {
   ProvisionNodeRequest,
   ServiceList,
   ServiceView,
+  SessionView,
+  TokenView,
 } from '@berth/core';
 
-export type { BerthEvent, ClusterView, JobView, LeaderView, NodeView, PodView, ServiceView };
+export type { AuditRecord, BerthEvent, ClusterView, CreatedToken, JobView, LeaderView, NodeView, PodView, ServiceView, SessionView, TokenView };
 
 /** The longest `GET /v1/jobs/:id?wait=` the server holds a request (its MAX_WAIT_SECONDS). */
 export const MAX_JOB_WAIT_SECONDS = 60;
+
+/** What the client knew about a refused request, beyond the API's body. */
+export interface ApiErrorContext {
+  /** Seconds from a `Retry-After` header (429, 503). */
+  retryAfterSeconds?: number;
+  /** Where the token sent came from; undefined when none was sent. */
+  tokenSource?: string;
+}
 
 /** The API answered with an error body `{error, message, details?}` (exit 1). */
 export class ApiError extends Error {
@@ -36,9 +49,19 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly details?: unknown,
+    readonly context: ApiErrorContext = {},
   ) {
     super(message);
   }
+}
+
+/** `Retry-After` in seconds: delay-seconds or an HTTP date; undefined when absent or unreadable. */
+export function retryAfterSeconds(header: string | null, nowMs = Date.now()): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  const h = header.trim();
+  if (/^\d+$/.test(h)) return Number(h);
+  const at = Date.parse(h);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - nowMs) / 1000));
 }
 
 /** The server could not be reached at all (exit 2). */
@@ -92,6 +115,8 @@ export class BerthClient {
     readonly server: string,
     private readonly token?: string,
     private readonly timeoutMs = 30_000,
+    /** Where `token` came from, named when the server refuses it. */
+    private readonly tokenSource = 'the token given',
   ) {}
 
   // ---- system ----
@@ -232,6 +257,33 @@ export class BerthClient {
     return res.body;
   }
 
+  // ---- auth ----
+
+  /** `GET /v1/session`: who this client is to the server (token name and role, auth on or off). */
+  session(): Promise<SessionView> {
+    return this.json('GET', '/v1/session');
+  }
+
+  /** `GET /v1/tokens` (admin): names and roles, never secrets. */
+  async tokens(): Promise<TokenView[]> {
+    return (await this.json<{ items: TokenView[] }>('GET', '/v1/tokens')).items;
+  }
+
+  /** `POST /v1/tokens` (admin): the answer holds the secret, shown only this once. */
+  createToken(body: CreateTokenRequest): Promise<CreatedToken> {
+    return this.json('POST', '/v1/tokens', body);
+  }
+
+  /** `DELETE /v1/tokens/:name` (admin): every replica refuses the token once its cache sees the delete. */
+  deleteToken(name: string): Promise<TokenView> {
+    return this.json('DELETE', `/v1/tokens/${seg(name)}`);
+  }
+
+  /** `GET /v1/audit` (admin): API mutations, refused ones included, oldest first. */
+  async audit(query: { since?: string | undefined; actor?: string | undefined; limit?: number | undefined } = {}): Promise<AuditRecord[]> {
+    return (await this.json<{ items: AuditRecord[] }>('GET', withQuery('/v1/audit', query))).items;
+  }
+
   // ---- transport ----
 
   /** Sends a request; returns the response when it is 2xx, throws ApiError or ConnectionError otherwise. */
@@ -262,7 +314,11 @@ export class BerthClient {
       }
       const code = typeof parsed.error === 'string' ? parsed.error : `HTTP_${res.status}`;
       const message = typeof parsed.message === 'string' ? parsed.message : text.trim() || res.statusText || `the server answered ${res.status}`;
-      throw new ApiError(res.status, code, message, parsed.details);
+      const retry = retryAfterSeconds(res.headers.get('retry-after'));
+      throw new ApiError(res.status, code, message, parsed.details, {
+        ...(retry === undefined ? {} : { retryAfterSeconds: retry }),
+        ...(this.token === undefined ? {} : { tokenSource: this.tokenSource }),
+      });
     }
     return res;
   }

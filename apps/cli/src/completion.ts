@@ -5,7 +5,7 @@
  * API). Pure apart from the injected name lookup.
  */
 
-import { JOB_METHODS, JOB_STATUSES, RESTART_POLICIES, type RuntimeKind } from '@berth/core';
+import { JOB_METHODS, JOB_STATUSES, RESTART_POLICIES, ROLES, type RuntimeKind } from '@berth/core';
 
 /** The runtimes `berth nodes add --runtime` offers, its default first. */
 export const RUNTIME_CHOICES = ['process', 'simulated', 'docker'] as const satisfies readonly RuntimeKind[];
@@ -38,20 +38,21 @@ fi
 /** Top-level commands offered by completion (hidden ones left out). */
 export const COMMANDS = [
   'get', 'describe', 'top', 'nodes', 'cordon', 'uncordon', 'drain', 'delete', 'run', 'create', 'scale', 'submit', 'apply',
-  'stop', 'start', 'pause', 'resume', 'restart', 'logs', 'leader', 'cluster', 'demo', 'completion', 'help',
+  'stop', 'start', 'pause', 'resume', 'restart', 'logs', 'leader', 'cluster', 'whoami', 'audit', 'config', 'demo', 'completion', 'help',
 ];
 
 /** The objects `describe` and `delete` act on, by name (or id). */
 export type Kind = 'nodes' | 'pods' | 'services' | 'jobs';
 
-const KINDS = ['nodes', 'pods', 'services', 'jobs', 'events'];
+const KINDS = ['nodes', 'pods', 'services', 'jobs', 'events', 'tokens'];
 const SINGULAR_KINDS = ['node', 'pod', 'service', 'job'];
+const CONFIG_COMMANDS = ['get-contexts', 'current-context', 'use-context', 'set-context', 'delete-context', 'view'];
 
 /** Flags that take a value, per command (global ones too), so completion can skip their values. */
 const VALUE_FLAGS = new Set(['--server', '--token', '-o', '--output', '--tail', '--image', '--cpu', '--memory', '--port', '-p', '--env', '-e', '--restart',
   '--priority', '--selector', '--name', '--label', '--runtime', '-f', '--filename', '--node', '--phase', '--policy', '--limit', '--replicas',
   '--health-path', '--service', '--status', '--path', '--method', '-X', '--header', '-H', '--data', '-d', '--timeout', '--attempt-timeout',
-  '--max-attempts', '--idempotency-key']);
+  '--max-attempts', '--idempotency-key', '--token-file', '--context', '--role', '--since', '--actor']);
 
 /** Which kind a resource word names, if any. */
 export function kindOf(word: string | undefined): Kind | undefined {
@@ -63,22 +64,32 @@ export function kindOf(word: string | undefined): Kind | undefined {
   return undefined;
 }
 
-/** Which kind `berth get` lists: nodes, pods, services, jobs or events (event, ev). */
-export function getKindOf(word: string | undefined): Kind | 'events' | undefined {
+/** API tokens (`berth get tokens`, `berth delete token NAME`): admin only, so completion never lists their names. */
+export function isTokenWord(word: string | undefined): boolean {
+  return word === 'token' || word === 'tokens';
+}
+
+/** Which kind `berth get` lists: nodes, pods, services, jobs, events (event, ev) or tokens. */
+export function getKindOf(word: string | undefined): Kind | 'events' | 'tokens' | undefined {
   if (word !== undefined && ['event', 'events', 'ev'].includes(word)) return 'events';
+  if (isTokenWord(word)) return 'tokens';
   return kindOf(word);
 }
 
-/** Splits the global connection flags out of the words, so completion can reach the same server. */
-export function extractGlobalFlags(words: readonly string[]): { server?: string; token?: string; rest: string[] } {
+type GlobalFlags = { server?: string; token?: string; tokenFile?: string; context?: string };
+const GLOBAL_FLAG_KEYS: Record<string, keyof GlobalFlags> = { server: 'server', token: 'token', 'token-file': 'tokenFile', context: 'context' };
+
+/** Splits the global connection flags out of the words, so completion can reach the same server with the same token. */
+export function extractGlobalFlags(words: readonly string[]): GlobalFlags & { rest: string[] } {
   const rest: string[] = [];
-  const out: { server?: string; token?: string } = {};
+  const out: GlobalFlags = {};
   for (let i = 0; i < words.length; i++) {
     const w = words[i]!;
-    const m = /^--(server|token)(?:=(.*))?$/.exec(w);
-    if (m !== null && i < words.length - 1) {
-      const value = m[2] ?? words[++i];
-      if (value !== undefined && i < words.length) out[m[1] as 'server' | 'token'] = value;
+    const m = /^--(server|token|token-file|context)(?:=(.*))?$/.exec(w);
+    // The last word is the one being completed: never taken as a flag's value (`--context <TAB>` completes it).
+    const last = words.length - 1;
+    if (m !== null && i < last && (m[2] !== undefined || i + 1 < last)) {
+      out[GLOBAL_FLAG_KEYS[m[1]!]!] = m[2] ?? words[++i]!;
       continue;
     }
     rest.push(w);
@@ -91,7 +102,7 @@ export function extractGlobalFlags(words: readonly string[]): { server?: string;
  * empty). `names(kind)` lists the names of nodes, pods or services, or the
  * ids of recent jobs; errors there give no names.
  */
-export async function complete(words: readonly string[], names: (kind: Kind) => Promise<string[]>): Promise<string[]> {
+export async function complete(words: readonly string[], names: (kind: Kind) => Promise<string[]>, contexts: () => string[] = () => []): Promise<string[]> {
   const { rest } = extractGlobalFlags(words);
   const current = rest.length === 0 ? '' : rest[rest.length - 1]!;
   const before = rest.slice(0, -1);
@@ -115,6 +126,8 @@ export async function complete(words: readonly string[], names: (kind: Kind) => 
   if (prev === '--node') return safeNames('nodes');
   if (prev === '--service') return safeNames('services');
   if (prev === '--status') return filter(JOB_STATUSES);
+  if (prev === '--role') return filter(ROLES);
+  if (prev === '--context') return filter(contexts());
   if (prev === '--method' || prev === '-X') return filter(JOB_METHODS);
   if (prev !== undefined && VALUE_FLAGS.has(prev)) return [];
 
@@ -124,12 +137,15 @@ export async function complete(words: readonly string[], names: (kind: Kind) => 
     case 'get':
     case 'describe':
     case 'delete': {
-      if (args.length === 0) return filter(cmd === 'get' ? KINDS : SINGULAR_KINDS);
+      if (args.length === 0) return filter(cmd === 'get' ? KINDS : cmd === 'delete' ? [...SINGULAR_KINDS, 'token'] : SINGULAR_KINDS);
       const kind = kindOf(args[0]);
       return kind !== undefined && args.length === 1 ? safeNames(kind) : [];
     }
     case 'create':
-      return args.length === 0 ? filter(['service']) : [];
+      return args.length === 0 ? filter(['service', 'token']) : [];
+    case 'config':
+      if (args.length === 0) return filter(CONFIG_COMMANDS);
+      return args.length === 1 && ['use-context', 'set-context', 'delete-context'].includes(args[0]!) ? filter(contexts()) : [];
     case 'scale':
       if (args.length === 0) return filter(['service']);
       return args.length === 1 && kindOf(args[0]) === 'services' ? safeNames('services') : [];

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { CommanderError } from '@commander-js/extra-typings';
 import { ApiError, ConnectionError } from './client.js';
+import { explainApiError } from './errors.js';
 import { ManifestError } from './manifest.js';
 import { buildProgram, colorEnabled, runComplete, type Io } from './program.js';
 import pc from 'picocolors';
@@ -21,7 +22,7 @@ function fail(err: unknown): number {
     return 2;
   }
   if (err instanceof ApiError) {
-    process.stderr.write(`${red('Error from server')} (${err.code}): ${err.message}\n`);
+    process.stderr.write(`${red('Error from server')} (${err.code}): ${explainApiError(err)}\n`);
     return 1;
   }
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 1;

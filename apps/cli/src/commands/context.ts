@@ -13,7 +13,7 @@ export interface Io {
 }
 
 /** The global flags every command can be given. */
-export type GlobalOptions = { server?: string; token?: string };
+export type GlobalOptions = { server?: string; token?: string; tokenFile?: string; context?: string };
 
 /** The `berth` program the commands register on. */
 export type Program = Command<[], GlobalOptions>;
@@ -58,7 +58,7 @@ export function commandContext(program: Program, io: Io): CommandContext {
     config,
     client: () => {
       const cfg = config();
-      return new BerthClient(cfg.server, cfg.token);
+      return new BerthClient(cfg.server, cfg.token, undefined, cfg.tokenSource);
     },
     printData: (data, format) => out(format === 'json' ? JSON.stringify(data, null, 2) : YAML.stringify(data).trimEnd()),
   };

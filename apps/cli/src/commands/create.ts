@@ -2,7 +2,8 @@ import { Option } from '@commander-js/extra-typings';
 import { RESTART_POLICIES, SCHEDULING_POLICIES, type CreateServiceRequest } from '@berth/core';
 import { parseCpu, parseInteger, parseMemory } from '../units.js';
 import type { CommandContext, Program } from './context.js';
-import { arg, collect, onlyKind, outputOption, structured } from './options.js';
+import { arg, collect, outputOption, structured } from './options.js';
+import { createToken, roleOption } from './auth.js';
 import { podTemplate } from './pod-template.js';
 
 const port = arg((s) => parseInteger(s, 'port', 1, 65535));
@@ -12,17 +13,35 @@ function healthPath(s: string): string {
   return s;
 }
 
-/** `berth create service NAME [flags] -- CMD ARGS`: a service of `--replicas` pods; its pod flags are `berth run`'s. */
+/**
+ * `berth create service NAME [flags] -- CMD ARGS`: a service of `--replicas`
+ * pods, its pod flags `berth run`'s; `berth create token NAME --role R`.
+ * Subcommands, because the two share no flag.
+ */
 export function registerCreate(program: Program, ctx: CommandContext): void {
-  program
+  const create = program
     .command('create')
+    .summary('Create a service (berth create service NAME --replicas N --port P [flags] -- CMD ARGS) or an API token (berth create token NAME --role R)')
+    .description('Create a service, or an API token (admin)');
+
+  create
+    .command('token')
+    .alias('tokens')
+    .description('Create an API token (admin): its secret is printed once, on stdout alone; the server keeps only its hash')
+    .argument('<name>', 'token name (DNS label): who or what holds it')
+    .addOption(roleOption())
+    .addOption(outputOption())
+    .action(async (name, opts) => createToken(ctx, name, opts.role, opts.output));
+
+  create
+    .command('service')
+    .aliases(['svc', 'services'])
     .summary('Create a service: berth create service NAME --replicas N --port P [flags] -- CMD ARGS')
     .description(
       'Create a service: the leader keeps --replicas pods of this template, named NAME-<suffix>, and every replica routes ' +
         "requests (/v1/services/NAME/proxy/..., jobs) to the ready ones. Pod flags are berth run's; everything after -- is the command " +
         '(the process runtime runs it with PORT set to an allocated host port), or give --image (docker runtime)',
     )
-    .argument('<kind>', 'service (svc)', onlyKind('services', 'create'))
     .argument('<name>', 'service name (DNS label); pods are named <name>-<suffix>')
     .argument('[command...]', 'command and arguments, after --')
     .option('--image <image>', 'container image (docker runtime)')
@@ -37,7 +56,7 @@ export function registerCreate(program: Program, ctx: CommandContext): void {
     .option('--selector <k=v>', 'node selector label, repeatable', collect)
     .addOption(new Option('--policy <policy>', 'scheduling policy for its pods').choices(SCHEDULING_POLICIES))
     .addOption(outputOption())
-    .action(async (_kind, name, command, opts) => {
+    .action(async (name, command, opts) => {
       const body: CreateServiceRequest = { name, replicas: opts.replicas, template: podTemplate(opts, command) };
       const service = await ctx.client().createService(body);
       const asData = structured(opts.output);

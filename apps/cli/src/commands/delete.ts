@@ -1,16 +1,16 @@
 import type { CommandContext, Program } from './context.js';
-import { kindArg } from './options.js';
+import { deleteKindArg } from './options.js';
 
-/** `berth delete node|pod|service|job NAME`. */
+/** `berth delete node|pod|service|job|token NAME`. */
 export function registerDelete(program: Program, ctx: CommandContext): void {
   program
     .command('delete')
-    .summary('Delete a node, pod or service, or cancel a job')
+    .summary('Delete a node, pod or service, cancel a job, or revoke a token')
     .description(
       'Delete a pod (its agent stops it first), a node (drained first, then removed) or a service (its pods go too); ' +
-        'for a job, cancel it (a job that has finished cannot be: it expires by itself)',
+        'for a job, cancel it (a job that has finished cannot be: it expires by itself); for a token, revoke it (every replica refuses it within moments)',
     )
-    .argument('<kind>', 'node, pod, service (svc) or job', kindArg)
+    .argument('<kind>', 'node, pod, service (svc), job or token', deleteKindArg)
     .argument('<name>', 'name or id (a job: its id)')
     .action(async (kind, name) => {
       const api = ctx.client();
@@ -23,6 +23,8 @@ export function registerDelete(program: Program, ctx: CommandContext): void {
           return ctx.out(`service "${(await api.deleteService(name)).name}" deleted`);
         case 'jobs':
           return ctx.out(`job "${(await api.cancelJob(name)).id}" canceled`);
+        case 'tokens':
+          return ctx.out(`token "${(await api.deleteToken(name)).name}" deleted`);
       }
     });
 }

@@ -7,19 +7,20 @@ import { parseInteger } from '../units.js';
 import { UsageError, type CommandContext, type Program } from './context.js';
 import { arg, getKindArg, outputOption, structured } from './options.js';
 import { watchEvents, watchObjects } from './watch.js';
+import { getTokens } from './auth.js';
 
 /** `berth get nodes|pods|services|jobs|events [NAME]`: a table, the objects (-o json|yaml), or a live watch (-w, nodes, pods and events). */
 export function registerGet(program: Program, ctx: CommandContext): void {
   const { c, out, err } = ctx;
   program
     .command('get')
-    .summary('List nodes, pods, services, jobs or events, or show one (-o wide|json|yaml, -w to watch)')
+    .summary('List nodes, pods, services, jobs, events or tokens, or show one (-o wide|json|yaml, -w to watch)')
     .description(
-      'List nodes, pods, services, jobs (newest first) or recent events (or show one by name, a job by id). With -w, a list of nodes, pods or events is followed live over the ' +
+      'List nodes, pods, services, jobs (newest first), recent events or API tokens (admin; never their secrets), or show one by name (a job by id). With -w, a list of nodes, pods or events is followed live over the ' +
         "API's event stream (GET /v1/events?watch=1): a row is printed for every node or pod whose row changed (Deleted when it is gone), " +
         'or for every new event; a dropped stream is reopened by itself.',
     )
-    .argument('<kind>', 'nodes (node, no), pods (pod, po), services (service, svc), jobs (job) or events (event, ev)', getKindArg)
+    .argument('<kind>', 'nodes (node, no), pods (pod, po), services (service, svc), jobs (job), events (event, ev) or tokens (token)', getKindArg)
     .argument('[name]', 'one node, pod or service by name (or id), one job by id')
     .addOption(outputOption())
     .option('-w, --watch', 'after the list, stream changes until interrupted (-o json|yaml: one {type, object} per change; events: one event each)')
@@ -33,6 +34,11 @@ export function registerGet(program: Program, ctx: CommandContext): void {
       const format = opts.output;
       const asData = structured(format);
       const wide = format === 'wide';
+      if (kind === 'tokens') {
+        if (name !== undefined) throw new UsageError('tokens are listed, not fetched by name: berth get tokens');
+        if (opts.watch) throw new UsageError('-w follows nodes, pods and events; tokens are listed');
+        return getTokens(ctx, format);
+      }
       if (kind === 'events') {
         if (name !== undefined) throw new UsageError('events are listed, not fetched by name: berth get events');
         if (opts.watch) return watchEvents(ctx, api, format);

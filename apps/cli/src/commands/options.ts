@@ -1,5 +1,5 @@
 import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
-import { getKindOf, kindOf, type Kind } from '../completion.js';
+import { getKindOf, isTokenWord, kindOf, type Kind } from '../completion.js';
 import { UsageError } from './context.js';
 
 /** Wraps one of our parsers as a commander argParser: commander prints its error with the usage hint (exit 1). */
@@ -26,9 +26,17 @@ export const structured = (format: Output): 'json' | 'yaml' | undefined => (form
 const KIND_WORDS = 'nodes (node, no), pods (pod, po), services (service, svc), jobs (job)';
 
 /** What `berth get` lists. */
-export function getKindArg(word: string): Kind | 'events' {
+export function getKindArg(word: string): Kind | 'events' | 'tokens' {
   const kind = getKindOf(word);
-  if (kind === undefined) throw new InvalidArgumentError(`unknown resource type ${JSON.stringify(word)}: use ${KIND_WORDS} or events (event, ev)`);
+  if (kind === undefined) throw new InvalidArgumentError(`unknown resource type ${JSON.stringify(word)}: use ${KIND_WORDS}, events (event, ev) or tokens (token)`);
+  return kind;
+}
+
+/** What `berth delete` removes: a node, pod, service or job, or an API token. */
+export function deleteKindArg(word: string): Kind | 'tokens' {
+  if (isTokenWord(word)) return 'tokens';
+  const kind = kindOf(word);
+  if (kind === undefined) throw new InvalidArgumentError(`unknown resource type ${JSON.stringify(word)}: use ${KIND_WORDS} or token`);
   return kind;
 }
 
