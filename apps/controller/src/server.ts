@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
-import { BerthEvent, ClusterView, ErrorResponse, EventList, HealthView, JobList, JobView, LeaderView, NodeList, NodeView, PodList, PodTemplate, PodView, ReplicaView, ServiceList, ServiceView, errors } from '@berth/core';
+import { BerthEvent, ClusterView, ErrorResponse, EventList, HealthView, JobList, JobView, LeaderView, LIMITS, NodeList, NodeView, PodList, PodTemplate, PodView, ReplicaView, ServiceList, ServiceView, errors } from '@berth/core';
 import { installErrorHandling } from './errors.js';
 import { servicesPlugin, type Services } from './plugins/services.js';
 import { systemRoutes } from './routes/system.js';
@@ -20,6 +20,8 @@ export interface ServerDeps extends Services {
   log: Logger;
   /** Where clients reach this replica (the OpenAPI document's server). */
   advertiseUrl: string;
+  /** Largest request body, JSON or proxied (default `LIMITS.bodyBytes`). */
+  bodyLimit?: number;
 }
 
 const errorRef = { $ref: 'ErrorResponse#' } as const;
@@ -41,11 +43,15 @@ function servedWhileEtcdDown(path: string, query: string): boolean {
  */
 const PROXY_PATH = /^\/v1\/services\/[^/]+\/proxy(\/|$)/;
 
+/** Methods whose requests Fastify reads a body for (with a content-type or a length): any of them can be sent bad JSON or too much of it. */
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
 /**
  * Completes every documented route's responses with the errors the server
  * itself gives, so the OpenAPI document lists them all: 400 where the route
- * validates input, 503 on `/v1` routes turned away while etcd is down. A
- * route without a success response is a mistake caught at start-up.
+ * validates input or reads a body (bad JSON, an unaccepted content type),
+ * 413 where it reads a body, 503 on `/v1` routes turned away while etcd is
+ * down. A route without a success response is a mistake caught at start-up.
  */
 function documentCommonErrors(route: RouteOptions): void {
   const schema = route.schema;
@@ -54,7 +60,9 @@ function documentCommonErrors(route: RouteOptions): void {
   if (!Object.keys(response).some((status) => status.startsWith('2'))) {
     throw new Error(`route ${String(route.method)} ${route.url} documents no success response`);
   }
-  if ((schema.params !== undefined || schema.querystring !== undefined || schema.body !== undefined) && response[400] === undefined) response[400] = errorRef;
+  const readsBody = [route.method].flat().some((m) => BODY_METHODS.has(m));
+  if ((schema.params !== undefined || schema.querystring !== undefined || readsBody) && response[400] === undefined) response[400] = errorRef;
+  if (readsBody && response[413] === undefined) response[413] = errorRef;
   if (route.url.startsWith('/v1/') && route.url !== '/v1/cluster' && response[503] === undefined) response[503] = errorRef;
   schema.response = response;
 }
@@ -65,6 +73,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     loggerInstance: deps.log.child({ component: 'api' }) as FastifyBaseLogger,
     // Per-request logs would drown the leadership story; /metrics times every route instead.
     logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: deps.bodyLimit ?? LIMITS.bodyBytes,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   });
 
@@ -110,7 +119,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     throw errors.etcdUnavailable(health.problem);
   });
 
-  const { log: _log, advertiseUrl: _url, ...services } = deps;
+  const { log: _log, advertiseUrl: _url, bodyLimit: _limit, ...services } = deps;
   await app.register(servicesPlugin, services);
   await app.register(systemRoutes);
   await app.register(leaderRoutes, { prefix: '/v1' });

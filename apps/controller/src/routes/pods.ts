@@ -1,12 +1,12 @@
 import { Readable } from 'node:stream';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { BerthError, CreatePodRequest, keyOf, POD_ACTIONS, POD_PHASES, StringEnum } from '@berth/core';
+import { BerthError, CreatePodRequest, keyOf, NameOrId, POD_ACTIONS, POD_PHASES, StringEnum } from '@berth/core';
 import { routePlugin } from '../plugins/services.js';
 
 const podRef = { $ref: 'Pod#' } as const;
 const errorRef = { $ref: 'ErrorResponse#' } as const;
-const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 253, description: 'pod id or unique name' }) });
+const IdParams = Type.Object({ id: NameOrId('pod id or unique name') });
 
 /** `/v1/pods`: create, list, get, delete, lifecycle actions, logs (proxied from the node's agent). */
 export const podRoutes = routePlugin('pod-routes', ['clusterState', 'podService'], async (fastify) => {
@@ -20,7 +20,7 @@ export const podRoutes = routePlugin('pod-routes', ['clusterState', 'podService'
         tags: ['pods'],
         summary: 'Pods, optionally filtered by node (id or name), phase or service',
         querystring: Type.Object(
-          { node: Type.Optional(Type.String()), phase: Type.Optional(StringEnum(POD_PHASES)), service: Type.Optional(Type.String()) },
+          { node: Type.Optional(NameOrId('node id or name')), phase: Type.Optional(StringEnum(POD_PHASES)), service: Type.Optional(NameOrId('service name')) },
           { additionalProperties: false },
         ),
         response: { 200: { $ref: 'PodList#' }, 404: errorRef },
