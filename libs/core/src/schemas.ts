@@ -55,12 +55,25 @@ export const DnsLabel = (options: TSchemaOptions = {}) => Type.String({ ...optio
  */
 export const NameOrId = (description: string) => DnsLabel({ minLength: 1, maxLength: LIMITS.nameLength, description });
 /**
- * `{key: value}` maps: a key outside the pattern is refused (patternProperties
- * alone would let it through unchecked), and the map is bounded.
+ * A bounded `{key: value}` map of strings whose keys match `keyPattern`.
+ * Written with `propertyNames` rather than `Type.Record`'s patternProperties:
+ * those let a key outside the pattern through unchecked unless
+ * additionalProperties is false, and the OpenAPI generator drops both, so the
+ * document would admit keys the server refuses.
  */
-const StringMap = (keyPattern: string, valueMaxLength: number, maxProperties: number, description: string) =>
-  Type.Record(Type.String({ pattern: keyPattern }), Type.String({ maxLength: valueMaxLength }), { additionalProperties: false, maxProperties, description });
-const Labels = StringMap('^[A-Za-z0-9][-A-Za-z0-9_./]{0,62}$', LIMITS.labelValueLength, LIMITS.labels, `at most ${LIMITS.labels} labels; keys and values of at most 63 characters`);
+export const StringMap = (keyPattern: string, valueMaxLength: number, maxProperties: number, description: string, valuePattern?: string) =>
+  Type.Unsafe<Record<string, string>>({
+    type: 'object',
+    propertyNames: { type: 'string', pattern: keyPattern },
+    additionalProperties: { type: 'string', maxLength: valueMaxLength, ...(valuePattern === undefined ? {} : { pattern: valuePattern }) },
+    maxProperties,
+    description,
+  });
+/** No NUL: a value that reaches argv or the environment of a process must not hold one (spawn refuses it). */
+const NO_NUL = '^[^\\x00]*$';
+/** Label values as Kubernetes has them: empty, or alphanumerics with '-', '_', '.' inside; they reach agents' command lines. */
+const LABEL_VALUE = '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$';
+const Labels = StringMap('^[A-Za-z0-9][-A-Za-z0-9_./]{0,62}$', LIMITS.labelValueLength, LIMITS.labels, `at most ${LIMITS.labels} labels; keys and values of at most 63 characters`, LABEL_VALUE);
 
 /** Every error answer: `{ error, message, details? }`. */
 export const ErrorResponse = Type.Object(
@@ -219,11 +232,11 @@ const HealthCheckRequest = Type.Object(
 
 /** What a pod runs and needs: every field of `POST /v1/pods` but the name (a service's template has these). */
 const podFields = {
-  image: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.imageLength, description: 'container image (docker runtime)' })),
+  image: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.imageLength, pattern: NO_NUL, description: 'container image (docker runtime)' })),
   command: Type.Optional(
-    Type.Array(Type.String({ maxLength: LIMITS.commandArgLength }), { minItems: 1, maxItems: LIMITS.commandArgs, description: 'argv (what runs for the process runtime)' }),
+    Type.Array(Type.String({ maxLength: LIMITS.commandArgLength, pattern: NO_NUL }), { minItems: 1, maxItems: LIMITS.commandArgs, description: 'argv (what runs for the process runtime)' }),
   ),
-  env: Type.Optional(StringMap(`^[A-Za-z_][A-Za-z0-9_]{0,${LIMITS.envNameLength - 1}}$`, LIMITS.envValueLength, LIMITS.env, `at most ${LIMITS.env} variables`)),
+  env: Type.Optional(StringMap(`^[A-Za-z_][A-Za-z0-9_]{0,${LIMITS.envNameLength - 1}}$`, LIMITS.envValueLength, LIMITS.env, `at most ${LIMITS.env} variables`, NO_NUL)),
   cpu: Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: 'CPU cores (decimal, e.g. 0.5)' }),
   memoryMiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 4194304, description: 'memory in MiB (default 128)' })),
   ports: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: LIMITS.ports })),
