@@ -223,8 +223,9 @@ const HealthCheckRequest = Type.Object(
   {
     path: Type.String({ pattern: '^/', maxLength: LIMITS.healthPathLength }),
     port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
-    intervalSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 3600 })),
-    timeoutSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 600 })),
+    // Floors, not just > 0: a probe every 1e-300 s is a probe every millisecond, and a timeout under 50 ms fails every probe.
+    intervalSeconds: Type.Optional(Type.Number({ minimum: 0.1, maximum: 3600 })),
+    timeoutSeconds: Type.Optional(Type.Number({ minimum: 0.05, maximum: 600 })),
     failureThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
   },
   { additionalProperties: false },
