@@ -3,6 +3,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
 import { BerthEvent, ClusterView, ErrorResponse, EventList, HealthView, JobList, JobView, LeaderView, LIMITS, NodeList, NodeView, PodList, PodTemplate, PodView, ReplicaView, ServiceList, ServiceView, errors } from '@berth/core';
+import { answerFrameworkError } from '@berth/http';
 import { installErrorHandling } from './errors.js';
 import { servicesPlugin, type Services } from './plugins/services.js';
 import { systemRoutes } from './routes/system.js';
@@ -74,6 +75,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Per-request logs would drown the leadership story; /metrics times every route instead.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.bodyLimit ?? LIMITS.bodyBytes,
+    frameworkErrors: answerFrameworkError,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   });
 

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { DateTime, DnsLabel, Ref, StringEnum } from './schemas.js';
+import { DateTime, DnsLabel, Ref, StringEnum, StringMap } from './schemas.js';
 import { LIMITS } from './limits.js';
 
 /**
@@ -80,11 +80,7 @@ export const CreateJobRequest = Type.Object(
     method: Type.Optional(StringEnum(JOB_METHODS, { description: 'default POST' })),
     path: Type.Optional(Type.String({ pattern: '^/[^\\s]*$', maxLength: LIMITS.jobPathLength, description: 'path and query on the pod (default /)' })),
     headers: Type.Optional(
-      Type.Record(Type.String({ pattern: HeaderName }), Type.String({ pattern: '^[^\\r\\n]*$', maxLength: LIMITS.jobHeaderValueLength }), {
-        additionalProperties: false,
-        maxProperties: LIMITS.jobHeaders,
-        description: 'request headers; hop-by-hop ones are dropped',
-      }),
+      StringMap(HeaderName, LIMITS.jobHeaderValueLength, LIMITS.jobHeaders, 'request headers; hop-by-hop ones are dropped', '^[^\\r\\n]*$'),
     ),
     body: Type.Optional(Type.Unknown({ description: 'a string is sent as is; any other JSON value is sent as JSON' })),
     timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'the job is TimedOut this long after it was accepted (default 60000)' })),

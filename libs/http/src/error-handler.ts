@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BerthError, clampEcho, ERROR_STATUS, type ErrorCode } from '@berth/core';
 
 /** What every error response carries: a catalogue code, a message for people, and sometimes details (e.g. Ajv's errors). */
@@ -76,6 +76,20 @@ export function installErrorHandling(app: FastifyInstance, opts: ErrorHandlingOp
   });
 }
 
+/**
+ * Fastify's `frameworkErrors` option: the router's own refusals (a URL whose
+ * percent-encoding is broken, a path parameter over `maxParamLength`), which
+ * Fastify would otherwise answer in its own shape, quoting the whole URL.
+ */
+export function answerFrameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  const message =
+    err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? `a path parameter of ${clampEcho(req.url.split('?')[0] ?? '')} is longer than the router takes`
+      : `the URL ${clampEcho(req.url)} is not valid percent-encoding`;
+  req.log.info({ code: err.code }, message);
+  void reply.status(400).send({ error: 'VALIDATION_FAILED', message } satisfies ErrorBody);
+}
+
 function answer(err: unknown, req: FastifyRequest, opts: ErrorHandlingOptions, bodyLimit: number | undefined): Answer {
   if (err instanceof BerthError) return fromBerthError(err, req, opts);
   if (!(err instanceof Error)) return internal(req);
@@ -112,6 +126,9 @@ function validationMessage(err: FastifyError): string {
   const where = `${err.validationContext ?? 'body'}${clampEcho(first?.instancePath ?? '')}`;
   const extra = first?.params?.additionalProperty;
   if (first?.keyword === 'additionalProperties' && typeof extra === 'string') return `${where}/${clampEcho(extra)} is not a known field`;
+  // A map key that breaks its pattern (`propertyNames`): Ajv names the map, say which key.
+  const key = (first as { propertyName?: unknown } | undefined)?.propertyName;
+  if (typeof key === 'string' && first?.message !== undefined) return `${where} key ${JSON.stringify(clampEcho(key))} ${first.message}`;
   const missing = first?.params?.missingProperty;
   if (first?.keyword === 'required' && typeof missing === 'string') return `${where}/${missing} is required`;
   return first?.message === undefined ? clampEcho(err.message, MAX_ERROR_MESSAGE) : `${where} ${first.message}`;
