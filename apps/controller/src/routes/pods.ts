@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { BerthError, CreatePodRequest, keyOf, NameOrId, POD_ACTIONS, POD_PHASES, StringEnum } from '@berth/core';
@@ -124,8 +125,18 @@ export const podRoutes = routePlugin('pod-routes', ['clusterState', 'podService'
         const body = (await res.json().catch(() => ({}))) as { error?: string; message?: string };
         throw new BerthError(res.status === 404 ? 'NOT_FOUND' : 'AGENT_UNREACHABLE', body.message ?? `agent answered ${res.status}`);
       }
+      const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+      if (qs.has('follow')) {
+        // Headers go out at once, as the agent sends them: Fastify would hold them until the pod's
+        // first output, so following a silent pod got no answer at all (found by the API fuzzer).
+        reply.hijack();
+        reply.raw.writeHead(200, { 'content-type': res.headers.get('content-type') ?? 'text/plain; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+        reply.raw.flushHeaders();
+        await pipeline(body, reply.raw).catch(() => undefined);
+        return reply;
+      }
       void reply.type(res.headers.get('content-type') ?? 'text/plain; charset=utf-8');
-      return reply.send(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream));
+      return reply.send(body);
     },
   );
 });
