@@ -271,7 +271,8 @@ function build(op: Operation, c: FuzzCase, opts: FuzzOptions, provisionAllowed: 
     search = sp.size === 0 ? '' : `?${sp.toString()}`;
     for (const k of new Set(sp.keys())) {
       const all = sp.getAll(k);
-      query[k] = all.length === 1 ? all[0]! : all;
+      // defineProperty: `query['__proto__'] = v` would set the prototype, and the model would miss the unknown parameter the server sees.
+      Object.defineProperty(query, k, { value: all.length === 1 ? all[0]! : all, enumerable: true, writable: true, configurable: true });
     }
   } else {
     search = `?${c.query.raw.slice(0, 2000)}`;
