@@ -15,7 +15,7 @@ import { killPodProcesses } from '../helpers/pod-processes.js';
  * exactly what the 2xx answers created, and every process still answers.
  * BERTH_FUZZ_CASES and BERTH_FUZZ_SEED reproduce or widen a run.
  */
-const CASES = Number(process.env.BERTH_FUZZ_CASES ?? 2500);
+const CASES = Number(process.env.BERTH_FUZZ_CASES ?? 2000);
 const SEED = Number(process.env.BERTH_FUZZ_SEED ?? Date.now() % 1_000_000);
 const BODY_LIMIT = 1024 * 1024;
 
