@@ -168,6 +168,43 @@ t.test('API over real services, called with inject()', async (t) => {
     t.equal(state.pods.get(keyOf('pods', id)), undefined);
   });
 
+  t.test('inputs are bounded: 413 past the body limit, names checked in paths, errors quote at most 64 characters', async (t) => {
+    const raw = (method: 'GET' | 'POST', url: string, payload: string) => app.inject({ method, url, payload, headers: { 'content-type': 'application/json' } });
+    const big = await raw('POST', '/v1/pods', JSON.stringify({ name: 'big', cpu: 1, command: ['x'.repeat(1024 * 1024)] }));
+    t.equal(big.statusCode, 413);
+    t.match(errorOf(big), { error: 'PAYLOAD_TOO_LARGE', message: /larger than 1048576 bytes/ });
+
+    const cases: Array<{ name: string; res: LightMyRequestResponse; want: RegExp }> = [
+      { name: 'a 10 KB id', res: await call(app, 'GET', `/v1/pods/${'a'.repeat(10_000)}`), want: /longer than the router takes/ },
+      { name: 'an 80-char id', res: await call(app, 'GET', `/v1/nodes/${'b'.repeat(80)}`), want: /^params\/id must NOT have more than 63 characters$/ },
+      { name: 'an upper-case name', res: await call(app, 'DELETE', '/v1/services/Web'), want: /^params\/name must match pattern/ },
+      { name: 'a query naming no label', res: await call(app, 'GET', '/v1/pods?service=a_b'), want: /^querystring\/service must match pattern/ },
+      { name: 'a 5000-char env key', res: await call(app, 'POST', '/v1/pods', { name: 'p', cpu: 1, command: ['x'], env: { ['K'.repeat(5000)]: 'v' } }), want: /^body\/env key "K{64}…" must match pattern/ },
+      { name: 'an env key outside the pattern', res: await call(app, 'POST', '/v1/pods', { name: 'p', cpu: 1, command: ['x'], env: { '1x': 'v' } }), want: /^body\/env key "1x"/ },
+      { name: '65 labels', res: await call(app, 'POST', '/v1/nodes', { cpu: 1, labels: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])) }), want: /^body\/labels must NOT have more than 64 properties$/ },
+      { name: 'a NUL in a label value', res: await call(app, 'POST', '/v1/nodes', { cpu: 1, labels: { k: 'a\u0000b' } }), want: /^body\/labels\/k must match pattern/ },
+      { name: '257 command arguments', res: await call(app, 'POST', '/v1/pods', { name: 'p', cpu: 1, command: Array(257).fill('x') }), want: /^body\/command must NOT have more than 256 items$/ },
+      { name: 'an unknown 300-char field', res: await call(app, 'POST', '/v1/pods', { name: 'p', cpu: 1, command: ['x'], ['f'.repeat(300)]: 1 }), want: /^body\/f{64}… is not a known field$/ },
+      { name: 'a 100,000-deep job body', res: await raw('POST', '/v1/jobs', `{"service":"s","body":${'['.repeat(100_000)}${']'.repeat(100_000)}}`), want: /nests arrays or objects deeper than 64 levels/ },
+      { name: 'a health check every 1e-300 s', res: await call(app, 'POST', '/v1/pods', { name: 'p', cpu: 1, command: ['x'], healthCheck: { path: '/', intervalSeconds: 1e-300 } }), want: /intervalSeconds must be >= 0.1/ },
+    ];
+    for (const c of cases) {
+      t.equal(c.res.statusCode, 400, `${c.name}: 400`);
+      const body = errorOf(c.res);
+      t.equal(body.error, 'VALIDATION_FAILED', c.name);
+      t.match(body.message, c.want, `${c.name}: ${body.message}`);
+      t.ok(c.res.body.length < 2000, `${c.name}: the answer is ${c.res.body.length} bytes`);
+      t.notMatch(c.res.body, /(.)\1{70}/, `${c.name}: no run of 70 characters is echoed`);
+    }
+
+    // A JSON job body is stored as a string, escaped again: under the body limit, over what a job may take in etcd.
+    t.equal((await call(app, 'POST', '/v1/services', { name: 'big-jobs', replicas: 0, template: { command: ['true'], cpu: 0.1, ports: [8080] } })).statusCode, 201);
+    const quotes = await raw('POST', '/v1/jobs', JSON.stringify({ service: 'big-jobs', body: Array(300_000).fill('') }));
+    t.equal(quotes.statusCode, 413, 'a job too large to store is 413');
+    t.match(errorOf(quotes), { error: 'PAYLOAD_TOO_LARGE', message: /the job would take \d+ bytes in etcd/ });
+    t.equal((await call(app, 'DELETE', '/v1/services/big-jobs')).statusCode, 200);
+  });
+
   t.test('the OpenAPI document lists every route with every response it gives', async (t) => {
     type Operation = { parameters?: unknown[]; requestBody?: unknown; responses?: Record<string, unknown> };
     const doc = (await call(app, 'GET', '/openapi.json')).json<{ paths: Record<string, Record<string, Operation>> }>();
@@ -194,6 +231,7 @@ t.test('API over real services, called with inject()', async (t) => {
       if (op.parameters?.length || op.requestBody !== undefined) t.ok(statuses.includes('400'), `${route} documents 400`);
       if (p.startsWith('/v1/') && p !== '/v1/cluster') t.ok(statuses.includes('503'), `${route} documents 503`);
       if (p.includes('{id}') || p.includes('{name}')) t.ok(statuses.includes('404'), `${route} documents 404`);
+      if (!route.startsWith('GET ') && !route.startsWith('HEAD ')) t.ok(statuses.includes('413') && statuses.includes('400'), `${route} reads a body: documents 400 and 413`);
     }
   });
 

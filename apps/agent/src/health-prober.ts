@@ -59,8 +59,9 @@ export class HealthProber {
       return;
     }
     const url = `http://127.0.0.1:${resolvedPort}${check.path}`;
-    const intervalMs = (check.intervalSeconds ?? PROBE_DEFAULTS.intervalSeconds) * 1000;
-    const timeoutMs = (check.timeoutSeconds ?? PROBE_DEFAULTS.timeoutSeconds) * 1000;
+    // Whole milliseconds: AbortSignal.timeout throws on a fraction (599.9999999999981 s), which failed every probe at once.
+    const intervalMs = Math.max(1, Math.round((check.intervalSeconds ?? PROBE_DEFAULTS.intervalSeconds) * 1000));
+    const timeoutMs = Math.max(1, Math.round((check.timeoutSeconds ?? PROBE_DEFAULTS.timeoutSeconds) * 1000));
     const threshold = check.failureThreshold ?? PROBE_DEFAULTS.failureThreshold;
     const armedAt = Date.now();
     const probe: Probe = { failures: 0, inFlight: false, key, timer: setInterval(() => void run(true), intervalMs) };

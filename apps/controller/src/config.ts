@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_LEADER_LEASE_TTL_SECONDS, parseEndpoints, planAddresses, urlHost, type AddressPlan } from '@berth/store';
 import { ETCD_CREDENTIAL_FLAGS, loadEtcdCredentials, type EtcdCredentialFlags, type EtcdCredentials } from '@berth/store';
-import { controllerGraceProblem, DEFAULT_NODE_GRACE_SECONDS, SCHEDULING_POLICIES, type SchedulingPolicy } from '@berth/core';
+import { controllerGraceProblem, DEFAULT_NODE_GRACE_SECONDS, LIMITS, SCHEDULING_POLICIES, type SchedulingPolicy } from '@berth/core';
 
 /** Everything a controller replica is configured with (flags, or BERTH_* env vars). */
 export interface ControllerConfig {
@@ -34,6 +34,8 @@ export interface ControllerConfig {
   provisionTimeoutMs: number;
   /** How long a finished job's record and result are kept in etcd. */
   jobResultTtlSeconds: number;
+  /** Largest request body the API (and the service proxy) accepts; larger ones are 413 PAYLOAD_TOO_LARGE. */
+  bodyLimitBytes: number;
   logLevel: string;
   /** API authentication, limits and the audit trail. */
   auth: AuthConfig;
@@ -98,6 +100,7 @@ export async function parseConfig(argv: string[]): Promise<ControllerConfig> {
     .addOption(
       new Option('--job-result-ttl <seconds>', "a finished job's record and result stay in etcd this long").env('BERTH_JOB_RESULT_TTL').default(3600).argParser(intIn('--job-result-ttl', 10, 7 * 86400)),
     )
+    .addOption(new Option('--body-limit-bytes <n>', 'largest request body accepted (JSON and proxied); larger is 413').env('BERTH_BODY_LIMIT_BYTES').default(LIMITS.bodyBytes).argParser(intIn('--body-limit-bytes', 1024, LIMITS.maxBodyBytes)))
     .addOption(new Option('--data-dir <dir>', 'where provisioned agent processes log').env('BERTH_DATA_DIR'))
     .addOption(new Option('--log-level <level>', 'pino log level').env('BERTH_LOG_LEVEL').default('info'))
     .addOption(new Option('--admin-token-file <file>', 'bootstrap admin token (created, mode 0600, when missing); with it every /v1 request needs a token').env('BERTH_ADMIN_TOKEN_FILE'))
@@ -127,6 +130,7 @@ export async function parseConfig(argv: string[]): Promise<ControllerConfig> {
     dataDir?: string;
     provisionTimeout: number;
     jobResultTtl: number;
+    bodyLimitBytes: number;
     logLevel: string;
     adminTokenFile?: string;
     insecureNoAuth?: boolean;
@@ -169,6 +173,7 @@ export async function parseConfig(argv: string[]): Promise<ControllerConfig> {
     dataDir: o.dataDir ?? path.join(os.tmpdir(), `berth-controller-${o.id ?? o.port}`),
     provisionTimeoutMs: o.provisionTimeout * 1000,
     jobResultTtlSeconds: o.jobResultTtl,
+    bodyLimitBytes: o.bodyLimitBytes,
     logLevel: o.logLevel,
     auth: authConfig(o, addressPlan.host, (m) => cmd.error(`error: ${m}`)),
     ...(o.tlsCert !== undefined && o.tlsKey !== undefined ? { tls: { cert: o.tlsCert, key: o.tlsKey } } : {}),

@@ -95,6 +95,7 @@ export class Controller {
     this.deps = {
       log: this.log,
       advertiseUrl: config.advertiseUrl,
+      bodyLimit: config.bodyLimitBytes,
       leadership,
       clusterState: this.state,
       etcdHealth: this.health,

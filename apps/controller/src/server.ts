@@ -13,6 +13,7 @@ import {
   HealthView,
   JobList,
   JobView,
+  LIMITS,
   LeaderView,
   NodeList,
   NodeView,
@@ -27,6 +28,7 @@ import {
   TokenView,
   errors,
 } from '@berth/core';
+import { answerFrameworkError } from '@berth/http';
 import { installErrorHandling } from './errors.js';
 import { servicesPlugin, type Services } from './plugins/services.js';
 import { systemRoutes } from './routes/system.js';
@@ -48,6 +50,8 @@ export interface ServerDeps extends Services {
   advertiseUrl: string;
   /** TLS: the API's certificate and key (PEM). */
   https?: { cert: Buffer; key: Buffer };
+  /** Largest request body, JSON or proxied (default `LIMITS.bodyBytes`). */
+  bodyLimit?: number;
 }
 
 const errorRef = { $ref: 'ErrorResponse#' } as const;
@@ -69,11 +73,15 @@ function servedWhileEtcdDown(path: string, query: string): boolean {
  */
 const PROXY_PATH = /^\/v1\/services\/[^/]+\/proxy(\/|$)/;
 
+/** Methods whose requests Fastify reads a body for (with a content-type or a length): any of them can be sent bad JSON or too much of it. */
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
 /**
  * Completes every documented route's responses with the errors the server
  * itself gives, so the OpenAPI document lists them all: 400 where the route
- * validates input, 503 on `/v1` routes turned away while etcd is down. A
- * route without a success response is a mistake caught at start-up.
+ * validates input or reads a body (bad JSON, an unaccepted content type),
+ * 413 where it reads a body, 503 on `/v1` routes turned away while etcd is
+ * down. A route without a success response is a mistake caught at start-up.
  */
 function documentCommonErrors(route: RouteOptions): void {
   const schema = route.schema;
@@ -82,7 +90,9 @@ function documentCommonErrors(route: RouteOptions): void {
   if (!Object.keys(response).some((status) => status.startsWith('2'))) {
     throw new Error(`route ${String(route.method)} ${route.url} documents no success response`);
   }
-  if ((schema.params !== undefined || schema.querystring !== undefined || schema.body !== undefined) && response[400] === undefined) response[400] = errorRef;
+  const readsBody = [route.method].flat().some((m) => BODY_METHODS.has(m));
+  if ((schema.params !== undefined || schema.querystring !== undefined || readsBody) && response[400] === undefined) response[400] = errorRef;
+  if (readsBody && response[413] === undefined) response[413] = errorRef;
   if (route.url.startsWith('/v1/') && route.url !== '/v1/cluster' && response[503] === undefined) response[503] = errorRef;
   schema.response = response;
 }
@@ -94,6 +104,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     loggerInstance: deps.log.child({ component: 'api' }) as FastifyBaseLogger,
     // Per-request logs would drown the leadership story; /metrics times every route instead.
     logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: deps.bodyLimit ?? LIMITS.bodyBytes,
+    frameworkErrors: answerFrameworkError,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   });
 
@@ -147,7 +159,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     throw errors.etcdUnavailable(health.problem);
   });
 
-  const { log: _log, advertiseUrl: _url, https: _https, ...services } = deps;
+  const { log: _log, advertiseUrl: _url, https: _https, bodyLimit: _limit, ...services } = deps;
   await app.register(servicesPlugin, services);
   // Before the routes: the rate limiter hooks the routes registered after it.
   await installAuth(app, deps.auth);

@@ -1,3 +1,5 @@
+import { quoteEcho } from './limits.js';
+
 /**
  * One error catalogue for the whole project: a stable code, an HTTP status and
  * a message. The REST API turns a BerthError into
@@ -65,7 +67,7 @@ export class BerthError extends Error {
 /** Shorthand constructors for the common cases, so messages read the same everywhere. */
 export const errors = {
   validation: (message: string, details?: unknown) => new BerthError('VALIDATION_FAILED', message, details),
-  notFound: (kind: string, id: string) => new BerthError('NOT_FOUND', `${kind} ${JSON.stringify(id)} not found`),
+  notFound: (kind: string, id: string) => new BerthError('NOT_FOUND', `${kind} ${quoteEcho(id)} not found`),
   conflict: (message: string, details?: unknown) => new BerthError('CONFLICT', message, details),
   leadershipLost: (message: string, cause?: unknown) => new BerthError('LEADERSHIP_LOST', message, undefined, { cause }),
   etcdUnavailable: (message: string, cause?: unknown) => new BerthError('ETCD_UNAVAILABLE', message, undefined, { cause }),

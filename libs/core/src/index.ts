@@ -1,5 +1,6 @@
 export * from './keys.js';
 export * from './errors.js';
+export * from './limits.js';
 export * from './types.js';
 export * from './ids.js';
 export * from './schemas.js';

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
-import { DateTime, DnsLabel, Ref, StringEnum } from './schemas.js';
+import { DateTime, DnsLabel, Ref, StringEnum, StringMap } from './schemas.js';
+import { LIMITS } from './limits.js';
 
 /**
  * Jobs: a request to a service, made durable in etcd before it is
@@ -77,15 +78,17 @@ export const CreateJobRequest = Type.Object(
   {
     service: DnsLabel({ minLength: 1, maxLength: 50, description: 'the service whose pods run it' }),
     method: Type.Optional(StringEnum(JOB_METHODS, { description: 'default POST' })),
-    path: Type.Optional(Type.String({ pattern: '^/[^\\s]*$', maxLength: 2048, description: 'path and query on the pod (default /)' })),
+    path: Type.Optional(Type.String({ pattern: '^/[^\\s]*$', maxLength: LIMITS.jobPathLength, description: 'path and query on the pod (default /)' })),
     headers: Type.Optional(
-      Type.Record(Type.String({ pattern: HeaderName }), Type.String({ pattern: '^[^\\r\\n]*$', maxLength: 8192 }), { maxProperties: 64, description: 'request headers; hop-by-hop ones are dropped' }),
+      StringMap(HeaderName, LIMITS.jobHeaderValueLength, LIMITS.jobHeaders, 'request headers; hop-by-hop ones are dropped', '^[^\\r\\n]*$'),
     ),
     body: Type.Optional(Type.Unknown({ description: 'a string is sent as is; any other JSON value is sent as JSON' })),
     timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'the job is TimedOut this long after it was accepted (default 60000)' })),
     attemptTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'one attempt waits this long for an answer before the next pod is tried (default min(10000, timeoutMs))' })),
     maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 20, description: 'tries on different pods before the job Fails (default 3)' })),
-    idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'a resubmission with the same key (same service) answers the existing job' })),
+    idempotencyKey: Type.Optional(
+      Type.String({ minLength: 1, maxLength: LIMITS.idempotencyKeyLength, pattern: '^[\\x21-\\x7e]+$', description: 'printable ASCII; a resubmission with the same key (same service) answers the existing job' }),
+    ),
   },
   { $id: 'CreateJobRequest', additionalProperties: false },
 );

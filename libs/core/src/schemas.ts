@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema, type TSchemaOptions, type TUnsafe } from 'typebox';
 import { DNS_LABEL } from './keys.js';
+import { LIMITS } from './limits.js';
 import {
   DESIRED_STATES,
   EVENT_TYPES,
@@ -49,7 +50,32 @@ type Assert<T extends true> = T;
 export const NullableString = Type.Union([Type.String(), Type.Null()]);
 export const DateTime = (options: TSchemaOptions = {}) => Type.String({ ...options, format: 'date-time' });
 export const DnsLabel = (options: TSchemaOptions = {}) => Type.String({ ...options, pattern: DNS_LABEL.source });
-const Labels = Type.Record(Type.String({ pattern: '^[A-Za-z0-9][-A-Za-z0-9_./]{0,62}$' }), Type.String({ maxLength: 63 }));
+/**
+ * A name or id in a path or query (`/v1/pods/:id` takes either): names are
+ * DNS-1123 labels and ids are [0-9a-z], so one pattern admits both and
+ * refuses everything else before a lookup.
+ */
+export const NameOrId = (description: string) => DnsLabel({ minLength: 1, maxLength: LIMITS.nameLength, description });
+/**
+ * A bounded `{key: value}` map of strings whose keys match `keyPattern`.
+ * Written with `propertyNames` rather than `Type.Record`'s patternProperties:
+ * those let a key outside the pattern through unchecked unless
+ * additionalProperties is false, and the OpenAPI generator drops both, so the
+ * document would admit keys the server refuses.
+ */
+export const StringMap = (keyPattern: string, valueMaxLength: number, maxProperties: number, description: string, valuePattern?: string) =>
+  Type.Unsafe<Record<string, string>>({
+    type: 'object',
+    propertyNames: { type: 'string', pattern: keyPattern },
+    additionalProperties: { type: 'string', maxLength: valueMaxLength, ...(valuePattern === undefined ? {} : { pattern: valuePattern }) },
+    maxProperties,
+    description,
+  });
+/** No NUL: a value that reaches argv or the environment of a process must not hold one (spawn refuses it). */
+const NO_NUL = '^[^\\x00]*$';
+/** Label values as Kubernetes has them: empty, or alphanumerics with '-', '_', '.' inside; they reach agents' command lines. */
+const LABEL_VALUE = '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$';
+const Labels = StringMap('^[A-Za-z0-9][-A-Za-z0-9_./]{0,62}$', LIMITS.labelValueLength, LIMITS.labels, `at most ${LIMITS.labels} labels; keys and values of at most 63 characters`, LABEL_VALUE);
 
 /** Every error answer: `{ error, message, details? }`. */
 export const ErrorResponse = Type.Object(
@@ -207,10 +233,11 @@ export type NodeList = Static<typeof NodeList>;
 
 const HealthCheckRequest = Type.Object(
   {
-    path: Type.String({ pattern: '^/', maxLength: 1024 }),
+    path: Type.String({ pattern: '^/', maxLength: LIMITS.healthPathLength }),
     port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
-    intervalSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 3600 })),
-    timeoutSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 600 })),
+    // Floors, not just > 0: a probe every 1e-300 s is a probe every millisecond, and a timeout under 50 ms fails every probe.
+    intervalSeconds: Type.Optional(Type.Number({ minimum: 0.1, maximum: 3600 })),
+    timeoutSeconds: Type.Optional(Type.Number({ minimum: 0.05, maximum: 600 })),
     failureThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
   },
   { additionalProperties: false },
@@ -218,12 +245,14 @@ const HealthCheckRequest = Type.Object(
 
 /** What a pod runs and needs: every field of `POST /v1/pods` but the name (a service's template has these). */
 const podFields = {
-  image: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'container image (docker runtime)' })),
-  command: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 256, description: 'argv (what runs for the process runtime)' })),
-  env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String({ maxLength: 32768 }))),
+  image: Type.Optional(Type.String({ minLength: 1, maxLength: LIMITS.imageLength, pattern: NO_NUL, description: 'container image (docker runtime)' })),
+  command: Type.Optional(
+    Type.Array(Type.String({ maxLength: LIMITS.commandArgLength, pattern: NO_NUL }), { minItems: 1, maxItems: LIMITS.commandArgs, description: 'argv (what runs for the process runtime)' }),
+  ),
+  env: Type.Optional(StringMap(`^[A-Za-z_][A-Za-z0-9_]{0,${LIMITS.envNameLength - 1}}$`, LIMITS.envValueLength, LIMITS.env, `at most ${LIMITS.env} variables`, NO_NUL)),
   cpu: Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: 'CPU cores (decimal, e.g. 0.5)' }),
   memoryMiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 4194304, description: 'memory in MiB (default 128)' })),
-  ports: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 16 })),
+  ports: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: LIMITS.ports })),
   healthCheck: Type.Optional(HealthCheckRequest),
   restartPolicy: Type.Optional(StringEnum(RESTART_POLICIES)),
   priority: Type.Optional(Type.Integer({ minimum: -1000000, maximum: 1000000 })),

@@ -1,5 +1,5 @@
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
-import { BerthError, ERROR_STATUS, type ErrorCode } from '@berth/core';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { BerthError, clampEcho, ERROR_STATUS, type ErrorCode } from '@berth/core';
 
 /** What every error response carries: a catalogue code, a message for people, and sometimes details (e.g. Ajv's errors). */
 export interface ErrorBody {
@@ -7,6 +7,13 @@ export interface ErrorBody {
   message: string;
   details?: unknown;
 }
+
+/**
+ * Longest message an error answer carries. Values quoted from the request are
+ * clamped on their own (`clampEcho`); this bounds whatever else a message
+ * may have picked up, e.g. an upstream's text.
+ */
+export const MAX_ERROR_MESSAGE = 1024;
 
 /** What `installErrorHandling` needs to know about the app it serves. */
 export interface ErrorHandlingOptions {
@@ -43,6 +50,10 @@ interface Answer {
  *   bug: 500 INTERNAL whose message names the request id but not the error's
  *   own text, which may hold internals (paths, addresses) and goes to the log.
  *
+ * No answer repeats more than a bounded part of the request: a quoted value
+ * (a field name, a URL, a content type) is clamped to 64 characters, strings
+ * in `details` likewise, and a message to MAX_ERROR_MESSAGE.
+ *
  * A 503 carries `Retry-After: 1` (etcd is probed every second). Like
  * Fastify's default handler, < 500 is logged at info and >= 500 at error,
  * except an expected outage (a known 5xx code: etcd away, no endpoints, a
@@ -51,7 +62,8 @@ interface Answer {
  */
 export function installErrorHandling(app: FastifyInstance, opts: ErrorHandlingOptions = {}): void {
   app.setErrorHandler((err: FastifyError | Error, req, reply) => {
-    const { status, body } = answer(err, req, opts, app.initialConfig.bodyLimit);
+    const { status, body: unclamped } = answer(err, req, opts, app.initialConfig.bodyLimit);
+    const body = bounded(unclamped);
     if (status === 503) void reply.header('retry-after', '1');
     if (status >= 500 && err instanceof BerthError && err.code !== 'INTERNAL') req.log.warn({ code: body.error }, body.message);
     else if (status >= 500) req.log.error({ err }, body.message);
@@ -59,9 +71,23 @@ export function installErrorHandling(app: FastifyInstance, opts: ErrorHandlingOp
     void reply.status(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => {
-    const body: ErrorBody = { error: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` };
+    const body: ErrorBody = { error: 'NOT_FOUND', message: `no route ${clampEcho(req.method)} ${clampEcho(req.url.split('?')[0] ?? '')}` };
     void reply.status(404).send(body);
   });
+}
+
+/**
+ * Fastify's `frameworkErrors` option: the router's own refusals (a URL whose
+ * percent-encoding is broken, a path parameter over `maxParamLength`), which
+ * Fastify would otherwise answer in its own shape, quoting the whole URL.
+ */
+export function answerFrameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  const message =
+    err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? `a path parameter of ${clampEcho(req.url.split('?')[0] ?? '')} is longer than the router takes`
+      : `the URL ${clampEcho(req.url)} is not valid percent-encoding`;
+  req.log.info({ code: err.code }, message);
+  void reply.status(400).send({ error: 'VALIDATION_FAILED', message } satisfies ErrorBody);
 }
 
 function answer(err: unknown, req: FastifyRequest, opts: ErrorHandlingOptions, bodyLimit: number | undefined): Answer {
@@ -69,7 +95,7 @@ function answer(err: unknown, req: FastifyRequest, opts: ErrorHandlingOptions, b
   if (!(err instanceof Error)) return internal(req);
   const fe = err as Partial<FastifyError>;
   if (Array.isArray(fe.validation)) {
-    return { status: 400, body: { error: 'VALIDATION_FAILED', message: validationMessage(fe as FastifyError), details: fe.validation } };
+    return { status: 400, body: { error: 'VALIDATION_FAILED', message: validationMessage(fe as FastifyError), details: clampStrings(fe.validation, 4) } };
   }
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) return clientError(fe as FastifyError, req, bodyLimit);
   const mapped = opts.mapError?.(err);
@@ -96,17 +122,21 @@ function fromBerthError(err: BerthError, req: FastifyRequest, opts: ErrorHandlin
  */
 function validationMessage(err: FastifyError): string {
   const first = err.validation?.[0];
-  const where = `${err.validationContext ?? 'body'}${first?.instancePath ?? ''}`;
+  // The instance path names the client's own keys (an env variable, a label): clamped like any echoed value.
+  const where = `${err.validationContext ?? 'body'}${clampEcho(first?.instancePath ?? '')}`;
   const extra = first?.params?.additionalProperty;
-  if (first?.keyword === 'additionalProperties' && typeof extra === 'string') return `${where}/${extra} is not a known field`;
+  if (first?.keyword === 'additionalProperties' && typeof extra === 'string') return `${where}/${clampEcho(extra)} is not a known field`;
+  // A map key that breaks its pattern (`propertyNames`): Ajv names the map, say which key.
+  const key = (first as { propertyName?: unknown } | undefined)?.propertyName;
+  if (typeof key === 'string' && first?.message !== undefined) return `${where} key ${JSON.stringify(clampEcho(key))} ${first.message}`;
   const missing = first?.params?.missingProperty;
   if (first?.keyword === 'required' && typeof missing === 'string') return `${where}/${missing} is required`;
-  return err.message;
+  return first?.message === undefined ? clampEcho(err.message, MAX_ERROR_MESSAGE) : `${where} ${first.message}`;
 }
 
 /** Fastify's own refusals of a request (its body, its URL), in the catalogue's terms. */
 function clientError(err: FastifyError, req: FastifyRequest, bodyLimit: number | undefined): Answer {
-  const contentType = req.headers['content-type'] ?? '';
+  const contentType = clampEcho(req.headers['content-type'] ?? '');
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return refused('VALIDATION_FAILED', `the request body is not valid JSON (content-type ${contentType})`);
@@ -120,9 +150,24 @@ function clientError(err: FastifyError, req: FastifyRequest, bodyLimit: number |
       // Another 4xx (a bad URL, a content-length that does not match): its status when the
       // catalogue has a code for it, else a plain 400.
       const code = codeForStatus(err.statusCode ?? 400) ?? 'VALIDATION_FAILED';
-      return refused(code, err.message);
+      return refused(code, clampEcho(err.message, MAX_ERROR_MESSAGE));
     }
   }
+}
+
+/** The answer with its message and details held to their bounds (a safety net: the pieces are clamped where they are quoted). */
+function bounded(body: ErrorBody): ErrorBody {
+  const message = clampEcho(body.message, MAX_ERROR_MESSAGE);
+  return body.details === undefined ? { ...body, message } : { ...body, message, details: clampStrings(body.details, 6) };
+}
+
+/** `value` with every string clamped (`clampEcho`), arrays cut to 20 items and nesting to `depth` levels. */
+function clampStrings(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return clampEcho(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (depth <= 0) return '…';
+  if (Array.isArray(value)) return value.slice(0, 20).map((v) => clampStrings(v, depth - 1));
+  return Object.fromEntries(Object.entries(value).slice(0, 20).map(([k, v]) => [clampEcho(k), clampStrings(v, depth - 1)]));
 }
 
 function refused(code: ErrorCode, message: string): Answer {

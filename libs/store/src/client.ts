@@ -147,5 +147,9 @@ export function toBerthError(err: unknown): BerthError {
   if (err instanceof BerthError) return err;
   if (isUnavailable(err)) return errors.etcdUnavailable(explainUnavailable(err), err);
   const detail = err instanceof Error ? err.message : String(err);
+  // etcd refuses a transaction over its request size limit (1.5 MiB by default): the write was too big, not etcd broken.
+  if (/request is too large/.test(detail)) {
+    return new BerthError('PAYLOAD_TOO_LARGE', 'the record this request makes is larger than etcd accepts in one request (1.5 MiB by default)', undefined, { cause: err });
+  }
   return new BerthError('INTERNAL', `etcd request failed: ${detail}`, undefined, { cause: err });
 }

@@ -25,7 +25,9 @@ const SCAN_GAP_MS = 250;
 /** A stopping replica waits this long for its jobs' attempts before letting others take them over. */
 const DRAIN_MS = 3000;
 /** Bytes a job record may take in etcd (its default request limit is 1.5 MiB; the rest is the transaction's). */
-const MAX_JOB_RECORD_BYTES = 1400 * 1024;
+export const MAX_JOB_RECORD_BYTES = 1400 * 1024;
+/** Bytes a job may take when it is accepted: what its attempts (at most 20, a few hundred bytes each) add must still fit. */
+export const MAX_ACCEPTED_JOB_BYTES = MAX_JOB_RECORD_BYTES - 32 * 1024;
 
 /** Tuning of a replica's job dispatcher. */
 export interface JobDispatcherOptions {

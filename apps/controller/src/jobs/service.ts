@@ -12,7 +12,7 @@ import {
 } from '@berth/core';
 import { toBerthError, type Versioned } from '@berth/store';
 import type { ClusterState } from '../cluster-state.js';
-import { NotMine, type JobDispatcher } from './dispatcher.js';
+import { MAX_ACCEPTED_JOB_BYTES, NotMine, type JobDispatcher } from './dispatcher.js';
 
 /** Defaults of a job request. */
 export const JOB_DEFAULTS = { method: 'POST', path: '/', timeoutMs: 60_000, attemptTimeoutMs: 10_000, maxAttempts: 3 } as const;
@@ -71,6 +71,11 @@ export class JobService {
       createdAt: now,
       updatedAt: now,
     };
+    // A JSON body is stored as a string, escaped once more: a body under the request limit can still make a record etcd refuses.
+    const size = Buffer.byteLength(JSON.stringify(job));
+    if (size > MAX_ACCEPTED_JOB_BYTES) {
+      throw new BerthError('PAYLOAD_TOO_LARGE', `the job would take ${size} bytes in etcd, more than the ${MAX_ACCEPTED_JOB_BYTES} a job may take when accepted: send a smaller body (a string body is stored as is)`);
+    }
     const keyClaim = req.idempotencyKey === undefined ? undefined : jobKeyKey(req.service, req.idempotencyKey);
     const res = await this.dispatcher.accept(job, keyClaim);
     if ('job' in res) {

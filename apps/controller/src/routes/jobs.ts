@@ -1,12 +1,12 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { CreateJobRequest, JOB_STATUSES, StringEnum } from '@berth/core';
+import { CreateJobRequest, JOB_STATUSES, LIMITS, NameOrId, StringEnum } from '@berth/core';
 import { routePlugin } from '../plugins/services.js';
 import { MAX_WAIT_SECONDS } from '../jobs/service.js';
 
 const jobRef = { $ref: 'Job#' } as const;
 const errorRef = { $ref: 'ErrorResponse#' } as const;
-const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[0-9a-z]+$', description: 'job id' }) });
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: LIMITS.nameLength, pattern: '^[0-9a-z]+$', description: 'job id' }) });
 
 /** `/v1/jobs`: submit (durable before the answer), list, get or long-poll, cancel. */
 export const jobRoutes = routePlugin('job-routes', ['jobService'], async (fastify) => {
@@ -43,7 +43,7 @@ export const jobRoutes = routePlugin('job-routes', ['jobService'], async (fastif
         summary: 'Jobs, newest first, optionally of one service or status',
         querystring: Type.Object(
           {
-            service: Type.Optional(Type.String({ maxLength: 63 })),
+            service: Type.Optional(NameOrId('service name')),
             status: Type.Optional(StringEnum(JOB_STATUSES)),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 100 })),
           },

@@ -1,11 +1,11 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { NODE_ACTIONS, NODE_STATUSES, ProvisionNodeRequest, StringEnum } from '@berth/core';
+import { NameOrId, NODE_ACTIONS, NODE_STATUSES, ProvisionNodeRequest, StringEnum } from '@berth/core';
 import { routePlugin } from '../plugins/services.js';
 
 const nodeRef = { $ref: 'Node#' } as const;
 const errorRef = { $ref: 'ErrorResponse#' } as const;
-const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 253, description: 'node id or unique name' }) });
+const IdParams = Type.Object({ id: NameOrId('node id or unique name') });
 
 /** `/v1/nodes`: list, get, provision, cordon/uncordon/drain, delete. Reads come from the watch cache. */
 export const nodeRoutes = routePlugin('node-routes', ['clusterState', 'nodeService'], async (fastify) => {

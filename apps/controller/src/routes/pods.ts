@@ -1,12 +1,13 @@
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { BerthError, CreatePodRequest, keyOf, POD_ACTIONS, POD_PHASES, StringEnum } from '@berth/core';
+import { BerthError, CreatePodRequest, keyOf, NameOrId, POD_ACTIONS, POD_PHASES, StringEnum } from '@berth/core';
 import { routePlugin } from '../plugins/services.js';
 
 const podRef = { $ref: 'Pod#' } as const;
 const errorRef = { $ref: 'ErrorResponse#' } as const;
-const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 253, description: 'pod id or unique name' }) });
+const IdParams = Type.Object({ id: NameOrId('pod id or unique name') });
 
 /** `/v1/pods`: create, list, get, delete, lifecycle actions, logs (proxied from the node's agent). */
 export const podRoutes = routePlugin('pod-routes', ['clusterState', 'podService', 'nodeService'], async (fastify) => {
@@ -20,7 +21,7 @@ export const podRoutes = routePlugin('pod-routes', ['clusterState', 'podService'
         tags: ['pods'],
         summary: 'Pods, optionally filtered by node (id or name), phase or service',
         querystring: Type.Object(
-          { node: Type.Optional(Type.String()), phase: Type.Optional(StringEnum(POD_PHASES)), service: Type.Optional(Type.String()) },
+          { node: Type.Optional(NameOrId('node id or name')), phase: Type.Optional(StringEnum(POD_PHASES)), service: Type.Optional(NameOrId('service name')) },
           { additionalProperties: false },
         ),
         response: { 200: { $ref: 'PodList#' }, 404: errorRef },
@@ -125,8 +126,18 @@ export const podRoutes = routePlugin('pod-routes', ['clusterState', 'podService'
         const body = (await res.json().catch(() => ({}))) as { error?: string; message?: string };
         throw new BerthError(res.status === 404 ? 'NOT_FOUND' : 'AGENT_UNREACHABLE', body.message ?? `agent answered ${res.status}`);
       }
+      const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+      if (qs.has('follow')) {
+        // Headers go out at once, as the agent sends them: Fastify would hold them until the pod's
+        // first output, so following a silent pod got no answer at all (found by the API fuzzer).
+        reply.hijack();
+        reply.raw.writeHead(200, { 'content-type': res.headers.get('content-type') ?? 'text/plain; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+        reply.raw.flushHeaders();
+        await pipeline(body, reply.raw).catch(() => undefined);
+        return reply;
+      }
       void reply.type(res.headers.get('content-type') ?? 'text/plain; charset=utf-8');
-      return reply.send(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream));
+      return reply.send(body);
     },
   );
 });

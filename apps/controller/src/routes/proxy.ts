@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import { LIMITS } from '@berth/core';
 import { routePlugin } from '../plugins/services.js';
 import { answerHeaders, type Headers } from '../routing/router.js';
 import { NameParams } from './services.js';
@@ -7,8 +8,6 @@ import { NameParams } from './services.js';
 const errorRef = { $ref: 'ErrorResponse#' } as const;
 /** How long a proxied request waits for the pod's answer (and between chunks of it). */
 const PROXY_TIMEOUT_MS = 30_000;
-/** Request bodies are held (up to this) so a failed attempt can be sent again to another pod. */
-export const PROXY_BODY_LIMIT = 1024 * 1024;
 /** Answers up to this size (with a content-length) are read whole and sent in one write instead of piped. */
 const SMALL_ANSWER_BYTES = 64 * 1024;
 
@@ -21,8 +20,9 @@ const SMALL_ANSWER_BYTES = 64 * 1024;
 export const proxyRoutes = routePlugin('proxy-routes', ['router', 'clusterState'], async (app) => {
   const { router, clusterState: state } = app;
   // Bodies of any type pass through untouched (this plugin is encapsulated: other routes keep their JSON parsing).
+  // Request bodies are held (up to the API's body limit, as every other route's) so a failed attempt can be sent again to another pod.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: PROXY_BODY_LIMIT }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: app.initialConfig.bodyLimit ?? LIMITS.bodyBytes }, (_req, body, done) => done(null, body));
 
   const handler = async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
     const name = req.params.name;
@@ -63,7 +63,7 @@ export const proxyRoutes = routePlugin('proxy-routes', ['router', 'clusterState'
     summary: withPath
       ? "Route a request to a ready pod of the service (the path after /proxy, and the query, go to the pod); its answer comes back as is, with x-berth-pod"
       : "Route a request for the pod's / to a ready pod of the service; its answer comes back as is, with x-berth-pod",
-    params: withPath ? Type.Object({ name: NameParams.properties.name, '*': Type.String({ description: 'path on the pod' }) }) : NameParams,
+    params: withPath ? Type.Object({ name: NameParams.properties.name, '*': Type.String({ maxLength: LIMITS.proxyPathLength, description: 'path on the pod' }) }) : NameParams,
     response: {
       200: {
         description: "The pod's answer, streamed: whatever status, headers and body it gave (x-berth-pod names the pod)",

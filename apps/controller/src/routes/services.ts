@@ -1,11 +1,11 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { CreateServiceRequest, PatchServiceRequest } from '@berth/core';
+import { CreateServiceRequest, NameOrId, PatchServiceRequest } from '@berth/core';
 import { routePlugin } from '../plugins/services.js';
 
 const serviceRef = { $ref: 'Service#' } as const;
 const errorRef = { $ref: 'ErrorResponse#' } as const;
-export const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', description: 'service name' }) });
+export const NameParams = Type.Object({ name: NameOrId('service name') });
 
 /** `/v1/services`: create, list, get, scale or change the template, delete. Reads come from the watch cache. */
 export const serviceRoutes = routePlugin('service-routes', ['serviceCatalog'], async (fastify) => {
