@@ -4,17 +4,21 @@
  * node/pod/service/job/leader/event changes) and re-renders the affected section. Actions
  * call the REST API of the replica that served the page; an error answer's
  * `message` is shown in the banner. When that replica stays unreachable, the
- * page moves to another replica that answers.
+ * page moves to another replica that answers. With authentication on, it
+ * first asks who it is (`session.ts`): a token form until logged in, then the
+ * actions the role may use; any 401 later (token revoked, session expired)
+ * brings the form back.
  */
 
 // Types only: erased when compiled, so the browser loads no module for them.
-import type { BerthEvent, CreatePodRequest, EtcdStatus, JobSummary, LeaderView, NodeView, PodView, ProvisionNodeRequest, ReplicaView, ServiceView, WatchMessages } from '@berth/core';
+import type { BerthEvent, CreatePodRequest, EtcdStatus, JobSummary, LeaderView, NodeView, PodView, ProvisionNodeRequest, ReplicaView, ServiceView, SessionView, WatchMessages } from '@berth/core';
 import { $, age, h } from './dom.js';
+import { errorMessage, may, showLoginForm, showSession, wireSession } from './session.js';
 import { renderJobs, renderServices, trimJobs } from './workloads.js';
 
 const MAX_EVENTS = 200;
 
-const state = {
+const emptyState = () => ({
   self: '',
   leader: { leaderId: null, address: null, term: null, since: null } as LeaderView,
   replicas: [] as ReplicaView[],
@@ -24,14 +28,18 @@ const state = {
   jobs: new Map<string, JobSummary>(),
   events: [] as BerthEvent[],
   eventIds: new Set<string>(),
-};
+});
+let state = emptyState();
 
 const pct = (part: number, whole: number) => (whole > 0 ? Math.min(100, Math.max(0, (part / whole) * 100)) : 0);
 
 function bar(allocated: number, used: number | null, capacity: number, unit: string): HTMLElement {
-  const b = h('span', { class: 'bar', title: `allocated ${allocated}${unit} · used ${used ?? '?'}${unit} · capacity ${capacity}${unit}` },
-    h('span', { class: 'alloc', style: `width:${pct(allocated, capacity)}%` }),
-    h('span', { class: 'used', style: `width:${used === null ? 0 : pct(used, capacity)}%` }));
+  // Widths through the CSSOM: the page's CSP refuses inline style attributes.
+  const alloc = h('span', { class: 'alloc' });
+  alloc.style.width = `${pct(allocated, capacity)}%`;
+  const usedBar = h('span', { class: 'used' });
+  usedBar.style.width = `${used === null ? 0 : pct(used, capacity)}%`;
+  const b = h('span', { class: 'bar', title: `allocated ${allocated}${unit} · used ${used ?? '?'}${unit} · capacity ${capacity}${unit}` }, alloc, usedBar);
   const fmt = (n: number) => (Number.isInteger(n) ? String(n) : n.toFixed(2));
   return h('span', {}, b, h('span', { class: 'bar-text' }, `${fmt(allocated)} / ${used === null ? '?' : fmt(used)} of ${fmt(capacity)}${unit}`));
 }
@@ -67,6 +75,10 @@ async function api(method: string, path: string, body?: unknown): Promise<unknow
     parsed = text === '' ? undefined : JSON.parse(text);
   } catch {
     parsed = text;
+  }
+  if (res.status === 401) {
+    logOut('Your session has ended (its token was revoked, or it expired): log in again.');
+    throw new Error('session ended');
   }
   if (!res.ok) {
     const e = parsed as { error?: string; message?: string } | undefined;
@@ -115,6 +127,7 @@ function renderNodes(): void {
     ...nodes.map((n) => {
       const actions = h('td', { class: 'actions' });
       const button = (label: string, action: string, cls?: string) => {
+        if (!may('POST', `/v1/nodes/:id/${action}`)) return;
         const b = h('button', { type: 'button', 'data-action': action, ...(cls ? { class: cls } : {}) }, label) as HTMLButtonElement;
         b.addEventListener('click', () => act(b, 'POST', `/v1/nodes/${encodeURIComponent(n.id)}/${action}`));
         actions.append(b, ' ');
@@ -145,6 +158,7 @@ function renderPods(): void {
     ...pods.map((p) => {
       const actions = h('td', { class: 'actions' });
       const button = (label: string, method: string, path: string, cls?: string) => {
+        if (!may(method, `/v1/pods/:id${method === 'DELETE' ? '' : `/${label}`}`)) return;
         const b = h('button', { type: 'button', 'data-action': label, ...(cls ? { class: cls } : {}) }, label) as HTMLButtonElement;
         b.addEventListener('click', () => act(b, method, path));
         actions.append(b, ' ');
@@ -218,12 +232,12 @@ function schedule(part: keyof typeof dirty): void {
       renderTotals();
     }
     if (d.nodes || d.pods) renderPods();
-    if (d.nodes || d.services) renderServices(state.services, nodeName, act);
+    if (d.nodes || d.services) renderServices(state.services, nodeName, act, may);
     if (d.jobs) renderJobs(state.jobs);
   });
 }
 
-function setConnection(kind: 'live' | 'connecting' | 'down' | 'stale', text: string): void {
+function setConnection(kind: 'live' | 'connecting' | 'down' | 'stale' | 'out', text: string): void {
   const el = $('conn');
   el.className = `badge conn-${kind}`;
   el.textContent = text;
@@ -290,10 +304,64 @@ function connect(): void {
   });
   // EventSource reconnects by itself (the server asks for 1 s); a fresh snapshot follows. If this
   // replica stays away (killed, as in a failover demo), the page moves to one that answers.
+  // A stream the server refused (CLOSED) may be a session that ended: the API says which.
   es.addEventListener('error', () => {
+    if (source !== es) return;
     setConnection(es.readyState === EventSource.CLOSED ? 'down' : 'connecting', 'reconnecting…');
+    if (es.readyState === EventSource.CLOSED) void checkSession();
     if (switchTimer === undefined) switchTimer = setTimeout(() => void switchReplica(), SWITCH_AFTER_MS);
   });
+}
+
+/** Stops the stream and forgets what it brought. */
+function disconnect(): void {
+  source?.close();
+  source = undefined;
+  clearTimeout(switchTimer);
+  switchTimer = undefined;
+  state = emptyState();
+  $('events').replaceChildren();
+  for (const part of ['leader', 'nodes', 'pods', 'services', 'jobs'] as const) schedule(part);
+}
+
+/** Back to the token form (`message` says why); nothing of the session stays on the page. */
+function logOut(message?: string): void {
+  disconnect();
+  clearError();
+  setConnection('out', 'logged out');
+  showLoginForm(message);
+}
+
+/** Logged in (or no login needed): show the dashboard for this session and follow the cluster. */
+function enter(s: SessionView): void {
+  showSession(s);
+  clearError();
+  if (source === undefined) connect();
+  else schedule('nodes'); // the buttons depend on the role
+}
+
+/**
+ * Asks the replica who this page is: logged in (or auth off): the dashboard;
+ * 401: the token form. A replica that does not answer is tried again; the
+ * stream's own reconnects (and moving to another replica) cover that once running.
+ */
+async function checkSession(): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch('/v1/session', { cache: 'no-store' });
+  } catch {
+    if (source === undefined) setTimeout(() => void checkSession(), SWITCH_AFTER_MS);
+    return;
+  }
+  if (res.status === 401) {
+    const wasIn = source !== undefined;
+    logOut(wasIn ? 'Your session has ended (its token was revoked, or it expired): log in again.' : undefined);
+  } else if (res.ok) {
+    enter((await res.json()) as SessionView);
+  } else if (source === undefined) {
+    showError(`GET /v1/session: ${await errorMessage(res)}`);
+    setTimeout(() => void checkSession(), SWITCH_AFTER_MS);
+  }
 }
 
 /** While the replica cannot reach etcd, what the page shows is its last known state: say so. */
@@ -316,10 +384,11 @@ let switchTimer: ReturnType<typeof setTimeout> | undefined;
 async function switchReplica(): Promise<void> {
   const others = state.replicas.filter((r) => r.id !== state.self);
   for (const r of others) {
-    if (source?.readyState === EventSource.OPEN) return; // this replica came back meanwhile
+    // This replica came back meanwhile, or the page logged out.
+    if (source === undefined || source.readyState === EventSource.OPEN) return;
     try {
       await fetch(`${r.address}/healthz`, { mode: 'no-cors', cache: 'no-store', signal: AbortSignal.timeout(1500) });
-      if (source?.readyState === EventSource.OPEN) return;
+      if (source === undefined || source.readyState === EventSource.OPEN) return;
       setConnection('down', `${state.self} is not answering: switching to ${r.id}…`);
       location.assign(`${r.address}/`);
       return;
@@ -328,7 +397,7 @@ async function switchReplica(): Promise<void> {
     }
   }
   // Nobody answers (etcd or the network may be away too): keep reconnecting, try again later.
-  if (source?.readyState === EventSource.OPEN) return;
+  if (source === undefined || source.readyState === EventSource.OPEN) return;
   setConnection('down', others.length === 0 ? 'reconnecting…' : `no replica answers (${others.map((r) => r.id).join(', ')}); retrying…`);
   switchTimer = setTimeout(() => void switchReplica(), SWITCH_AFTER_MS);
 }
@@ -382,7 +451,8 @@ function wireForms(): void {
 
 function main(): void {
   wireForms();
-  connect();
+  wireSession(enter, () => logOut(), showError);
+  void checkSession();
   // Ages tick without any request.
   setInterval(() => {
     schedule('pods');

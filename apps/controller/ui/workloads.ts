@@ -21,7 +21,8 @@ export function trimJobs(jobs: Map<string, JobSummary>): void {
   for (const j of [...jobs.values()].sort(newestFirst).slice(KEPT_JOBS)) jobs.delete(j.id);
 }
 
-export function renderServices(services: Map<string, ServiceView>, nodeName: (id: string | null) => string, act: Act): void {
+/** `may(method, route)`: the session's role allows that call (buttons it does not are left out). */
+export function renderServices(services: Map<string, ServiceView>, nodeName: (id: string | null) => string, act: Act, may: (method: string, route: string) => boolean): void {
   const list = [...services.values()].sort((a, b) => a.name.localeCompare(b.name));
   $('service-count').textContent = `${list.length} (${list.filter((s) => s.replicas > 0 && s.status.readyReplicas >= s.replicas).length} fully ready)`;
   $('services').replaceChildren(
@@ -30,6 +31,7 @@ export function renderServices(services: Map<string, ServiceView>, nodeName: (id
       const full = ready >= s.replicas;
       const actions = h('td', { class: 'actions' });
       const button = (label: string, action: string, method: string, body?: unknown, cls?: string) => {
+        if (!may(method, '/v1/services/:name')) return;
         const b = h('button', { type: 'button', 'data-action': action, ...(cls ? { class: cls } : {}) }, label) as HTMLButtonElement;
         b.addEventListener('click', () => act(b, method, `/v1/services/${encodeURIComponent(s.name)}`, body));
         actions.append(b, ' ');
