@@ -2,11 +2,13 @@
  * The dashboard's services and recent jobs (browser side): rendered from the
  * `service` and `job` messages of the live stream. A service shows its ready
  * over desired replicas and each endpoint as the serving replica routes to it;
- * a job shows its status and how many attempts it took.
+ * a job shows its status and how many attempts it took. Buttons are only
+ * those the session's role may use.
  */
 
 import type { JobSummary, ServiceView } from '@berth/core';
 import { $, age, h, type Act } from './dom.js';
+import { may } from './session.js';
 
 /** Jobs the page keeps: the stream's own bound (WATCH_RECENT_JOBS), so what it shows stays exact. */
 export const KEPT_JOBS = 50;
@@ -21,8 +23,7 @@ export function trimJobs(jobs: Map<string, JobSummary>): void {
   for (const j of [...jobs.values()].sort(newestFirst).slice(KEPT_JOBS)) jobs.delete(j.id);
 }
 
-/** `may(method, route)`: the session's role allows that call (buttons it does not are left out). */
-export function renderServices(services: Map<string, ServiceView>, nodeName: (id: string | null) => string, act: Act, may: (method: string, route: string) => boolean): void {
+export function renderServices(services: Map<string, ServiceView>, nodeName: (id: string | null) => string, act: Act): void {
   const list = [...services.values()].sort((a, b) => a.name.localeCompare(b.name));
   $('service-count').textContent = `${list.length} (${list.filter((s) => s.replicas > 0 && s.status.readyReplicas >= s.replicas).length} fully ready)`;
   $('services').replaceChildren(
