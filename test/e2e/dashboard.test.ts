@@ -45,6 +45,11 @@ t.test('the dashboard, served by a follower, follows the cluster live', { skip: 
   page.setDefaultTimeout(15_000);
   const pageErrors: string[] = [];
   page.on('pageerror', (err) => pageErrors.push(err.message));
+  // The page runs under its Content Security Policy: whatever it refuses, the browser logs.
+  const cspViolations: string[] = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && /Content.Security.Policy/i.test(msg.text())) cspViolations.push(msg.text());
+  });
 
   await page.goto(follower.url + '/');
   await page.locator('[data-testid=connection][data-state=live]').waitFor();
@@ -143,4 +148,5 @@ t.test('the dashboard, served by a follower, follows the cluster live', { skip: 
   await page.waitForFunction((id) => document.querySelector('[data-testid=leader-id]')?.textContent === id, last.id, { timeout: 20_000 });
   t.match(await page.locator('[data-testid=self]').textContent(), new RegExp(`^${last.id} \\(leader\\)`), `${last.id} serves the page and leads`);
   t.same(pageErrors, [], 'no script errors in the page');
+  t.same(cspViolations, [], 'no CSP violations');
 });

@@ -28,3 +28,4 @@ export { createAuth, loadAdminToken } from './auth/bootstrap.js';
 export { requiredAccess, isMutation, type Access } from './auth/access.js';
 export { SESSION_COOKIE, type AuthSettings } from './auth/plugin.js';
 export { loopbackOnly, type AuthConfig } from './config.js';
+export { installSecurityHeaders, replicaOrigins, dashboardHelmet } from './plugins/security-headers.js';

@@ -42,6 +42,7 @@ import { proxyRoutes } from './routes/proxy.js';
 import { jobRoutes } from './routes/jobs.js';
 import { authRoutes } from './routes/auth.js';
 import { documentAccess, installAuth } from './auth/plugin.js';
+import { installSecurityHeaders, swaggerUiCsp } from './plugins/security-headers.js';
 
 /** What the API of one replica is built from: its services, a logger, and the URL it is reached at. */
 export interface ServerDeps extends Services {
@@ -114,6 +115,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   }
   app.addHook('onRoute', documentCommonErrors);
   app.addHook('onRoute', (route) => documentAccess(route, deps.auth));
+  // First: every route after it, /docs and the dashboard included, gets the headers.
+  await installSecurityHeaders(app, { tls: deps.auth.tls });
 
   await app.register(swagger, {
     openapi: {
@@ -143,7 +146,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: swaggerUiCsp(deps.auth.tls) });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   const health = deps.etcdHealth;

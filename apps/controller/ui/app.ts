@@ -4,17 +4,22 @@
  * node/pod/service/job/leader/event changes) and re-renders the affected section. Actions
  * call the REST API of the replica that served the page; an error answer's
  * `message` is shown in the banner. When that replica stays unreachable, the
- * page moves to another replica that answers.
+ * page moves to another replica that answers. With authentication on, it
+ * first asks who it is (`session.ts`): a token form until logged in, then the
+ * actions the role may use; any 401 later (token revoked, session expired)
+ * brings the form back.
  */
 
 // Types only: erased when compiled, so the browser loads no module for them.
-import type { BerthEvent, CreatePodRequest, EtcdStatus, JobSummary, LeaderView, NodeView, PodView, ProvisionNodeRequest, ReplicaView, ServiceView, WatchMessages } from '@berth/core';
+import type { BerthEvent, CreatePodRequest, EtcdStatus, JobSummary, LeaderView, NodeView, PodView, ProvisionNodeRequest, ReplicaView, ServiceView, SessionView, WatchMessages } from '@berth/core';
 import { $, age, h } from './dom.js';
+import { renderNodes, renderPods, renderTotals } from './nodes.js';
+import { errorMessage, showLoginForm, showSession, wireSession } from './session.js';
 import { renderJobs, renderServices, trimJobs } from './workloads.js';
 
 const MAX_EVENTS = 200;
 
-const state = {
+const emptyState = () => ({
   self: '',
   leader: { leaderId: null, address: null, term: null, since: null } as LeaderView,
   replicas: [] as ReplicaView[],
@@ -24,17 +29,8 @@ const state = {
   jobs: new Map<string, JobSummary>(),
   events: [] as BerthEvent[],
   eventIds: new Set<string>(),
-};
-
-const pct = (part: number, whole: number) => (whole > 0 ? Math.min(100, Math.max(0, (part / whole) * 100)) : 0);
-
-function bar(allocated: number, used: number | null, capacity: number, unit: string): HTMLElement {
-  const b = h('span', { class: 'bar', title: `allocated ${allocated}${unit} · used ${used ?? '?'}${unit} · capacity ${capacity}${unit}` },
-    h('span', { class: 'alloc', style: `width:${pct(allocated, capacity)}%` }),
-    h('span', { class: 'used', style: `width:${used === null ? 0 : pct(used, capacity)}%` }));
-  const fmt = (n: number) => (Number.isInteger(n) ? String(n) : n.toFixed(2));
-  return h('span', {}, b, h('span', { class: 'bar-text' }, `${fmt(allocated)} / ${used === null ? '?' : fmt(used)} of ${fmt(capacity)}${unit}`));
-}
+});
+let state = emptyState();
 
 // ---- errors ----------------------------------------------------------------
 
@@ -67,6 +63,10 @@ async function api(method: string, path: string, body?: unknown): Promise<unknow
     parsed = text === '' ? undefined : JSON.parse(text);
   } catch {
     parsed = text;
+  }
+  if (res.status === 401) {
+    logOut('Your session has ended (its token was revoked, or it expired): log in again.');
+    throw new Error('session ended');
   }
   if (!res.ok) {
     const e = parsed as { error?: string; message?: string } | undefined;
@@ -108,67 +108,6 @@ function nodeName(id: string | null): string {
   return state.nodes.get(id)?.name ?? id;
 }
 
-function renderNodes(): void {
-  const nodes = [...state.nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
-  $('node-count').textContent = `${nodes.length} (${nodes.filter((n) => n.status === 'Ready').length} Ready)`;
-  $('nodes').replaceChildren(
-    ...nodes.map((n) => {
-      const actions = h('td', { class: 'actions' });
-      const button = (label: string, action: string, cls?: string) => {
-        const b = h('button', { type: 'button', 'data-action': action, ...(cls ? { class: cls } : {}) }, label) as HTMLButtonElement;
-        b.addEventListener('click', () => act(b, 'POST', `/v1/nodes/${encodeURIComponent(n.id)}/${action}`));
-        actions.append(b, ' ');
-      };
-      if (n.cordoned || n.draining) button('uncordon', 'uncordon');
-      else button('cordon', 'cordon');
-      if (!n.draining) button('drain', 'drain', 'danger');
-      const status = h('td', {}, h('span', { class: `badge status s-${n.status}`, title: n.reason }, n.status));
-      if (n.cordoned) status.append(h('span', { class: 'badge flag' }, 'cordoned'));
-      if (n.draining) status.append(h('span', { class: 'badge flag' }, 'draining'));
-      const cpuUsed = n.usage === null ? null : Math.round((n.usage.cpuPercent / 100) * n.capacity.cpu * 100) / 100;
-      return h('tr', { 'data-node': n.name, 'data-status': n.status },
-        h('td', { title: n.id }, n.name),
-        status,
-        h('td', {}, n.runtime),
-        h('td', {}, bar(n.allocated.cpu, cpuUsed, n.capacity.cpu, '')),
-        h('td', {}, bar(n.allocated.memoryMiB, n.usage?.memoryMiB ?? null, n.capacity.memoryMiB, 'Mi')),
-        h('td', {}, String(n.pods.length)),
-        actions);
-    }),
-  );
-}
-
-function renderPods(): void {
-  const pods = [...state.pods.values()].sort((a, b) => a.name.localeCompare(b.name));
-  $('pod-count').textContent = `${pods.length} (${pods.filter((p) => p.status.phase === 'Running').length} Running)`;
-  $('pods').replaceChildren(
-    ...pods.map((p) => {
-      const actions = h('td', { class: 'actions' });
-      const button = (label: string, method: string, path: string, cls?: string) => {
-        const b = h('button', { type: 'button', 'data-action': label, ...(cls ? { class: cls } : {}) }, label) as HTMLButtonElement;
-        b.addEventListener('click', () => act(b, method, path));
-        actions.append(b, ' ');
-      };
-      const base = `/v1/pods/${encodeURIComponent(p.id)}`;
-      if (p.desired === 'stopped') button('start', 'POST', `${base}/start`);
-      else button('stop', 'POST', `${base}/stop`);
-      if (p.desired === 'paused') button('resume', 'POST', `${base}/resume`);
-      else if (p.desired === 'running') button('pause', 'POST', `${base}/pause`);
-      button('delete', 'DELETE', base, 'danger');
-      const reason = [p.status.reason, p.status.message].filter((s) => s !== '').join(': ');
-      return h('tr', { 'data-pod': p.name, 'data-phase': p.status.phase },
-        h('td', { title: `${p.id}\n${(p.spec.command ?? []).join(' ') || p.spec.image || ''}` }, p.name),
-        h('td', {}, h('span', { class: `badge phase p-${p.status.phase}` }, p.status.phase), p.deletionRequested ? h('span', { class: 'badge flag' }, 'deleting') : p.status.eviction ? h('span', { class: 'badge flag', title: `evicted: ${p.status.eviction.reason}` }, 'evicting') : ''),
-        h('td', {}, p.desired),
-        h('td', {}, nodeName(p.status.nodeId)),
-        h('td', {}, String(p.status.restarts)),
-        h('td', { title: p.createdAt }, age(p.createdAt)),
-        h('td', { class: 'reason' }, reason),
-        actions);
-    }),
-  );
-}
-
 function eventItem(e: BerthEvent): HTMLElement {
   return h('li', { class: e.type, 'data-reason': e.reason },
     h('span', { class: 't' }, new Date(e.time).toLocaleTimeString()),
@@ -190,16 +129,6 @@ function addEvents(events: BerthEvent[]): void {
   $('events').replaceChildren(...state.events.slice().reverse().map(eventItem));
 }
 
-function renderTotals(): void {
-  let cpu = 0, alloc = 0;
-  for (const n of state.nodes.values()) {
-    if (n.status !== 'Ready') continue;
-    cpu += n.capacity.cpu;
-    alloc += n.allocated.cpu;
-  }
-  $('totals').textContent = `Ready capacity: ${cpu} cpu, ${Math.round(alloc * 100) / 100} allocated`;
-}
-
 // ---- live stream -------------------------------------------------------------
 
 const CLEAN = { leader: false, nodes: false, pods: false, services: false, jobs: false };
@@ -214,16 +143,16 @@ function schedule(part: keyof typeof dirty): void {
     dirty = { ...CLEAN };
     if (d.leader) renderLeader();
     if (d.nodes) {
-      renderNodes();
-      renderTotals();
+      renderNodes(state.nodes, act);
+      renderTotals(state.nodes);
     }
-    if (d.nodes || d.pods) renderPods();
+    if (d.nodes || d.pods) renderPods(state.pods, nodeName, act);
     if (d.nodes || d.services) renderServices(state.services, nodeName, act);
     if (d.jobs) renderJobs(state.jobs);
   });
 }
 
-function setConnection(kind: 'live' | 'connecting' | 'down' | 'stale', text: string): void {
+function setConnection(kind: 'live' | 'connecting' | 'down' | 'stale' | 'out', text: string): void {
   const el = $('conn');
   el.className = `badge conn-${kind}`;
   el.textContent = text;
@@ -290,10 +219,64 @@ function connect(): void {
   });
   // EventSource reconnects by itself (the server asks for 1 s); a fresh snapshot follows. If this
   // replica stays away (killed, as in a failover demo), the page moves to one that answers.
+  // A stream the server refused (CLOSED) may be a session that ended: the API says which.
   es.addEventListener('error', () => {
+    if (source !== es) return;
     setConnection(es.readyState === EventSource.CLOSED ? 'down' : 'connecting', 'reconnecting…');
+    if (es.readyState === EventSource.CLOSED) void checkSession();
     if (switchTimer === undefined) switchTimer = setTimeout(() => void switchReplica(), SWITCH_AFTER_MS);
   });
+}
+
+/** Stops the stream and forgets what it brought. */
+function disconnect(): void {
+  source?.close();
+  source = undefined;
+  clearTimeout(switchTimer);
+  switchTimer = undefined;
+  state = emptyState();
+  $('events').replaceChildren();
+  for (const part of ['leader', 'nodes', 'pods', 'services', 'jobs'] as const) schedule(part);
+}
+
+/** Back to the token form (`message` says why); nothing of the session stays on the page. */
+function logOut(message?: string): void {
+  disconnect();
+  clearError();
+  setConnection('out', 'logged out');
+  showLoginForm(message);
+}
+
+/** Logged in (or no login needed): show the dashboard for this session and follow the cluster. */
+function enter(s: SessionView): void {
+  showSession(s);
+  clearError();
+  if (source === undefined) connect();
+  else schedule('nodes'); // the buttons depend on the role
+}
+
+/**
+ * Asks the replica who this page is: logged in (or auth off): the dashboard;
+ * 401: the token form. A replica that does not answer is tried again; the
+ * stream's own reconnects (and moving to another replica) cover that once running.
+ */
+async function checkSession(): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch('/v1/session', { cache: 'no-store' });
+  } catch {
+    if (source === undefined) setTimeout(() => void checkSession(), SWITCH_AFTER_MS);
+    return;
+  }
+  if (res.status === 401) {
+    const wasIn = source !== undefined;
+    logOut(wasIn ? 'Your session has ended (its token was revoked, or it expired): log in again.' : undefined);
+  } else if (res.ok) {
+    enter((await res.json()) as SessionView);
+  } else if (source === undefined) {
+    showError(`GET /v1/session: ${await errorMessage(res)}`);
+    setTimeout(() => void checkSession(), SWITCH_AFTER_MS);
+  }
 }
 
 /** While the replica cannot reach etcd, what the page shows is its last known state: say so. */
@@ -316,10 +299,11 @@ let switchTimer: ReturnType<typeof setTimeout> | undefined;
 async function switchReplica(): Promise<void> {
   const others = state.replicas.filter((r) => r.id !== state.self);
   for (const r of others) {
-    if (source?.readyState === EventSource.OPEN) return; // this replica came back meanwhile
+    // This replica came back meanwhile, or the page logged out.
+    if (source === undefined || source.readyState === EventSource.OPEN) return;
     try {
       await fetch(`${r.address}/healthz`, { mode: 'no-cors', cache: 'no-store', signal: AbortSignal.timeout(1500) });
-      if (source?.readyState === EventSource.OPEN) return;
+      if (source === undefined || source.readyState === EventSource.OPEN) return;
       setConnection('down', `${state.self} is not answering: switching to ${r.id}…`);
       location.assign(`${r.address}/`);
       return;
@@ -328,7 +312,7 @@ async function switchReplica(): Promise<void> {
     }
   }
   // Nobody answers (etcd or the network may be away too): keep reconnecting, try again later.
-  if (source?.readyState === EventSource.OPEN) return;
+  if (source === undefined || source.readyState === EventSource.OPEN) return;
   setConnection('down', others.length === 0 ? 'reconnecting…' : `no replica answers (${others.map((r) => r.id).join(', ')}); retrying…`);
   switchTimer = setTimeout(() => void switchReplica(), SWITCH_AFTER_MS);
 }
@@ -382,7 +366,8 @@ function wireForms(): void {
 
 function main(): void {
   wireForms();
-  connect();
+  wireSession(enter, () => logOut(), showError);
+  void checkSession();
   // Ages tick without any request.
   setInterval(() => {
     schedule('pods');

@@ -2,11 +2,13 @@
  * The dashboard's services and recent jobs (browser side): rendered from the
  * `service` and `job` messages of the live stream. A service shows its ready
  * over desired replicas and each endpoint as the serving replica routes to it;
- * a job shows its status and how many attempts it took.
+ * a job shows its status and how many attempts it took. Buttons are only
+ * those the session's role may use.
  */
 
 import type { JobSummary, ServiceView } from '@berth/core';
 import { $, age, h, type Act } from './dom.js';
+import { may } from './session.js';
 
 /** Jobs the page keeps: the stream's own bound (WATCH_RECENT_JOBS), so what it shows stays exact. */
 export const KEPT_JOBS = 50;
@@ -30,6 +32,7 @@ export function renderServices(services: Map<string, ServiceView>, nodeName: (id
       const full = ready >= s.replicas;
       const actions = h('td', { class: 'actions' });
       const button = (label: string, action: string, method: string, body?: unknown, cls?: string) => {
+        if (!may(method, '/v1/services/:name')) return;
         const b = h('button', { type: 'button', 'data-action': action, ...(cls ? { class: cls } : {}) }, label) as HTMLButtonElement;
         b.addEventListener('click', () => act(b, method, `/v1/services/${encodeURIComponent(s.name)}`, body));
         actions.append(b, ' ');

@@ -1,16 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Type, type Static } from 'typebox';
 import { DateTime, DnsLabel, Ref, StringEnum } from './schemas.js';
+import { ROLES, type Role } from './access.js';
 
 /**
  * API tokens and roles. A token is a random secret shown once; etcd keeps
  * only its sha-256 with the token's name, role and creation time, so a read
  * of etcd (or a backup) gives nobody a usable token.
  */
-
-/** Roles, each allowing everything the one before it does. */
-export const ROLES = ['viewer', 'operator', 'admin'] as const;
-export type Role = (typeof ROLES)[number];
 
 /**
  * What each role is for, as the OpenAPI document and `berth` say it:
@@ -23,11 +20,6 @@ export const ROLE_DESCRIPTIONS: Record<Role, string> = {
   operator: 'viewer, and writes of pods, services and jobs',
   admin: 'operator, and nodes, tokens and the audit trail',
 };
-
-/** True when a caller with role `have` may do what needs `need`. */
-export function roleAllows(have: Role, need: Role): boolean {
-  return ROLES.indexOf(have) >= ROLES.indexOf(need);
-}
 
 /** Secrets start with this, so a leaked one is easy to recognise (and to scan for). */
 export const TOKEN_PREFIX = 'berth_';
@@ -86,6 +78,7 @@ export const SessionView = Type.Object(
     name: Type.String({ description: "the token's name; `anonymous` while auth is off" }),
     role: RoleField,
     via: StringEnum(['bearer', 'cookie', 'none'] as const, { description: 'how this request authenticated' }),
+    insecure: Type.Boolean({ description: 'true when the replica serves a non-loopback address without authentication (--insecure-no-auth): the dashboard says so loudly' }),
   },
   { $id: 'Session' },
 );

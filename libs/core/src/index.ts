@@ -12,4 +12,5 @@ export * from './services.js';
 export * from './jobs.js';
 export * from './watch.js';
 export * from './addresses.js';
+export * from './access.js';
 export * from './auth.js';

@@ -61,10 +61,15 @@ export class ControllerProcess {
     );
   }
 
-  /** Starts a replica and waits until its API answers. */
+  /** Starts a replica and waits until its API answers; one that does not in time is killed, not left running unowned. */
   static async start(opts: ControllerProcessOptions): Promise<ControllerProcess> {
     const c = new ControllerProcess(opts.id, opts.port ?? (await freePort()), opts);
-    await c.start();
+    try {
+      await c.start();
+    } catch (err) {
+      await c.process.stop('SIGKILL');
+      throw err;
+    }
     return c;
   }
 

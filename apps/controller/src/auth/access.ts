@@ -1,49 +1,11 @@
-import type { Role } from '@berth/core';
+import { requiredAccess, type Access, type AccessOptions } from '@berth/core';
 
 /**
- * What a route needs, decided from its method and URL pattern in this one
- * table, so a new route gets a role without anyone remembering to give it
- * one: reads need `viewer`; writes of workloads (pods, services, jobs)
- * need `operator`; everything else that writes (nodes, tokens), and the
- * token list and the audit trail, need `admin`. `public` routes answer
- * anyone: health, readiness, the API document, the dashboard's files, and
- * logging in and out. The service proxy decides per request: a GET through
- * it reads, a POST writes.
+ * Which role each route needs is one table in `@berth/core` (access.ts),
+ * shared with the dashboard's script so the buttons it shows are exactly the
+ * calls the API allows. This module adds how the OpenAPI document says it.
  */
-export type Access = Role | 'public';
-
-const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
-
-/** True for methods that change something (and so are audited). */
-export function isMutation(method: string): boolean {
-  return !READS.has(method.toUpperCase());
-}
-
-/** Routes that answer anyone. */
-const PUBLIC = [/^\/healthz$/, /^\/readyz$/, /^\/openapi\.json$/, /^\/docs(\/|$)/, /^\/$/, /^\/dashboard\//];
-
-/** The service proxy's route patterns. */
-export const PROXY_ROUTE = /^\/v1\/services\/:name\/proxy(\/\*)?$/;
-
-export interface AccessOptions {
-  /** `--metrics-public`: Prometheus may scrape without a token. */
-  metricsPublic: boolean;
-}
-
-/** The role (or `public`) a request to route pattern `url` with `method` needs. */
-export function requiredAccess(method: string, url: string | undefined, opts: AccessOptions): Access {
-  const m = method.toUpperCase();
-  // No route matched: a 404 is not a reason to tell an anonymous caller which paths exist.
-  if (url === undefined) return 'viewer';
-  if (PUBLIC.some((re) => re.test(url))) return 'public';
-  if (url === '/metrics') return opts.metricsPublic ? 'public' : 'viewer';
-  if (url === '/v1/session') return m === 'GET' ? 'viewer' : 'public';
-  if (url.startsWith('/v1/tokens') || url.startsWith('/v1/audit')) return 'admin';
-  if (!isMutation(m)) return 'viewer';
-  if (PROXY_ROUTE.test(url)) return 'operator';
-  if (/^\/v1\/(pods|services|jobs)(\/|$)/.test(url)) return 'operator';
-  return 'admin';
-}
+export { isMutation, PROXY_ROUTE, requiredAccess, type Access, type AccessOptions } from '@berth/core';
 
 /** How the OpenAPI document states an operation's access (the proxy's depends on the method, so it gets a sentence). */
 export function accessDescription(methods: readonly string[], url: string, opts: AccessOptions): { role: Access; text: string } {

@@ -11,6 +11,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Berth</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/dashboard/style.css">
 <script type="module" src="/dashboard/app.js"></script>
 </head>
@@ -20,11 +21,28 @@ export const DASHBOARD_HTML = `<!doctype html>
   <span id="conn" class="badge conn-connecting" data-testid="connection">connecting…</span>
   <span class="muted">served by <b id="self" data-testid="self">?</b></span>
   <nav><a href="/docs">API docs</a> · <a href="/openapi.json">OpenAPI</a></nav>
+  <span id="who" class="who" data-testid="who" hidden>
+    <b id="who-name" data-testid="who-name"></b>
+    <span id="who-role" class="badge role" data-testid="role"></span>
+    <button type="button" id="logout" data-testid="logout">Log out</button>
+  </span>
 </header>
+<div id="insecure" class="insecure" role="alert" data-testid="insecure" hidden>
+  Authentication is off: this replica was started with <code>--insecure-no-auth</code>, so anyone who can reach it can do anything, including running commands on the nodes.
+</div>
+<section id="login" class="login card" data-testid="login" hidden>
+  <form id="login-form">
+    <h2>Log in</h2>
+    <p class="muted">This controller needs an API token: the admin token (its <code>--admin-token-file</code>) or one an admin made with <code>POST /v1/tokens</code>.</p>
+    <label>token <input id="login-token" name="token" type="password" autocomplete="current-password" required size="50" data-testid="login-token"></label>
+    <button type="submit" data-testid="login-submit">Log in</button>
+    <p id="login-error" class="login-error" role="alert" data-testid="login-error" hidden></p>
+  </form>
+</section>
 <div id="error" class="error" role="alert" data-testid="error" hidden>
   <span id="error-text"></span><button type="button" id="error-close" aria-label="dismiss">×</button>
 </div>
-<main>
+<main id="app" hidden>
   <section id="cluster" class="card">
     <h2>Control plane</h2>
     <div class="leader">
@@ -95,6 +113,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 export const DASHBOARD_CSS = `
 :root { --bg:#f6f7f9; --card:#fff; --fg:#1d2430; --muted:#6b7380; --line:#e3e6eb; --ok:#1f9d55; --warn:#d98f00; --bad:#d64545; --info:#2f6fdb; --alloc:#9cc0f5; --used:#2f6fdb; }
 * { box-sizing: border-box; }
+[hidden] { display:none !important; }
 body { margin:0; font:14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; background:var(--bg); color:var(--fg); }
 header { display:flex; align-items:center; gap:16px; padding:10px 20px; background:#1d2430; color:#fff; }
 header h1 { margin:0; font-size:20px; letter-spacing:.5px; }
@@ -145,12 +164,21 @@ form.inline input, form.inline select { font:inherit; padding:2px 4px; }
 form.inline input[type=number] { width:80px; }
 form.inline button[type=submit] { background:var(--info); color:#fff; border-color:var(--info); padding:3px 12px; }
 .error { display:flex; justify-content:space-between; align-items:center; margin:10px 20px 0; padding:8px 12px; background:#fdecec; border:1px solid var(--bad); color:#8a1f1f; border-radius:6px; }
-.error[hidden] { display:none; }
 .error button { border:none; background:none; font-size:18px; }
 .events { list-style:none; margin:0; padding:0; max-height:190px; overflow-y:auto; font-size:13px; }
 .events li { padding:3px 0; border-bottom:1px solid var(--line); }
 .events .t { color:var(--muted); font-variant-numeric:tabular-nums; margin-right:6px; }
 .events .r { font-weight:600; margin-right:6px; }
 .events .Warning .r { color:var(--bad); }
+.who { display:flex; align-items:center; gap:8px; }
+.role { background:var(--info); }
+.insecure { margin:10px 20px 0; padding:10px 14px; background:var(--bad); color:#fff; font-weight:600; border-radius:6px; }
+.insecure code { background:rgba(255,255,255,.2); padding:0 4px; border-radius:3px; }
+.login { max-width:560px; margin:40px auto; }
+.login form { display:flex; flex-direction:column; gap:10px; }
+.login input { font:inherit; padding:4px 6px; width:100%; }
+.login button[type=submit] { align-self:flex-start; background:var(--info); color:#fff; border-color:var(--info); padding:4px 14px; font-size:14px; }
+.login-error { margin:0; color:#8a1f1f; }
+.conn-out { background:var(--muted); }
 @media (max-width: 900px) { main { grid-template-columns: 1fr; } }
 `;

@@ -53,8 +53,8 @@ export const authRoutes = routePlugin('auth-routes', ['auth'], async (fastify) =
 
   const session = (req: { principal: { name: string; role: SessionView['role'] } | null; authVia: SessionView['via'] }): SessionView =>
     auth.enabled || req.principal !== null
-      ? { auth: auth.enabled ? 'on' : 'off', name: req.principal?.name ?? 'anonymous', role: req.principal?.role ?? 'viewer', via: req.authVia }
-      : { auth: 'off', name: 'anonymous', role: 'admin', via: 'none' };
+      ? { auth: auth.enabled ? 'on' : 'off', name: req.principal?.name ?? 'anonymous', role: req.principal?.role ?? 'viewer', via: req.authVia, insecure: auth.insecure }
+      : { auth: 'off', name: 'anonymous', role: 'admin', via: 'none', insecure: auth.insecure };
 
   app.get('/session', { schema: { tags: ['auth'], summary: 'Who this request is: token name and role (the dashboard shows them)', response: { 200: sessionRef } } }, async (req) => session(req));
 
@@ -67,7 +67,7 @@ export const authRoutes = routePlugin('auth-routes', ['auth'], async (fastify) =
       if (principal === undefined) throw new BerthError('UNAUTHENTICATED', 'unknown or revoked token');
       req.principal = principal;
       setSession(reply, principal, auth.tls);
-      return { auth: 'on', name: principal.name, role: principal.role, via: 'cookie' } satisfies SessionView;
+      return { auth: 'on', name: principal.name, role: principal.role, via: 'cookie', insecure: false } satisfies SessionView;
     },
   );
 

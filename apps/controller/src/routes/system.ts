@@ -12,7 +12,12 @@ export const systemRoutes = routePlugin('system-routes', ['clusterState', 'etcdH
 
   app.get(
     '/healthz',
-    { schema: { tags: ['system'], summary: 'Liveness: answers while the process runs, even without etcd', response: { 200: healthRef } } },
+    {
+      schema: { tags: ['system'], summary: 'Liveness: answers while the process runs, even without etcd', response: { 200: healthRef } },
+      // The dashboard of another replica probes this (a no-cors fetch) to fail over: the browser
+      // must see that the answer came, which the default same-origin resource policy hides.
+      helmet: { crossOriginResourcePolicy: { policy: 'cross-origin' } },
+    },
     async () => ({ status: 'ok' }),
   );
 
