@@ -222,6 +222,8 @@ t.test('API over real services, called with inject()', async (t) => {
         'GET /v1/services', 'GET /v1/services/{name}', 'POST /v1/services', 'PATCH /v1/services/{name}', 'DELETE /v1/services/{name}',
         ...['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].flatMap((m) => [`${m} /v1/services/{name}/proxy`, `${m} /v1/services/{name}/proxy/{*}`]),
         'POST /v1/jobs', 'GET /v1/jobs', 'GET /v1/jobs/{id}', 'DELETE /v1/jobs/{id}',
+        'GET /v1/tokens', 'POST /v1/tokens', 'DELETE /v1/tokens/{name}', 'GET /v1/audit',
+        'GET /v1/session', 'POST /v1/session', 'DELETE /v1/session',
       ].sort(),
       'every API route is documented',
     );

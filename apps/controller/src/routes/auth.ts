@@ -9,9 +9,9 @@ const sessionRef = { $ref: 'Session#' } as const;
 const TokenParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63, pattern: DNS_LABEL.source, description: 'token name' }) });
 const AuditQuery = Type.Object({
   since: Type.Optional(Type.String({ format: 'date-time', maxLength: 40, description: 'records at or after this time (default: the newest `limit`)' })),
-  actor: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: "only this token's records (`anonymous`: requests without a valid token)" })),
+  actor: Type.Optional(Type.String({ minLength: 1, maxLength: 63, pattern: DNS_LABEL.source, description: "only this token's records (`anonymous`: requests without a valid token)" })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000, default: 500 })),
-});
+}, { additionalProperties: false });
 
 /** `/v1/tokens` (admin), `/v1/audit` (admin) and `/v1/session` (the dashboard's login). */
 export const authRoutes = routePlugin('auth-routes', ['auth'], async (fastify) => {
