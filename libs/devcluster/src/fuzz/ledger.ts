@@ -1,5 +1,5 @@
 import type { Etcd3 } from 'etcd3';
-import { idOf, leaderRecordKey, prefixes, type JobRecord, type NodeRecord, type PodRecord, type ServiceRecord } from '@berth/core';
+import { idOf, leaderRecordKey, prefixes, type JobRecord, type NodeRecord, type PodRecord, type ServiceRecord, type TokenRecord } from '@berth/core';
 
 /** What 2xx answers created and deleted, to hold etcd to afterwards; plus names seen in lists, to aim path parameters at. */
 export class Ledger {
@@ -8,10 +8,12 @@ export class Ledger {
   /** Service name -> deleted. */
   readonly services = new Map<string, boolean>();
   readonly jobs = new Set<string>();
+  /** API token name -> deleted (revoked) by a 2xx DELETE. */
+  readonly tokens = new Map<string, boolean>();
   /** Node id -> deleted; nodes the fuzzer provisioned. */
   readonly nodes = new Map<string, boolean>();
   /** Ids and names of everything seen, by collection: what `known` path parameters pick from. */
-  private readonly seen = { pods: new Set<string>(), nodes: new Set<string>(), services: new Set<string>(), jobs: new Set<string>() };
+  private readonly seen = { pods: new Set<string>(), nodes: new Set<string>(), services: new Set<string>(), jobs: new Set<string>(), tokens: new Set<string>() };
 
   constructor(
     /** Nodes that were there before the run (the test's own agent), which the fuzzer must not delete. */
@@ -50,6 +52,7 @@ export async function etcdProblems(client: Etcd3, ledger: Ledger): Promise<strin
   const services = await values<ServiceRecord>(client, prefixes.services);
   const jobs = await values<JobRecord>(client, prefixes.jobs);
   const nodes = await values<NodeRecord>(client, prefixes.nodes);
+  const tokens = await values<TokenRecord>(client, prefixes.tokens);
   const podIds = new Set<string>();
   for (const [key, pod] of pods) {
     const id = idOf('pods', key);
@@ -67,6 +70,10 @@ export async function etcdProblems(client: Etcd3, ledger: Ledger): Promise<strin
   const jobIds = new Set([...jobs.values()].map((j) => j.id));
   for (const id of jobIds) if (!ledger.jobs.has(id)) problems.push(`job ${id} is in etcd but no 2xx created it`);
   for (const id of ledger.jobs) if (!jobIds.has(id)) problems.push(`job ${id} was accepted (2xx) but is not in etcd`);
+  const tokenNames = new Set([...tokens.values()].map((x) => x.name));
+  for (const name of tokenNames) if (ledger.tokens.get(name) !== false) problems.push(`token ${name} is in etcd but ${ledger.tokens.has(name) ? 'was revoked (2xx)' : 'no 2xx created it'}`);
+  for (const [name, deleted] of ledger.tokens) if (!deleted && !tokenNames.has(name)) problems.push(`token ${name} was created (2xx) but is not in etcd`);
+  for (const t of tokens.values()) if (JSON.stringify(t).includes('berth_')) problems.push(`token ${t.name} holds a secret in etcd`);
   const nodeIds = new Set([...nodes.values()].map((n) => n.id));
   for (const n of nodes.values()) {
     if (!ledger.protectedNodes.has(n.id) && ledger.nodes.get(n.id) !== false) problems.push(`node ${n.name} is in etcd but ${ledger.nodes.has(n.id) ? 'was deleted (2xx)' : 'no 2xx provisioned it'}`);

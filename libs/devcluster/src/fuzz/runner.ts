@@ -57,7 +57,8 @@ function expected5xx(op: Operation, status: number, code: string | undefined): b
   return (status === 502 && code === 'UPSTREAM_UNREACHABLE') || (status === 503 && code === 'NO_ENDPOINTS');
 }
 
-const COLLECTION: Array<[RegExp, 'pods' | 'nodes' | 'services' | 'jobs']> = [
+const COLLECTION: Array<[RegExp, 'pods' | 'nodes' | 'services' | 'jobs' | 'tokens']> = [
+  [/^\/v1\/tokens/, 'tokens'],
   [/^\/v1\/pods/, 'pods'],
   [/^\/v1\/nodes/, 'nodes'],
   [/^\/v1\/services/, 'services'],
@@ -204,6 +205,8 @@ function record(op: Operation, status: number, body: unknown, ledger: Ledger, fa
   if (collection === 'services' && deleted) ledger.services.set(item.name!, true);
   if (collection === 'nodes' && created) ledger.nodes.set(id, false);
   if (collection === 'nodes' && deleted && ledger.nodes.has(id)) ledger.nodes.set(id, true);
+  if (collection === 'tokens' && created) ledger.tokens.set(id, false);
+  if (collection === 'tokens' && deleted) ledger.tokens.set(id, true);
   if (collection === 'jobs' && created && status === 202) ledger.jobs.add(id);
   if (collection === 'jobs' && created && status === 200 && !ledger.jobs.has(id)) fail({ operation: op.key, status, problem: `an idempotent 200 names job ${id}, which no 202 accepted`, request: describe() });
 }
