@@ -64,7 +64,13 @@ export class ControllerProcess {
   /** Starts a replica and waits until its API answers. */
   static async start(opts: ControllerProcessOptions): Promise<ControllerProcess> {
     const c = new ControllerProcess(opts.id, opts.port ?? (await freePort()), opts);
-    await c.start();
+    try {
+      await c.start();
+    } catch (err) {
+      // Nobody else holds this replica: one that never answered must not outlive the failure.
+      await c.process.stop('SIGKILL');
+      throw err;
+    }
     return c;
   }
 
