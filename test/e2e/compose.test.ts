@@ -94,9 +94,12 @@ t.test('compose.ha.yml: HA stack, failover demo by docker kill, etcd member loss
   );
   t.same(nodes.map((n) => [n.name, n.runtime]).sort(), [['agent1', 'docker'], ['agent2', 'docker']], 'both agents registered with the docker runtime');
 
-  await t.test('etcdctl inside the etcd container sees Berth\'s keys', async (t) => {
-    const keys = await stack.compose('exec', '-T', 'etcd1', 'etcdctl', 'get', '--prefix', '/berth/nodes/', '--keys-only');
+  await t.test("etcd's auth is on: etcdctl inside the etcd container sees Berth's keys as the controllers' user only", async (t) => {
+    const keys = await stack.etcdctlAsController('get', '--prefix', '/berth/nodes/', '--keys-only');
     t.equal(keys.split('\n').filter((l) => l.startsWith('/berth/nodes/')).length, 2, 'two node keys');
+    // The members' own etcdctl is the role-less user health (their healthcheck passes with it): it reads nothing.
+    await t.rejects(stack.compose('exec', '-T', 'etcd1', 'etcdctl', 'get', '--prefix', '/berth/', '--keys-only'), /permission denied/, 'as health: permission denied');
+    await t.rejects(stack.compose('exec', '-T', '-e', 'ETCDCTL_USER=', 'etcd1', 'etcdctl', 'get', '/berth/leader'), /user name is empty/, 'anonymous: refused');
     const members = await stack.compose('exec', '-T', 'etcd1', 'etcdctl', 'member', 'list');
     t.equal(members.split('\n').filter((l) => l.includes('started')).length, 3, 'three started members');
   });

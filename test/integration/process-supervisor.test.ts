@@ -45,8 +45,17 @@ t.test('process-runtime pods do not outlive their agent', async (t) => {
   await waitPod(paused, 'Paused', (p) => p.status.phase === 'Paused');
 
   t.test('each pod is one process group with its watcher; no pod process holds an end of a tether', async (t) => {
-    const socketsOf = (pid: number) =>
-      fs.readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+    // A pod's short-lived child may exit between the listing of its processes and this read: a
+    // process that is gone (ENOENT for its fd directory or one fd) holds no socket.
+    const socketsOf = (pid: number) => {
+      let fds: string[];
+      try {
+        fds = fs.readdirSync(`/proc/${pid}/fd`);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw err;
+      }
+      return fds.flatMap((fd) => {
         try {
           const link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
           return link.startsWith('socket:') ? [link] : [];
@@ -54,6 +63,7 @@ t.test('process-runtime pods do not outlive their agent', async (t) => {
           return [];
         }
       });
+    };
     // The agent's ends of every tether, and the watchers' ends (their fd 3).
     const tethers = new Set(socketsOf(agent.process.pid));
     for (const id of pods) {

@@ -65,6 +65,7 @@ t.test('compose.ha.yml is valid Compose Specification, and so is the host-networ
     'and the errors point at them',
   );
   t.same(Object.keys(variant.services).sort(), Object.keys(doc.services).sort(), 'the variant has the same services');
+  t.equal(variant.services['etcd-auth-init']!.environment?.BERTH_ETCD, 'http://127.0.0.1:1,http://127.0.0.1:2,http://127.0.0.1:3', "the etcd auth step reaches etcd on loopback in the variant");
   for (const [name, s] of Object.entries(variant.services)) {
     t.equal(s.network_mode, name === 'secrets-init' ? 'none' : 'host', `${name} on the host network in the variant (the secrets' init on none)`);
     t.equal(s.ports, undefined, `${name} publishes nothing in the variant`);
@@ -75,14 +76,31 @@ t.test('compose.ha.yml is valid Compose Specification, and so is the host-networ
 
 t.test('compose.ha.yml keeps the promises of the README', async (t) => {
   const s = doc.services;
-  t.same(Object.keys(s).sort(), ['agent1', 'agent2', 'c1', 'c2', 'c3', 'etcd1', 'etcd2', 'etcd3', 'secrets-init']);
+  t.same(Object.keys(s).sort(), ['agent1', 'agent2', 'c1', 'c2', 'c3', 'etcd-auth-init', 'etcd1', 'etcd2', 'etcd3', 'secrets-init']);
   // The one-shot init makes the admin token; the controllers wait for it and read it.
   const init = s['secrets-init']!;
   t.equal(init.restart, 'no', 'the init runs once');
   t.equal(init.user, '0:0', 'as root, to hand the volume to the controllers');
   t.same(init.volumes, ['berth-secrets:/secrets']);
+  // The one-shot etcd auth step: once etcd has quorum, users and roles, auth on, each password in its users' volume.
+  const auth = s['etcd-auth-init']!;
+  t.equal(auth.restart, 'no', 'the etcd auth step runs once per up');
+  t.equal(auth.user, '0:0', 'as root, to hand the password files to the controllers');
+  t.same(auth.command, ['etcd-auth']);
+  t.same(Object.values(auth.depends_on ?? {}).map((d) => d.condition), ['service_healthy', 'service_healthy', 'service_healthy'], 'after etcd has quorum');
+  t.same(auth.volumes, ['berth-etcd-root:/etcd-root', 'berth-secrets:/secrets', 'berth-agent-secrets:/agent-secrets']);
+  t.match(auth.environment, {
+    BERTH_ETCD_ROOT_PASSWORD_FILE: '/etcd-root/root.password',
+    BERTH_ETCD_CONTROLLER_PASSWORD_FILE: '/secrets/etcd-controller.password',
+    BERTH_ETCD_AGENT_PASSWORD_FILE: '/agent-secrets/etcd-agent.password',
+    BERTH_ETCD_SECRETS_OWNER: '10001:10001',
+  });
+  const mounting = (volume: string) => Object.keys(s).filter((n) => (s[n]!.volumes ?? []).some((v) => v.startsWith(`${volume}:`))).sort();
+  t.same(mounting('berth-etcd-root'), ['etcd-auth-init'], "root's password: no long-running service mounts it");
+  t.same(mounting('berth-secrets'), ['c1', 'c2', 'c3', 'etcd-auth-init', 'secrets-init'], "the controllers' secrets: not the agents");
+  t.same(mounting('berth-agent-secrets'), ['agent1', 'agent2', 'c1', 'c2', 'c3', 'etcd-auth-init'], "the agents' password: agents, and controllers (they start agents)");
   for (const [name, svc] of Object.entries(s)) {
-    if (name === 'secrets-init') continue;
+    if (name.endsWith('-init')) continue;
     t.equal(svc.restart, 'unless-stopped', `${name} has a restart policy`);
     t.ok(svc.healthcheck?.test?.length, `${name} has a healthcheck`);
   }
@@ -96,8 +114,9 @@ t.test('compose.ha.yml keeps the promises of the README', async (t) => {
     t.equal(e.environment?.ETCD_INITIAL_CLUSTER, cluster);
     t.same(e.volumes, [`etcd${i}-data:/etcd-data`], `etcd${i} keeps its data on a named volume`);
     t.same(e.healthcheck?.test, ['CMD', 'etcdctl', 'endpoint', 'health'], 'exec form: the upstream image has no shell');
+    t.equal(e.environment?.ETCDCTL_USER, 'health:health', 'etcdctl as the role-less user: the healthcheck passes with auth on');
   }
-  t.same(Object.keys(doc.volumes ?? {}).sort(), ['berth-secrets', 'etcd1-data', 'etcd2-data', 'etcd3-data']);
+  t.same(Object.keys(doc.volumes ?? {}).sort(), ['berth-agent-secrets', 'berth-etcd-root', 'berth-secrets', 'etcd1-data', 'etcd2-data', 'etcd3-data']);
 
   // Controllers: c1..c3, the replica id is the service name (the failover demo relies on it), loopback ports.
   for (const i of [1, 2, 3]) {
@@ -109,11 +128,17 @@ t.test('compose.ha.yml keeps the promises of the README', async (t) => {
     t.equal(c.labels?.['berth.role'], 'controller');
     t.same(c.ports, [`127.0.0.1:808${i}:8080`], 'published on loopback only');
     t.equal(c.environment?.BERTH_ADMIN_TOKEN_FILE, '/secrets/admin-token', 'authentication on');
-    t.same(c.volumes, ['berth-secrets:/secrets:ro'], 'the token from the shared volume, read-only');
+    t.same(c.volumes, ['berth-secrets:/secrets:ro', 'berth-agent-secrets:/agent-secrets:ro'], 'the token and etcd passwords from the shared volumes, read-only');
+    t.match(c.environment, { BERTH_ETCD_USER: 'controller', BERTH_ETCD_PASSWORD_FILE: '/secrets/etcd-controller.password' }, "etcd's user controller");
+    t.match(c.environment, { BERTH_NODE_ETCD_USER: 'agent', BERTH_NODE_ETCD_PASSWORD_FILE: '/agent-secrets/etcd-agent.password' }, 'agents it starts: the user agent');
     t.equal(c.environment?.BERTH_ADVERTISE_URL, `http://localhost:808${i}`, 'advertises the published address');
     t.equal(c.user, undefined, "runs as the image's unprivileged user");
     t.ok(c.init, 'an init reaps orphans');
-    t.same(Object.values(c.depends_on ?? {}).map((d) => d.condition), ['service_healthy', 'service_healthy', 'service_healthy', 'service_completed_successfully'], 'waits for etcd and the admin token');
+    t.same(
+      Object.entries(c.depends_on ?? {}).map(([n, d]) => `${n}: ${d.condition}`),
+      ['etcd1: service_healthy', 'etcd2: service_healthy', 'etcd3: service_healthy', 'etcd-auth-init: service_completed_successfully', 'secrets-init: service_completed_successfully'],
+      "waits for etcd, etcd's auth and the admin token",
+    );
   }
 
   // Agents: the docker runtime through the host's engine socket.
@@ -122,7 +147,13 @@ t.test('compose.ha.yml keeps the promises of the README', async (t) => {
     t.same(a.command, ['agent']);
     t.equal(a.environment?.BERTH_RUNTIME, 'docker');
     t.equal(a.environment?.BERTH_NODE_NAME, `agent${i}`);
-    t.same(a.volumes, ['${DOCKER_SOCKET:-/var/run/docker.sock}:/var/run/docker.sock']);
+    t.same(a.volumes, ['${DOCKER_SOCKET:-/var/run/docker.sock}:/var/run/docker.sock', 'berth-agent-secrets:/agent-secrets:ro']);
+    t.match(a.environment, { BERTH_ETCD_USER: 'agent', BERTH_ETCD_PASSWORD_FILE: '/agent-secrets/etcd-agent.password' }, "etcd's user agent");
+    t.same(
+      Object.entries(a.depends_on ?? {}).map(([n, d]) => `${n}: ${d.condition}`),
+      ['etcd1: service_healthy', 'etcd2: service_healthy', 'etcd3: service_healthy', 'etcd-auth-init: service_completed_successfully'],
+      "waits for etcd and etcd's auth",
+    );
     t.equal(a.network_mode, 'host', 'pods use host networking: the agent picks their ports and probes them there');
   }
 });

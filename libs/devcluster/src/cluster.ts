@@ -45,7 +45,7 @@ export class LocalCluster {
     const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'berth-cluster-'));
     const etcd = opts.etcd ?? (await EtcdServer.start({ dataDir: path.join(dir, 'etcd'), logDir: dir }));
     const n = opts.controllers ?? 3;
-    const controllers = await Promise.all(
+    const started = await Promise.allSettled(
       Array.from({ length: n }, (_, i) =>
         ControllerProcess.start({
           id: `c${i + 1}`,
@@ -60,6 +60,14 @@ export class LocalCluster {
         }),
       ),
     );
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed !== undefined) {
+      // The caller gets no cluster to stop: the replicas that did start must not outlive this call.
+      await Promise.all(started.map((r) => (r.status === 'fulfilled' ? r.value.process.stop('SIGTERM') : undefined)));
+      if (opts.etcd === undefined) await etcd.destroy();
+      throw failed.reason;
+    }
+    const controllers = started.map((r) => (r as PromiseFulfilledResult<ControllerProcess>).value);
     return new LocalCluster(dir, etcd, controllers, opts.etcd === undefined);
   }
 

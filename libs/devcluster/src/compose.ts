@@ -67,6 +67,8 @@ export function hostNetworkVariant(source: string, p: ComposePorts): string {
     } else if (agent) {
       const port = p.agents[Number(agent[1]) - 1]!;
       Object.assign(env, { BERTH_ETCD: endpoints, BERTH_AGENT_HOST: '127.0.0.1', BERTH_AGENT_PORT: String(port), BERTH_ADVERTISE_HOST: '127.0.0.1' });
+    } else if (name === 'etcd-auth-init') {
+      env.BERTH_ETCD = endpoints;
     } else {
       throw new Error(`compose.ha.yml has a service this variant does not know how to put on the host network: ${name}`);
     }
@@ -150,6 +152,19 @@ export class ComposeStack {
   }
 
   private token: string | undefined;
+
+  /**
+   * `etcdctl` inside etcd1 as etcd's user `controller` (the password read
+   * through a running controller): with etcd's auth on, the members' own
+   * etcdctl runs as the role-less user health, which may read nothing.
+   */
+  async etcdctlAsController(...args: string[]): Promise<string> {
+    for (const c of ['c1', 'c2', 'c3']) {
+      const password = (await this.compose('exec', '-T', c, 'cat', '/secrets/etcd-controller.password').catch(() => '')).trim();
+      if (password !== '') return this.compose('exec', '-T', '-e', `ETCDCTL_USER=controller:${password}`, 'etcd1', 'etcdctl', ...args);
+    }
+    throw new Error('no running controller could read /secrets/etcd-controller.password');
+  }
 
   /** `Authorization` for the stack's API, once the token is known. */
   private authHeaders(): Record<string, string> {

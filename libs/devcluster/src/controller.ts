@@ -67,6 +67,7 @@ export class ControllerProcess {
     try {
       await c.start();
     } catch (err) {
+      // Nobody else holds this replica: one that never answered must not outlive the failure.
       await c.process.stop('SIGKILL');
       throw err;
     }

@@ -9,6 +9,7 @@ import {
 import { type IBackoff, circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, isBrokenCircuitError, retry } from 'cockatiel';
 import { BerthError, errors } from '@berth/core';
 import { installWatchGuard } from './watch-guard.js';
+import { installAuthRetryGuard } from './auth-retry-guard.js';
 import { countsAsHostFailure, installConnectionGuard, latencyTolerant } from './connection-guard.js';
 import { CALL_TIMEOUT_MS } from './timing.js';
 
@@ -66,6 +67,8 @@ export function createEtcdClient(endpoints: string[] | string, opts: EtcdClientO
   // etcd3's watch manager can throw from a gRPC callback after a stream failure: contained once per process.
   installWatchGuard();
   installConnectionGuard();
+  // etcd3 renews a stale auth token from inside the circuit breaker, which deadlocks a half-open breaker.
+  installAuthRetryGuard();
   const hosts = typeof endpoints === 'string' ? parseEndpoints(endpoints) : endpoints;
   const callTimeoutMs = opts.callTimeoutMs ?? CALL_TIMEOUT_MS;
   const isHostFailure = (err: Error) => countsAsHostFailure(err, hosts.length);

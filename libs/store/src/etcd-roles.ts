@@ -39,6 +39,16 @@ export const ETCD_ROLES: Readonly<Record<'berth-controller' | 'berth-agent', rea
 /** Users and the role each gets. */
 export const ETCD_USERS = { controller: 'berth-controller', agent: 'berth-agent' } as const;
 
+/**
+ * A user with no role at all, for health probes: with auth on, etcd refuses
+ * an anonymous `etcdctl endpoint health` ("user name is empty": unhealthy),
+ * while a user etcd knows but permits nothing is refused with "permission
+ * denied", which etcdctl counts as healthy (the request went through
+ * consensus). It can read and write nothing, so its password is no secret:
+ * `ETCDCTL_USER=health:health etcdctl endpoint health`.
+ */
+export const ETCD_HEALTH_USER = { name: 'health', password: 'health' } as const;
+
 /** Passwords of the users `applyEtcdAuth` creates. */
 export interface EtcdAuthPasswords {
   root: string;
@@ -48,7 +58,8 @@ export interface EtcdAuthPasswords {
 
 /**
  * Creates (or updates: it can run again) the roles, the users `root`,
- * `controller` and `agent`, and turns etcd's auth on. `client` must be able
+ * `controller`, `agent` and the role-less `health` (ETCD_HEALTH_USER), and
+ * turns etcd's auth on. `client` must be able
  * to manage users: unauthenticated before auth is on, root after.
  */
 export async function applyEtcdAuth(client: Etcd3, passwords: EtcdAuthPasswords): Promise<void> {
@@ -74,5 +85,11 @@ export async function applyEtcdAuth(client: Etcd3, passwords: EtcdAuthPasswords)
     });
     await user.addRole(role);
   }
+  await client
+    .user(ETCD_HEALTH_USER.name)
+    .create(ETCD_HEALTH_USER.password)
+    .catch((err: unknown) => {
+      if (!(err instanceof EtcdUserExistsError)) throw err;
+    });
   await client.auth.authEnable();
 }

@@ -15,3 +15,4 @@ export * from './txn-batcher.js';
 export * from './advertise.js';
 export * from './credentials.js';
 export * from './etcd-roles.js';
+export * from './etcd-auth-setup.js';
