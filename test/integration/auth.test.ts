@@ -131,6 +131,21 @@ t.test('a revoked token is refused by every replica within a second', async (t) 
   t.equal((await call(a.url, 'DELETE', '/v1/tokens/admin', { token: admin })).status, 409, 'the bootstrap token is not revoked through the API');
 });
 
+t.test('an open event stream ends when its token is revoked', async (t) => {
+  const token = await mint(t, 'streaming', 'viewer');
+  const res = await fetch(`${b.url}/v1/events?watch=1`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(20_000) });
+  t.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  const first = await reader.read();
+  t.match(new TextDecoder().decode(first.value), /event: snapshot/, 'the stream opens with a snapshot');
+  t.equal((await call(a.url, 'DELETE', '/v1/tokens/streaming', { token: admin })).status, 200);
+  for (;;) {
+    const next = await reader.read();
+    if (next.done) break;
+  }
+  t.pass('the other replica ended the stream');
+});
+
 t.test('the session cookie: login, the event stream, cross-site refusal, logout', async (t) => {
   const operator = await mint(t, 'cookie-operator', 'operator');
   const bad = await call(a.url, 'POST', '/v1/session', { body: { token: 'berth_wrong-wrong-wrong-wrong-wrong' } });

@@ -68,7 +68,7 @@ t.test('the built CLI against a real cluster', async (t) => {
     const list = await waitFor(async () => {
       last = await ok(['get', 'events']);
       return [...nodeIds.values()].every((id) => new RegExp(`NodeReady\\s+node/${id}\\s`).test(last)) ? last : undefined;
-    }, { what: 'NodeReady events of both nodes', timeoutMs: 5000 }).catch((e: unknown) => {
+    }, { what: 'NodeReady events of both nodes', timeoutMs: 20_000 }).catch((e: unknown) => {
       t.comment(last);
       throw e;
     });
@@ -85,7 +85,7 @@ t.test('the built CLI against a real cluster', async (t) => {
 
   t.test('run, get, describe, logs, watch, delete', async (t) => {
     const watch = spawnCli(t, ['get', 'pods', '-w']);
-    await waitFor(() => watch.stdout.startsWith('NAME'), { what: 'the watch header (its snapshot)', timeoutMs: 5000 });
+    await waitFor(() => watch.stdout.startsWith('NAME'), { what: 'the watch header (its snapshot)', timeoutMs: 20_000 });
     t.notMatch(watch.stdout, /\nweb\s/, 'web does not exist yet');
     t.equal(await ok(['run', 'web', '--cpu', '500m', '--memory', '256Mi', '--env', 'A=1', '--', 'sleep', '1000']), 'pod/web created\n');
     await waitFor(async () => (JSON.parse((await run(['get', 'pod', 'web', '-o', 'json'])).stdout || '{}') as { status?: { phase: string } }).status?.phase === 'Running', {
@@ -98,12 +98,12 @@ t.test('the built CLI against a real cluster', async (t) => {
     for (const re of [/^Name:\s+web$/m, /^Phase:\s+Running$/m, /^Command:\s+sleep 1000$/m, /^CPU:\s+500m$/m, /^Memory:\s+256Mi$/m, /^Env:\s+A=1$/m, /^Node:\s+sim-[01] \(/m]) t.match(desc, re);
     t.match(await ok(['describe', 'node', 'sim-0']), /^Capacity:\s+cpu 2, memory 4Gi$/m);
     t.equal((await run(['logs', 'web', '--tail', '5'])).code, 0, 'logs answers');
-    await waitFor(() => /\nweb\s+Running\s+sim-/.test(watch.stdout), { what: 'the watch to print web Running', timeoutMs: 5000 });
+    await waitFor(() => /\nweb\s+Running\s+sim-/.test(watch.stdout), { what: 'the watch to print web Running', timeoutMs: 20_000 });
     t.match(watch.stdout, /^NAME\s+PHASE\s+NODE\s+RESTARTS\s+AGE\n/, 'the watch prints the header');
     t.equal(watch.stdout.match(/NAME/g)?.length, 1, 'once');
     t.equal(await ok(['delete', 'pod', 'web']), 'pod "web" deleted\n');
     await waitFor(async () => (await run(['get', 'pod', 'web'])).code === 1, { what: 'web gone' });
-    await waitFor(() => /\nweb\s+Deleted/.test(watch.stdout), { what: 'the watch to print web Deleted', timeoutMs: 5000 });
+    await waitFor(() => /\nweb\s+Deleted/.test(watch.stdout), { what: 'the watch to print web Deleted', timeoutMs: 20_000 });
     watch.kill();
     t.equal(watch.stderr, '', 'no warnings');
   });
@@ -142,14 +142,14 @@ t.test('the built CLI against a real cluster', async (t) => {
   t.test('cordon and uncordon', async (t) => {
     const events = spawnCli(t, ['get', 'events', '-w']);
     const nodes = spawnCli(t, ['get', 'nodes', '-w']);
-    await waitFor(() => events.stdout.startsWith('LAST SEEN') && /\nsim-1\s+Ready\s/.test(nodes.stdout), { what: 'both watches started', timeoutMs: 5000 });
+    await waitFor(() => events.stdout.startsWith('LAST SEEN') && /\nsim-1\s+Ready\s/.test(nodes.stdout), { what: 'both watches started', timeoutMs: 20_000 });
     t.notMatch(events.stdout, /NodeCordoned/, 'nothing was cordoned yet');
     t.equal(await ok(['cordon', 'sim-0']), 'node/sim-0 cordoned\n');
     await waitFor(() => new RegExp(`\\n\\d+s\\s+Normal\\s+NodeCordoned\\s+node/${nodeIds.get('sim-0')}\\s+c\\d\\s+node sim-0: NodeCordoned`).test(events.stdout), {
       what: 'get events -w to print NodeCordoned',
-      timeoutMs: 5000,
+      timeoutMs: 20_000,
     });
-    await waitFor(() => /\nsim-0\s+Ready,SchedulingDisabled\s/.test(nodes.stdout), { what: 'get nodes -w to print sim-0 cordoned', timeoutMs: 5000 });
+    await waitFor(() => /\nsim-0\s+Ready,SchedulingDisabled\s/.test(nodes.stdout), { what: 'get nodes -w to print sim-0 cordoned', timeoutMs: 20_000 });
     events.kill();
     nodes.kill();
     t.equal(nodes.stdout.match(/\nsim-1\s/g)?.length, 1, 'an unchanged node is printed once');

@@ -233,6 +233,8 @@ export class ProcessRuntime implements Runtime {
     // A stopped watcher could not end the group should the agent die while the pod is paused.
     if (pod.watcherPid !== undefined) signalProcess(pod.watcherPid, 'SIGCONT');
     pod.state = 'paused';
+    // Paused is reported once the process is stopped, not when the signal is sent: a pod held back by its cpu quota takes the stop only when it next runs.
+    await untilState(pod.child?.pid, (state) => state === 'T');
   }
 
   async resume(id: string): Promise<void> {
@@ -240,6 +242,7 @@ export class ProcessRuntime implements Runtime {
     if (pod.state !== 'paused') return;
     this.signalGroup(pod, 'SIGCONT');
     pod.state = 'running';
+    await untilState(pod.child?.pid, (state) => state !== 'T');
   }
 
   /** Kills the pod (at once) and deletes its directory with its logs; also for pods known only from disk. */
@@ -366,5 +369,26 @@ export class ProcessRuntime implements Runtime {
   private signalGroup(pod: ProcPod, sig: NodeJS.Signals): void {
     const pid = pod.child?.pid;
     if (pid !== undefined) killGroup(pid, sig);
+  }
+}
+
+/**
+ * Waits (up to `timeoutMs`) until process `pid`'s state letter in
+ * /proc/<pid>/stat (R, S, T, ...) satisfies `ok`, or the process is gone.
+ */
+async function untilState(pid: number | undefined, ok: (state: string) => boolean, timeoutMs = 5000): Promise<void> {
+  if (pid === undefined) return;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    let state: string;
+    try {
+      // The state follows the command name, which is in parentheses and may itself hold spaces or parentheses.
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    } catch {
+      return;
+    }
+    if (ok(state)) return;
+    await sleep(10);
   }
 }

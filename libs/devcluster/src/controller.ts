@@ -87,7 +87,8 @@ export class ControllerProcess {
         if (!this.process.running) throw new Error(`${this.id} exited: ${this.process.recentOutput(20)}`);
         return (await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(1000) })).ok;
       },
-      { what: `${this.id} to answer /healthz` },
+      // Generous: a replica starting on a loaded 2-core machine (a test run) may take more than 15 s.
+      { what: `${this.id} to answer /healthz`, timeoutMs: 30_000 },
     );
     if (this.adminTokenFile !== undefined) this.token ??= fs.readFileSync(this.adminTokenFile, 'utf8').trim();
   }

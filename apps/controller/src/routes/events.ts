@@ -21,8 +21,8 @@ export const HEARTBEAT_MS = 15_000;
  * with `?watch=1` a Server-Sent Events stream: a `snapshot` first, then
  * coalesced `leader`, `node`, `pod`, `service`, `job` and `event` changes.
  */
-export const eventRoutes = routePlugin('event-routes', ['clusterState', 'leadership', 'liveFeed'], async (fastify) => {
-  const { clusterState: state, leadership, liveFeed: feed } = fastify;
+export const eventRoutes = routePlugin('event-routes', ['clusterState', 'leadership', 'liveFeed', 'auth'], async (fastify) => {
+  const { clusterState: state, leadership, liveFeed: feed, auth } = fastify;
   await fastify.register(sse, { heartbeatInterval: HEARTBEAT_MS });
   // Open streams would keep `close()` waiting forever: end them first.
   const open = new Set<{ close(): void }>();
@@ -84,9 +84,16 @@ export const eventRoutes = routePlugin('event-routes', ['clusterState', 'leaders
       };
       const unsubscribe = feed.subscribe((batch, revision) => (ready ? send(batch, revision) : early.push([batch, revision])));
       open.add(stream);
+      // A stream lives as long as its token: revoking the token ends it (with the tokens cache's watch event), as it ends every later request.
+      const principal = req.principal;
+      const revoked = () => {
+        if (principal !== null && auth.tokens.resolveHash(principal.hash) === undefined) stream.close();
+      };
+      if (auth.enabled && principal !== null) state.tokens.on('change', revoked);
       stream.onClose(() => {
         open.delete(stream);
         unsubscribe();
+        state.tokens.off('change', revoked);
       });
       void reply.header('x-berth-replica', leadership.self.id);
       await state.whenSynced();

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { AgentProcess } from '../agent.js';
 import { ControllerProcess } from '../controller.js';
@@ -99,6 +100,8 @@ export class ChaosCluster {
         logDir: o.dir,
         leaseTtl: o.leaseTtl,
         extraArgs: controllerArgs,
+        // Auth on, as in production: c3 listens beyond loopback, which needs it.
+        adminTokenFile: this.adminTokenFile,
         // Listening on its end of the veth, it advertises that address too.
         ...(link === undefined ? {} : { host: link.nsIp, wrap: link.wrap }),
       });
@@ -186,6 +189,16 @@ export class ChaosCluster {
   }
 
   /** API URLs of the controllers that run and are not partitioned. */
+  /** The replicas' bootstrap admin token file (made by the first to start). */
+  get adminTokenFile(): string {
+    return path.join(this.opts.dir, 'admin-token');
+  }
+
+  /** The admin token the load sends. */
+  adminToken(): string {
+    return fs.readFileSync(this.adminTokenFile, 'utf8').trim();
+  }
+
   reachableControllers(): string[] {
     return this.controllers.filter((c) => c.controller.process.running && !c.link?.partitioned).map((c) => c.controller.url);
   }

@@ -24,6 +24,8 @@ export interface LoadOptions {
   /** Pause between requests (ms). */
   paceMs: number;
   random: () => number;
+  /** The token requests carry (the controllers run with auth on). */
+  token?: string;
 }
 
 interface Entry {
@@ -115,7 +117,8 @@ export class LoadGenerator implements Ledger {
       const res = await fetch(`${target}${path}`, {
         method,
         signal: AbortSignal.timeout(10_000),
-        ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+        headers: { ...(this.opts.token === undefined ? {} : { authorization: `Bearer ${this.opts.token}` }), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
       const text = await res.text();
       let parsed: unknown = text;

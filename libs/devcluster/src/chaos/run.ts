@@ -124,7 +124,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     });
     const c = cluster;
     const reader = new EtcdReader(c.etcd.members.map((m) => `http://127.0.0.1:${m.clientPort}`));
-    const load = new LoadGenerator({ run, targets: () => c.reachableControllers(), pods: o.pods, processShare: 0.7, paceMs: 250, random });
+    const load = new LoadGenerator({ run, targets: () => c.reachableControllers(), pods: o.pods, processShare: 0.7, paceMs: 250, random, token: c.adminToken() });
     const ck = new InvariantChecker({ settleMs: o.settleS * 1000, etcdIntervalMs: o.etcdIntervalMs }, load);
     checker = ck;
     for (const x of crashes) ck.record('process-crash', x.name, x.at, x.detail);
