@@ -44,7 +44,7 @@ try {
   controllers.push(open);
   const authed = await ControllerProcess.start({ id: 'auth', etcd: etcd.endpoint, logDir: dir, adminTokenFile: tokenFile, extraArgs: noLimits });
   controllers.push(authed);
-  const limited = await ControllerProcess.start({ id: 'limits', etcd: etcd.endpoint, logDir: dir, adminTokenFile: tokenFile, extraArgs: ['--rate-limit-read', '10000000', '--rate-limit-write', '10000000'] });
+  const limited = await ControllerProcess.start({ id: 'limits', etcd: etcd.endpoint, logDir: dir, adminTokenFile: tokenFile, extraArgs: ['--rate-limit-read', '1000000', '--rate-limit-write', '1000000'] });
   controllers.push(limited);
   for (const c of controllers) await c.waitReady();
   // A viewer token, as a dashboard or a monitoring script would hold (not the bootstrap admin).
