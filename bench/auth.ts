@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ControllerProcess, EtcdServer, killChildrenOnSignals } from '@berth/devcluster';
+import { ControllerProcess, EtcdServer, killChildrenOnSignals, runDir } from '@berth/devcluster';
 import { closedLoop, type LoadResult } from './load.js';
 import { machineSummary, summarize } from './machine.js';
 
@@ -34,7 +34,7 @@ const rounds = Number(o.rounds);
 const podCount = Number(o.pods);
 
 killChildrenOnSignals();
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-bench-auth-'));
+const dir = runDir('berth-bench-auth-');
 const etcd = await EtcdServer.start({ dataDir: path.join(dir, 'etcd'), logDir: dir });
 const tokenFile = path.join(dir, 'admin-token');
 const noLimits = ['--rate-limit-read', '0', '--rate-limit-write', '0'];

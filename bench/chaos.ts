@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { FAULT_KINDS, killChildrenOnSignals, PROFILES, renderMarkdown, runChaos, type FaultCounts } from '@berth/devcluster';
+import { FAULT_KINDS, killChildrenOnSignals, PROFILES, renderMarkdown, runChaos, type FaultCounts, runDir } from '@berth/devcluster';
 
 killChildrenOnSignals();
 const faultFlags = Object.fromEntries(FAULT_KINDS.map((k) => [k, { type: 'string' as const }]));
@@ -83,7 +83,7 @@ const options = {
   agentArgs: values['agent-arg'],
   controllerArgs: values['controller-arg'],
 };
-const dir = values.out ?? fs.mkdtempSync(path.join(os.tmpdir(), 'berth-chaos-'));
+const dir = values.out ?? runDir('berth-chaos-');
 fs.mkdirSync(dir, { recursive: true });
 const stamp = () => new Date().toISOString().slice(11, 23);
 try {

@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { prefixes, type NodeRecord, type PodRecord } from '@berth/core';
 import { createEtcdClient, Informer } from '@berth/store';
-import { AgentProcess, killChildrenOnSignals, LocalCluster, repoRoot, waitFor } from '@berth/devcluster';
+import { AgentProcess, killChildrenOnSignals, LocalCluster, repoRoot, waitFor, runDir } from '@berth/devcluster';
 import { machineSummary } from './machine.js';
 
 const { values } = parseArgs({
@@ -89,7 +89,7 @@ try {
   }
   docker('rm', '-f', ...bareIds.splice(0));
 
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-bench-docker-'));
+  dir = runDir('berth-bench-docker-');
   cluster = await LocalCluster.start({ dir, controllers: 1, controllerArgs: ['--log-level', 'warn'] });
   const leader = await cluster.waitForAgreedLeader();
   const client = createEtcdClient(cluster.etcd.endpoint);

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { nameKey, prefixes, type NodeRecord } from '@berth/core';
 import { createEtcdClient } from '@berth/store';
-import { AgentProcess, killChildrenOnSignals, LocalCluster, waitFor } from '@berth/devcluster';
+import { AgentProcess, killChildrenOnSignals, LocalCluster, waitFor, runDir } from '@berth/devcluster';
 import { etcdProblems, fuzzApi, Ledger } from '@berth/devcluster/fuzz';
 import { machineSummary } from './machine.js';
 
@@ -29,7 +29,7 @@ const { values: o } = parseArgs({
 });
 killChildrenOnSignals();
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-bench-fuzz-'));
+const dir = runDir('berth-bench-fuzz-');
 const cluster = await LocalCluster.start({ dir, controllers: 1, controllerArgs: ['--node-grace', '3', '--provision-timeout', '20'] });
 const c = cluster.controllers[0]!;
 const agent = new AgentProcess({ name: 'fuzz-node', etcd: cluster.etcd.endpoint, logDir: dir, runtime: 'process', cpu: 4, memoryMiB: 2048, extraArgs: ['--stop-timeout', '1', '--restart-backoff-max', '5000'] });

@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { prefixes, type NodeRecord } from '@berth/core';
 import { createEtcdClient, Informer } from '@berth/store';
-import { AgentProcess, killChildrenOnSignals, LocalCluster, waitFor } from '@berth/devcluster';
+import { AgentProcess, killChildrenOnSignals, LocalCluster, waitFor, runDir } from '@berth/devcluster';
 import { machineSummary } from './machine.js';
 
 const { values } = parseArgs({
@@ -37,7 +37,7 @@ const rssMiB = (pid: number) => {
 killChildrenOnSignals();
 const rows: string[] = [];
 for (const n of sizes) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-bench-nodes-'));
+  const dir = runDir('berth-bench-nodes-');
   const cluster = await LocalCluster.start({ dir });
   const client = createEtcdClient(cluster.etcd.endpoint);
   const nodes = new Informer<NodeRecord>(client, prefixes.nodes, pino({ level: 'silent' }));

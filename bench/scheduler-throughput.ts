@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { newId, prefixes, type NodeRecord, type PodRecord } from '@berth/core';
 import { createEtcdClient, Informer, PodRepository } from '@berth/store';
-import { AgentProcess, killChildrenOnSignals, LocalCluster, waitFor } from '@berth/devcluster';
+import { AgentProcess, killChildrenOnSignals, LocalCluster, waitFor, runDir } from '@berth/devcluster';
 import { machineSummary, summarize } from './machine.js';
 
 const { values } = parseArgs({ options: { nodes: { type: 'string', default: '1000,5000,10000' }, pods: { type: 'string', default: '10000' } } });
@@ -27,7 +27,7 @@ killChildrenOnSignals();
 const rows: string[] = [];
 let rawPutRate = 0;
 for (const n of sizes) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-bench-sched-'));
+  const dir = runDir('berth-bench-sched-');
   const cluster = await LocalCluster.start({ dir, controllers: 1, controllerArgs: ['--policy', 'spread', '--log-level', 'warn'] });
   const client = createEtcdClient(cluster.etcd.endpoint);
   const log = pino({ level: 'silent' });

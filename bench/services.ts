@@ -25,7 +25,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { JobRecord, ServiceView } from '@berth/core';
 import { createEtcdClient } from '@berth/store';
-import { AgentProcess, freePort, killChildrenOnSignals, LocalCluster, ManagedProcess, repoRoot, waitFor, type ControllerProcess } from '@berth/devcluster';
+import { AgentProcess, freePort, killChildrenOnSignals, LocalCluster, ManagedProcess, repoRoot, waitFor, type ControllerProcess, runDir } from '@berth/devcluster';
 import { CpuMeter, cpuSeconds, describeCpu, podPids } from './cpu.js';
 import { etcdCeiling, keepFinished, revision, runJobs, type JobsRunResult } from './jobs-load.js';
 import { closedLoop, type LoadResult } from './load.js';
@@ -77,7 +77,7 @@ server.listen(Number(process.env.PORT), '127.0.0.1');
 
 killChildrenOnSignals();
 const loadBefore = os.loadavg();
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-bench-svc-'));
+const dir = runDir('berth-bench-svc-');
 const podIds = new Set<string>();
 // Node refuses --cpu-prof in NODE_OPTIONS: the controllers run under a shell that execs node with it.
 const profWrap = path.join(dir, 'cpu-prof.sh');

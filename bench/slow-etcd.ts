@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { AgentProcess, ControllerProcess, EtcdServer, killChildrenOnSignals, TcpProxy, waitFor } from '@berth/devcluster';
+import { AgentProcess, ControllerProcess, EtcdServer, killChildrenOnSignals, TcpProxy, waitFor, runDir } from '@berth/devcluster';
 import { machineSummary } from './machine.js';
 
 killChildrenOnSignals();
@@ -29,7 +29,7 @@ const leaseTtl = values['lease-ttl'] === undefined ? undefined : Number(values['
 const seconds = Number(values.seconds);
 const delay = { minMs: Number(values['min-ms']), maxMs: Number(values['max-ms']) };
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-slow-etcd-'));
+const dir = runDir('berth-slow-etcd-');
 const etcd = await EtcdServer.start({ dataDir: path.join(dir, 'etcd'), logDir: dir });
 const proxy = await TcpProxy.start(etcd.clientPort);
 const controllers = await Promise.all(['c1', 'c2', 'c3'].map((id) => ControllerProcess.start({ id, etcd: proxy.endpoint, logDir: dir, ...(leaseTtl === undefined ? {} : { leaseTtl }) })));

@@ -15,6 +15,8 @@ export interface AgentProcessOptions {
   env?: Record<string, string>;
   /** A command the agent runs under, e.g. ['ip', 'netns', 'exec', 'ns1'] (it must exec node, keeping the pid). */
   wrap?: string[];
+  /** `--data-dir` (pods' working directories, logs); default `<logDir>/agent-<name>-data`. */
+  dataDir?: string;
 }
 
 /** A real `berth-agent` process. */
@@ -34,7 +36,7 @@ export class AgentProcess {
         '--cpu', String(opts.cpu ?? 2),
         '--memory-mib', String(opts.memoryMiB ?? 2048),
         '--runtime', opts.runtime ?? 'process',
-        '--data-dir', path.join(opts.logDir, `agent-${opts.name}-data`),
+        '--data-dir', opts.dataDir ?? path.join(opts.logDir, `agent-${opts.name}-data`),
         ...(opts.extraArgs ?? []),
       ],
       { logFile: path.join(opts.logDir, `agent-${opts.name}.log`), ...(opts.env ? { env: opts.env } : {}) },

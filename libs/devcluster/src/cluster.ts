@@ -1,3 +1,4 @@
+import { runDir } from './process.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,7 +43,7 @@ export class LocalCluster {
   ) {}
 
   static async start(opts: LocalClusterOptions = {}): Promise<LocalCluster> {
-    const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'berth-cluster-'));
+    const dir = opts.dir ?? runDir('berth-cluster-');
     const etcd = opts.etcd ?? (await EtcdServer.start({ dataDir: path.join(dir, 'etcd'), logDir: dir }));
     const n = opts.controllers ?? 3;
     const started = await Promise.allSettled(

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import https from 'node:https';
 import type { CertFiles } from './certs.js';
 import { freePort } from './ports.js';
-import { ManagedProcess } from './process.js';
+import { ManagedProcess, runDir } from './process.js';
 import { waitFor } from './wait.js';
 
 /** Options of a single-member etcd. */
@@ -95,7 +95,7 @@ export class EtcdServer {
   /** Starts a new etcd and waits until it serves requests. */
   static async start(opts: EtcdOptions = {}): Promise<EtcdServer> {
     const ownsDir = opts.dataDir === undefined;
-    const dataDir = opts.dataDir ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'berth-etcd-')), 'data');
+    const dataDir = opts.dataDir ?? path.join(runDir('berth-etcd-'), 'data');
     const logDir = opts.logDir ?? path.dirname(dataDir);
     const clientPort = opts.clientPort ?? (await freePort());
     let peerPort = await freePort();
@@ -187,7 +187,7 @@ export class EtcdCluster {
   static async start(opts: EtcdClusterOptions = {}): Promise<EtcdCluster> {
     const size = opts.size ?? 3;
     const ownsDir = opts.dir === undefined;
-    const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'berth-etcd-cluster-'));
+    const dir = opts.dir ?? runDir('berth-etcd-cluster-');
     const ports = new Set<number>();
     while (ports.size < size * 2) ports.add(await freePort());
     const [...all] = ports;

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -137,4 +138,15 @@ export class ManagedProcess {
       /* already gone */
     }
   }
+}
+
+/**
+ * A new temporary directory for a run's logs and data, passable (not
+ * listable) by other users: a root agent runs each pod as its own user, and
+ * refuses a data dir those users could not reach. (`mkdtemp` alone makes it 0700.)
+ */
+export function runDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.chmodSync(dir, 0o711);
+  return dir;
 }

@@ -73,10 +73,15 @@ async function main(): Promise<void> {
   );
   const contextNote = writeCliContext(controllers[0]!.url, adminTokenFile);
 
+  // Pods' working directories: under the temp dir, since a root agent runs each pod as its own user, who must be able to
+  // pass every directory above them (a clone under /root, mode 0700, would not do).
+  const podsHome = path.join(os.tmpdir(), `berth-local-${process.getuid?.() ?? 0}`);
+  fs.mkdirSync(podsHome, { recursive: true, mode: 0o711 });
+  fs.chmodSync(podsHome, 0o711);
   // Pods run as Docker containers when an engine answers (scripts/start.sh starts a private one), else as processes.
   const runtime = (await dockerAnswers()) ? 'docker' : 'process';
   const agents = await Promise.all(
-    ['node-1', 'node-2'].map((name) => new AgentProcess({ name, etcd: etcd.endpoint, logDir, runtime, cpu: 2, memoryMiB: 2048, extraArgs: auth?.agentArgs ?? [] }).start()),
+    ['node-1', 'node-2'].map((name) => new AgentProcess({ name, etcd: etcd.endpoint, logDir, dataDir: path.join(podsHome, name), runtime, cpu: 2, memoryMiB: 2048, extraArgs: auth?.agentArgs ?? [] }).start()),
   );
 
   const client = createEtcdClient(etcd.endpoint, auth ? { credentials: auth.controller } : {});
