@@ -13,10 +13,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { nameKey, prefixes, type NodeRecord } from '@berth/core';
+import { nameKey } from '@berth/core';
 import { createEtcdClient } from '@berth/store';
 import { AgentProcess, killChildrenOnSignals, LocalCluster, waitFor, runDir } from '@berth/devcluster';
-import { etcdProblems, fuzzApi, Ledger } from '@berth/devcluster/fuzz';
+import { etcdProblems, fuzzApi, Ledger, removeProvisionedNodes } from '@berth/devcluster/fuzz';
 import { machineSummary } from './machine.js';
 
 const { values: o } = parseArgs({
@@ -71,18 +71,7 @@ try {
   console.log(`Machine: ${machineSummary()}`);
   code = report.failureCount === 0 && problems.length === 0 && alive ? 0 : 1;
 } finally {
-  // Provisioned nodes run as detached agents: remove them through the API, else kill them.
-  const nodes = Object.values(await client.getAll().prefix(prefixes.nodes).strings()).map((v) => JSON.parse(v) as NodeRecord);
-  for (const n of nodes.filter((n) => n.provisioner !== undefined)) {
-    const res = await fetch(`${c.url}/v1/nodes/${n.id}`, { method: 'DELETE', signal: AbortSignal.timeout(30_000) }).catch(() => undefined);
-    if (res?.status !== 200 && n.provisioner?.pid !== undefined) {
-      try {
-        process.kill(n.provisioner.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
+  await removeProvisionedNodes(client, c.url);
   // SIGTERM: the agent stops its pods before it exits.
   await agent.process.stop('SIGTERM', 20_000);
   client.close();

@@ -2,7 +2,7 @@ import t from 'tap';
 import { createEtcdClient } from '@berth/store';
 import { keyOf, nameKey, prefixes, type NodeRecord } from '@berth/core';
 import { AgentProcess, waitFor } from '@berth/devcluster';
-import { etcdProblems, fuzzApi, Ledger } from '@berth/devcluster/fuzz';
+import { etcdProblems, fuzzApi, Ledger, removeProvisionedNodes } from '@berth/devcluster/fuzz';
 import { clusterFor, tempDir } from '../helpers/fixtures.js';
 import { killPodProcesses } from '../helpers/pod-processes.js';
 
@@ -27,18 +27,7 @@ t.test(`API fuzz: ${CASES} generated requests over every documented operation (s
   const client = createEtcdClient(cluster.etcd.endpoint);
   const podIds = new Set<string>();
   t.teardown(async () => {
-    // Nodes the fuzzer provisioned run as detached agent processes: remove them through the API, else kill them.
-    const nodes = Object.values(await client.getAll().prefix(prefixes.nodes).strings()).map((v) => JSON.parse(v) as NodeRecord);
-    for (const n of nodes.filter((n) => n.provisioner !== undefined)) {
-      const res = await fetch(`${c.url}/v1/nodes/${n.id}`, { method: 'DELETE', signal: AbortSignal.timeout(30_000) }).catch(() => undefined);
-      if (res?.status !== 200 && n.provisioner?.pid !== undefined) {
-        try {
-          process.kill(n.provisioner.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
+    await removeProvisionedNodes(client, c.url);
     for (const k of Object.keys(await client.getAll().prefix(prefixes.pods).strings())) podIds.add(k.slice(prefixes.pods.length));
     if (!t.passing()) t.comment(`--- agent ---\n${agent.process.recentOutput(40)}`);
     await agent.process.stop('SIGTERM', 10_000);

@@ -3,6 +3,6 @@
  * entry so `npm start` never loads fast-check or Ajv.
  */
 export { fuzzApi, type FuzzOptions, type FuzzReport, type FuzzFailure } from './runner.js';
-export { Ledger, etcdProblems } from './ledger.js';
+export { Ledger, etcdProblems, removeProvisionedNodes } from './ledger.js';
 export { operationsOf, type Operation, type OpenApiDocument } from './openapi.js';
 export { validValue, invalidValue, type Schema } from './schema-arbitrary.js';

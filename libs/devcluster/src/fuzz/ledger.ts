@@ -101,3 +101,22 @@ export async function etcdProblems(client: Etcd3, ledger: Ledger): Promise<strin
   }
   return problems;
 }
+
+/**
+ * Nodes the fuzzer provisioned run as detached agent processes: removes each
+ * through the API at `apiUrl` (with `headers`), and kills the ones the API
+ * could not remove.
+ */
+export async function removeProvisionedNodes(client: Etcd3, apiUrl: string, headers: Record<string, string> = {}): Promise<void> {
+  const nodes = [...(await values<NodeRecord>(client, prefixes.nodes)).values()];
+  for (const n of nodes.filter((n) => n.provisioner !== undefined)) {
+    const res = await fetch(`${apiUrl}/v1/nodes/${n.id}`, { method: 'DELETE', headers, signal: AbortSignal.timeout(30_000) }).catch(() => undefined);
+    if (res?.status !== 200 && n.provisioner?.pid !== undefined) {
+      try {
+        process.kill(n.provisioner.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
