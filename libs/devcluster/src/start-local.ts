@@ -5,6 +5,7 @@
  * (say, `kill -9` in a failover demo) is restarted and rejoins as a follower.
  * Leader changes are printed as they happen. Ctrl-C stops everything.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -191,24 +192,19 @@ main().catch((err: unknown) => {
 });
 
 /**
- * Makes the CLI find this cluster with no flags: context `local` in the
- * CLI's config file (apps/cli/src/config.ts reads it) names the first
- * replica and the admin token file, and becomes the current context. Other
- * contexts are kept. Answers what it did, for the banner.
+ * Makes the CLI find this cluster with no flags: context `local` (the first
+ * replica and the admin token file) becomes the current context, written by
+ * the CLI itself (`berth config set-context`), which owns its config file.
+ * Answers what it did, for the banner.
  */
 function writeCliContext(server: string, tokenFile: string): string {
-  const base = process.env.XDG_CONFIG_HOME && process.env.XDG_CONFIG_HOME !== '' ? process.env.XDG_CONFIG_HOME : path.join(os.homedir(), '.config');
-  const file = path.join(base, 'berth', 'config.json');
+  const cli = path.join(repoRoot, 'apps/cli/dist/main.js');
   try {
-    let config: Record<string, unknown> = {};
-    if (fs.existsSync(file)) config = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-    const contexts = (typeof config.contexts === 'object' && config.contexts !== null ? config.contexts : {}) as Record<string, unknown>;
-    contexts.local = { server, tokenFile };
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    fs.writeFileSync(file, `${JSON.stringify({ ...config, contexts, currentContext: 'local' }, null, 2)}\n`, { mode: 0o600 });
-    return `context "local" in ${file}`;
+    execFileSync(process.execPath, [cli, 'config', 'set-context', 'local', '--server', server, '--token-file', tokenFile, '--use'], { stdio: 'pipe', encoding: 'utf8' });
+    return `context "local" of the CLI's config file (npx berth config view)`;
   } catch (err) {
-    return `could not write ${file} (${(err as Error).message}): export BERTH_SERVER=${server} BERTH_TOKEN_FILE=${tokenFile}`;
+    const why = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim();
+    return `could not set the CLI context (${why}): export BERTH_SERVER=${server} BERTH_TOKEN_FILE=${tokenFile}`;
   }
 }
 
