@@ -2,7 +2,8 @@ import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import type { AuditRecord, CreatedToken, Role } from '@berth/core';
+import { auditKey, type AuditRecord, type CreatedToken, type Role } from '@berth/core';
+import { commit, createEtcdClient, putJson } from '@berth/store';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { freePort, ManagedProcess, repoRoot, waitFor } from '@berth/devcluster';
 import { clusterFor, tempDir } from '../helpers/fixtures.js';
@@ -227,6 +228,29 @@ t.test('every mutation is in the audit trail with its actor, refused ones includ
   const mine = await call(a.url, 'GET', `/v1/audit?since=${encodeURIComponent(since)}&actor=audited`, { token: admin });
   t.ok(mine.body.items.length >= 2 && mine.body.items.every((r: AuditRecord) => r.actor === 'audited'), '?actor= filters');
   t.equal((await call(a.url, 'GET', '/v1/audit', { token: operator })).status, 403, 'the audit trail is for admins');
+});
+
+t.test('the audit trail is read in pages: an actor filter over more records than one page', async (t) => {
+  const client = createEtcdClient(cluster.etcd.endpoint);
+  t.teardown(() => client.close());
+  // 2,500 records, one in ten of actor "paged", older than anything else in the trail.
+  const base = Date.parse('2026-01-01T00:00:00Z');
+  for (let i = 0; i < 2500; i += 100) {
+    const ops = Array.from({ length: 100 }, (_, j) => {
+      const at = new Date(base + (i + j) * 1000);
+      const id = `p${String(i + j).padStart(5, '0')}`;
+      const record: AuditRecord = { id, time: at.toISOString(), actor: (i + j) % 10 === 0 ? 'paged' : 'other', role: 'viewer', replica: 'test', method: 'POST', route: '/v1/pods', target: null, status: 201, ip: '127.0.0.1' };
+      return putJson(auditKey(at, id), record);
+    });
+    await commit(client, [], ops);
+  }
+  const oldest = await call(a.url, 'GET', `/v1/audit?since=${encodeURIComponent(new Date(base).toISOString())}&actor=paged&limit=200`, { token: admin });
+  t.equal(oldest.body.items.length, 200, 'all 200 of the actor, from pages of 1,000 records');
+  t.same(oldest.body.items.slice(0, 2).map((r: AuditRecord) => r.id), ['p00000', 'p00010'], 'oldest first from --since');
+  const newest = await call(a.url, 'GET', '/v1/audit?actor=paged&limit=150', { token: admin });
+  t.equal(newest.body.items.length, 150, 'the newest 150 of the actor');
+  t.equal(newest.body.items.at(-1).id, 'p02490', 'ending with the newest');
+  t.equal(newest.body.items[0].id, 'p01000', 'and oldest first within them');
 });
 
 t.test('no secret in a log or an audit record', async (t) => {

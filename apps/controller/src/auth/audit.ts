@@ -6,6 +6,9 @@ import { decodeJson, putJson, toBerthError, TtlLease, TxnBatcher } from '@berth/
 /** What a caller says about one request; id, time and replica are filled in. */
 export type AuditInput = Omit<AuditRecord, 'id' | 'time' | 'replica'>;
 
+/** Records read from etcd per request while listing. */
+const AUDIT_PAGE = 1000;
+
 /** Longest target id or name kept in a record (the rest of a long value is cut). */
 const MAX_TARGET = 128;
 
@@ -64,28 +67,29 @@ export class AuditTrail {
 
   /**
    * Records from etcd, oldest first: those at or after `since` (default:
-   * the newest `limit`), of one actor when `actor` is given.
+   * the newest `limit`), of one actor when `actor` is given. Read in pages,
+   * so a filter over days of records never asks etcd for all of them at once.
    */
   async list(opts: { since?: Date; actor?: string; limit: number }): Promise<AuditRecord[]> {
+    const newestFirst = opts.since === undefined;
+    const all = Range.prefix(prefixes.audit);
+    let range = newestFirst ? all : new Range(auditKey(opts.since!, ''), all.end);
+    const items: AuditRecord[] = [];
     try {
-      const all = Range.prefix(prefixes.audit);
-      let kvs;
-      if (opts.since === undefined) {
-        // Newest first to take the last `limit`, then back to oldest first.
-        const res = await this.client.getAll().inRange(all).sort('Key', 'Descend').limit(opts.actor === undefined ? opts.limit : 0).exec();
-        kvs = res.kvs.reverse();
-      } else {
-        const res = await this.client.getAll().inRange(new Range(auditKey(opts.since, ''), all.end)).sort('Key', 'Ascend').limit(opts.actor === undefined ? opts.limit : 0).exec();
-        kvs = res.kvs;
+      while (items.length < opts.limit) {
+        const res = await this.client.getAll().inRange(range).sort('Key', newestFirst ? 'Descend' : 'Ascend').limit(AUDIT_PAGE).exec();
+        for (const kv of res.kvs) {
+          const record = decodeJson<AuditRecord>(kv)?.value;
+          if (record !== undefined && (opts.actor === undefined || record.actor === opts.actor) && items.length < opts.limit) items.push(record);
+        }
+        const last = res.kvs[res.kvs.length - 1];
+        if (last === undefined || res.kvs.length < AUDIT_PAGE) break;
+        // The next page starts past the last key read (before it, newest first).
+        range = newestFirst ? new Range(all.start, last.key) : new Range(Buffer.concat([last.key, Buffer.from([0])]), all.end);
       }
-      let items = kvs.map((kv) => decodeJson<AuditRecord>(kv)?.value).filter((r): r is AuditRecord => r !== undefined);
-      if (opts.actor !== undefined) {
-        items = items.filter((r) => r.actor === opts.actor);
-        items = opts.since === undefined ? items.slice(-opts.limit) : items.slice(0, opts.limit);
-      }
-      return items;
     } catch (err) {
       throw toBerthError(err);
     }
+    return newestFirst ? items.reverse() : items;
   }
 }
