@@ -1,6 +1,7 @@
 import t from 'tap';
 import { keyOf, nameKey, prefixes, type PodRecord } from '@berth/core';
 import { commit, Informer, PodRepository, putJson, type Versioned } from '@berth/store';
+import { waitFor } from '@berth/devcluster';
 import { clientFor, etcdFor, testLog } from '../helpers/fixtures.js';
 import { podRecord, testFence } from '../helpers/pods.js';
 
@@ -43,6 +44,26 @@ t.test('pod repository against a real etcd', async (t) => {
     t.match(err, { code: 'CONFLICT', details: { revision: next.modRevision } });
     t.equal((await read('p1')).modRevision, next.modRevision, 'nothing written by the loser');
     await t.rejects(repo.update('user', next, { ...next.value, status: { ...next.value.status, phase: 'Scheduled', nodeId: 'n1' } }), { code: 'INTERNAL' }, 'users never bind');
+  });
+
+  t.test('an update that changes nothing is only compared: no revision, no watch event, still guarded', async (t) => {
+    await repo.create(pod('p-same', 'same'));
+    const cur = await read('p-same');
+    const events: number[] = [];
+    const watcher = await client.watch().key(keyOf('pods', 'p-same')).create();
+    watcher.on('put', (kv) => events.push(Number(kv.mod_revision)));
+    t.teardown(() => watcher.cancel());
+    const same = await repo.update('user', cur, structuredClone(cur.value));
+    t.equal(same.modRevision, cur.modRevision, 'the revision it answers is the one read');
+    const after = await read('p-same');
+    t.equal(after.modRevision, cur.modRevision, 'etcd holds the record at the revision read');
+    t.equal(after.version, cur.version, 'and at the same version');
+    // A real change after it: its event is the first and only one the watch sees.
+    const changed = await repo.update('user', after, { ...after.value, desired: 'paused' });
+    await waitFor(() => events.length > 0, { what: 'the watch to see the real write' });
+    t.same(events, [changed.modRevision], 'the unchanged update made no event');
+    const err = await repo.update('user', cur, structuredClone(cur.value)).catch((e: unknown) => e);
+    t.match(err, { code: 'CONFLICT', details: { revision: changed.modRevision } }, 'a stale unchanged update loses like any other');
   });
 
   t.test('the leader binds through its fence, with the reservation in the same transaction', async (t) => {

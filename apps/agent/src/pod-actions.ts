@@ -237,9 +237,10 @@ export class PodActions {
     // An unreachable phase is written directly, for the repository to refuse with INVALID_TRANSITION.
     for (const phase of phasePath(cur.value.status.phase, w.to) ?? [w.to]) {
       const next: PodRecord = { ...cur.value, status: nextStatus(cur.value.status, phase, w.patch) };
+      const before = cur.modRevision;
       cur = await this.opts.repo.update('agent', cur, next, local.node.id);
       this.opts.wrote(local.id, cur.modRevision);
-      this.log.debug({ pod: next.name, phase, reason: next.status.reason }, 'pod status written');
+      this.log.debug({ pod: next.name, phase, reason: next.status.reason }, cur.modRevision === before ? 'pod status unchanged (compared, not written)' : 'pod status written');
     }
     return cur;
   }

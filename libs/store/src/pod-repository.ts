@@ -56,14 +56,20 @@ export class PodRepository {
    * (agents) is the node the writer runs: the pod must be bound to it. A lost
    * compare-and-swap throws CONFLICT with `details.revision` (the store's
    * revision then) so the caller can wait for its cache and decide again.
+   * A `next` equal to `cur` is only compared, not written: the caller learns
+   * the record has not moved, and no revision or watch event is spent on it
+   * (an agent retrying a launch that keeps failing rewrote the same Starting
+   * status each time, and every write came back through its watch as work).
    */
   async update(writer: 'user' | 'agent', cur: Versioned<PodRecord>, next: PodRecord, node?: string): Promise<Versioned<PodRecord>> {
     checkPodWrite(writer, cur.value, next);
     if (writer === 'agent' && cur.value.status.nodeId !== node) {
       throw errors.conflict(`pod ${cur.value.name} is not bound to node ${node ?? '(none)'}`, { revision: cur.modRevision });
     }
-    const res = await commitCas(this.client, cur.key, cur.modRevision, [putJson(cur.key, next)]);
+    const same = JSON.stringify(next) === JSON.stringify(cur.value);
+    const res = await commitCas(this.client, cur.key, cur.modRevision, same ? [] : [putJson(cur.key, next)]);
     if (!res.succeeded) throw lost(cur.value, res.modRevision);
+    if (same) return cur;
     return { ...cur, value: next, modRevision: res.revision, version: cur.version + 1 };
   }
 
