@@ -152,3 +152,27 @@ t.test('addAfter keeps the earliest delay; add overrides it; forget cancels it',
   await tick();
   t.same(seen, ['soon', 'late'], 'nothing runs after shutdown');
 });
+
+t.test('resetFailures starts a key\'s back-off over (its runtime came back)', async (t) => {
+  const failures: number[] = [];
+  const q = new WorkQueue<string>({
+    handler: async () => {
+      throw new Error('down');
+    },
+    onError: (_k, _e, n) => {
+      failures.push(n);
+      return 60_000; // retried only when added again
+    },
+  });
+  for (let i = 0; i < 3; i++) {
+    q.add('k');
+    await q.idle();
+  }
+  t.equal(q.failuresOf('k'), 3);
+  q.resetFailures('k');
+  t.equal(q.failuresOf('k'), 0);
+  q.add('k');
+  await q.idle();
+  t.same(failures, [1, 2, 3, 1], 'the next failure counts as the first');
+  q.shutdown();
+});

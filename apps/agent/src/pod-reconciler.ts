@@ -62,6 +62,8 @@ export class PodReconciler {
   private readonly local = new Map<string, LocalPod>();
   /** Per pod, the revision this agent last wrote or lost a CAS against: its next sync first waits for the cache to show it. */
   private readonly awaitRevision = new Map<string, number>();
+  /** Per failing pod, the message of its last failed sync: a transient one repeated is logged only now and then. */
+  private readonly lastSyncError = new Map<string, string>();
   private readonly limits: DecideLimits;
   private stopped = false;
   private usageTimer?: NodeJS.Timeout;
@@ -134,7 +136,9 @@ export class PodReconciler {
    */
   async addNode(node: ReconcilerNode): Promise<void> {
     node.runtime.onExit((podId) => {
-      if (this.local.get(podId)?.node === node) this.queue.add(podId);
+      // A pod whose sync is failing waits out its back-off: an engine reports a start it refused as an exit too,
+      // and each retry would otherwise trigger the next at once.
+      if (this.local.get(podId)?.node === node && this.queue.failuresOf(podId) === 0) this.queue.add(podId);
     });
     const leftovers = (await node.runtime.recover?.()) ?? [];
     await this.informer.whenSynced();
@@ -150,14 +154,22 @@ export class PodReconciler {
     for (const p of this.informer.byIndex(BY_NODE, node.id)) this.queue.add(p.value.id);
   }
 
-  /** Looks at every pod of a node again (its runtime came back: what ended meanwhile may have gone unreported). */
+  /**
+   * Looks at every pod of a node again (its runtime came back: what ended
+   * meanwhile may have gone unreported). Their back-off starts over: what
+   * failed while the runtime was away says nothing about it now.
+   */
   resyncNode(nodeId: string): void {
+    const again = (id: string) => {
+      this.queue.resetFailures(id);
+      this.queue.add(id);
+    };
     for (const key of this.informer.indexKeys(BY_NODE, nodeId)) {
       const id = idOf('pods', key);
-      if (id !== undefined) this.queue.add(id);
+      if (id !== undefined) again(id);
     }
     // Pods it runs that the cache no longer files under it (unbound meanwhile) are to be removed.
-    for (const l of this.local.values()) if (l.node.id === nodeId) this.queue.add(l.id);
+    for (const l of this.local.values()) if (l.node.id === nodeId) again(l.id);
   }
 
   /** The node is fenced: from now on none of its pods is started, written or probed, until `unfence`. */
@@ -296,8 +308,8 @@ export class PodReconciler {
    * A failed sync. A lost CAS re-decides at once, after the cache has caught
    * up with the winner (the sync waits for it); anything else backs off
    * (200 ms doubling to 10 s). An engine that is away fails every pod alike,
-   * so transient errors log one line per pod at the first failure and then
-   * every 10th.
+   * so a transient error logs one line per pod when it first appears (or
+   * changes) and then every 10th failure.
    */
   private onSyncError(id: string, err: unknown, failures: number): number | undefined {
     const revision = (isBerthError(err, 'CONFLICT') && (err.details as { revision?: number } | undefined)?.revision) || 0;
@@ -307,8 +319,11 @@ export class PodReconciler {
       return 0;
     }
     const transient = isTransient(err);
-    const quiet = transient && failures > 1 && failures % 10 !== 0;
-    this.log[quiet ? 'debug' : 'warn']({ pod: id, err, retryInMs: this.queue.backoff(failures), transient }, 'pod sync failed; retrying');
+    const message = err instanceof Error ? err.message : String(err);
+    const repeated = this.lastSyncError.get(id) === message;
+    this.lastSyncError.set(id, message);
+    const quiet = transient && failures > 1 && repeated && failures % 10 !== 0;
+    this.log[quiet ? 'debug' : 'warn']({ pod: id, err, failures, retryInMs: this.queue.backoff(failures), transient }, 'pod sync failed; retrying');
     return undefined;
   }
 
@@ -347,6 +362,7 @@ export class PodReconciler {
     this.prober.clear(local.id);
     this.queue.forget(local.id);
     this.awaitRevision.delete(local.id);
+    this.lastSyncError.delete(local.id);
     if (this.local.get(local.id) === local) this.local.delete(local.id);
   }
 

@@ -86,6 +86,11 @@ export class WorkQueue<K> {
     return this.failures.get(key) ?? 0;
   }
 
+  /** Starts `key`'s back-off over: its next failure waits the first delay again (a pending delayed add stays). */
+  resetFailures(key: K): void {
+    this.failures.delete(key);
+  }
+
   /** Stops tracking `key`: its failure count and any pending delayed add are dropped. */
   forget(key: K): void {
     this.failures.delete(key);
