@@ -3,7 +3,7 @@ import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { NodeIsolation } from '@berth/core';
 import { containerOptions, LABEL_NODE, LABEL_POD, LABEL_SPEC, specHash, stateOf } from './docker/containers.js';
-import { callEngine, engineAddress, engineMessage, ignoreStatus, statusOf } from './docker/engine-errors.js';
+import { callEngine, ENGINE_CALL_TIMEOUT_MS, engineAddress, engineMessage, ignoreStatus, statusOf } from './docker/engine-errors.js';
 import { EngineEvents } from './docker/events.js';
 import { ensureImage } from './docker/images.js';
 import { followLogs, readLogs } from './docker/logs.js';
@@ -31,6 +31,16 @@ export interface DockerRuntimeOptions {
   pullBackoffMs?: number;
   /** Most processes one container may have (default DEFAULT_PIDS_LIMIT). */
   pidsLimit?: number;
+}
+
+/**
+ * False for a container the engine will never start again: Dead (a removal
+ * or a start that failed as the engine stopped; after a restart the engine
+ * marks it so) or being removed. Starting one answers 409 "marked for
+ * removal" however often it is tried, so it is replaced instead.
+ */
+function startable(info: Docker.ContainerInspectInfo): boolean {
+  return !info.State.Dead && info.State.Status !== 'removing' && info.State.Status !== 'dead';
 }
 
 /**
@@ -88,8 +98,8 @@ export class DockerRuntime implements Runtime {
   private async containerId(podId: string): Promise<string | undefined> {
     const cached = this.containers.get(podId);
     if (cached !== undefined) return cached;
-    const list = await callEngine('list containers', () =>
-      this.docker.listContainers({ all: true, filters: { label: [`${LABEL_POD}=${podId}`, `${LABEL_NODE}=${this.nodeId}`] } }),
+    const list = await callEngine('list containers', (abortSignal) =>
+      this.docker.listContainers({ all: true, filters: { label: [`${LABEL_POD}=${podId}`, `${LABEL_NODE}=${this.nodeId}`] }, abortSignal }),
     );
     const id = list[0]?.Id;
     if (id !== undefined) this.containers.set(podId, id);
@@ -102,7 +112,7 @@ export class DockerRuntime implements Runtime {
       const id = await this.containerId(podId);
       if (id === undefined) return undefined;
       try {
-        return await callEngine('inspect', () => this.docker.getContainer(id).inspect());
+        return await callEngine('inspect', (abortSignal) => this.docker.getContainer(id).inspect({ abortSignal }));
       } catch (err) {
         if (statusOf(err) !== 404) throw err;
         this.containers.delete(podId);
@@ -122,29 +132,32 @@ export class DockerRuntime implements Runtime {
     const existing = await this.inspectContainer(spec.id);
     if (existing !== undefined) {
       const live = existing.State.Running || existing.State.Paused;
-      if (live || existing.Config.Labels?.[LABEL_SPEC] === specHash(spec)) return;
-      // A stopped container with another spec (e.g. a new PORT): replace it.
+      if (live || (startable(existing) && existing.Config.Labels?.[LABEL_SPEC] === specHash(spec))) return;
+      // A stopped container with another spec (e.g. a new PORT), or one the engine will never start again: replace it.
       await this.remove(spec.id);
     }
     await ensureImage(this.docker, spec.image, { attempts: this.pullAttempts, backoffMs: this.pullBackoffMs, ...(this.opts.log ? { log: this.opts.log } : {}) });
     const options = containerOptions(spec, this.nodeId, this.opts.pidsLimit);
     try {
-      const c = await callEngine('create', () => this.docker.createContainer(options));
+      const c = await callEngine('create', (abortSignal) => this.docker.createContainer({ ...options, abortSignal }));
       this.containers.set(spec.id, c.id);
     } catch (err) {
       if (statusOf(err) === 409) {
         // Created concurrently (or a leftover with our name): use it.
         this.containers.delete(spec.id);
-        if ((await this.containerId(spec.id)) !== undefined) return;
+        const mine = await this.inspectContainer(spec.id);
+        if (mine !== undefined && startable(mine)) return;
+        // Ours, but being removed (the engine keeps the name until it is gone): the sync backs off and creates it then.
+        if (mine !== undefined) throw new Error(`pod ${spec.name}: its previous container is still being removed; creating it again once it is gone`);
         // The name is another node's container of this pod (nodes sharing one engine, as `npm start` runs them).
         // The pod is bound here, so the leader moved it: after that node's agent acknowledged stopping it
         // (and then removed it), or after the node was declared Dead past its fence budget, by which time a
         // living agent has killed its containers. A container still there is its dead agent's orphan: remove it.
-        const other = await callEngine('inspect', () => this.docker.getContainer(options.name!).inspect()).catch(() => undefined);
+        const other = await callEngine('inspect', (abortSignal) => this.docker.getContainer(options.name!).inspect({ abortSignal })).catch(() => undefined);
         if (other !== undefined && !replaced) {
           const live = other.State.Running || other.State.Paused;
           if (live) this.opts.log?.warn({ pod: spec.name, node: other.Config.Labels?.[LABEL_NODE] }, "removing another node's orphaned container of a pod now bound here (its agent is gone)");
-          await callEngine('remove', () => this.docker.getContainer(other.Id).remove({ force: live })).catch(() => undefined);
+          await callEngine('remove', (abortSignal) => this.docker.getContainer(other.Id).remove({ force: live, abortSignal })).catch(() => undefined);
           return this.create(spec, true);
         }
         // A plain error: the sync backs off and tries again, unlike a PodCreateError, which fails the pod.
@@ -160,7 +173,7 @@ export class DockerRuntime implements Runtime {
   async start(id: string): Promise<void> {
     const c = await this.must(id);
     try {
-      await callEngine('start', () => c.start());
+      await callEngine('start', (abortSignal) => c.start({ abortSignal }));
     } catch (err) {
       if (statusOf(err) === 304) return; // already running
       if (statusOf(err) === 404) throw new UnknownPodError(id);
@@ -173,11 +186,11 @@ export class DockerRuntime implements Runtime {
     if (info === undefined) throw new UnknownPodError(id);
     if (!info.State.Running && !info.State.Paused) return { forced: false };
     const c = this.docker.getContainer(info.Id);
-    if (info.State.Paused) await callEngine('unpause', () => c.unpause()).catch(ignoreStatus(409));
+    if (info.State.Paused) await callEngine('unpause', (abortSignal) => c.unpause({ abortSignal })).catch(ignoreStatus(409));
     const t = Math.max(0, Math.ceil(timeoutMs / 1000));
     const began = Date.now();
-    await callEngine('stop', () => c.stop({ t })).catch(ignoreStatus(304));
-    const after = await callEngine('inspect', () => c.inspect());
+    await callEngine('stop', (abortSignal) => c.stop({ t, abortSignal }), t * 1000 + ENGINE_CALL_TIMEOUT_MS).catch(ignoreStatus(304));
+    const after = await callEngine('inspect', (abortSignal) => c.inspect({ abortSignal }));
     // 137 = 128 + SIGKILL: the engine killed it after the grace (unless the OOM killer did, or it exited before the grace ran out).
     const forced = after.State.ExitCode === 137 && !after.State.OOMKilled && Date.now() - began >= t * 1000 - 250;
     return { forced };
@@ -191,9 +204,9 @@ export class DockerRuntime implements Runtime {
       () => true,
       async () => !((await this.inspectContainer(id).catch(() => undefined))?.State.Running ?? false),
     );
-    await callEngine('kill', () => c.kill({ signal: 'SIGKILL' })).catch(ignoreStatus(404, 409));
+    await callEngine('kill', (abortSignal) => c.kill({ signal: 'SIGKILL', abortSignal })).catch(ignoreStatus(404, 409));
     // A frozen (paused) container takes the signal once thawed.
-    if (info.State.Paused) await callEngine('unpause', () => c.unpause()).catch(ignoreStatus(404, 409));
+    if (info.State.Paused) await callEngine('unpause', (abortSignal) => c.unpause({ abortSignal })).catch(ignoreStatus(404, 409));
     return Promise.race([ended, sleep(waitMs, false, { ref: false })]);
   }
 
@@ -201,20 +214,20 @@ export class DockerRuntime implements Runtime {
     const info = await this.inspectContainer(id);
     if (info === undefined) throw new UnknownPodError(id);
     if (info.State.Paused || !info.State.Running) return;
-    await callEngine('pause', () => this.docker.getContainer(info.Id).pause()).catch(ignoreStatus(409));
+    await callEngine('pause', (abortSignal) => this.docker.getContainer(info.Id).pause({ abortSignal })).catch(ignoreStatus(409));
   }
 
   async resume(id: string): Promise<void> {
     const info = await this.inspectContainer(id);
     if (info === undefined) throw new UnknownPodError(id);
     if (!info.State.Paused) return;
-    await callEngine('unpause', () => this.docker.getContainer(info.Id).unpause()).catch(ignoreStatus(409));
+    await callEngine('unpause', (abortSignal) => this.docker.getContainer(info.Id).unpause({ abortSignal })).catch(ignoreStatus(409));
   }
 
   async remove(id: string): Promise<void> {
     const cid = await this.containerId(id);
     if (cid === undefined) return;
-    await callEngine('remove', () => this.docker.getContainer(cid).remove({ force: true, v: true })).catch(ignoreStatus(404, 409));
+    await callEngine('remove', (abortSignal) => this.docker.getContainer(cid).remove({ force: true, v: true, abortSignal })).catch(ignoreStatus(404, 409));
     this.containers.delete(id);
   }
 
@@ -229,13 +242,14 @@ export class DockerRuntime implements Runtime {
   async stats(id: string): Promise<{ cpuPercent: number; memoryMiB: number } | undefined> {
     const info = await this.inspectContainer(id);
     if (info === undefined || !info.State.Running || info.State.Paused) return undefined;
-    const s = (await callEngine('stats', () => this.docker.getContainer(info.Id).stats({ stream: false }))) as unknown as DockerStats;
+    // dockerode hands `abortSignal` on for stats too; its types leave it out.
+    const s = (await callEngine('stats', (abortSignal) => this.docker.getContainer(info.Id).stats({ stream: false, abortSignal } as { stream: false }))) as unknown as DockerStats;
     return computeStats(s);
   }
 
   async list(): Promise<RuntimePodState[]> {
-    const list = await callEngine('list containers', () =>
-      this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${this.nodeId}`, LABEL_POD] } }),
+    const list = await callEngine('list containers', (abortSignal) =>
+      this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${this.nodeId}`, LABEL_POD] }, abortSignal }),
     );
     const out: RuntimePodState[] = [];
     for (const c of list) {

@@ -38,14 +38,29 @@ export function isUnavailable(err: unknown): boolean {
 }
 
 /**
+ * How long one engine call may take before the agent gives up on it, like
+ * the kubelet's `--runtime-request-timeout` (2 min there). An engine call
+ * that never answers (a wedged engine, a connection lost without a reset)
+ * must not hold a pod's sync forever: the call is aborted and the sync is
+ * retried with back-off like any engine outage.
+ */
+export const ENGINE_CALL_TIMEOUT_MS = 60_000;
+
+/**
  * Runs an engine call, turning "the engine is not there" into
  * RuntimeUnavailableError (which the reconciler retries and never fails a pod
- * for); the engine's refusals pass through for the caller to judge.
+ * for); the engine's refusals pass through for the caller to judge. `fn`
+ * hands `signal` to dockerode (`abortSignal`): it aborts the request after
+ * `timeoutMs`, which then counts as the engine being unavailable.
  */
-export async function callEngine<T>(what: string, fn: () => Promise<T>): Promise<T> {
+export async function callEngine<T>(what: string, fn: (signal: AbortSignal) => Promise<T>, timeoutMs = ENGINE_CALL_TIMEOUT_MS): Promise<T> {
+  const signal = AbortSignal.timeout(timeoutMs);
   try {
-    return await fn();
+    return await fn(signal);
   } catch (err) {
+    if (signal.aborted) {
+      throw new RuntimeUnavailableError(`the Docker engine at ${engineAddress()} gave no answer (${what}) within ${timeoutMs / 1000} s`, { cause: err });
+    }
     if (isUnavailable(err)) {
       throw new RuntimeUnavailableError(`the Docker engine at ${engineAddress()} is unavailable (${what}): ${(err as Error).message}`, { cause: err });
     }
