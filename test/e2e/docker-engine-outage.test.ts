@@ -34,7 +34,7 @@ t.test('Docker engine gone: the node says so, pods are not failed in a storm, al
   const logDir = tempDir(t, 'berth-engine-agent-');
   const agent = new AgentProcess({
     name: 'dock', etcd: cluster.etcd.endpoint, logDir, runtime: 'docker', cpu: 4, memoryMiB: 4096,
-    extraArgs: ['--report-interval', '500', '--heartbeat-interval', '500', '--restart-backoff-max', '1000'],
+    extraArgs: ['--report-interval', '500', '--heartbeat-interval', '500', '--restart-backoff-max', '1000', '--runtime-request-timeout', '2'],
     env: { DOCKER_HOST: dockerHost, BERTH_LOG_LEVEL: 'debug' }, // every failed sync in the kept log
   });
   t.teardown(() => agent.process.stop('SIGTERM'));
@@ -94,4 +94,28 @@ t.test('Docker engine gone: the node says so, pods are not failed in a storm, al
   // about 85 writes in a second. Retries back off now, and an unchanged status is only compared.
   const writes = (await versionOfBox()) - versionBefore;
   t.ok(writes <= 20, `box's record was written ${writes} times over the outage, not in a storm of retries`);
+
+  // 3. The engine hangs (SIGSTOP: its socket accepts, nothing answers). A restart of box asked meanwhile does not
+  //    wedge box's sync on a call that never returns: each call is aborted after --runtime-request-timeout (2 s)
+  //    and retried, and once the engine answers again box restarts, once, in one container.
+  const enginePid = Number(fs.readFileSync(path.join(engineDir, 'dockerd.pid'), 'utf8'));
+  const restartsBefore = ((await c.request('GET', '/v1/pods/box')).body as PodRecord).status.restarts;
+  process.kill(enginePid, 'SIGSTOP');
+  try {
+    await waitFor(async () => (await runtimeReady())?.status === false, { what: 'the node to report its engine not answering' });
+    t.equal((await c.request('POST', '/v1/pods/box/restart')).status, 200);
+    const agentLog = () => fs.readFileSync(path.join(logDir, 'agent-dock.log'), 'utf8');
+    await waitFor(() => /"pod":"[a-z0-9]+".*gave no answer \([a-z ]+\) within 2 s.*"msg":"pod sync failed; retrying"/.test(agentLog()), { what: "box's sync to give up on the hung engine call", timeoutMs: 20_000 });
+  } finally {
+    process.kill(enginePid, 'SIGCONT');
+  }
+  const restarted = await waitFor(async () => {
+    const p = (await c.request('GET', '/v1/pods/box')).body as PodRecord;
+    return p.status.phase === 'Running' && p.status.restarts > restartsBefore ? p : undefined;
+  }, { what: 'box restarted once the engine answers', timeoutMs: 30_000 });
+  t.equal(restarted.status.restarts, restartsBefore + 1, 'restarted exactly once');
+  await waitFor(() => {
+    const now = running();
+    return now.length === ids.size && now.every((id) => ids.has(id)) ? now : undefined;
+  }, { what: 'again one running container per pod', timeoutMs: 30_000 });
 });

@@ -45,6 +45,8 @@ export interface AgentConfig {
   podLimits: PodLimitMode;
   /** Most processes one pod may have (docker PidsLimit; pids.max of a process pod's cgroup). */
   pidsLimit: number;
+  /** How long one Docker engine call may take before it is aborted and retried (`--runtime-request-timeout`, ms). */
+  runtimeRequestTimeoutMs: number;
   logLevel: string;
 }
 
@@ -108,6 +110,7 @@ export async function parseConfig(argv: string[]): Promise<AgentConfig> {
     .addOption(new Option('--pod-uid-range <first-last>', 'uids (and gids) per-pod users are taken from; no existing user should have one').env('BERTH_POD_UID_RANGE').default(DEFAULT_POD_UID_RANGE))
     .addOption(new Option('--pod-limits <how>', "how process-runtime pods' cpu and memory are enforced: auto (cgroups when the agent is root and they are writable, else rlimits), cgroup (or refuse to start), rlimit (memory only), none").env('BERTH_POD_LIMITS').choices(POD_LIMIT_MODES).default('auto'))
     .addOption(new Option('--pids-limit <n>', 'most processes (threads included) one pod may run').env('BERTH_PIDS_LIMIT').default(1024).argParser(positive('--pids-limit', true)))
+    .addOption(new Option('--runtime-request-timeout <seconds>', 'how long one Docker engine call may take; one the engine never answers is then aborted and the pod sync retried, like the kubelet flag of this name').env('BERTH_RUNTIME_REQUEST_TIMEOUT').default(60).argParser(positive('--runtime-request-timeout', false)))
     .addOption(new Option('--log-level <level>', 'pino log level').env('BERTH_LOG_LEVEL').default('info'))
     .showHelpAfterError('(run with --help for usage)');
   for (const [flags, help, env] of ETCD_CREDENTIAL_FLAGS) cmd.addOption(new Option(flags, help).env(env));
@@ -116,7 +119,7 @@ export async function parseConfig(argv: string[]): Promise<AgentConfig> {
     etcd: string; name: string; cpu?: number; memoryMib?: number; runtime: RuntimeKind; labels: Record<string, string>;
     host?: string; port: number; advertiseHost?: string; advertiseAddress?: string; simulate?: number; heartbeatInterval: number; heartbeatTtl: number;
     reportInterval: number; fenceAfter?: number; nodeGrace: number; dataDir?: string; stopTimeout: number; restartBackoffMax: number; logLevel: string;
-    runAsUser?: string; podUidRange: string; podLimits: PodLimitMode; pidsLimit: number;
+    runAsUser?: string; podUidRange: string; podLimits: PodLimitMode; pidsLimit: number; runtimeRequestTimeout: number;
   }>();
   if (!DNS_LABEL.test(o.name)) cmd.error(`error: --name ${JSON.stringify(o.name)} must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)`);
   if (o.heartbeatInterval >= o.heartbeatTtl * 1000) cmd.error('error: --heartbeat-interval must be shorter than --heartbeat-ttl');
@@ -166,6 +169,7 @@ export async function parseConfig(argv: string[]): Promise<AgentConfig> {
     runAs,
     podLimits: o.podLimits,
     pidsLimit: o.pidsLimit,
+    runtimeRequestTimeoutMs: Math.round(o.runtimeRequestTimeout * 1000),
     logLevel: o.logLevel,
   };
 }

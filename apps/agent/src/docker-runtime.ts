@@ -31,6 +31,8 @@ export interface DockerRuntimeOptions {
   pullBackoffMs?: number;
   /** Most processes one container may have (default DEFAULT_PIDS_LIMIT). */
   pidsLimit?: number;
+  /** How long one engine call may take before it is aborted (default ENGINE_CALL_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
 }
 
 /**
@@ -69,6 +71,11 @@ export class DockerRuntime implements Runtime {
     this.events = new EngineEvents(this.docker, () => this.nodeId, opts.log);
   }
 
+  /** One engine call, aborted after `--runtime-request-timeout` (plus `extraMs`, e.g. a stop's grace). */
+  private call<T>(what: string, fn: (signal: AbortSignal) => Promise<T>, extraMs = 0): Promise<T> {
+    return callEngine(what, fn, (this.opts.requestTimeoutMs ?? ENGINE_CALL_TIMEOUT_MS) + extraMs);
+  }
+
   get nodeId(): string {
     return typeof this.opts.nodeId === 'function' ? this.opts.nodeId() : this.opts.nodeId;
   }
@@ -98,7 +105,7 @@ export class DockerRuntime implements Runtime {
   private async containerId(podId: string): Promise<string | undefined> {
     const cached = this.containers.get(podId);
     if (cached !== undefined) return cached;
-    const list = await callEngine('list containers', (abortSignal) =>
+    const list = await this.call('list containers', (abortSignal) =>
       this.docker.listContainers({ all: true, filters: { label: [`${LABEL_POD}=${podId}`, `${LABEL_NODE}=${this.nodeId}`] }, abortSignal }),
     );
     const id = list[0]?.Id;
@@ -112,7 +119,7 @@ export class DockerRuntime implements Runtime {
       const id = await this.containerId(podId);
       if (id === undefined) return undefined;
       try {
-        return await callEngine('inspect', (abortSignal) => this.docker.getContainer(id).inspect({ abortSignal }));
+        return await this.call('inspect', (abortSignal) => this.docker.getContainer(id).inspect({ abortSignal }));
       } catch (err) {
         if (statusOf(err) !== 404) throw err;
         this.containers.delete(podId);
@@ -139,7 +146,7 @@ export class DockerRuntime implements Runtime {
     await ensureImage(this.docker, spec.image, { attempts: this.pullAttempts, backoffMs: this.pullBackoffMs, ...(this.opts.log ? { log: this.opts.log } : {}) });
     const options = containerOptions(spec, this.nodeId, this.opts.pidsLimit);
     try {
-      const c = await callEngine('create', (abortSignal) => this.docker.createContainer({ ...options, abortSignal }));
+      const c = await this.call('create', (abortSignal) => this.docker.createContainer({ ...options, abortSignal }));
       this.containers.set(spec.id, c.id);
     } catch (err) {
       if (statusOf(err) === 409) {
@@ -153,11 +160,11 @@ export class DockerRuntime implements Runtime {
         // The pod is bound here, so the leader moved it: after that node's agent acknowledged stopping it
         // (and then removed it), or after the node was declared Dead past its fence budget, by which time a
         // living agent has killed its containers. A container still there is its dead agent's orphan: remove it.
-        const other = await callEngine('inspect', (abortSignal) => this.docker.getContainer(options.name!).inspect({ abortSignal })).catch(() => undefined);
+        const other = await this.call('inspect', (abortSignal) => this.docker.getContainer(options.name!).inspect({ abortSignal })).catch(() => undefined);
         if (other !== undefined && !replaced) {
           const live = other.State.Running || other.State.Paused;
           if (live) this.opts.log?.warn({ pod: spec.name, node: other.Config.Labels?.[LABEL_NODE] }, "removing another node's orphaned container of a pod now bound here (its agent is gone)");
-          await callEngine('remove', (abortSignal) => this.docker.getContainer(other.Id).remove({ force: live, abortSignal })).catch(() => undefined);
+          await this.call('remove', (abortSignal) => this.docker.getContainer(other.Id).remove({ force: live, abortSignal })).catch(() => undefined);
           return this.create(spec, true);
         }
         // A plain error: the sync backs off and tries again, unlike a PodCreateError, which fails the pod.
@@ -173,7 +180,7 @@ export class DockerRuntime implements Runtime {
   async start(id: string): Promise<void> {
     const c = await this.must(id);
     try {
-      await callEngine('start', (abortSignal) => c.start({ abortSignal }));
+      await this.call('start', (abortSignal) => c.start({ abortSignal }));
     } catch (err) {
       if (statusOf(err) === 304) return; // already running
       if (statusOf(err) === 404) throw new UnknownPodError(id);
@@ -186,11 +193,11 @@ export class DockerRuntime implements Runtime {
     if (info === undefined) throw new UnknownPodError(id);
     if (!info.State.Running && !info.State.Paused) return { forced: false };
     const c = this.docker.getContainer(info.Id);
-    if (info.State.Paused) await callEngine('unpause', (abortSignal) => c.unpause({ abortSignal })).catch(ignoreStatus(409));
+    if (info.State.Paused) await this.call('unpause', (abortSignal) => c.unpause({ abortSignal })).catch(ignoreStatus(409));
     const t = Math.max(0, Math.ceil(timeoutMs / 1000));
     const began = Date.now();
-    await callEngine('stop', (abortSignal) => c.stop({ t, abortSignal }), t * 1000 + ENGINE_CALL_TIMEOUT_MS).catch(ignoreStatus(304));
-    const after = await callEngine('inspect', (abortSignal) => c.inspect({ abortSignal }));
+    await this.call('stop', (abortSignal) => c.stop({ t, abortSignal }), t * 1000).catch(ignoreStatus(304));
+    const after = await this.call('inspect', (abortSignal) => c.inspect({ abortSignal }));
     // 137 = 128 + SIGKILL: the engine killed it after the grace (unless the OOM killer did, or it exited before the grace ran out).
     const forced = after.State.ExitCode === 137 && !after.State.OOMKilled && Date.now() - began >= t * 1000 - 250;
     return { forced };
@@ -204,9 +211,9 @@ export class DockerRuntime implements Runtime {
       () => true,
       async () => !((await this.inspectContainer(id).catch(() => undefined))?.State.Running ?? false),
     );
-    await callEngine('kill', (abortSignal) => c.kill({ signal: 'SIGKILL', abortSignal })).catch(ignoreStatus(404, 409));
+    await this.call('kill', (abortSignal) => c.kill({ signal: 'SIGKILL', abortSignal })).catch(ignoreStatus(404, 409));
     // A frozen (paused) container takes the signal once thawed.
-    if (info.State.Paused) await callEngine('unpause', (abortSignal) => c.unpause({ abortSignal })).catch(ignoreStatus(404, 409));
+    if (info.State.Paused) await this.call('unpause', (abortSignal) => c.unpause({ abortSignal })).catch(ignoreStatus(404, 409));
     return Promise.race([ended, sleep(waitMs, false, { ref: false })]);
   }
 
@@ -214,20 +221,20 @@ export class DockerRuntime implements Runtime {
     const info = await this.inspectContainer(id);
     if (info === undefined) throw new UnknownPodError(id);
     if (info.State.Paused || !info.State.Running) return;
-    await callEngine('pause', (abortSignal) => this.docker.getContainer(info.Id).pause({ abortSignal })).catch(ignoreStatus(409));
+    await this.call('pause', (abortSignal) => this.docker.getContainer(info.Id).pause({ abortSignal })).catch(ignoreStatus(409));
   }
 
   async resume(id: string): Promise<void> {
     const info = await this.inspectContainer(id);
     if (info === undefined) throw new UnknownPodError(id);
     if (!info.State.Paused) return;
-    await callEngine('unpause', (abortSignal) => this.docker.getContainer(info.Id).unpause({ abortSignal })).catch(ignoreStatus(409));
+    await this.call('unpause', (abortSignal) => this.docker.getContainer(info.Id).unpause({ abortSignal })).catch(ignoreStatus(409));
   }
 
   async remove(id: string): Promise<void> {
     const cid = await this.containerId(id);
     if (cid === undefined) return;
-    await callEngine('remove', (abortSignal) => this.docker.getContainer(cid).remove({ force: true, v: true, abortSignal })).catch(ignoreStatus(404, 409));
+    await this.call('remove', (abortSignal) => this.docker.getContainer(cid).remove({ force: true, v: true, abortSignal })).catch(ignoreStatus(404, 409));
     this.containers.delete(id);
   }
 
@@ -243,12 +250,12 @@ export class DockerRuntime implements Runtime {
     const info = await this.inspectContainer(id);
     if (info === undefined || !info.State.Running || info.State.Paused) return undefined;
     // dockerode hands `abortSignal` on for stats too; its types leave it out.
-    const s = (await callEngine('stats', (abortSignal) => this.docker.getContainer(info.Id).stats({ stream: false, abortSignal } as { stream: false }))) as unknown as DockerStats;
+    const s = (await this.call('stats', (abortSignal) => this.docker.getContainer(info.Id).stats({ stream: false, abortSignal } as { stream: false }))) as unknown as DockerStats;
     return computeStats(s);
   }
 
   async list(): Promise<RuntimePodState[]> {
-    const list = await callEngine('list containers', (abortSignal) =>
+    const list = await this.call('list containers', (abortSignal) =>
       this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${this.nodeId}`, LABEL_POD] }, abortSignal }),
     );
     const out: RuntimePodState[] = [];

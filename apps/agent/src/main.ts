@@ -120,7 +120,7 @@ for (const name of names) {
   else if (config.runtime === 'process') runtime = processRuntime(name);
   else {
     // The node id is known once the agent registered; the runtime is first used after that (reconciler.addNode).
-    runtime = new DockerRuntime({ nodeId: () => agents.find((a) => a.opts.runtime === runtime)!.id, log: log.child({ node: name, component: 'docker' }), pidsLimit: config.pidsLimit });
+    runtime = new DockerRuntime({ nodeId: () => agents.find((a) => a.opts.runtime === runtime)!.id, log: log.child({ node: name, component: 'docker' }), pidsLimit: config.pidsLimit, requestTimeoutMs: config.runtimeRequestTimeoutMs });
   }
   const capacity = { cpu: config.cpu, memoryMiB: config.memoryMiB };
   agents.push(
