@@ -146,13 +146,16 @@ t.test('pods on real process-runtime agents', async (t) => {
     }, { what: 'the leader\'s event for the restart' });
     t.match(event.message, /left node \w+ \(RestartRequested\): once/, 'the leader sent it back');
     t.equal((await api(c, 'DELETE', '/v1/pods/once')).status, 200);
+    // Gone before the next case kills an agent: a pod still being deleted there is not one to run elsewhere.
+    await waitFor(async () => (await api(c, 'GET', '/v1/pods/once')).status === 404, { what: 'once deleted' });
   });
 
   t.test('SIGKILL an agent: its pods run elsewhere, each in one process group', async (t) => {
     const victim = agents[0]!;
     const nodes = (await api(c, 'GET', '/v1/nodes')).body.items as Array<{ id: string; name: string }>;
     const victimId = nodes.find((n) => n.name === victim.name)!.id;
-    const moving = (await pods()).filter((p) => p.status.nodeId === victimId).map((p) => p.id);
+    // The pods to run elsewhere: bound to the victim and wanted (not being deleted).
+    const moving = (await pods()).filter((p) => p.status.nodeId === victimId && p.deletionRequested === undefined).map((p) => p.id);
     t.ok(moving.length > 0, `${moving.length} pods on ${victim.name}`);
     const killedAt = Date.now();
     victim.process.signal('SIGKILL');
