@@ -18,11 +18,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import pino from 'pino';
-import { prefixes, type NodeRecord, type PodRecord } from '@berth/core';
-import { createEtcdClient, Informer } from '@berth/store';
 import { AgentProcess, killChildrenOnSignals, LocalCluster, repoRoot, waitFor, runDir } from '@berth/devcluster';
 import { machineSummary } from './machine.js';
+import { measurePodStarts, pct, watchNodesAndPods } from './pod-starts.js';
 
 const { values } = parseArgs({
   options: { pods: { type: 'string', default: '50' }, 'in-flight': { type: 'string', default: '5' }, rate: { type: 'string', default: '0' } },
@@ -37,12 +35,6 @@ const ENGINE_DIR = '/tmp/berth-dockerd-bench'; // never the shared /tmp/berth-do
 const engineEnv = { ...process.env, BERTH_DOCKERD_DIR: ENGINE_DIR };
 const sh = (script: string, env: NodeJS.ProcessEnv = engineEnv) =>
   execFileSync('bash', [path.join(repoRoot, script.split(' ')[0]!), ...script.split(' ').slice(1)], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-
-// Nearest-rank percentile.
-const pct = (values: number[], p: number) => {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] ?? NaN;
-};
 
 // The engine is stopped on every way out: normally in `finally`, and from an
 // 'exit' handler after an uncaught error or a signal (killChildrenOnSignals exits).
@@ -92,11 +84,7 @@ try {
   dir = runDir('berth-bench-docker-');
   cluster = await LocalCluster.start({ dir, controllers: 1, controllerArgs: ['--log-level', 'warn'] });
   const leader = await cluster.waitForAgreedLeader();
-  const client = createEtcdClient(cluster.etcd.endpoint);
-  const log = pino({ level: 'silent' });
-  const nodes = new Informer<NodeRecord>(client, prefixes.nodes, log);
-  const pods = new Informer<PodRecord>(client, prefixes.pods, log);
-  await Promise.all([nodes.start(), pods.start()]);
+  const { nodes, pods, close } = await watchNodesAndPods(cluster.etcd.endpoint);
   agent = new AgentProcess({
     name: 'dock', etcd: cluster.etcd.endpoint, logDir: dir, runtime: 'docker', cpu: 64, memoryMiB: 65536,
     env: { DOCKER_HOST: dockerHost },
@@ -104,43 +92,14 @@ try {
   await agent.start();
   await waitFor(() => nodes.list().some((i) => i.value.name === 'dock' && i.value.status === 'Ready'), { what: 'node dock Ready', timeoutMs: 30_000 });
 
-  // First time each pod (by name) is seen bound, Starting and Running.
-  const sentAt = new Map<string, number>();
-  const seen = { bound: new Map<string, number>(), starting: new Map<string, number>(), running: new Map<string, number>() };
-  pods.on('change', ({ item }) => {
-    if (!item) return;
-    const { name, status } = item.value;
-    if (!sentAt.has(name)) return;
-    const now = performance.now();
-    if (status.phase !== 'Pending' && !seen.bound.has(name)) seen.bound.set(name, now);
-    if ((status.phase === 'Starting' || status.phase === 'Running') && !seen.starting.has(name)) seen.starting.set(name, now);
-    if (status.phase === 'Running' && !seen.running.has(name)) seen.running.set(name, now);
+  const { toRunning, toBound, toStarting, startingToRunning, wallMs: wall } = await measurePodStarts({
+    leader, pods, count: podCount, inFlight, rate,
+    name: (i) => `bench-${i}`,
+    body: (name) => ({ name, image: IMAGE, command: ['sleep', '3600'], cpu: 0.1, memoryMiB: 32 }),
   });
-
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: inFlight }, async () => {
-    while (next < podCount) {
-      const i = next++;
-      const name = `bench-${i}`;
-      // Paced creation, like Kubernetes' pod-startup SLO measurements, when --rate is given.
-      if (rate > 0) await new Promise((r) => setTimeout(r, Math.max(0, t0 + (i * 1000) / rate - performance.now())));
-      sentAt.set(name, performance.now());
-      const res = await leader.request('POST', '/v1/pods', { name, image: IMAGE, command: ['sleep', '3600'], cpu: 0.1, memoryMiB: 32 });
-      if (res.status !== 201) throw new Error(`POST /v1/pods ${name}: ${res.status} ${JSON.stringify(res.body)}`);
-    }
-  }));
-  await waitFor(() => seen.running.size === podCount, { what: `${podCount} pods Running`, timeoutMs: 300_000, intervalMs: 50 });
-  const since = (m: Map<string, number>) => [...m.entries()].map(([name, at]) => at - sentAt.get(name)!);
-  const toRunning = since(seen.running);
-  const toBound = since(seen.bound);
-  const toStarting = since(seen.starting);
-  const startingToRunning = [...seen.running.entries()].map(([name, at]) => at - seen.starting.get(name)!);
-  const wall = Math.max(...seen.running.values()) - Math.min(...sentAt.values());
   const containers = docker('ps', '-q', '--filter', 'label=berth.pod').split('\n').filter(Boolean).length;
 
-  await Promise.all([nodes.stop(), pods.stop()]);
-  client.close();
+  await close();
 
   const ms = (v: number) => v.toFixed(0);
   console.log(`\n# docker pods (1 controller = leader, 1 etcd, 1 agent --runtime docker; ${podCount} pods of ${IMAGE} sleep 3600, 0.1 core, 32 MiB, ${inFlight} POSTs in flight, ${rate > 0 ? `${rate} pods/s` : 'burst'})`);
