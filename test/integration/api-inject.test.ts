@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap';
+import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,7 +9,7 @@ import { keyOf, nameKey, newId, type NodeRecord, type PodRecord } from '@berth/c
 import { commit, EventRecorder, putJson } from '@berth/store';
 import { waitFor } from '@berth/devcluster';
 import { buildServer, createAuth, ClusterState, Discovery, EtcdHealth, JobDispatcher, JobService, LeadershipView, LiveFeed, Metrics, NodeProvisioner, NodeService, PodService, Router, ServiceCatalog } from '@berth/controller';
-import { clientFor, etcdFor, testLog } from '../helpers/fixtures.js';
+import { clientFor, etcdFor, tempDir, testLog } from '../helpers/fixtures.js';
 import { podRecord } from '../helpers/pods.js';
 
 /**
@@ -28,7 +29,7 @@ interface ErrorBody {
 }
 
 /** Builds the services and the server over `endpoint`; everything is closed at teardown. */
-async function apiFor(t: Test, endpoint: string) {
+async function apiFor(t: Test, endpoint: string, adminTokenFile?: string) {
   const client = clientFor(t, endpoint);
   const log = testLog;
   const self = { id: 'inject', address: 'http://127.0.0.1:0', pid: process.pid, startedAt: new Date().toISOString() };
@@ -55,7 +56,7 @@ async function apiFor(t: Test, endpoint: string) {
     serviceCatalog,
     router,
     jobService: new JobService(client, state, jobs),
-    auth: createAuth({ client, state, events, replica: self.id, config: { insecure: false, metricsPublic: false, rateLimit: { read: 0, write: 0 }, auditTtlSeconds: 600 }, tls: false, log }).settings,
+    auth: createAuth({ client, state, events, replica: self.id, config: { insecure: false, metricsPublic: false, rateLimit: { read: 0, write: 0 }, auditTtlSeconds: 600, ...(adminTokenFile === undefined ? {} : { adminTokenFile }) }, tls: false, log }).settings,
   });
   health.start();
   state.start();
@@ -262,9 +263,21 @@ t.test('API over real services, called with inject()', async (t) => {
     t.equal(routed.body, 'from the pod');
     t.equal(routed.headers['x-berth-pod'], podId);
 
+    // A second replica with authentication on (its bootstrap admin token in a file).
+    const tokenFile = path.join(tempDir(t, 'berth-inject-auth-'), 'admin-token');
+    const authed = await apiFor(t, etcd.endpoint, tokenFile);
+    const adminToken = fs.readFileSync(tokenFile, 'utf8').trim();
+
     // 1. etcd stops; the probe reports it down once every probe failed for DOWN_AFTER_MS.
     await etcd.stop();
-    await waitFor(() => health.down, { what: 'the health probe to report etcd down', timeoutMs: 10_000 });
+    await waitFor(() => health.down && authed.health.down, { what: 'the health probes to report etcd down', timeoutMs: 10_000 });
+    // With authentication on, a caller without a token learns 401, not the state of etcd and its endpoints.
+    const anonymous = await authed.app.inject({ method: 'GET', url: '/v1/pods' });
+    t.equal(anonymous.statusCode, 401, 'no token while etcd is down: 401');
+    t.notMatch(anonymous.body, /etcd|127\.0\.0\.1/, 'and nothing about etcd');
+    const admin = await authed.app.inject({ method: 'GET', url: '/v1/pods', headers: { authorization: `Bearer ${adminToken}` } });
+    t.equal(admin.statusCode, 503, 'with a token: 503');
+    t.equal(errorOf(admin).error, 'ETCD_UNAVAILABLE');
     for (const [method, url, body] of [
       ['GET', '/v1/pods', undefined],
       ['GET', '/v1/leader', undefined],

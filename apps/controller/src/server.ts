@@ -152,20 +152,21 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const health = deps.etcdHealth;
   installErrorHandling(app, () => (health.down ? health.problem : undefined));
   deps.metrics.instrument(app);
+  const { log: _log, advertiseUrl: _url, https: _https, bodyLimit: _limit, ...services } = deps;
+  await app.register(servicesPlugin, services);
+  // Before the routes: the rate limiter hooks the routes registered after it.
+  await installAuth(app, deps.auth);
   // While etcd does not answer (down, or no quorum), the API says so instead of
   // serving a frozen watch cache as if it were current: every /v1 request
   // answers 503 ETCD_UNAVAILABLE, like a write would after its deadline, only at once.
-  app.addHook('onRequest', async (req) => {
+  // After authentication (a hook added after installAuth's): a caller without a
+  // token learns 401, not the state of etcd and its endpoints.
+  app.addHook('preParsing', async (req) => {
     if (!health.down || !req.url.startsWith('/v1/')) return;
     const [path = '', query = ''] = req.url.split('?', 2);
     if (servedWhileEtcdDown(path, query)) return;
     throw errors.etcdUnavailable(health.problem);
   });
-
-  const { log: _log, advertiseUrl: _url, https: _https, bodyLimit: _limit, ...services } = deps;
-  await app.register(servicesPlugin, services);
-  // Before the routes: the rate limiter hooks the routes registered after it.
-  await installAuth(app, deps.auth);
   await app.register(systemRoutes);
   await app.register(leaderRoutes, { prefix: '/v1' });
   await app.register(nodeRoutes, { prefix: '/v1' });
