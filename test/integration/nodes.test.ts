@@ -12,6 +12,8 @@ const GRACE = 3;
 const api = (c: ControllerProcess, method: string, path: string, body?: unknown) => c.request(method, path, body);
 
 const node = async (c: ControllerProcess, name: string) => (await api(c, 'GET', `/v1/nodes/${name}`)).body as NodeView;
+/** Command lines of every process on the machine. */
+const psArgs = () => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n');
 const pidAlive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -162,6 +164,24 @@ t.test('nodes: agents, heartbeats through leases, lifecycle, provisioning', asyn
     const again = await api(c, 'POST', '/v1/nodes', { name: 'prov-1', cpu: 1, runtime: 'simulated' });
     t.equal(again.status, 201, 'the name is free again');
     await api(c, 'DELETE', '/v1/nodes/prov-1');
+  });
+
+  t.test('a node deleted while it is being provisioned: the POST answers 409, and nothing is left behind', async (t) => {
+    const posted = api(c, 'POST', '/v1/nodes', { name: 'prov-race', cpu: 1, runtime: 'simulated' });
+    // DELETE it as soon as its record exists (it is written first, then the agent is started and awaited).
+    const placeholder = await waitFor(async () => {
+      const res = await api(c, 'GET', '/v1/nodes/prov-race');
+      return res.status === 200 ? (res.body as NodeView) : undefined;
+    }, { what: 'the node record of the POST', intervalMs: 20 });
+    t.equal(placeholder.reason, 'Provisioning');
+    t.equal((await api(c, 'DELETE', '/v1/nodes/prov-race')).status, 200, 'the DELETE wins');
+    const res = await posted;
+    t.equal(res.status, 409, JSON.stringify(res.body).slice(0, 300));
+    t.equal(res.body.error, 'CONFLICT');
+    t.match(res.body.message, 'node "prov-race" was deleted while it was being provisioned');
+    t.equal((await api(c, 'GET', '/v1/nodes/prov-race')).status, 404, 'no node record left');
+    t.equal(await client.get('/berth/names/nodes/prov-race').string(), null, 'the name is released');
+    await waitFor(() => !psArgs().some((a) => a.includes('--name prov-race')), { what: 'no agent process of prov-race left' });
   });
 
   t.test('an agent that cannot register: 504 after the timeout, and nothing is left behind', async (t) => {

@@ -147,7 +147,7 @@ export class NodeService {
     try {
       started = await this.provisioner.launch({ nodeId: id, name, resources, runtime, labels: req.labels ?? {}, etcd: this.etcdEndpoints, etcdArgs: this.agentEtcdArgs });
       await this.update(id, (n) => ({ ...n, provisioner: started! }), 'NodeProvisioned');
-      await this.waitRegistered(id);
+      await this.waitRegistered(id, name);
       return this.state.nodeView(this.state.node(id).value);
     } catch (err) {
       const output = started ? await this.provisioner.output(started) : '';
@@ -159,6 +159,8 @@ export class NodeService {
       if (isBerthError(err, 'TIMEOUT')) {
         throw errors.timeout(`${err.message}; removed its ${started?.kind === 'docker' ? 'container' : 'process'}${output ? `. Agent output:\n${output}` : ''}`);
       }
+      // Its record went while it was being provisioned (a DELETE of it won): the request conflicted, the node did not vanish on its own.
+      if (isBerthError(err, 'NOT_FOUND')) throw deletedWhileProvisioned(name);
       throw err;
     }
   }
@@ -200,12 +202,12 @@ export class NodeService {
    * its heartbeat is in the cache and, while there is a leader, the leader
    * marked it Ready.
    */
-  private waitRegistered(id: string): Promise<void> {
+  private waitRegistered(id: string, name: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const check = () => {
         const node = this.state.nodes.get(keyOf('nodes', id))?.value;
         if (node && node.agent.pid !== 0 && this.state.heartbeat(id) && (node.status === 'Ready' || !this.hasLeader())) done(resolve);
-        else if (node === undefined) done(() => reject(errors.conflict(`node ${id} was deleted while it was being provisioned`)));
+        else if (node === undefined) done(() => reject(deletedWhileProvisioned(name)));
       };
       const timer = setTimeout(
         () => done(() => reject(errors.timeout(`node ${id} did not register within ${this.provisionTimeoutMs / 1000} s`))),
@@ -228,4 +230,9 @@ export class NodeService {
       .record({ type: 'Normal', reason, message, involved: { kind: 'node', id: node.id } })
       .catch((err: unknown) => this.log.warn({ err, nodeId: node.id, reason }, 'could not record event'));
   }
+}
+
+/** POST /v1/nodes lost to a DELETE of the node it was provisioning: 409, whichever step noticed. */
+function deletedWhileProvisioned(name: string) {
+  return errors.conflict(`node ${JSON.stringify(name)} was deleted while it was being provisioned`);
 }
