@@ -11,7 +11,6 @@
  *   npm run bench:auth -- [--concurrency 16] [--seconds 5] [--rounds 3] [--pods 50]
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ControllerProcess, EtcdServer, killChildrenOnSignals, runDir } from '@berth/devcluster';

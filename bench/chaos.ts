@@ -15,7 +15,6 @@
  * Needs root for the silent partitions (network namespaces, iptables); --no-netns skips them.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { FAULT_KINDS, killChildrenOnSignals, PROFILES, renderMarkdown, runChaos, type FaultCounts, runDir } from '@berth/devcluster';

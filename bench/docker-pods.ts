@@ -15,7 +15,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AgentProcess, killChildrenOnSignals, LocalCluster, repoRoot, waitFor, runDir } from '@berth/devcluster';

@@ -10,8 +10,6 @@
  *   npm run bench:fuzz -- [--cases 50000] [--seed N] [--concurrency 4] [--provisions 2]
  */
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { nameKey } from '@berth/core';
 import { createEtcdClient } from '@berth/store';

@@ -9,8 +9,6 @@
  *   npm run build && node bench/dist/nodes-scale.js [--nodes 1000,5000] [--report-interval 5000] [--steady 15]
  */
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { prefixes, type NodeRecord } from '@berth/core';

@@ -9,8 +9,6 @@
  *   npm run build && node bench/dist/scheduler-throughput.js [--nodes 1000,5000,10000] [--pods 10000]
  */
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { newId, prefixes, type NodeRecord, type PodRecord } from '@berth/core';

@@ -10,7 +10,6 @@
  *   node bench/dist/slow-etcd.js [--seconds 60] [--min-ms 75] [--max-ms 225] [--lease-ttl S]
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AgentProcess, ControllerProcess, EtcdServer, killChildrenOnSignals, TcpProxy, waitFor, runDir } from '@berth/devcluster';

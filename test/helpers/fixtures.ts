@@ -1,18 +1,16 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Test } from 'tap';
 import pino from 'pino';
 import { createEtcdClient } from '@berth/store';
-import { EtcdServer, LocalCluster, docker, killChildrenOnSignals, type LocalClusterOptions } from '@berth/devcluster';
+import { EtcdServer, LocalCluster, docker, killChildrenOnSignals, runDir, type LocalClusterOptions } from '@berth/devcluster';
 
 killChildrenOnSignals();
 
 /** A temp dir removed when the test ends (kept when it fails, for the logs). */
 export function tempDir(t: Test, prefix = 'berth-test-'): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   // Passable (not listable) by other users: pods run as their own users, and reach scripts and agent data dirs in here.
-  fs.chmodSync(dir, 0o711);
+  const dir = runDir(prefix);
   t.teardown(() => {
     if (t.passing()) fs.rmSync(dir, { recursive: true, force: true });
     else t.comment(`logs kept in ${dir}`);

@@ -239,7 +239,7 @@ export class DockerRuntime implements Runtime {
   }
 
   async logs(id: string, opts: { tail?: number }): Promise<string> {
-    return readLogs(await this.must(id), id, opts.tail);
+    return readLogs(await this.must(id), id, opts.tail, this.opts.requestTimeoutMs);
   }
 
   followLogs(id: string, opts: { tail?: number }, signal: AbortSignal): AsyncIterable<string> {

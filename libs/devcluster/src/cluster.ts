@@ -1,9 +1,8 @@
-import { runDir } from './process.js';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ControllerProcess } from './controller.js';
 import { EtcdServer } from './etcd.js';
+import { runDir } from './process.js';
 import { waitFor } from './wait.js';
 
 /** Options of a local HA cluster. */

@@ -18,9 +18,9 @@ export interface FollowedPod {
 type LogRange = { tail?: number; since?: string };
 
 /** A pod's logs so far (the last `tail` lines when given), demultiplexed. */
-export async function readLogs(container: Docker.Container, podId: string, tail: number | undefined): Promise<string> {
+export async function readLogs(container: Docker.Container, podId: string, tail: number | undefined, timeoutMs?: number): Promise<string> {
   if (tail !== undefined && tail <= 0) return '';
-  const buf = await callEngine('logs', (abortSignal) => container.logs({ stdout: true, stderr: true, follow: false, abortSignal, ...(tail === undefined ? {} : { tail }) })).catch((err: unknown) => {
+  const buf = await callEngine('logs', (abortSignal) => container.logs({ stdout: true, stderr: true, follow: false, abortSignal, ...(tail === undefined ? {} : { tail }) }), timeoutMs).catch((err: unknown) => {
     if (statusOf(err) === 404) throw new UnknownPodError(podId);
     throw err;
   });
