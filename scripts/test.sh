@@ -50,6 +50,19 @@ sum() { sed -nE "s/.*$1: ([0-9]+).*/\1/p" <<<"$summaries" | awk '{ n += $1 } END
 pass=$(sum pass); fail=$(sum fail); skip=$(sum skip)
 pass=${pass:-0}; fail=${fail:-0}
 if [ "$status" -ne 0 ] && [ "$fail" = 0 ]; then fail=1; fi # e.g. a crash or a coverage threshold
+# CI shows only the end of what this prints: name each failed assertion there,
+# with the first lines of its diagnostics, so a failure can be told from the
+# tail alone (the whole output stays in $out).
+if [ "$fail" != 0 ]; then
+  echo
+  echo "# Failed (from $out):"
+  awk '
+    /^[[:space:]]*not ok / { print; keep = 1; shown = 0; n++; next }
+    /^[[:space:]]*(ok |# Subtest)/ { keep = 0 }
+    keep && shown < 8 && /^[[:space:]]+(found|wanted|message|error|code|diff|pattern|lineNumber):/ { print; shown++ }
+    n >= 20 && !keep { exit }
+  ' "$out" | head -n 120
+fi
 echo
 if [ -n "${skip:-}" ]; then echo "$pass passed, $fail failed, $skip skipped"; else echo "$pass passed, $fail failed"; fi
 exit "$status"
