@@ -157,6 +157,10 @@ t.test('API over real services, called with inject()', async (t) => {
     const res = await commit(client, [], [putJson(nameKey('pods', pod.name), id), putJson(keyOf('pods', id), pod)]);
     await state.pods.waitForRevision(res.revision);
 
+    const logs = await call(app, 'GET', '/v1/pods/batch/logs');
+    t.equal(logs.statusCode, 409, 'logs of a pod whose node is gone: 409, a state (not 502, which says an agent did not answer)');
+    t.match(errorOf(logs), { error: 'INVALID_TRANSITION', message: /gone-node, which is gone/ });
+
     const restart = await call(app, 'POST', '/v1/pods/batch/restart');
     t.equal(restart.statusCode, 200);
     const written = restart.json<PodRecord>();

@@ -108,7 +108,10 @@ export const podRoutes = routePlugin('pod-routes', ['clusterState', 'podService'
       const pod = state.pod(req.params.id).value;
       if (pod.status.nodeId === null) throw new BerthError('INVALID_TRANSITION', `pod ${pod.name} is ${pod.status.phase}: not on a node, so no logs yet`);
       const node = state.nodes.get(keyOf('nodes', pod.status.nodeId))?.value;
-      if (node === undefined || node.address === '') throw new BerthError('AGENT_UNREACHABLE', `node ${pod.status.nodeId} of pod ${pod.name} is gone`);
+      // A state, not a gateway failure: the node was removed (its logs went with it, and the leader sends the pod
+      // back to Pending) or has no agent yet. 502 is for an agent that exists and does not answer.
+      if (node === undefined) throw new BerthError('INVALID_TRANSITION', `pod ${pod.name} was on node ${pod.status.nodeId}, which is gone: its logs went with the node`);
+      if (node.address === '') throw new BerthError('INVALID_TRANSITION', `node ${node.name} of pod ${pod.name} has no agent yet, so no logs yet`);
       const qs = new URLSearchParams();
       if (req.query.tail !== undefined) qs.set('tail', String(req.query.tail));
       if (req.query.follow === '1' || req.query.follow === 'true') qs.set('follow', '1');
