@@ -2,7 +2,7 @@ import t from 'tap';
 import { keyOf, leaderRecordKey, type AllocationRecord, type NodeView, type PodRecord } from '@berth/core';
 import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster';
 import { clientFor, clusterFor, tempDir } from '../helpers/fixtures.js';
-import { killPodProcesses, podGroups } from '../helpers/pod-processes.js';
+import { killPodProcesses, podGroups, removeNodeCgroups } from '../helpers/pod-processes.js';
 
 // Two-phase eviction on real process-runtime agents: a drained node's pods,
 // preemption victims and the pods of a node that re-joined smaller are first
@@ -67,11 +67,16 @@ t.test('two-phase eviction never runs a pod in two places', async (t) => {
     new AgentProcess({ name, etcd: cluster.etcd.endpoint, logDir, runtime: 'process', cpu, memoryMiB: 2048, extraArgs: ['--stop-timeout', '5', '--heartbeat-interval', '500'] });
   const agents = new Map<string, AgentProcess>();
   const ids = new Set<string>();
+  /** Every node an agent ran for: SIGKILLed agents leave their cgroups behind. */
+  const started = new Set<string>();
   t.teardown(async () => {
     await Promise.all([...agents.values()].map((a) => a.process.stop('SIGKILL')));
     killPodProcesses(ids);
+    const left = [...started].flatMap((n) => removeNodeCgroups(n));
+    if (left.length > 0) t.comment(`cgroups left: ${left.join(', ')}`);
   });
   const start = async (name: string, cpu: number) => {
+    started.add(name);
     const a = agent(name, cpu);
     agents.set(name, a);
     await a.start();

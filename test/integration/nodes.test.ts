@@ -4,6 +4,7 @@ import path from 'node:path';
 import { prefixes, type BerthEvent, type NodeView } from '@berth/core';
 import { AgentProcess, repoRoot, waitFor, type ControllerProcess } from '@berth/devcluster';
 import { clientFor, clusterFor, tempDir } from '../helpers/fixtures.js';
+import { removeNodeCgroups } from '../helpers/pod-processes.js';
 
 const HEARTBEAT_TTL = 3;
 const GRACE = 3;
@@ -31,7 +32,11 @@ t.test('nodes: agents, heartbeats through leases, lifecycle, provisioning', asyn
   const logDir = tempDir(t, 'berth-agents-');
   const agentArgs = ['--heartbeat-ttl', String(HEARTBEAT_TTL), '--heartbeat-interval', '500', '--report-interval', '500'];
   const agents = ['n1', 'n2'].map((name) => new AgentProcess({ name, etcd: cluster.etcd.endpoint, logDir, cpu: 2, memoryMiB: 1024, extraArgs: agentArgs }));
-  t.teardown(() => Promise.all(agents.map((a) => a.process.stop('SIGKILL'))));
+  t.teardown(async () => {
+    await Promise.all(agents.map((a) => a.process.stop('SIGKILL')));
+    // A SIGKILLed agent leaves its node's cgroups behind (there are no pods in them here).
+    for (const n of ['n1', 'n2']) removeNodeCgroups(n);
+  });
   await Promise.all(agents.map((a) => a.start()));
   const [n1, n2] = agents as [AgentProcess, AgentProcess];
   await cluster.waitForAgreedLeader();
