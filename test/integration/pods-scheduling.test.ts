@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
-import type { AllocationRecord, PodRecord } from '@berth/core';
-import { prefixes } from '@berth/core';
+import type { AllocationRecord, NodeView, PodRecord } from '@berth/core';
+import { deadAfterMs, prefixes } from '@berth/core';
 import { listPrefix } from '@berth/store';
 import { AgentProcess, waitFor, type ControllerProcess } from '@berth/devcluster';
 import { clientFor, clusterFor, tempDir } from '../helpers/fixtures.js';
@@ -124,9 +124,10 @@ t.test('pods on simulated nodes: binding, reasons, rescheduling, leader kill', a
 
   t.test('a dead node\'s pods are rescheduled elsewhere', async (t) => {
     const before = (await api(c(), 'GET', '/v1/pods')).body.items as PodRecord[];
-    const nodes = (await api(c(), 'GET', '/v1/nodes')).body.items as Array<{ id: string; name: string }>;
+    const nodes = (await api(c(), 'GET', '/v1/nodes')).body.items as NodeView[];
     const onA = new Set(nodes.filter((n) => n.name.startsWith('a-')).map((n) => n.id));
     const moving = before.filter((p) => p.status.nodeId !== null && onA.has(p.status.nodeId));
+    const fenceOfA = nodes.find((n) => onA.has(n.id))?.fence;
     t.ok(moving.length > 0, `${moving.length} pods on agent a's nodes`);
     const killedAt = Date.now();
     simA.process.signal('SIGKILL');
@@ -138,7 +139,8 @@ t.test('pods on simulated nodes: binding, reasons, rescheduling, leader kill', a
           return p !== undefined && p.status.nodeId !== null && !onA.has(p.status.nodeId);
         });
       },
-      { what: 'pods rebound off the dead nodes', timeoutMs: (TTL + GRACE + 2) * 1000 + 2000 },
+      // TTL, then the grace stretched to a's fence budget (the agents assume the default grace: 5 s, not 3), then rebinding.
+      { what: 'pods rebound off the dead nodes', timeoutMs: TTL * 1000 + deadAfterMs(GRACE * 1000, fenceOfA) + 6000 },
     );
     t.comment(`rescheduled ${Date.now() - killedAt} ms after SIGKILL`);
     const pods = await checkInvariants(t);
@@ -148,7 +150,7 @@ t.test('pods on simulated nodes: binding, reasons, rescheduling, leader kill', a
   t.test('drain moves pods off a node; deleting a node drains it first', async (t) => {
     await simA.start();
     await waitFor(async () => (await api(c(), 'GET', '/v1/nodes?status=Ready')).body.items.length === 3, { what: '3 Ready nodes again' });
-    const nodes = (await api(c(), 'GET', '/v1/nodes')).body.items as Array<{ id: string; name: string }>;
+    const nodes = (await api(c(), 'GET', '/v1/nodes')).body.items as NodeView[];
     const b0 = nodes.find((n) => n.name === 'b-0')!.id;
     const a0 = nodes.find((n) => n.name === 'a-0')!.id;
     const onB = (await api(c(), 'GET', '/v1/pods?node=b-0')).body.items as PodRecord[];
