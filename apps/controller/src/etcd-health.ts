@@ -27,6 +27,14 @@ interface Endpoint {
  * `downAfterMs` (3 s) it is `down`: the API answers 503 at once and the live
  * stream says so. A slow etcd is not a down etcd: each probe may take up to
  * `downAfterMs` to answer, well above any latency Berth tolerates.
+ *
+ * Probes overlap: a new round goes out every interval even while older ones
+ * are unanswered, and each round's verdict counts only if no round sent
+ * later has told otherwise. A read sent to a member while etcd elects a new
+ * raft leader can stall until its deadline although the election ended long
+ * before; the rounds sent after it answered, so its failure is old news, not
+ * an outage (with one round at a time, that one stalled read turned the API
+ * away for seconds after every etcd leader change).
  */
 export class EtcdHealth extends EventEmitter<{ change: [down: boolean] }> {
   private timer: NodeJS.Timeout | undefined;
@@ -35,7 +43,12 @@ export class EtcdHealth extends EventEmitter<{ change: [down: boolean] }> {
   /** Send time of the first probe of the current run of failed probes. */
   private failingSince: number | undefined;
   private wasDown = false;
-  private probing = false;
+  /** Rounds sent and not yet ended; at most `maxOutstanding` (every round ends by its deadline). */
+  private outstanding = 0;
+  private readonly maxOutstanding: number;
+  /** Send times of the latest round that succeeded and of the latest that failed. */
+  private lastOkSentAt = 0;
+  private lastFailSentAt = 0;
   private readonly endpoints: Endpoint[];
 
   constructor(
@@ -53,6 +66,7 @@ export class EtcdHealth extends EventEmitter<{ change: [down: boolean] }> {
     credentials?: EtcdCredentials,
   ) {
     super();
+    this.maxOutstanding = Math.ceil(downAfterMs / intervalMs) + 1;
     // Own connections: a probe's deadline must not be spent queueing behind the controller's traffic.
     this.endpoints = endpoints.map((url) => ({
       url,
@@ -111,20 +125,30 @@ export class EtcdHealth extends EventEmitter<{ change: [down: boolean] }> {
   }
 
   private async probe(): Promise<void> {
-    if (this.probing) return;
-    this.probing = true;
+    if (this.outstanding >= this.maxOutstanding) return;
+    this.outstanding++;
     const sentAt = Date.now();
     try {
-      const ok = await Promise.all(this.endpoints.map((e) => this.probeOne(e)));
-      if (ok.some(Boolean)) {
-        if (this.lastError !== undefined && this.lastOkAt !== 0) this.log.info('etcd reachable again');
+      // Answered at the first member that serves the read (a hung member would hold the verdict for its deadline).
+      const ok = await new Promise<boolean>((resolve) => {
+        let left = this.endpoints.length;
+        for (const e of this.endpoints) void this.probeOne(e).then((one) => (one ? resolve(true) : --left === 0 && resolve(false)));
+      });
+      if (ok) {
+        // etcd served a read after sentAt, unless a round sent later has failed since: that is the newer news.
+        if (sentAt > this.lastFailSentAt) {
+          if (this.lastError !== undefined && this.lastOkAt !== 0) this.log.info('etcd reachable again');
+          this.lastError = undefined;
+          this.failingSince = undefined;
+        }
+        this.lastOkSentAt = Math.max(this.lastOkSentAt, sentAt);
         this.lastOkAt = Date.now();
-        this.lastError = undefined;
-        this.failingSince = undefined;
-      } else {
+      } else if (sentAt >= this.lastOkSentAt) {
+        // (A round sent before the latest success says nothing about etcd now: it stalled through what has passed.)
+        this.lastFailSentAt = Math.max(this.lastFailSentAt, sentAt);
         const first = this.lastError === undefined;
         this.lastError = this.describe();
-        this.failingSince ??= sentAt;
+        this.failingSince = Math.min(this.failingSince ?? sentAt, sentAt);
         if (first) this.log.warn({ problem: this.lastError }, 'etcd unreachable');
       }
       const down = this.down;
@@ -133,7 +157,7 @@ export class EtcdHealth extends EventEmitter<{ change: [down: boolean] }> {
         this.emit('change', down);
       }
     } finally {
-      this.probing = false;
+      this.outstanding--;
     }
   }
 
