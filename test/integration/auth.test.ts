@@ -52,6 +52,10 @@ async function mint(t: Test, name: string, role: Role): Promise<string> {
   t.match(created, { name, role, createdBy: 'admin' });
   t.ok(created.token.length >= 40, 'the secret carries at least 128 bits');
   secrets.push(created.token);
+  // Replica a answered once its own cache had the token; b learns of it with its watch event (as of a revocation).
+  const at = Date.now();
+  await waitFor(async () => (await call(b.url, 'GET', '/v1/session', { token: created.token })).status === 200, { what: `replica b to know token ${name}`, timeoutMs: 5000, intervalMs: 5 });
+  t.ok(Date.now() - at < 1000, `the other replica takes token ${name} within a second (${Date.now() - at} ms)`);
   return created.token;
 }
 
