@@ -27,8 +27,8 @@ t.test('jobs: durable, routed, retried, answered', async (t) => {
     t.equal(echoed.headers['x-trace'], 'abc');
     t.same(JSON.parse(echoed.body), { hello: 'world' }, 'a JSON body is sent as JSON');
     t.equal(echoed.headers['content-type'], 'application/json');
-    // Any replica answers from its cache.
-    t.equal((await s.job(leader, job.id)).status, 'Succeeded');
+    // Any replica answers from its cache, once its watch delivered the change (a moment after the follower saw it).
+    await waitFor(async () => (await s.job(leader, job.id)).status === 'Succeeded', { what: "the leader's cache to show the job Succeeded", timeoutMs: 5000 });
   });
 
   t.test('5xx answers are retried on the other pod, then the job fails with every attempt recorded', async (t) => {
@@ -93,7 +93,11 @@ t.test('jobs: durable, routed, retried, answered', async (t) => {
     t.equal(del.status, 200);
     t.equal(del.body.status, 'Canceled');
     t.equal((await api(leader, 'DELETE', `/v1/jobs/${res.body.id}`)).status, 409, 'a finished job cannot be canceled again');
-    const job = await s.job(follower, res.body.id);
+    // The follower's cache has it with its watch event.
+    const job = await waitFor(async () => {
+      const j = await s.job(follower, res.body.id);
+      return j.status === 'Canceled' && j.attempts[0]?.outcome === 'Canceled' ? j : undefined;
+    }, { what: 'the follower to show the job and its attempt Canceled', timeoutMs: 5000 });
     t.equal(job.status, 'Canceled');
     t.equal(job.attempts[0]!.outcome, 'Canceled');
   });
@@ -113,7 +117,11 @@ t.test('jobs: durable, routed, retried, answered', async (t) => {
       const j = await s.job(follower, id, 30);
       t.equal(j.status, 'Succeeded', `job ${id}: ${j.message}`);
     }
-    const list = (await api(leader, 'GET', '/v1/jobs?service=later&status=Succeeded')).body.items as JobRecord[];
+    // (Read on the other replica: its cache has the last result with its watch event.)
+    const list = await waitFor(async () => {
+      const items = (await api(leader, 'GET', '/v1/jobs?service=later&status=Succeeded')).body.items as JobRecord[];
+      return items.length === 5 ? items : undefined;
+    }, { what: 'the five jobs Succeeded on the other replica', timeoutMs: 5000 });
     t.equal(list.length, 5, 'the list filters by service and status');
   });
 });
