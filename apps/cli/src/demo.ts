@@ -70,10 +70,11 @@ async function views(clients: BerthClient[]): Promise<Array<{ api: BerthClient; 
 }
 
 /** The leader every answering replica names (undefined while they disagree or there is none). */
-function agreed(vs: Array<{ view: ClusterView }>): { id: string; term: number | null; address: string | null } | undefined {
+function agreed(vs: Array<{ view: ClusterView }>): { id: string; term: number | null; address: string | null; since: string | null } | undefined {
   const ids = new Set(vs.map((v) => v.view.leader.leaderId));
   const id = vs[0]?.view.leader.leaderId;
-  return vs.length > 0 && ids.size === 1 && id !== null && id !== undefined ? { id, term: vs[0]!.view.leader.term, address: vs[0]!.view.leader.address } : undefined;
+  const l = vs[0]?.view.leader;
+  return l !== undefined && ids.size === 1 && id !== null && id !== undefined ? { id, term: l.term, address: l.address, since: l.since } : undefined;
 }
 
 /**
@@ -173,10 +174,12 @@ export async function failoverDemo(o: FailoverDemoOptions, out: Out, c: Palette)
     const elected = await poll(async () => {
       const seen = await Promise.all(survivors.map(([, api]) => api.cluster()));
       const next = agreed(seen.map((view) => ({ view })));
-      return next && next.id !== now.id && (next.term ?? 0) > (now.term ?? 0) ? { ...next, at: Date.now() } : undefined;
+      // When it took office, by its own leader record (this host's clock): not when these polls next saw every replica agree.
+      const tookOffice = next?.since === null || next?.since === undefined ? NaN : Date.parse(next.since);
+      return next && next.id !== now.id && (next.term ?? 0) > (now.term ?? 0) ? { ...next, at: Number.isNaN(tookOffice) ? Date.now() : Math.min(tookOffice, Date.now()), seenAt: Date.now() } : undefined;
     }, waitMs);
     if (!elected) claim(false, `no new leader within ${seconds(waitMs)} of the kill`);
-    else claim(elected.at - killedAt <= limitMs, `${elected.id} elected ${c.bold(seconds(elected.at - killedAt))} after the kill (term ${elected.term}; limit: lease TTL ${ttl} s + 1 s)`);
+    else claim(elected.at - killedAt <= limitMs, `${elected.id} elected ${c.bold(seconds(elected.at - killedAt))} after the kill (term ${elected.term}; limit: lease TTL ${ttl} s + 1 s; every replica named it ${seconds(elected.seenAt - killedAt)} after)`);
 
     // 5. The pods, right after the election.
     step(5, 'Checking the pods');
