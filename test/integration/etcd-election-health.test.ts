@@ -1,7 +1,7 @@
 import t from 'tap';
 import { EtcdCluster, waitFor, type EtcdMember } from '@berth/devcluster';
 import { EtcdHealth } from '@berth/controller';
-import { createEtcdClient } from '@berth/store';
+import { createEtcdClient, ETCD_DOWN_AFTER_MS } from '@berth/store';
 import { tempDir, testLog } from '../helpers/fixtures.js';
 
 /**
@@ -29,6 +29,8 @@ t.test("killing etcd's raft leader: the health probe never reports etcd down", a
   t.teardown(() => health.stop());
   await waitFor(() => health.reachable, { what: 'the first probe to answer' });
 
+  const memberIds = new Map<string, string>();
+  for (const m of etcd.members) memberIds.set(m.name, (await clients.get(m.name)!.maintenance.status()).header.member_id);
   /** The member that leads raft now, asked of the members that run. */
   const raftLeader = () =>
     waitFor(
@@ -41,8 +43,6 @@ t.test("killing etcd's raft leader: the health probe never reports etcd down", a
       },
       { what: 'a raft leader' },
     );
-  const memberIds = new Map<string, string>();
-  for (const m of etcd.members) memberIds.set(m.name, (await clients.get(m.name)!.maintenance.status()).header.member_id);
 
   for (let round = 1; round <= 3; round++) {
     const leader: EtcdMember = (await raftLeader())!;
@@ -54,6 +54,7 @@ t.test("killing etcd's raft leader: the health probe never reports etcd down", a
       if (health.down) downSamples++;
       if (!health.reachable) unreachableMs += SAMPLE_MS;
     }, SAMPLE_MS);
+    t.teardown(() => clearInterval(sampler));
     const killedAt = Date.now();
     const frozen = round === 3;
     if (frozen) leader.process.signal('SIGSTOP');
@@ -61,8 +62,9 @@ t.test("killing etcd's raft leader: the health probe never reports etcd down", a
     // Writes go through again once the others elected a leader.
     await waitFor(async () => (await all.put(`/election-test/${round}`).value(String(round)).options({ deadline: Date.now() + 500 }).then(() => true, () => false)) || undefined, { what: 'a write after the election', timeoutMs: 20_000, intervalMs: 50 });
     const electedAfter = Date.now() - killedAt;
-    // Every probe sent around the election has ended by now (each has a 3 s deadline, one round a second).
-    await waitFor(async () => Date.now() - killedAt > electedAfter + 5000, { what: 'the probes sent during the election to end', timeoutMs: 30_000, intervalMs: 100 });
+    // The window to watch: a probe sent up to the election's end fails, if it does, by its deadline; one more round after that.
+    const watchUntil = Date.now() + ETCD_DOWN_AFTER_MS + 1000;
+    await waitFor(async () => Date.now() >= watchUntil, { what: 'the probes sent during the election to end', timeoutMs: 30_000, intervalMs: 100 });
     clearInterval(sampler);
     t.equal(downSamples, 0, `round ${round}: ${leader.name} ${frozen ? 'frozen (SIGSTOP)' : 'killed'}, writes again after ${electedAfter} ms; etcd never down in ${samples} samples (not reachable for ~${unreachableMs} ms)`);
     if (frozen) {

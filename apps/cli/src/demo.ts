@@ -174,9 +174,10 @@ export async function failoverDemo(o: FailoverDemoOptions, out: Out, c: Palette)
     const elected = await poll(async () => {
       const seen = await Promise.all(survivors.map(([, api]) => api.cluster()));
       const next = agreed(seen.map((view) => ({ view })));
+      if (!next || next.id === now.id || (next.term ?? 0) <= (now.term ?? 0)) return undefined;
       // When it took office, by its own leader record (this host's clock): not when these polls next saw every replica agree.
-      const tookOffice = next?.since === null || next?.since === undefined ? NaN : Date.parse(next.since);
-      return next && next.id !== now.id && (next.term ?? 0) > (now.term ?? 0) ? { ...next, at: Number.isNaN(tookOffice) ? Date.now() : Math.min(tookOffice, Date.now()), seenAt: Date.now() } : undefined;
+      const seenAt = Date.now();
+      return { ...next, at: next.since === null ? seenAt : Math.min(Date.parse(next.since), seenAt), seenAt };
     }, waitMs);
     if (!elected) claim(false, `no new leader within ${seconds(waitMs)} of the kill`);
     else claim(elected.at - killedAt <= limitMs, `${elected.id} elected ${c.bold(seconds(elected.at - killedAt))} after the kill (term ${elected.term}; limit: lease TTL ${ttl} s + 1 s; every replica named it ${seconds(elected.seenAt - killedAt)} after)`);
